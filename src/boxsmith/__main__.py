@@ -1,0 +1,5 @@
+"""`python -m boxsmith`."""
+
+from boxsmith.cli import entry
+
+entry()

@@ -1,0 +1,117 @@
+"""The `boxsmith` command line: parse, dispatch to `boxsmith.commands`, map errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TextIO
+
+from boxsmith import __version__
+from boxsmith.config import load_settings
+from boxsmith.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, BoxsmithError
+
+__all__ = ["build_parser", "main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that exits with boxsmith's usage code (2) and a fix line."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.print_usage(sys.stderr)
+        sys.stderr.write(f"error: {message}\n  fix: see `{self.prog} --help`\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _selection(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("names", nargs="*", metavar="NAME",
+                        help="template names or globs (default: all)")
+    parser.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE",
+                        help="only templates with this label (repeatable)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = _Parser(prog="boxsmith", description="E2B sandbox templates as code.")
+    parser.add_argument("--version", action="version", version=f"boxsmith {__version__}")
+    parser.add_argument("-C", "--root", default=None, help="project root (default: .)")
+    parser.add_argument("--specs", default=None, help="spec folder (default: template_specs)")
+    parser.add_argument("--generated", default=None, help="output folder (default: generated)")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("validate", help="check every spec; all errors at once")
+    _selection(p)
+    p.add_argument("--json", action="store_true", help="machine output on stdout")
+
+    p = sub.add_parser("render", help="render specs into generated/<name>/<version>/")
+    _selection(p)
+    p.add_argument("-n", "--dry-run", action="store_true", help="show what would change")
+    p.add_argument("-q", "--quiet", action="store_true", help="hide identical files")
+    p.add_argument("--json", action="store_true", help="machine output on stdout")
+
+    p = sub.add_parser("check", help="exit 1 when generated/ does not match the specs")
+    _selection(p)
+    p.add_argument("--json", action="store_true", help="machine output on stdout")
+
+    p = sub.add_parser("schema", help="write the JSON Schema for spec files")
+    p.add_argument("-o", "--output", default=None, help="file to write (default: configured)")
+    p.add_argument("--stdout", action="store_true", help="print instead of writing")
+
+    p = sub.add_parser("list", help="templates, versions and status from the index")
+    p.add_argument("names", nargs="*", metavar="NAME", help="names or globs (default: all)")
+    p.add_argument("--json", action="store_true", help="machine output on stdout")
+    return parser
+
+
+def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    settings = load_settings(args.root, specs_dir=args.specs, generated_dir=args.generated)
+    if args.command == "validate":
+        from boxsmith.commands import validate
+
+        return validate.run(settings, args.names, args.label, out=out, err=err,
+                            as_json=args.json)
+    if args.command == "render":
+        from boxsmith.commands import render
+
+        return render.run(settings, args.names, args.label, out=out, err=err,
+                          dry_run=args.dry_run, as_json=args.json, quiet=args.quiet)
+    if args.command == "check":
+        from boxsmith.commands import check
+
+        return check.run(settings, args.names, args.label, out=out, err=err, as_json=args.json)
+    if args.command == "schema":
+        from boxsmith.commands import schema
+
+        return schema.run(settings, args.output, out=out, err=err, to_stdout=args.stdout)
+    from boxsmith.commands import list as list_command
+
+    return list_command.run(settings, args.names, out=out, err=err, as_json=args.json)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:
+    """Run the CLI; returns the exit code (see README, "Exit codes")."""
+    out = out or sys.stdout
+    err = err or sys.stderr
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args, out, err)
+    except BoxsmithError as exc:
+        err.write(exc.format() + "\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.write("interrupted; partial writes were cleaned up\n")
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug in boxsmith, not the user's mistake
+        if args.debug:
+            traceback.print_exc(file=err)
+        err.write(f"internal error: {type(exc).__name__}: {exc}\n"
+                  "  fix: rerun with --debug and report the traceback\n")
+        return EXIT_INFRA
+
+
+def entry() -> None:
+    """Console-script entry point."""
+    sys.exit(main())

@@ -1,0 +1,67 @@
+"""`boxsmith check`: the CI gate that generated/ matches template_specs/ (exit 1 on drift)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TextIO
+
+from boxsmith.commands.render import report_json, unified_diff
+from boxsmith.config import Settings
+from boxsmith.errors import EXIT_FINDINGS, EXIT_OK
+from boxsmith.gha import annotation, in_github_actions, write_step_summary
+from boxsmith.outputs import Action, Change
+from boxsmith.pipeline import check_project
+
+
+def _first_changed_line(change: Change) -> int:
+    old = (change.old or b"").split(b"\n")
+    new = (change.new or b"").split(b"\n")
+    for number, (a, b) in enumerate(zip(old, new, strict=False), start=1):
+        if a != b:
+            return number
+    return min(len(old), len(new)) or 1
+
+
+def _describe(change: Change) -> str:
+    return {
+        Action.CREATE: "is missing",
+        Action.UPDATE: "differs from what the specs render",
+        Action.DELETE: "is not rendered by any spec",
+    }.get(change.action, "is identical")
+
+
+def run(settings: Settings, names: Sequence[str], labels: Sequence[str], *, out: TextIO,
+        err: TextIO, as_json: bool = False) -> int:
+    """Compare generated/ with a fresh in-memory render; print diffs and annotations."""
+    report = check_project(settings, names, labels)
+    prefix = settings.display(settings.generated_dir) + "/"
+    drift = report.drift
+    if as_json:
+        data = report_json(report, prefix)
+        data["drift"] = [{"action": c.action.value, "path": f"{prefix}{c.rel}",
+                          "diff": unified_diff(c, prefix)} for c in drift]
+        json.dump(data, out, indent=2)
+        out.write("\n")
+    else:
+        for change in drift:
+            out.write(unified_diff(change, prefix))
+    if in_github_actions():
+        stream = err if as_json else out
+        for change in drift:
+            line = _first_changed_line(change) if change.action is Action.UPDATE else 1
+            stream.write(annotation(
+                "error", f"{prefix}{change.rel} {_describe(change)}; run `boxsmith render` and "
+                "commit the result", file=f"{prefix}{change.rel}", line=line,
+                title="boxsmith check: generated output drift") + "\n")
+        rows = "\n".join(f"| `{prefix}{c.rel}` | {c.action.value} |" for c in drift)
+        write_step_summary("### boxsmith check\n\n" + (
+            f"{len(drift)} generated file(s) out of date:\n\n| file | needed |\n|---|---|\n{rows}"
+            if drift else "generated/ matches template_specs/."))
+    if drift:
+        err.write(f"drift: {len(drift)} file(s) in {prefix} do not match the specs; "
+                  "run `boxsmith render` and commit the result\n")
+        return EXIT_FINDINGS
+    err.write(f"ok: {prefix} matches the specs "
+              f"({len(report.generation.rendered)} template(s), {len(report.changes)} file(s))\n")
+    return EXIT_OK

@@ -1,0 +1,62 @@
+"""`boxsmith render`: write the generated folder, reporting create / update / identical / delete."""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Sequence
+from typing import TextIO
+
+from boxsmith.config import Settings
+from boxsmith.errors import EXIT_OK
+from boxsmith.outputs import Action, Change
+from boxsmith.pipeline import RenderReport, render_project
+
+
+def unified_diff(change: Change, prefix: str) -> str:
+    """A unified diff of one change (binary files are named, not shown)."""
+    try:
+        old = (change.old or b"").decode().splitlines(keepends=True)
+        new = (change.new or b"").decode().splitlines(keepends=True)
+    except UnicodeDecodeError:
+        return f"Binary file {prefix}{change.rel} differs\n"
+    path = f"{prefix}{change.rel}"
+    lines = difflib.unified_diff(old, new, f"a/{path}", f"b/{path}")
+    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+                   for line in lines)
+    if not text and change.action is Action.UPDATE:
+        return f"mode of {path} changed\n"
+    return text
+
+
+def report_json(report: RenderReport, prefix: str) -> dict[str, object]:
+    """The report as a JSON-ready mapping."""
+    return {
+        "applied": report.applied,
+        "counts": report.counts,
+        "files": [{"action": c.action.value, "path": f"{prefix}{c.rel}"} for c in report.changes],
+        "templates": [{"name": r.template.name, "version": r.template.version,
+                       "content_hash": r.content_hash} for r in report.generation.rendered],
+    }
+
+
+def run(settings: Settings, names: Sequence[str], labels: Sequence[str], *, out: TextIO,
+        err: TextIO, dry_run: bool = False, as_json: bool = False, quiet: bool = False) -> int:
+    """Render the selected templates; with `dry_run`, show what would change."""
+    report = render_project(settings, names, labels, dry_run=dry_run)
+    prefix = settings.display(settings.generated_dir) + "/"
+    if as_json:
+        json.dump(report_json(report, prefix), out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    verb = "would " if dry_run else ""
+    for change in report.changes:
+        if quiet and change.action is Action.IDENTICAL:
+            continue
+        out.write(f"{verb}{change.action.value:<9} {prefix}{change.rel}\n")
+        if dry_run and change.action is Action.UPDATE:
+            out.write(unified_diff(change, prefix))
+    counts = ", ".join(f"{n} {a}" for a, n in report.counts.items() if n)
+    err.write(f"{len(report.generation.rendered)} template(s) rendered"
+              f"{' (dry run, nothing written)' if dry_run else ''}: {counts or 'nothing to do'}\n")
+    return EXIT_OK

@@ -1,0 +1,91 @@
+"""`generated/index.json`: the record of every rendered template version and its publishes.
+
+For each `name` and `version`: the spec file, the resolved spec's hash, the content hash of the
+rendered folder and its files, and the publish records (added by `boxsmith publish`). A version
+with a publish record is immutable: rendering other content into it is refused.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from boxsmith.errors import UsageError
+
+__all__ = ["INDEX_FILE", "Index", "PublishRecord", "VersionEntry", "load_index"]
+
+INDEX_FILE = "index.json"
+INDEX_SCHEMA = 1
+
+
+class PublishRecord(BaseModel):
+    """One successful publish of a version to a target."""
+
+    model_config = ConfigDict(extra="allow")
+
+    target: str
+    template_id: str
+    build_id: str
+    tags: list[str] = Field(default_factory=list)
+    published_at: str
+    content_hash: str
+
+
+class VersionEntry(BaseModel):
+    """One rendered template version."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    spec: str
+    spec_hash: str
+    content_hash: str
+    files: list[str]
+    publishes: list[PublishRecord] = Field(default_factory=list)
+
+    @property
+    def published(self) -> bool:
+        """Whether any target has this version."""
+        return bool(self.publishes)
+
+    def primary_publish(self) -> PublishRecord | None:
+        """The record whose ids go into e2b.toml: E2B cloud first, else the latest."""
+        cloud = [p for p in self.publishes if p.target == "e2b"]
+        chosen = cloud or self.publishes
+        return chosen[-1] if chosen else None
+
+
+class Index(BaseModel):
+    """The whole index."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = Field(INDEX_SCHEMA, alias="schema")
+    templates: dict[str, dict[str, VersionEntry]] = Field(default_factory=dict)
+
+    def entry(self, name: str, version: str) -> VersionEntry | None:
+        """The entry of `name` at `version`, if any."""
+        return self.templates.get(name, {}).get(version)
+
+    def dumps(self) -> bytes:
+        """Deterministic JSON: sorted keys, two-space indent, trailing newline."""
+        data: Any = self.model_dump(mode="json", by_alias=True, exclude_defaults=False)
+        return (json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode()
+
+
+def load_index(path: Path, display: str) -> Index:
+    """Read the index, or an empty one when the file does not exist yet."""
+    if not path.is_file():
+        return Index()
+    try:
+        return Index.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise UsageError(
+            f"{display} is not a valid boxsmith index ({where}: {first['msg']})",
+            "restore it from git (`git checkout -- generated/index.json`); it is written by "
+            "boxsmith, not by hand",
+        ) from exc

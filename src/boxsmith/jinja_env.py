@@ -1,0 +1,47 @@
+"""The one Jinja environment boxsmith uses, for spec strings and for the output templates.
+
+Sandboxed (spec authors' expressions cannot reach Python internals), StrictUndefined (a typo is an
+error, never an empty string) and keep_trailing_newline (templates control every byte).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+import jinja2
+from jinja2.sandbox import SandboxedEnvironment
+
+__all__ = ["compile_string", "environment"]
+
+
+def _toml_value(value: Any) -> str:
+    """A TOML literal for a string, integer or boolean (TOML basic strings are JSON-compatible
+    for the escapes json.dumps emits with ensure_ascii)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=True)
+
+
+@functools.cache
+def environment() -> SandboxedEnvironment:
+    """The shared, cached environment."""
+    env = SandboxedEnvironment(
+        loader=jinja2.PackageLoader("boxsmith", "render/templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["toml"] = _toml_value
+    return env
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_string(source: str) -> jinja2.Template:
+    """Compile (once) a template string taken from a spec."""
+    return environment().from_string(source)

@@ -1,0 +1,105 @@
+"""Render one validated template into the bytes of its build context folder.
+
+Deterministic to the byte: LF endings, no timestamps, files sorted, the header names the spec and
+its hash. The content hash covers every file (path, executable bit, bytes) as rendered before any
+publish record is stamped into e2b.toml, so publishing does not change it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import tomlkit
+
+from boxsmith.jinja_env import environment
+from boxsmith.render.dockerfile import Instruction, instructions
+from boxsmith.spec.catalog import Template
+
+__all__ = ["DOCKERFILE", "TOML", "Rendered", "RenderedFile", "render_template", "stamp_publish"]
+
+DOCKERFILE = "e2b.Dockerfile"
+TOML = "e2b.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedFile:
+    """One file of a rendered build context."""
+
+    rel: str
+    content: bytes
+    executable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A template's rendered build context."""
+
+    template: Template
+    files: tuple[RenderedFile, ...]
+    instructions: tuple[Instruction, ...]
+    content_hash: str
+
+    @property
+    def folder(self) -> str:
+        """`<name>/<version>`, relative to the generated folder."""
+        return f"{self.template.name}/{self.template.version}"
+
+    def file(self, rel: str) -> RenderedFile:
+        """The rendered file at `rel`."""
+        return next(f for f in self.files if f.rel == rel)
+
+    def with_file(self, replacement: RenderedFile) -> Rendered:
+        """A copy with one file replaced (the content hash is kept: see the module doc)."""
+        files = tuple(replacement if f.rel == replacement.rel else f for f in self.files)
+        return Rendered(self.template, files, self.instructions, self.content_hash)
+
+
+def _variant_note(template: Template) -> str:
+    if not template.variant:
+        return ""
+    return " (matrix: " + ", ".join(f"{k}={v}" for k, v in template.variant.items()) + ")"
+
+
+def content_hash(files: tuple[RenderedFile, ...]) -> str:
+    """sha256 over every file's path, executable bit and bytes."""
+    digest = hashlib.sha256()
+    for f in files:
+        digest.update(f"{f.rel}\0{int(f.executable)}\0".encode())
+        digest.update(hashlib.sha256(f.content).digest())
+    return "sha256:" + digest.hexdigest()
+
+
+def render_template(template: Template) -> Rendered:
+    """Render e2b.Dockerfile, e2b.toml and the copied files of one template."""
+    env = environment()
+    steps = instructions(template)
+    context: dict[str, Any] = {
+        "spec": template.spec,
+        "spec_file": template.spec_file,
+        "spec_hash": template.spec_hash,
+        "variant": _variant_note(template),
+        "ref": template.ref,
+        "instructions": steps,
+        "ready_cmd": template.spec.ready_command(),
+    }
+    files = [
+        RenderedFile(DOCKERFILE, env.get_template("e2b.Dockerfile.j2").render(context).encode()),
+        RenderedFile(TOML, env.get_template("e2b.toml.j2").render(context).encode()),
+    ]
+    for item in template.context:
+        data = item.source.read_bytes()
+        files.append(RenderedFile(item.rel, data, bool(item.source.stat().st_mode & 0o111)))
+    ordered = tuple(sorted(files, key=lambda f: f.rel))
+    return Rendered(template, ordered, tuple(steps), content_hash(ordered))
+
+
+def stamp_publish(toml_text: str, record: dict[str, Any]) -> str:
+    """Write a publish record's `template_id` and `build_id` into e2b.toml, keeping its comments
+    and layout (tomlkit). The same function serves publish and re-render, so both agree."""
+    document = tomlkit.parse(toml_text)
+    for key in ("template_id", "build_id"):
+        if record.get(key):
+            document[key] = str(record[key])
+    return tomlkit.dumps(document)

@@ -1,0 +1,54 @@
+"""The JSON Schema for spec files, generated from the models (never written by hand).
+
+A spec file holds a template's fields (all optional here, since abstract bases set only some)
+plus `abstract`, `extends`, `vars` and `matrix`. Editors pick it up through the
+`# yaml-language-server: $schema=...` line at the top of each spec.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from pydantic import Field, create_model
+
+from boxsmith.spec.models import TemplateSpec
+
+__all__ = ["SCHEMA_ID", "schema_json", "spec_file_schema"]
+
+SCHEMA_ID = "https://boxsmith.dev/schema/template-spec.json"
+
+
+def spec_file_schema() -> dict[str, Any]:
+    """The schema of one spec file as a dict."""
+    fields: dict[str, Any] = {
+        name: (info.annotation | None, Field(None, description=info.description))
+        for name, info in TemplateSpec.model_fields.items()
+    }
+    fields["abstract"] = (bool, Field(False, description="A base that only other specs extend."))
+    fields["extends"] = (
+        str | list[str] | None,
+        Field(None, description="Base spec name(s), applied left to right."),
+    )
+    fields["vars"] = (
+        dict[str, Any] | None,
+        Field(None, description="Values for {{ vars.NAME }} in any string."),
+    )
+    fields["matrix"] = (
+        dict[str, list[Any]] | None,
+        Field(None, description="Axes of variants, used as {{ matrix.AXIS }}; `exclude` lists "
+                                "combinations to skip."),
+    )
+    model = create_model(  # type: ignore[call-overload]
+        "SpecFile", __config__=TemplateSpec.model_config, **fields
+    )
+    schema: dict[str, Any] = model.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = SCHEMA_ID
+    schema["title"] = "boxsmith template spec"
+    return schema
+
+
+def schema_json() -> str:
+    """The schema as deterministic JSON text."""
+    return json.dumps(spec_file_schema(), indent=2, sort_keys=True) + "\n"

@@ -1,0 +1,160 @@
+"""`vars:` and `matrix:`: expand one resolved spec into its concrete variants.
+
+Every string value in a spec may use `{{ vars.NAME }}` and `{{ matrix.AXIS }}` (full Jinja
+expressions and filters, sandboxed). A `matrix` maps axis names to lists of values; each
+combination (minus those listed under `exclude`) becomes one template, and the rendered names must
+differ.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import jinja2
+
+from boxsmith.errors import Issue
+from boxsmith.jinja_env import compile_string
+from boxsmith.spec.diagnostics import suggest
+from boxsmith.spec.located import LDict, LList, Pos
+
+__all__ = ["MAX_VARIANTS", "Variant", "expand"]
+
+MAX_VARIANTS = 256
+_REF = re.compile(r"\b(vars|matrix)\.([A-Za-z_][A-Za-z0-9_]*)")
+_AXIS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+Variant = tuple[dict[str, Any], LDict]
+
+
+class _Substituter:
+    """Renders template strings with one context, collecting issues instead of raising."""
+
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+        self.issues: list[Issue] = []
+
+    def string(self, value: str, where: Pos, path: str) -> str:
+        if "{{" not in value and "{%" not in value:
+            return value
+        for scope, name in _REF.findall(value):
+            known = self.context.get(scope) or {}
+            if name not in known:
+                hint = suggest(name, known) or (
+                    f"define it under `{scope}:`" if known or scope == "vars"
+                    else "this spec has no matrix"
+                )
+                self.issues.append(
+                    Issue(where.file, where.line, where.column,
+                          f"undefined {scope[:-1] if scope == 'vars' else scope} {name!r}", hint,
+                          path)
+                )
+                return value
+        try:
+            return compile_string(value).render(self.context)
+        except jinja2.TemplateSyntaxError as exc:
+            self.issues.append(
+                Issue(where.file, where.line, where.column, f"template syntax: {exc.message}",
+                      "fix the {{ }} expression; write {{ '{{' }} for a literal {{", path)
+            )
+        except jinja2.TemplateError as exc:
+            self.issues.append(
+                Issue(where.file, where.line, where.column, f"template: {exc}",
+                      "fix the {{ }} expression", path)
+            )
+        return value
+
+    def tree(self, node: Any, where: Pos, path: str) -> Any:
+        if isinstance(node, str):
+            return self.string(node, where, path)
+        if isinstance(node, LDict):
+            out = LDict(node.pos)
+            for key, value in node.items():
+                sub = f"{path}.{key}" if path else key
+                out.put(key, self.tree(value, node.val_pos[key], sub), node.key_pos[key],
+                        node.val_pos[key])
+            return out
+        if isinstance(node, LList):
+            return LList(node.pos, (
+                (self.tree(value, at, f"{path}[{i}]"), at)
+                for i, (value, at) in enumerate(node.entries())
+            ))
+        return node
+
+
+def _combinations(matrix: LDict, issues: list[Issue]) -> list[dict[str, Any]]:
+    axes = [key for key in matrix if key != "exclude"]
+    for axis in axes:
+        where = matrix.key_pos[axis]
+        values = matrix[axis]
+        if not _AXIS.match(axis):
+            issues.append(Issue(where.file, where.line, where.column,
+                                f"matrix axis {axis!r} is not an identifier",
+                                "use letters, digits and _", f"matrix.{axis}"))
+        if not isinstance(values, list) or not values:
+            at = matrix.val_pos[axis]
+            issues.append(Issue(at.file, at.line, at.column,
+                                f"matrix axis {axis!r} needs a non-empty list of values",
+                                f"write `{axis}: [a, b]`", f"matrix.{axis}"))
+    if not axes:
+        issues.append(Issue(matrix.pos.file, matrix.pos.line, matrix.pos.column,
+                            "matrix has no axes", "add an axis, e.g. `python: ['3.11', '3.12']`",
+                            "matrix"))
+    if issues:
+        return []
+    exclude = matrix.get("exclude", [])
+    if not isinstance(exclude, list) or not all(isinstance(e, dict) for e in exclude):
+        at = matrix.val_pos["exclude"]
+        issues.append(Issue(at.file, at.line, at.column, "matrix.exclude must be a list of mappings",
+                            "write `exclude: [{axis: value}]`", "matrix.exclude"))
+        return []
+    for rule, at in (exclude.entries() if isinstance(exclude, LList) else []):
+        unknown = [k for k in rule if k not in axes]
+        if unknown:
+            issues.append(Issue(at.file, at.line, at.column,
+                                f"matrix.exclude names unknown axis {unknown[0]!r}",
+                                suggest(unknown[0], axes) or f"axes: {', '.join(axes)}",
+                                "matrix.exclude"))
+    combos = [
+        dict(zip(axes, values, strict=True))
+        for values in itertools.product(*(matrix[a] for a in axes))
+    ]
+    combos = [c for c in combos if not any(all(c.get(k) == v for k, v in rule.items())
+                                           for rule in exclude)]
+    if not combos or len(combos) > MAX_VARIANTS:
+        issues.append(Issue(matrix.pos.file, matrix.pos.line, matrix.pos.column,
+                            f"matrix gives {len(combos)} variants (1 to {MAX_VARIANTS} allowed)",
+                            "adjust the axes or exclude", "matrix"))
+        return []
+    return combos
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def expand(merged: LDict, matrix: LDict | None, issues: list[Issue]) -> Iterator[Variant]:
+    """Yield (matrix values, substituted spec) for each variant; problems go to `issues`."""
+    variables = merged.get("vars", {})
+    if not isinstance(variables, dict):
+        at = merged.val_pos["vars"]
+        issues.append(Issue(at.file, at.line, at.column, "vars must be a mapping",
+                            "write `vars: {name: value}`", "vars"))
+        return
+    body = LDict(merged.pos)
+    for key in merged:
+        if key != "vars":
+            body.copy_entry(merged, key)
+    combos = _combinations(matrix, issues) if matrix is not None else [{}]
+    for combo in combos:
+        sub = _Substituter({"vars": _plain(variables), "matrix": _plain(combo)})
+        result = sub.tree(body, body.pos, "")
+        issues.extend(sub.issues)
+        if not sub.issues:
+            yield combo, result

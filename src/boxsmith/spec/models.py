@@ -1,0 +1,590 @@
+"""The spec schema, declared once: pydantic models with `extra="forbid"`.
+
+A template spec as the YAML files write it (after `extends`, `vars` and `matrix` are resolved).
+The JSON Schema for editors is generated from these models (`boxsmith schema`). Custom checks
+raise `PydanticCustomError("boxsmith", message, {"hint": ...})` so every error carries a fix.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import re
+import shlex
+import uuid
+from typing import Annotated, Any, ClassVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "META_KEYS",
+    "STEP_KINDS",
+    "CommandCheck",
+    "CopyStep",
+    "FileCheck",
+    "FileEntry",
+    "HttpCheck",
+    "PortCheck",
+    "ProcessCheck",
+    "ReadyCheck",
+    "Resources",
+    "RunStep",
+    "SmokeCheck",
+    "Step",
+    "TemplateSpec",
+]
+
+# Keys a spec file may hold besides the template's own fields; resolve.py consumes them.
+META_KEYS = ("abstract", "extends", "matrix", "vars")
+
+NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+TAG_RE = re.compile(r"^[a-z0-9_.-]+$")
+SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+IMAGE_RE = re.compile(
+    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
+    r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
+)
+USER_RE = re.compile(r"^[a-z_][a-z0-9_-]*[$]?(?::[a-z_][a-z0-9_-]*)?$|^[0-9]+(?::[0-9]+)?$")
+MODE_RE = re.compile(r"^0?[0-7]{3,4}$")
+
+
+def _fail(message: str, hint: str) -> PydanticCustomError:
+    return PydanticCustomError("boxsmith", message, {"hint": hint})
+
+
+class SpecModel(BaseModel):
+    """Base for every spec model: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+def _single_line(value: str, what: str) -> str:
+    if "\n" in value.strip("\n"):
+        raise _fail(
+            f"{what} spans several lines",
+            "write a list of commands (joined with &&) or a folded scalar (`>-`)",
+        )
+    return value.strip("\n")
+
+
+def _absolute(value: str, what: str) -> str:
+    if not value.startswith("/"):
+        raise _fail(f"{what} must be an absolute path, got {value!r}", f"write it as '/{value}'")
+    return value
+
+
+class Resources(SpecModel):
+    """Sandbox size; E2B's rules: cpu 1 or even up to 32, memory even and at least 128 MiB."""
+
+    cpu_count: int = Field(2, description="vCPUs: 1 or an even number up to 32 (E2B default 2).")
+    memory_mb: int = Field(1024, description="RAM in MiB: even, at least 128 (E2B default 1024).")
+
+    @field_validator("cpu_count")
+    @classmethod
+    def _cpu(cls, value: int) -> int:
+        if not (value == 1 or (value % 2 == 0 and 2 <= value <= 32)):
+            raise _fail(
+                f"cpu_count must be 1 or an even number from 2 to 32, got {value}",
+                "use 1, 2, 4, 8, 16 or another even count up to 32",
+            )
+        return value
+
+    @field_validator("memory_mb")
+    @classmethod
+    def _memory(cls, value: int) -> int:
+        if value < 128 or value % 2:
+            raise _fail(
+                f"memory_mb must be an even number of MiB, at least 128, got {value}",
+                f"use {max(128, value + value % 2)}",
+            )
+        return value
+
+
+class FileEntry(SpecModel):
+    """A file or folder copied from the spec's own folder into the image."""
+
+    src: str = Field(description="Path relative to the folder of the spec that declares it.")
+    dest: str = Field(description="Absolute path in the image.")
+    mode: str | None = Field(None, description="Octal permission string, for example '0755'.")
+    owner: str | None = Field(None, description="user[:group] that owns the copy (COPY --chown).")
+
+    @field_validator("src")
+    @classmethod
+    def _src(cls, value: str) -> str:
+        normal = posixpath.normpath(value)
+        if value.startswith("/") or normal == ".." or normal.startswith("../"):
+            raise _fail(
+                f"src {value!r} points outside the spec's folder",
+                "give a path relative to the spec's folder, without leading / or ..",
+            )
+        if normal in ("e2b.toml", "e2b.Dockerfile"):
+            raise _fail(f"src {value!r} clashes with a generated file", "rename the file")
+        return normal
+
+    @field_validator("dest")
+    @classmethod
+    def _dest(cls, value: str) -> str:
+        return _absolute(value, "dest")
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _mode(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not MODE_RE.match(value):
+            raise _fail(
+                f"mode must be a quoted octal string like '0755', got {value!r}",
+                "quote it: YAML reads an unquoted 0755 as the number 493",
+            )
+        return value if value.startswith("0") and len(value) == 4 else value.rjust(4, "0")
+
+    @field_validator("owner")
+    @classmethod
+    def _owner(cls, value: str | None) -> str | None:
+        if value is not None and not USER_RE.match(value):
+            raise _fail(f"owner {value!r} is not user[:group]", "write it like 'user:user'")
+        return value
+
+
+class CopyStep(FileEntry):
+    """A `copy` step: like `files`, but at its place in the step order."""
+
+
+class RunStep(SpecModel):
+    """A `run` step: one command, or a list joined with &&, optionally as another user."""
+
+    cmd: str | list[str] = Field(description="Shell command, or a list of them joined with &&.")
+    user: str | None = Field(None, description="Run as this user, then switch back.")
+
+    @field_validator("cmd")
+    @classmethod
+    def _cmd(cls, value: str | list[str]) -> str | list[str]:
+        items = [value] if isinstance(value, str) else value
+        if not items or any(not item.strip() for item in items):
+            raise _fail("cmd is empty", "give the shell command to run")
+        cleaned = [_single_line(item, "cmd") for item in items]
+        return cleaned[0] if isinstance(value, str) else cleaned
+
+    @property
+    def commands(self) -> list[str]:
+        """The command as a list."""
+        return [self.cmd] if isinstance(self.cmd, str) else list(self.cmd)
+
+
+STEP_KINDS = ("run", "copy", "env", "workdir", "user")
+
+
+class Step(SpecModel):
+    """One ordered build step: exactly one of run, copy, env, workdir, user."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    run: RunStep | None = Field(None, description="Shell command (string, list, or {cmd, user}).")
+    copy_: CopyStep | None = Field(None, alias="copy", description="Copy a file: {src, dest}.")
+    env: dict[str, str] | None = Field(None, description="Environment variables from here on.")
+    workdir: str | None = Field(None, description="Working directory from here on (absolute).")
+    user: str | None = Field(None, description="User for the steps that follow.")
+
+    @field_validator("run", mode="before")
+    @classmethod
+    def _run_shorthand(cls, value: Any) -> Any:
+        return {"cmd": value} if isinstance(value, str | list) else value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        return _env_values(value)
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str | None) -> str | None:
+        return None if value is None else _absolute(value, "workdir")
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        if value is not None and not USER_RE.match(value):
+            raise _fail(f"user {value!r} is not a valid user name", "use a name like 'user'")
+        return value
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Step:
+        if len(self.model_fields_set) != 1:
+            raise _fail(
+                "a step needs exactly one of run, copy, env, workdir, user",
+                "split it into one list item per step",
+            )
+        return self
+
+    @property
+    def kind(self) -> str:
+        """Which of the step kinds this is."""
+        return next(iter(self.model_fields_set)).rstrip("_")
+
+
+def _env_values(value: Any) -> Any:
+    """Accept YAML numbers and booleans as env values; env keys must be shell names."""
+    if not isinstance(value, dict):
+        return value
+    out: dict[Any, Any] = {}
+    for key, item in value.items():
+        if isinstance(key, str) and not ENV_KEY_RE.match(key):
+            raise _fail(
+                f"env name {key!r} is not a valid variable name",
+                "use letters, digits and _, not starting with a digit",
+            )
+        if isinstance(item, bool):
+            item = "true" if item else "false"
+        elif isinstance(item, int | float):
+            item = str(item)
+        out[key] = item
+    return out
+
+
+class WaitForUrl(SpecModel):
+    """`wait_for_url` with an explicit status."""
+
+    url: str
+    status: int = Field(200, ge=100, le=599)
+
+
+class ReadyCheck(SpecModel):
+    """One of E2B's ready helpers, rendered into the same shell check the SDK produces."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
+
+    wait_for_port: int | None = Field(None, ge=1, le=65535)
+    wait_for_url: str | WaitForUrl | None = None
+    wait_for_file: str | None = None
+    wait_for_process: str | None = None
+    wait_for_timeout: int | None = Field(None, ge=0, description="Milliseconds (at least 1 s).")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> ReadyCheck:
+        if len(self.model_fields_set) != 1:
+            raise _fail(
+                "ready_cmd takes exactly one helper",
+                "use one of wait_for_port, wait_for_url, wait_for_file, wait_for_process, "
+                "wait_for_timeout, or write a shell command as a string",
+            )
+        return self
+
+    def command(self) -> str:
+        """The shell command, identical to e2b.template.readycmd's."""
+        if self.wait_for_port is not None:
+            return f'[ -n "$(ss -Htuln sport = :{self.wait_for_port})" ]'
+        if self.wait_for_url is not None:
+            target = self.wait_for_url
+            url, status = (target, 200) if isinstance(target, str) else (target.url, target.status)
+            return f'curl -s -o /dev/null -w "%{{http_code}}" {shlex.quote(url)} | grep -q "{status}"'
+        if self.wait_for_file is not None:
+            return f"[ -f {shlex.quote(self.wait_for_file)} ]"
+        if self.wait_for_process is not None:
+            return f"pgrep {shlex.quote(self.wait_for_process)} > /dev/null"
+        return f"sleep {max(1, (self.wait_for_timeout or 0) // 1000)}"
+
+
+def _ready_tag(value: Any) -> str:
+    return "shell-command" if isinstance(value, str) else "ready-helper"
+
+
+ReadyCmd = Annotated[
+    Annotated[str, Tag("shell-command")] | Annotated[ReadyCheck, Tag("ready-helper")],
+    Discriminator(_ready_tag),
+]
+
+
+class _Check(SpecModel):
+    """Fields every smoke check has."""
+
+    kind: ClassVar[str] = ""
+
+    name: str | None = Field(None, description="Shown in reports; defaults to the check itself.")
+    timeout: float = Field(30.0, gt=0, le=3600, description="Seconds for one attempt.")
+    retries: int = Field(0, ge=0, le=100, description="Extra attempts after a failure.")
+    interval: float = Field(2.0, ge=0, le=300, description="Seconds between attempts.")
+
+
+def _regex(value: str | None, what: str) -> str | None:
+    if value is not None:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise _fail(f"{what} is not a valid regular expression: {exc}", "fix the pattern") from exc
+    return value
+
+
+class CommandCheck(_Check):
+    """Run a command; compare exit code and (regex) output."""
+
+    kind: ClassVar[str] = "command"
+    command: str
+    exit_code: int = 0
+    stdout: str | None = Field(None, description="Regex searched in stdout.")
+    stderr: str | None = Field(None, description="Regex searched in stderr.")
+    user: str | None = None
+    cwd: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+
+    _env = field_validator("env", mode="before")(classmethod(lambda cls, v: _env_values(v)))
+
+    @field_validator("stdout", "stderr")
+    @classmethod
+    def _patterns(cls, value: str | None) -> str | None:
+        return _regex(value, "pattern")
+
+
+class FileCheck(_Check):
+    """A file exists (or not), optionally containing a regex."""
+
+    kind: ClassVar[str] = "file"
+    file: str
+    exists: bool = True
+    contains: str | None = Field(None, description="Regex searched in the file.")
+
+    @field_validator("file")
+    @classmethod
+    def _file(cls, value: str) -> str:
+        return _absolute(value, "file")
+
+    @field_validator("contains")
+    @classmethod
+    def _contains(cls, value: str | None) -> str | None:
+        return _regex(value, "contains")
+
+
+class PortCheck(_Check):
+    """A TCP or UDP port is listening."""
+
+    kind: ClassVar[str] = "port"
+    port: int = Field(ge=1, le=65535)
+
+
+class HttpCheck(_Check):
+    """An HTTP GET answers with a status (and optionally a body regex)."""
+
+    kind: ClassVar[str] = "http"
+    http: str = Field(description="URL inside the sandbox, e.g. http://localhost:3000/")
+    status: int = Field(200, ge=100, le=599)
+    body: str | None = Field(None, description="Regex searched in the response body.")
+
+    @field_validator("http")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://", value):
+            raise _fail(f"http must be an http(s) URL, got {value!r}", "write http://localhost:PORT/")
+        return value
+
+    @field_validator("body")
+    @classmethod
+    def _body(cls, value: str | None) -> str | None:
+        return _regex(value, "body")
+
+
+class ProcessCheck(_Check):
+    """A process whose name matches (pgrep) is running."""
+
+    kind: ClassVar[str] = "process"
+    process: str
+
+
+CHECK_KINDS = ("command", "file", "port", "http", "process")
+
+
+def _check_tag(value: Any) -> str | None:
+    if isinstance(value, _Check):
+        return f"{value.kind}-check"
+    if not isinstance(value, dict):
+        return None
+    present = [kind for kind in CHECK_KINDS if kind in value]
+    return f"{present[0]}-check" if len(present) == 1 else None
+
+
+SmokeCheck = Annotated[
+    Annotated[CommandCheck, Tag("command-check")]
+    | Annotated[FileCheck, Tag("file-check")]
+    | Annotated[PortCheck, Tag("port-check")]
+    | Annotated[HttpCheck, Tag("http-check")]
+    | Annotated[ProcessCheck, Tag("process-check")],
+    Discriminator(
+        _check_tag,
+        custom_error_type="boxsmith",
+        custom_error_message="a smoke check needs exactly one of command, file, port, http, process",
+        custom_error_context={"hint": "start the check with one of command:, file:, port:, http:, "
+                              "process:"},
+    ),
+]
+
+
+class TemplateSpec(SpecModel):
+    """One E2B sandbox template, fully resolved."""
+
+    name: str = Field(description="E2B template name: a-z, 0-9, - and _, at most 128 characters.")
+    version: str = Field(description="Semantic version; published as the tag name:version.")
+    description: str = Field(description="What the template is for.")
+    base_image: str = Field(description="FROM image, e.g. debian:bookworm-slim.")
+    resources: Resources = Field(default_factory=Resources)  # type: ignore[arg-type]
+    team_id: str | None = Field(None, description="E2B team (UUID) that owns the template.")
+    env: dict[str, str] = Field(default_factory=dict, description="ENV set right after FROM.")
+    system_packages: list[str] = Field(
+        default_factory=list, description="apt packages, installed and cleaned in one layer."
+    )
+    files: list[FileEntry] = Field(default_factory=list, description="Copied before the steps.")
+    workdir: str = Field("/home/user", description="Final WORKDIR (the sandbox default).")
+    user: str = Field("user", description="Final USER (the sandbox default).")
+    steps: list[Step] = Field(default_factory=list, description="Ordered build steps.")
+    start_cmd: str | None = Field(None, description="Started in the background before ready.")
+    ready_cmd: ReadyCmd | None = Field(None, description="Shell check or a wait_for_* helper.")
+    smoke: list[SmokeCheck] = Field(default_factory=list, description="Checks run after build.")
+    labels: dict[str, str] = Field(default_factory=dict, description="Free labels for grouping.")
+    tags: list[str] = Field(default_factory=list, description="Extra E2B tags on publish.")
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not NAME_RE.match(value) or len(value) > 128:
+            fixed = re.sub(r"[^a-z0-9_-]+", "-", value.strip().lower())[:128] or "my-template"
+            raise _fail(
+                f"name {value!r} breaks E2B's rule ^[a-z0-9-_]+$ (at most 128 characters)",
+                f"use lowercase letters, digits, - and _, e.g. {fixed!r}",
+            )
+        return value
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            raise _fail(
+                f"version must be a quoted semantic version string, got {value!r}",
+                "quote it, e.g. version: \"1.0.0\"",
+            )
+        if not SEMVER_RE.match(value):
+            raise _fail(f"version {value!r} is not a semantic version", "use MAJOR.MINOR.PATCH")
+        if not TAG_RE.match(value):
+            raise _fail(
+                f"version {value!r} cannot be an E2B tag (a-z, 0-9, -, _ and . only)",
+                "drop +build metadata and use lowercase pre-release names",
+            )
+        return value
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        if not value.strip():
+            raise _fail("description is empty", "say in one line what the template is for")
+        return value
+
+    @field_validator("base_image")
+    @classmethod
+    def _image(cls, value: str) -> str:
+        if not IMAGE_RE.match(value):
+            raise _fail(f"base_image {value!r} is not an image reference", "e.g. debian:bookworm")
+        return value
+
+    @field_validator("team_id")
+    @classmethod
+    def _team(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                uuid.UUID(value)
+            except ValueError as exc:
+                raise _fail(f"team_id {value!r} is not a UUID", "copy it from the E2B dashboard") from exc
+        return value
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env(cls, value: Any) -> Any:
+        return _env_values(value)
+
+    @field_validator("system_packages")
+    @classmethod
+    def _packages(cls, value: list[str]) -> list[str]:
+        for package in value:
+            if not re.match(r"^[a-z0-9][a-z0-9+.-]*(?:[=:][A-Za-z0-9.+~:-]+)?$", package):
+                raise _fail(
+                    f"{package!r} is not a Debian package name",
+                    "one package per item, optionally pinned as name=version",
+                )
+        return value
+
+    @field_validator("workdir")
+    @classmethod
+    def _workdir(cls, value: str) -> str:
+        return _absolute(value, "workdir")
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str) -> str:
+        if not USER_RE.match(value):
+            raise _fail(f"user {value!r} is not a valid user name", "use 'user', E2B's default")
+        return value
+
+    @field_validator("start_cmd")
+    @classmethod
+    def _start(cls, value: str | None) -> str | None:
+        return None if value is None else _single_line(value, "start_cmd")
+
+    @field_validator("ready_cmd")
+    @classmethod
+    def _ready(cls, value: Any) -> Any:
+        return _single_line(value, "ready_cmd") if isinstance(value, str) else value
+
+    @field_validator("tags")
+    @classmethod
+    def _tags(cls, value: list[str]) -> list[str]:
+        for tag in value:
+            if not TAG_RE.match(tag):
+                raise _fail(f"tag {tag!r} breaks E2B's rule ^[a-z0-9-_.]+$", "use a-z, 0-9, -, _, .")
+            try:
+                uuid.UUID(tag)
+            except ValueError:
+                continue
+            raise _fail(f"tag {tag!r} is a UUID, which E2B reserves for build ids", "rename it")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_checks(self) -> TemplateSpec:
+        names = [check_name(c) for c in self.smoke]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise _fail(
+                f"smoke check names repeat: {', '.join(dupes)}",
+                "give each check a distinct name:",
+            )
+        return self
+
+    def ready_command(self) -> str | None:
+        """The ready command as a shell string; E2B's default when only start_cmd is set."""
+        if isinstance(self.ready_cmd, ReadyCheck):
+            return self.ready_cmd.command()
+        if self.ready_cmd is not None:
+            return self.ready_cmd
+        return "sleep 20" if self.start_cmd else None
+
+
+def check_name(check: CommandCheck | FileCheck | PortCheck | HttpCheck | ProcessCheck) -> str:
+    """A check's display name: its `name`, or derived from what it checks."""
+    if check.name:
+        return check.name
+    if isinstance(check, CommandCheck):
+        return f"command: {check.command}"
+    if isinstance(check, FileCheck):
+        return f"file: {check.file}"
+    if isinstance(check, PortCheck):
+        return f"port: {check.port}"
+    if isinstance(check, HttpCheck):
+        return f"http: {check.http}"
+    return f"process: {check.process}"
