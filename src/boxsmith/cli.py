@@ -25,10 +25,17 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("names", nargs="*", metavar="NAME",
-                        help="template names or globs (default: all)")
-    parser.add_argument("-l", "--label", action="append", default=[], metavar="KEY=VALUE",
-                        help="only templates with this label (repeatable)")
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="template names or globs (default: all)"
+    )
+    parser.add_argument(
+        "-l",
+        "--label",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="only templates with this label (repeatable)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,13 +77,20 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.command == "validate":
         from boxsmith.commands import validate
 
-        return validate.run(settings, args.names, args.label, out=out, err=err,
-                            as_json=args.json)
+        return validate.run(settings, args.names, args.label, out=out, err=err, as_json=args.json)
     if args.command == "render":
         from boxsmith.commands import render
 
-        return render.run(settings, args.names, args.label, out=out, err=err,
-                          dry_run=args.dry_run, as_json=args.json, quiet=args.quiet)
+        return render.run(
+            settings,
+            args.names,
+            args.label,
+            out=out,
+            err=err,
+            dry_run=args.dry_run,
+            as_json=args.json,
+            quiet=args.quiet,
+        )
     if args.command == "check":
         from boxsmith.commands import check
 
@@ -90,8 +104,9 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return list_command.run(settings, args.names, out=out, err=err, as_json=args.json)
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     """Run the CLI; returns the exit code (see README, "Exit codes")."""
     out = out or sys.stdout
     err = err or sys.stderr
@@ -107,8 +122,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None,
     except Exception as exc:  # a bug in boxsmith, not the user's mistake
         if args.debug:
             traceback.print_exc(file=err)
-        err.write(f"internal error: {type(exc).__name__}: {exc}\n"
-                  "  fix: rerun with --debug and report the traceback\n")
+        err.write(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  fix: rerun with --debug and report the traceback\n"
+        )
         return EXIT_INFRA
 
 

@@ -13,13 +13,13 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 __all__ = ["Action", "Change", "DesiredFile", "apply", "plan"]
 
 
-class Action(str, Enum):
+class Action(StrEnum):
     """What a write does to one file."""
 
     CREATE = "create"

@@ -66,15 +66,17 @@ def generate(
     """
     catalog = load_catalog(settings)
     selected = catalog.select(names, labels)
-    old = load_index(settings.generated_dir / INDEX_FILE,
-                     settings.display(settings.generated_dir / INDEX_FILE))
+    old = load_index(
+        settings.generated_dir / INDEX_FILE, settings.display(settings.generated_dir / INDEX_FILE)
+    )
     chosen = {t.name for t in selected}
     filtered = bool(names or labels)
 
     issues: list[Issue] = []
     rendered: list[Rendered] = []
     templates: dict[str, dict[str, VersionEntry]] = {
-        name: dict(versions) for name, versions in old.templates.items()
+        name: dict(versions)
+        for name, versions in old.templates.items()
         if filtered and name not in chosen
     }
     for template in selected:
@@ -83,11 +85,17 @@ def generate(
         if previous and previous.published and previous.content_hash != result.content_hash:
             where = template.position("version") or template.data.pos
             targets = ", ".join(sorted({p.target for p in previous.publishes}))
-            issues.append(Issue(
-                where.file, where.line, where.column,
-                f"{template.ref} is published ({targets}) and is immutable, but its content "
-                "would change", "bump version (e.g. the patch number) to publish the change",
-                "version"))
+            issues.append(
+                Issue(
+                    where.file,
+                    where.line,
+                    where.column,
+                    f"{template.ref} is published ({targets}) and is immutable, but its content "
+                    "would change",
+                    "bump version (e.g. the patch number) to publish the change",
+                    "version",
+                )
+            )
             continue
         rendered.append(_stamped(result, previous))
         templates.setdefault(template.name, {})[template.version] = VersionEntry(
@@ -117,8 +125,9 @@ def generate(
     return Generation(catalog, tuple(rendered), desired, tuple(sorted(keep)), scope, index)
 
 
-def _report(settings: Settings, generation: Generation, applied: bool,
-            changes: list[Change]) -> RenderReport:
+def _report(
+    settings: Settings, generation: Generation, applied: bool, changes: list[Change]
+) -> RenderReport:
     counts = {a.value: 0 for a in Action}
     for change in changes:
         counts[change.action.value] += 1
@@ -150,4 +159,3 @@ def check_project(
         prefixes = tuple(f"{s}/" for s in generation.scope)
         changes = [c for c in changes if c.rel.startswith(prefixes)]
     return _report(settings, generation, False, changes)
-

@@ -8,7 +8,7 @@ plus `abstract`, `extends`, `vars` and `matrix`. Editors pick it up through the
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 from pydantic import Field, create_model
 
@@ -22,7 +22,7 @@ SCHEMA_ID = "https://boxsmith.dev/schema/template-spec.json"
 def spec_file_schema() -> dict[str, Any]:
     """The schema of one spec file as a dict."""
     fields: dict[str, Any] = {
-        name: (info.annotation | None, Field(None, description=info.description))
+        name: (cast(Any, info.annotation) | None, Field(None, description=info.description))
         for name, info in TemplateSpec.model_fields.items()
     }
     fields["abstract"] = (bool, Field(False, description="A base that only other specs extend."))
@@ -36,12 +36,13 @@ def spec_file_schema() -> dict[str, Any]:
     )
     fields["matrix"] = (
         dict[str, list[Any]] | None,
-        Field(None, description="Axes of variants, used as {{ matrix.AXIS }}; `exclude` lists "
-                                "combinations to skip."),
+        Field(
+            None,
+            description="Axes of variants, used as {{ matrix.AXIS }}; `exclude` lists "
+            "combinations to skip.",
+        ),
     )
-    model = create_model(  # type: ignore[call-overload]
-        "SpecFile", __config__=TemplateSpec.model_config, **fields
-    )
+    model = create_model("SpecFile", __config__=TemplateSpec.model_config, **fields)
     schema: dict[str, Any] = model.model_json_schema()
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_ID

@@ -31,16 +31,25 @@ def _describe(change: Change) -> str:
     }.get(change.action, "is identical")
 
 
-def run(settings: Settings, names: Sequence[str], labels: Sequence[str], *, out: TextIO,
-        err: TextIO, as_json: bool = False) -> int:
+def run(
+    settings: Settings,
+    names: Sequence[str],
+    labels: Sequence[str],
+    *,
+    out: TextIO,
+    err: TextIO,
+    as_json: bool = False,
+) -> int:
     """Compare generated/ with a fresh in-memory render; print diffs and annotations."""
     report = check_project(settings, names, labels)
     prefix = settings.display(settings.generated_dir) + "/"
     drift = report.drift
     if as_json:
         data = report_json(report, prefix)
-        data["drift"] = [{"action": c.action.value, "path": f"{prefix}{c.rel}",
-                          "diff": unified_diff(c, prefix)} for c in drift]
+        data["drift"] = [
+            {"action": c.action.value, "path": f"{prefix}{c.rel}", "diff": unified_diff(c, prefix)}
+            for c in drift
+        ]
         json.dump(data, out, indent=2)
         out.write("\n")
     else:
@@ -50,18 +59,35 @@ def run(settings: Settings, names: Sequence[str], labels: Sequence[str], *, out:
         stream = err if as_json else out
         for change in drift:
             line = _first_changed_line(change) if change.action is Action.UPDATE else 1
-            stream.write(annotation(
-                "error", f"{prefix}{change.rel} {_describe(change)}; run `boxsmith render` and "
-                "commit the result", file=f"{prefix}{change.rel}", line=line,
-                title="boxsmith check: generated output drift") + "\n")
+            stream.write(
+                annotation(
+                    "error",
+                    f"{prefix}{change.rel} {_describe(change)}; run `boxsmith render` and "
+                    "commit the result",
+                    file=f"{prefix}{change.rel}",
+                    line=line,
+                    title="boxsmith check: generated output drift",
+                )
+                + "\n"
+            )
         rows = "\n".join(f"| `{prefix}{c.rel}` | {c.action.value} |" for c in drift)
-        write_step_summary("### boxsmith check\n\n" + (
-            f"{len(drift)} generated file(s) out of date:\n\n| file | needed |\n|---|---|\n{rows}"
-            if drift else "generated/ matches template_specs/."))
+        write_step_summary(
+            "### boxsmith check\n\n"
+            + (
+                f"{len(drift)} generated file(s) out of date:\n\n"
+                f"| file | needed |\n|---|---|\n{rows}"
+                if drift
+                else "generated/ matches template_specs/."
+            )
+        )
     if drift:
-        err.write(f"drift: {len(drift)} file(s) in {prefix} do not match the specs; "
-                  "run `boxsmith render` and commit the result\n")
+        err.write(
+            f"drift: {len(drift)} file(s) in {prefix} do not match the specs; "
+            "run `boxsmith render` and commit the result\n"
+        )
         return EXIT_FINDINGS
-    err.write(f"ok: {prefix} matches the specs "
-              f"({len(report.generation.rendered)} template(s), {len(report.changes)} file(s))\n")
+    err.write(
+        f"ok: {prefix} matches the specs "
+        f"({len(report.generation.rendered)} template(s), {len(report.changes)} file(s))\n"
+    )
     return EXIT_OK

@@ -22,8 +22,9 @@ def unified_diff(change: Change, prefix: str) -> str:
         return f"Binary file {prefix}{change.rel} differs\n"
     path = f"{prefix}{change.rel}"
     lines = difflib.unified_diff(old, new, f"a/{path}", f"b/{path}")
-    text = "".join(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-                   for line in lines)
+    text = "".join(
+        line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
+    )
     if not text and change.action is Action.UPDATE:
         return f"mode of {path} changed\n"
     return text
@@ -35,13 +36,24 @@ def report_json(report: RenderReport, prefix: str) -> dict[str, object]:
         "applied": report.applied,
         "counts": report.counts,
         "files": [{"action": c.action.value, "path": f"{prefix}{c.rel}"} for c in report.changes],
-        "templates": [{"name": r.template.name, "version": r.template.version,
-                       "content_hash": r.content_hash} for r in report.generation.rendered],
+        "templates": [
+            {"name": r.template.name, "version": r.template.version, "content_hash": r.content_hash}
+            for r in report.generation.rendered
+        ],
     }
 
 
-def run(settings: Settings, names: Sequence[str], labels: Sequence[str], *, out: TextIO,
-        err: TextIO, dry_run: bool = False, as_json: bool = False, quiet: bool = False) -> int:
+def run(
+    settings: Settings,
+    names: Sequence[str],
+    labels: Sequence[str],
+    *,
+    out: TextIO,
+    err: TextIO,
+    dry_run: bool = False,
+    as_json: bool = False,
+    quiet: bool = False,
+) -> int:
     """Render the selected templates; with `dry_run`, show what would change."""
     report = render_project(settings, names, labels, dry_run=dry_run)
     prefix = settings.display(settings.generated_dir) + "/"
@@ -57,6 +69,8 @@ def run(settings: Settings, names: Sequence[str], labels: Sequence[str], *, out:
         if dry_run and change.action is Action.UPDATE:
             out.write(unified_diff(change, prefix))
     counts = ", ".join(f"{n} {a}" for a, n in report.counts.items() if n)
-    err.write(f"{len(report.generation.rendered)} template(s) rendered"
-              f"{' (dry run, nothing written)' if dry_run else ''}: {counts or 'nothing to do'}\n")
+    err.write(
+        f"{len(report.generation.rendered)} template(s) rendered"
+        f"{' (dry run, nothing written)' if dry_run else ''}: {counts or 'nothing to do'}\n"
+    )
     return EXIT_OK

@@ -11,8 +11,9 @@ from boxsmith.outputs import write_atomic
 from boxsmith.schema import schema_json
 
 
-def run(settings: Settings, output: str | None, *, out: TextIO, err: TextIO,
-        to_stdout: bool = False) -> int:
+def run(
+    settings: Settings, output: str | None, *, out: TextIO, err: TextIO, to_stdout: bool = False
+) -> int:
     """Write the schema to `output` (default: the configured schema path) or stdout."""
     text = schema_json()
     if to_stdout:
@@ -20,8 +21,11 @@ def run(settings: Settings, output: str | None, *, out: TextIO, err: TextIO,
         return EXIT_OK
     target = Path(output) if output else settings.schema_path
     path = target if target.is_absolute() else settings.root / target
-    action = "identical" if path.is_file() and path.read_text(encoding="utf-8") == text else (
-        "update" if path.exists() else "create")
+    action = (
+        "identical"
+        if path.is_file() and path.read_text(encoding="utf-8") == text
+        else ("update" if path.exists() else "create")
+    )
     if action != "identical":
         write_atomic(path, text.encode())
     out.write(f"{action:<9} {settings.display(path)}\n")

@@ -11,8 +11,15 @@ from boxsmith.errors import EXIT_OK, SpecError
 from boxsmith.spec.catalog import load_catalog
 
 
-def run(settings: Settings, names: Sequence[str], labels: Sequence[str], *, out: TextIO,
-        err: TextIO, as_json: bool = False) -> int:
+def run(
+    settings: Settings,
+    names: Sequence[str],
+    labels: Sequence[str],
+    *,
+    out: TextIO,
+    err: TextIO,
+    as_json: bool = False,
+) -> int:
     """Validate the specs; print the templates found (or, with `as_json`, the errors too)."""
     try:
         catalog = load_catalog(settings)
@@ -24,11 +31,24 @@ def run(settings: Settings, names: Sequence[str], labels: Sequence[str], *, out:
         return exc.exit_code
     templates = catalog.select(names, labels)
     if as_json:
-        json.dump({"ok": True, "templates": [
-            {"name": t.name, "version": t.version, "spec": t.spec_file, "variant": t.variant,
-             "spec_hash": t.spec_hash, "labels": t.spec.labels}
-            for t in templates
-        ]}, out, indent=2)
+        json.dump(
+            {
+                "ok": True,
+                "templates": [
+                    {
+                        "name": t.name,
+                        "version": t.version,
+                        "spec": t.spec_file,
+                        "variant": t.variant,
+                        "spec_hash": t.spec_hash,
+                        "labels": t.spec.labels,
+                    }
+                    for t in templates
+                ],
+            },
+            out,
+            indent=2,
+        )
         out.write("\n")
     else:
         for t in templates:

@@ -56,8 +56,9 @@ class _Builder:
     def add(self, keyword: str, args: str, source: tuple[str | int, ...]) -> None:
         self.out.append(Instruction(keyword, args, source))
 
-    def as_user(self, user: str | None, keyword: str, args: str,
-                source: tuple[str | int, ...]) -> None:
+    def as_user(
+        self, user: str | None, keyword: str, args: str, source: tuple[str | int, ...]
+    ) -> None:
         """Emit one instruction as `user`, switching back afterwards (Dockerfiles have no
         per-RUN user, unlike E2B's steps)."""
         previous = self.user
@@ -83,11 +84,18 @@ def instructions(template: Template) -> list[Instruction]:
         b.add("ENV", _env_args(spec.env), ("env",))
     if spec.system_packages:
         packages = " ".join(sorted(set(spec.system_packages)))
-        b.add("RUN", _shell_lines([
-            "apt-get update",
-            f"DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends {packages}",
-            APT_CLEANUP,
-        ]), ("system_packages",))
+        b.add(
+            "RUN",
+            _shell_lines(
+                [
+                    "apt-get update",
+                    "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+                    + packages,
+                    APT_CLEANUP,
+                ]
+            ),
+            ("system_packages",),
+        )
     for i, entry in enumerate(spec.files):
         b.copy(entry, template.copy_rel[("files", i)], ("files", i))
     for i, step in enumerate(spec.steps):

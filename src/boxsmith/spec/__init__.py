@@ -1,1 +1,1 @@
-"""Spec stage: load YAML with positions, resolve extends/vars/matrix, validate against the models."""
+"""Spec stage: load YAML with positions, resolve extends/vars/matrix, validate the models."""

@@ -78,16 +78,20 @@ class Catalog:
         """Templates whose name matches any glob in `patterns` and that carry every label."""
         wanted = [self._label(raw) for raw in labels]
         chosen = [
-            t for t in self.templates
+            t
+            for t in self.templates
             if (not patterns or any(fnmatch.fnmatchcase(t.name, p) for p in patterns))
             and all(t.spec.labels.get(k) == v for k, v in wanted)
         ]
-        unmatched = [p for p in patterns if not any(fnmatch.fnmatchcase(t.name, p)
-                                                    for t in self.templates)]
+        unmatched = [
+            p for p in patterns if not any(fnmatch.fnmatchcase(t.name, p) for t in self.templates)
+        ]
         if unmatched:
             hint = suggest(unmatched[0], [t.name for t in self.templates])
-            raise UsageError(f"no template matches {unmatched[0]!r}",
-                             hint or "run `boxsmith list` to see the names")
+            raise UsageError(
+                f"no template matches {unmatched[0]!r}",
+                hint or "run `boxsmith list` to see the names",
+            )
         return chosen
 
     @staticmethod
@@ -145,26 +149,50 @@ class _Loader:
             self.issues.append(Issue(display, 0, 0, "not UTF-8 text", "save the file as UTF-8"))
             return
         if not isinstance(data, LDict):
-            self.issues.append(Issue(display, 1, 1, "a spec must be a mapping of keys",
-                                     "start with `name:` and `version:` at the top level"))
+            self.issues.append(
+                Issue(
+                    display,
+                    1,
+                    1,
+                    "a spec must be a mapping of keys",
+                    "start with `name:` and `version:` at the top level",
+                )
+            )
             return
         abstract = data.get("abstract", False)
         if not isinstance(abstract, bool):
-            self.issues.append(_issue(data.val_pos["abstract"], "abstract must be true or false",
-                                      "write `abstract: true` for a base spec", "abstract"))
+            self.issues.append(
+                _issue(
+                    data.val_pos["abstract"],
+                    "abstract must be true or false",
+                    "write `abstract: true` for a base spec",
+                    "abstract",
+                )
+            )
             abstract = False
         raw_name = data.get("name")
         name = raw_name if isinstance(raw_name, str) and "{" not in raw_name else None
         if abstract and name is None:
-            self.issues.append(_issue(data.pos, "an abstract spec needs a literal name",
-                                      "add `name: my-base` so other specs can extend it", "name"))
+            self.issues.append(
+                _issue(
+                    data.pos,
+                    "an abstract spec needs a literal name",
+                    "add `name: my-base` so other specs can extend it",
+                    "name",
+                )
+            )
         doc = _Doc(display, path, data, name, abstract)
         if name is not None:
             first = self.by_name.get(name)
             if first is not None:
-                self.issues.append(_issue(data.val_pos["name"],
-                                          f"name {name!r} is already used by {first.display}",
-                                          "rename one of them", "name"))
+                self.issues.append(
+                    _issue(
+                        data.val_pos["name"],
+                        f"name {name!r} is already used by {first.display}",
+                        "rename one of them",
+                        "name",
+                    )
+                )
             else:
                 self.by_name[name] = doc
         self.docs.append(doc)
@@ -178,8 +206,14 @@ class _Loader:
             return [(raw, at)]
         if isinstance(raw, LList) and all(isinstance(item, str) for item in raw):
             return list(raw.entries())
-        self.issues.append(_issue(at, "extends must be a spec name or a list of names",
-                                  "write `extends: [base-name]`", "extends"))
+        self.issues.append(
+            _issue(
+                at,
+                "extends must be a spec name or a list of names",
+                "write `extends: [base-name]`",
+                "extends",
+            )
+        )
         return []
 
     def resolve(self, doc: _Doc, stack: tuple[str, ...] = ()) -> LDict | None:
@@ -192,20 +226,37 @@ class _Loader:
             base = self.by_name.get(base_name)
             if base is None:
                 hint = suggest(base_name, [d.name for d in self.docs if d.name])
-                self.issues.append(_issue(at, f"extends unknown spec {base_name!r}",
-                                          hint or "name an abstract spec under the specs folder",
-                                          "extends"))
+                self.issues.append(
+                    _issue(
+                        at,
+                        f"extends unknown spec {base_name!r}",
+                        hint or "name an abstract spec under the specs folder",
+                        "extends",
+                    )
+                )
                 result = None
                 continue
             if base.display in stack or base is doc:
                 chain = " -> ".join([*stack, doc.display, base.display])
-                self.issues.append(_issue(at, f"extends cycle: {chain}",
-                                          "remove one of the extends in the cycle", "extends"))
+                self.issues.append(
+                    _issue(
+                        at,
+                        f"extends cycle: {chain}",
+                        "remove one of the extends in the cycle",
+                        "extends",
+                    )
+                )
                 result = None
                 continue
             if "matrix" in base.data:
-                self.issues.append(_issue(at, f"cannot extend {base_name!r}: it has a matrix",
-                                          "move the shared parts into an abstract base", "extends"))
+                self.issues.append(
+                    _issue(
+                        at,
+                        f"cannot extend {base_name!r}: it has a matrix",
+                        "move the shared parts into an abstract base",
+                        "extends",
+                    )
+                )
                 result = None
                 continue
             resolved = self.resolve(base, (*stack, doc.display))
@@ -223,8 +274,14 @@ class _Loader:
             return []
         matrix = doc.data.get("matrix")
         if matrix is not None and not isinstance(matrix, LDict):
-            self.issues.append(_issue(doc.data.val_pos["matrix"], "matrix must be a mapping",
-                                      "write `matrix: {axis: [values]}`", "matrix"))
+            self.issues.append(
+                _issue(
+                    doc.data.val_pos["matrix"],
+                    "matrix must be a mapping",
+                    "write `matrix: {axis: [values]}`",
+                    "matrix",
+                )
+            )
             return []
         templates = []
         names: dict[str, dict[str, Any]] = {}
@@ -234,15 +291,21 @@ class _Loader:
                 continue
             if spec.name in names:
                 at = data.val_pos.get("name", data.pos)
-                self.issues.append(_issue(
-                    at, f"matrix variants {names[spec.name]} and {combo} both make the name "
-                        f"{spec.name!r}", "put every matrix axis in name, e.g. "
-                        "name: \"app-{{ matrix.python }}\"", "name"))
+                self.issues.append(
+                    _issue(
+                        at,
+                        f"matrix variants {names[spec.name]} and {combo} both make the name "
+                        f"{spec.name!r}",
+                        'put every matrix axis in name, e.g. name: "app-{{ matrix.python }}"',
+                        "name",
+                    )
+                )
                 continue
             names[spec.name] = combo
             context, copy_rel = self._context(spec, data)
-            templates.append(Template(spec, doc.display, combo, context, copy_rel, data,
-                                      spec_digest(spec)))
+            templates.append(
+                Template(spec, doc.display, combo, context, copy_rel, data, spec_digest(spec))
+            )
         return templates
 
     def _model(self, data: LDict, display: str) -> TemplateSpec | None:
@@ -251,8 +314,11 @@ class _Loader:
             return TemplateSpec.model_validate(body)
         except ValidationError as exc:
             fallback = Pos(display, 1, 1)
-            self.issues.extend(issues_from_validation(exc, data, TemplateSpec, fallback=fallback,
-                                                      extra_keys=META_KEYS))
+            self.issues.extend(
+                issues_from_validation(
+                    exc, data, TemplateSpec, fallback=fallback, extra_keys=META_KEYS
+                )
+            )
             return None
 
     def check_abstract(self, doc: _Doc) -> None:
@@ -264,19 +330,27 @@ class _Loader:
         try:
             TemplateSpec.model_validate(body)
         except ValidationError as exc:
-            found = issues_from_validation(exc, merged, TemplateSpec,
-                                           fallback=Pos(doc.display, 1, 1), extra_keys=META_KEYS)
-            templated = {i for i, e in enumerate(exc.errors())
-                         if e["type"] == "missing" or "{" in str(e.get("input", ""))}
+            found = issues_from_validation(
+                exc, merged, TemplateSpec, fallback=Pos(doc.display, 1, 1), extra_keys=META_KEYS
+            )
+            templated = {
+                i
+                for i, e in enumerate(exc.errors())
+                if e["type"] == "missing" or "{" in str(e.get("input", ""))
+            }
             self.issues.extend(i for n, i in enumerate(found) if n not in templated)
 
-    def _context(self, spec: TemplateSpec, data: LDict) -> tuple[tuple[ContextFile, ...],
-                                                                  dict[tuple[str, int], str]]:
+    def _context(
+        self, spec: TemplateSpec, data: LDict
+    ) -> tuple[tuple[ContextFile, ...], dict[tuple[str, int], str]]:
         entries: list[tuple[FileEntry, tuple[str | int, ...]]] = [
             (entry, ("files", i)) for i, entry in enumerate(spec.files)
         ]
-        entries += [(step.copy_, ("steps", i, "copy")) for i, step in enumerate(spec.steps)
-                    if isinstance(step.copy_, CopyStep)]
+        entries += [
+            (step.copy_, ("steps", i, "copy"))
+            for i, step in enumerate(spec.steps)
+            if isinstance(step.copy_, CopyStep)
+        ]
         files: dict[str, ContextFile] = {}
         copy_rel: dict[tuple[str, int], str] = {}
         for entry, path in entries:
@@ -287,24 +361,40 @@ class _Loader:
                 copy_rel[(str(path[0]), int(path[1]))] = rel
         return tuple(sorted(files.values(), key=lambda f: f.rel)), copy_rel
 
-    def _context_files(self, src: str, folder: Path, where: Pos, path: str,
-                       files: dict[str, ContextFile]) -> str | None:
+    def _context_files(
+        self, src: str, folder: Path, where: Pos, path: str, files: dict[str, ContextFile]
+    ) -> str | None:
         target = folder / src
         specs_root = self.settings.specs_dir.resolve()
         real_folder = folder.resolve()
         if not target.exists():
-            near = suggest(src, [p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                                 if p.is_file()]) if folder.is_dir() else ""
-            self.issues.append(_issue(where, f"src {src!r} does not exist in "
-                                             f"{self.settings.display(folder) or '.'}",
-                                      near or "create the file next to the spec, or fix the path",
-                                      f"{path}.src"))
+            near = (
+                suggest(
+                    src,
+                    [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()],
+                )
+                if folder.is_dir()
+                else ""
+            )
+            self.issues.append(
+                _issue(
+                    where,
+                    f"src {src!r} does not exist in {self.settings.display(folder) or '.'}",
+                    near or "create the file next to the spec, or fix the path",
+                    f"{path}.src",
+                )
+            )
             return None
         real = target.resolve()
         if not real.is_relative_to(real_folder):
-            self.issues.append(_issue(where, f"src {src!r} resolves outside the spec's folder",
-                                      "copy the file into the spec's folder instead of linking it",
-                                      f"{path}.src"))
+            self.issues.append(
+                _issue(
+                    where,
+                    f"src {src!r} resolves outside the spec's folder",
+                    "copy the file into the spec's folder instead of linking it",
+                    f"{path}.src",
+                )
+            )
             return None
         base = real_folder if not real_folder.is_relative_to(specs_root) else specs_root
         rel = real.relative_to(base).as_posix() if base == specs_root else src
@@ -312,8 +402,14 @@ class _Loader:
         for source in sources:
             resolved = source.resolve()
             if not resolved.is_relative_to(real_folder):
-                self.issues.append(_issue(where, f"{source} links outside the spec's folder",
-                                          "replace the link with the file", f"{path}.src"))
+                self.issues.append(
+                    _issue(
+                        where,
+                        f"{source} links outside the spec's folder",
+                        "replace the link with the file",
+                        f"{path}.src",
+                    )
+                )
                 continue
             key = (Path(rel) / source.relative_to(real)).as_posix() if real.is_dir() else rel
             files[key] = ContextFile(key, resolved)
@@ -322,8 +418,12 @@ class _Loader:
 
 def spec_digest(spec: TemplateSpec) -> str:
     """sha256 of the resolved spec's canonical JSON: the same on every machine."""
-    canonical = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True,
-                           separators=(",", ":"), ensure_ascii=True)
+    canonical = json.dumps(
+        spec.model_dump(mode="json", by_alias=True),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
     return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -349,11 +449,16 @@ def load_catalog(settings: Settings, paths: Iterable[Path] | None = None) -> Cat
         first = seen.setdefault(template.name, template)
         if first is not template:
             at = template.position("name") or template.data.pos
-            loader.issues.append(_issue(at, f"template name {template.name!r} is already defined "
-                                            f"in {first.spec_file}",
-                                        "rename one of them; names are unique across files",
-                                        "name"))
+            loader.issues.append(
+                _issue(
+                    at,
+                    f"template name {template.name!r} is already defined in {first.spec_file}",
+                    "rename one of them; names are unique across files",
+                    "name",
+                )
+            )
     if loader.issues:
         raise SpecError(loader.issues)
-    return Catalog(tuple(sorted(templates, key=lambda t: t.name)),
-                   tuple(settings.display(p) for p in files))
+    return Catalog(
+        tuple(sorted(templates, key=lambda t: t.name)), tuple(settings.display(p) for p in files)
+    )

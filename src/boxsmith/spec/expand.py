@@ -43,26 +43,44 @@ class _Substituter:
             known = self.context.get(scope) or {}
             if name not in known:
                 hint = suggest(name, known) or (
-                    f"define it under `{scope}:`" if known or scope == "vars"
+                    f"define it under `{scope}:`"
+                    if known or scope == "vars"
                     else "this spec has no matrix"
                 )
                 self.issues.append(
-                    Issue(where.file, where.line, where.column,
-                          f"undefined {scope[:-1] if scope == 'vars' else scope} {name!r}", hint,
-                          path)
+                    Issue(
+                        where.file,
+                        where.line,
+                        where.column,
+                        f"undefined {scope[:-1] if scope == 'vars' else scope} {name!r}",
+                        hint,
+                        path,
+                    )
                 )
                 return value
         try:
             return compile_string(value).render(self.context)
         except jinja2.TemplateSyntaxError as exc:
             self.issues.append(
-                Issue(where.file, where.line, where.column, f"template syntax: {exc.message}",
-                      "fix the {{ }} expression; write {{ '{{' }} for a literal {{", path)
+                Issue(
+                    where.file,
+                    where.line,
+                    where.column,
+                    f"template syntax: {exc.message}",
+                    "fix the {{ }} expression; write {{ '{{' }} for a literal {{",
+                    path,
+                )
             )
         except jinja2.TemplateError as exc:
             self.issues.append(
-                Issue(where.file, where.line, where.column, f"template: {exc}",
-                      "fix the {{ }} expression", path)
+                Issue(
+                    where.file,
+                    where.line,
+                    where.column,
+                    f"template: {exc}",
+                    "fix the {{ }} expression",
+                    path,
+                )
             )
         return value
 
@@ -73,14 +91,21 @@ class _Substituter:
             out = LDict(node.pos)
             for key, value in node.items():
                 sub = f"{path}.{key}" if path else key
-                out.put(key, self.tree(value, node.val_pos[key], sub), node.key_pos[key],
-                        node.val_pos[key])
+                out.put(
+                    key,
+                    self.tree(value, node.val_pos[key], sub),
+                    node.key_pos[key],
+                    node.val_pos[key],
+                )
             return out
         if isinstance(node, LList):
-            return LList(node.pos, (
-                (self.tree(value, at, f"{path}[{i}]"), at)
-                for i, (value, at) in enumerate(node.entries())
-            ))
+            return LList(
+                node.pos,
+                (
+                    (self.tree(value, at, f"{path}[{i}]"), at)
+                    for i, (value, at) in enumerate(node.entries())
+                ),
+            )
         return node
 
 
@@ -90,43 +115,88 @@ def _combinations(matrix: LDict, issues: list[Issue]) -> list[dict[str, Any]]:
         where = matrix.key_pos[axis]
         values = matrix[axis]
         if not _AXIS.match(axis):
-            issues.append(Issue(where.file, where.line, where.column,
-                                f"matrix axis {axis!r} is not an identifier",
-                                "use letters, digits and _", f"matrix.{axis}"))
+            issues.append(
+                Issue(
+                    where.file,
+                    where.line,
+                    where.column,
+                    f"matrix axis {axis!r} is not an identifier",
+                    "use letters, digits and _",
+                    f"matrix.{axis}",
+                )
+            )
         if not isinstance(values, list) or not values:
             at = matrix.val_pos[axis]
-            issues.append(Issue(at.file, at.line, at.column,
-                                f"matrix axis {axis!r} needs a non-empty list of values",
-                                f"write `{axis}: [a, b]`", f"matrix.{axis}"))
+            issues.append(
+                Issue(
+                    at.file,
+                    at.line,
+                    at.column,
+                    f"matrix axis {axis!r} needs a non-empty list of values",
+                    f"write `{axis}: [a, b]`",
+                    f"matrix.{axis}",
+                )
+            )
     if not axes:
-        issues.append(Issue(matrix.pos.file, matrix.pos.line, matrix.pos.column,
-                            "matrix has no axes", "add an axis, e.g. `python: ['3.11', '3.12']`",
-                            "matrix"))
+        issues.append(
+            Issue(
+                matrix.pos.file,
+                matrix.pos.line,
+                matrix.pos.column,
+                "matrix has no axes",
+                "add an axis, e.g. `python: ['3.11', '3.12']`",
+                "matrix",
+            )
+        )
     if issues:
         return []
     exclude = matrix.get("exclude", [])
     if not isinstance(exclude, list) or not all(isinstance(e, dict) for e in exclude):
         at = matrix.val_pos["exclude"]
-        issues.append(Issue(at.file, at.line, at.column, "matrix.exclude must be a list of mappings",
-                            "write `exclude: [{axis: value}]`", "matrix.exclude"))
+        issues.append(
+            Issue(
+                at.file,
+                at.line,
+                at.column,
+                "matrix.exclude must be a list of mappings",
+                "write `exclude: [{axis: value}]`",
+                "matrix.exclude",
+            )
+        )
         return []
-    for rule, at in (exclude.entries() if isinstance(exclude, LList) else []):
+    for rule, at in exclude.entries() if isinstance(exclude, LList) else []:
         unknown = [k for k in rule if k not in axes]
         if unknown:
-            issues.append(Issue(at.file, at.line, at.column,
-                                f"matrix.exclude names unknown axis {unknown[0]!r}",
-                                suggest(unknown[0], axes) or f"axes: {', '.join(axes)}",
-                                "matrix.exclude"))
+            issues.append(
+                Issue(
+                    at.file,
+                    at.line,
+                    at.column,
+                    f"matrix.exclude names unknown axis {unknown[0]!r}",
+                    suggest(unknown[0], axes) or f"axes: {', '.join(axes)}",
+                    "matrix.exclude",
+                )
+            )
     combos = [
         dict(zip(axes, values, strict=True))
         for values in itertools.product(*(matrix[a] for a in axes))
     ]
-    combos = [c for c in combos if not any(all(c.get(k) == v for k, v in rule.items())
-                                           for rule in exclude)]
+    combos = [
+        c
+        for c in combos
+        if not any(all(c.get(k) == v for k, v in rule.items()) for rule in exclude)
+    ]
     if not combos or len(combos) > MAX_VARIANTS:
-        issues.append(Issue(matrix.pos.file, matrix.pos.line, matrix.pos.column,
-                            f"matrix gives {len(combos)} variants (1 to {MAX_VARIANTS} allowed)",
-                            "adjust the axes or exclude", "matrix"))
+        issues.append(
+            Issue(
+                matrix.pos.file,
+                matrix.pos.line,
+                matrix.pos.column,
+                f"matrix gives {len(combos)} variants (1 to {MAX_VARIANTS} allowed)",
+                "adjust the axes or exclude",
+                "matrix",
+            )
+        )
         return []
     return combos
 
@@ -144,8 +214,16 @@ def expand(merged: LDict, matrix: LDict | None, issues: list[Issue]) -> Iterator
     variables = merged.get("vars", {})
     if not isinstance(variables, dict):
         at = merged.val_pos["vars"]
-        issues.append(Issue(at.file, at.line, at.column, "vars must be a mapping",
-                            "write `vars: {name: value}`", "vars"))
+        issues.append(
+            Issue(
+                at.file,
+                at.line,
+                at.column,
+                "vars must be a mapping",
+                "write `vars: {name: value}`",
+                "vars",
+            )
+        )
         return
     body = LDict(merged.pos)
     for key in merged:

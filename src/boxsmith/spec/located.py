@@ -134,15 +134,24 @@ def _convert(loader: Any, node: yaml.Node, file: str) -> Any:
             where = _pos(key_node, file)
             if not isinstance(key, str):
                 raise YamlIssue(
-                    Issue(file, where.line, where.column, f"key {key!r} is not a string",
-                          "quote the key")
+                    Issue(
+                        file,
+                        where.line,
+                        where.column,
+                        f"key {key!r} is not a string",
+                        "quote the key",
+                    )
                 )
             if key in out:
                 first = out.key_pos[key]
                 raise YamlIssue(
-                    Issue(file, where.line, where.column,
-                          f"duplicate key {key!r} (first at line {first.line})",
-                          "keep one of them; YAML would silently drop the first")
+                    Issue(
+                        file,
+                        where.line,
+                        where.column,
+                        f"duplicate key {key!r} (first at line {first.line})",
+                        "keep one of them; YAML would silently drop the first",
+                    )
                 )
             out.put(key, _convert(loader, value_node, file), where, _pos(value_node, file))
         return out

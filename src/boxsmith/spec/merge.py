@@ -58,8 +58,11 @@ def _replace_by(field: str) -> Callable[[Any, Any], Any]:
         for value, where in child.entries():
             ident = value.get(field) if isinstance(value, dict) else None
             hit = next(
-                (i for i, (old, _) in enumerate(entries)
-                 if ident is not None and isinstance(old, dict) and old.get(field) == ident),
+                (
+                    i
+                    for i, (old, _) in enumerate(entries)
+                    if ident is not None and isinstance(old, dict) and old.get(field) == ident
+                ),
                 None,
             )
             if hit is None:

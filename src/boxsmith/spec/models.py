@@ -247,10 +247,11 @@ def _env_values(value: Any) -> Any:
                 "use letters, digits and _, not starting with a digit",
             )
         if isinstance(item, bool):
-            item = "true" if item else "false"
+            out[key] = "true" if item else "false"
         elif isinstance(item, int | float):
-            item = str(item)
-        out[key] = item
+            out[key] = str(item)
+        else:
+            out[key] = item
     return out
 
 
@@ -289,7 +290,9 @@ class ReadyCheck(SpecModel):
         if self.wait_for_url is not None:
             target = self.wait_for_url
             url, status = (target, 200) if isinstance(target, str) else (target.url, target.status)
-            return f'curl -s -o /dev/null -w "%{{http_code}}" {shlex.quote(url)} | grep -q "{status}"'
+            return (
+                f'curl -s -o /dev/null -w "%{{http_code}}" {shlex.quote(url)} | grep -q "{status}"'
+            )
         if self.wait_for_file is not None:
             return f"[ -f {shlex.quote(self.wait_for_file)} ]"
         if self.wait_for_process is not None:
@@ -323,7 +326,9 @@ def _regex(value: str | None, what: str) -> str | None:
         try:
             re.compile(value)
         except re.error as exc:
-            raise _fail(f"{what} is not a valid regular expression: {exc}", "fix the pattern") from exc
+            raise _fail(
+                f"{what} is not a valid regular expression: {exc}", "fix the pattern"
+            ) from exc
     return value
 
 
@@ -385,7 +390,9 @@ class HttpCheck(_Check):
     @classmethod
     def _url(cls, value: str) -> str:
         if not re.match(r"^https?://", value):
-            raise _fail(f"http must be an http(s) URL, got {value!r}", "write http://localhost:PORT/")
+            raise _fail(
+                f"http must be an http(s) URL, got {value!r}", "write http://localhost:PORT/"
+            )
         return value
 
     @field_validator("body")
@@ -422,9 +429,12 @@ SmokeCheck = Annotated[
     Discriminator(
         _check_tag,
         custom_error_type="boxsmith",
-        custom_error_message="a smoke check needs exactly one of command, file, port, http, process",
-        custom_error_context={"hint": "start the check with one of command:, file:, port:, http:, "
-                              "process:"},
+        custom_error_message=(
+            "a smoke check needs exactly one of command, file, port, http, process"
+        ),
+        custom_error_context={
+            "hint": "start the check with one of command:, file:, port:, http:, process:"
+        },
     ),
 ]
 
@@ -436,7 +446,7 @@ class TemplateSpec(SpecModel):
     version: str = Field(description="Semantic version; published as the tag name:version.")
     description: str = Field(description="What the template is for.")
     base_image: str = Field(description="FROM image, e.g. debian:bookworm-slim.")
-    resources: Resources = Field(default_factory=Resources)  # type: ignore[arg-type]
+    resources: Resources = Field(default_factory=Resources)
     team_id: str | None = Field(None, description="E2B team (UUID) that owns the template.")
     env: dict[str, str] = Field(default_factory=dict, description="ENV set right after FROM.")
     system_packages: list[str] = Field(
@@ -469,7 +479,7 @@ class TemplateSpec(SpecModel):
         if not isinstance(value, str):
             raise _fail(
                 f"version must be a quoted semantic version string, got {value!r}",
-                "quote it, e.g. version: \"1.0.0\"",
+                'quote it, e.g. version: "1.0.0"',
             )
         if not SEMVER_RE.match(value):
             raise _fail(f"version {value!r} is not a semantic version", "use MAJOR.MINOR.PATCH")
@@ -501,7 +511,9 @@ class TemplateSpec(SpecModel):
             try:
                 uuid.UUID(value)
             except ValueError as exc:
-                raise _fail(f"team_id {value!r} is not a UUID", "copy it from the E2B dashboard") from exc
+                raise _fail(
+                    f"team_id {value!r} is not a UUID", "copy it from the E2B dashboard"
+                ) from exc
         return value
 
     @field_validator("env", mode="before")
@@ -547,7 +559,9 @@ class TemplateSpec(SpecModel):
     def _tags(cls, value: list[str]) -> list[str]:
         for tag in value:
             if not TAG_RE.match(tag):
-                raise _fail(f"tag {tag!r} breaks E2B's rule ^[a-z0-9-_.]+$", "use a-z, 0-9, -, _, .")
+                raise _fail(
+                    f"tag {tag!r} breaks E2B's rule ^[a-z0-9-_.]+$", "use a-z, 0-9, -, _, ."
+                )
             try:
                 uuid.UUID(tag)
             except ValueError:
