@@ -43,11 +43,29 @@ def spec_file_schema() -> dict[str, Any]:
         ),
     )
     model = create_model("SpecFile", __config__=TemplateSpec.model_config, **fields)
-    schema: dict[str, Any] = model.model_json_schema()
+    schema: dict[str, Any] = _allow_templates(model.model_json_schema())
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = SCHEMA_ID
     schema["title"] = "boxsmith template spec"
     return schema
+
+
+_TEMPLATED = {"type": "string", "pattern": "\\{\\{|\\{%", "description": "A {{ }} expression"}
+
+
+def _allow_templates(node: Any) -> Any:
+    """Numbers and booleans may also be written as `{{ vars.x }}` strings (resolved before
+    validation), so editors must not flag them."""
+    if isinstance(node, list):
+        return [_allow_templates(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out = {key: _allow_templates(value) for key, value in node.items()}
+    if out.get("type") in ("integer", "number", "boolean"):
+        typed = {k: v for k, v in out.items() if k not in ("default", "description", "title")}
+        kept = {k: v for k, v in out.items() if k in ("default", "description", "title")}
+        return {**kept, "anyOf": [typed, _TEMPLATED]}
+    return out
 
 
 def schema_json() -> str:

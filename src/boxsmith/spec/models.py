@@ -186,6 +186,9 @@ class RunStep(SpecModel):
 
 STEP_KINDS = ("run", "copy", "env", "workdir", "user")
 
+# What YAML may write for env values; numbers and booleans become strings.
+EnvInput = dict[str, str | int | float | bool]
+
 
 class Step(SpecModel):
     """One ordered build step: exactly one of run, copy, env, workdir, user."""
@@ -198,12 +201,12 @@ class Step(SpecModel):
     workdir: str | None = Field(None, description="Working directory from here on (absolute).")
     user: str | None = Field(None, description="User for the steps that follow.")
 
-    @field_validator("run", mode="before")
+    @field_validator("run", mode="before", json_schema_input_type=str | list[str] | RunStep | None)
     @classmethod
     def _run_shorthand(cls, value: Any) -> Any:
         return {"cmd": value} if isinstance(value, str | list) else value
 
-    @field_validator("env", mode="before")
+    @field_validator("env", mode="before", json_schema_input_type=EnvInput | None)
     @classmethod
     def _env(cls, value: Any) -> Any:
         return _env_values(value)
@@ -344,7 +347,9 @@ class CommandCheck(_Check):
     cwd: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
 
-    _env = field_validator("env", mode="before")(classmethod(lambda cls, v: _env_values(v)))
+    _env = field_validator("env", mode="before", json_schema_input_type=EnvInput)(
+        classmethod(lambda cls, v: _env_values(v))
+    )
 
     @field_validator("stdout", "stderr")
     @classmethod
@@ -516,7 +521,7 @@ class TemplateSpec(SpecModel):
                 ) from exc
         return value
 
-    @field_validator("env", mode="before")
+    @field_validator("env", mode="before", json_schema_input_type=EnvInput | None)
     @classmethod
     def _env(cls, value: Any) -> Any:
         return _env_values(value)

@@ -1,0 +1,530 @@
+"""Wall-clock benchmark of boxsmith's spec -> generated/ pipeline, each command in a fresh process.
+
+What it measures (every figure is one `boxsmith` console-script run in a new process, timed with
+`time.perf_counter` around `subprocess.run`; best and median of `--repeat` runs are reported):
+
+(a) A synthetic project of `--count` specs (default 500), generated in a fresh temporary folder:
+    a few abstract bases (two levels deep, and specs extending two bases at once), `vars` used
+    through `{{ vars.x }}` in many string fields, `files:` entries and `copy` steps with small
+    files written next to the specs, steps of every kind (run, copy, env, workdir, user), every
+    `ready_cmd` helper and smoke checks of every kind. Timed per repeat: `validate`, `render` into
+    an empty generated/ (deleted before each repeat, so it is always a first render) and a
+    no-change `check`; the report shows each stage, their sum and the sum per spec.
+    Target: the sum under 2 s for 500 specs.
+(b) A no-change `boxsmith check` of the bundled catalog (the repository root, already rendered).
+    Target: under 0.3 s.
+(c) Baselines the other figures are expressed against: `python -c pass` (interpreter start-up),
+    `python -c "import boxsmith.cli"` (start-up plus import cost) and `boxsmith --version`
+    (the floor of any boxsmith command: console script, imports and argparse).
+
+Verdicts (PASS/FAIL) compare the median with the target. The script reports and never gates: it
+exits 0 whatever the figures, and non-zero only when the setup fails (the synthetic specs do not
+validate, a command exits non-zero, the bundled catalog has drift, boxsmith is not installed).
+
+    .venv/bin/python benchmarks/render.py [--count 500] [--repeat 3] [--json] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+TARGET_SYNTHETIC_S = 2.0  # (a): validate + render + check of 500 specs
+TARGET_SYNTHETIC_COUNT = 500  # the spec count the (a) target is stated for
+TARGET_CATALOG_CHECK_S = 0.3  # (b): no-change check of the bundled catalog
+TEAM_ID = "5b0b7c4e-3f0a-4c1e-9d5e-6a7f8b9c0d1e"
+SCHEMA_LINE = "# yaml-language-server: $schema=../boxsmith.schema.json\n"
+
+
+class SetupError(Exception):
+    """The benchmark could not run (as opposed to a slow figure, which is only reported)."""
+
+
+# --------------------------------------------------------------------------- synthetic project
+
+BASES: dict[str, dict[str, Any]] = {
+    # Level 1: the root every other base builds on.
+    "root": {
+        "name": "bench-root",
+        "abstract": True,
+        "team_id": TEAM_ID,
+        "resources": {"cpu_count": 2, "memory_mb": 1024},
+        "labels": {"suite": "bench"},
+        "vars": {"owner": "boxsmith-bench", "greeting": "hello"},
+        "env": {"BENCH_OWNER": "{{ vars.owner }}"},
+        "smoke": [{"name": "runs as user", "command": "id -un", "stdout": "^user$"}],
+    },
+    # Level 2: runtime bases extending the root.
+    "python": {
+        "name": "bench-python",
+        "abstract": True,
+        "extends": ["bench-root"],
+        "vars": {"python": "3.11"},
+        "base_image": "python:{{ vars.python }}-slim",
+        "labels": {"runtime": "python"},
+        "env": {"PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        "system_packages": ["curl"],
+        "smoke": [
+            {
+                "name": "python version",
+                "command": "python3 --version",
+                "stdout": "^Python {{ vars.python | replace('.', '\\\\.') }}\\.",
+            }
+        ],
+    },
+    "node": {
+        "name": "bench-node",
+        "abstract": True,
+        "extends": ["bench-root"],
+        "vars": {"node_major": "20", "port": 3000},
+        "base_image": "node:{{ vars.node_major }}-slim",
+        "labels": {"runtime": "node"},
+        "ready_cmd": {"wait_for_url": "http://localhost:{{ vars.port }}"},
+        "smoke": [
+            {
+                "name": "node runs",
+                "command": "node --version",
+                "stdout": "^v{{ vars.node_major }}\\.",
+            },
+            {"name": "dev server listens", "port": "{{ vars.port }}", "timeout": 10, "retries": 5},
+        ],
+    },
+    "debian": {
+        "name": "bench-debian",
+        "abstract": True,
+        "extends": "bench-root",
+        "base_image": "debian:bookworm-slim",
+        "labels": {"runtime": "shell"},
+        "steps": [{"run": "mkdir -p /opt/bench"}],
+    },
+    # A mixin with no base of its own, combined with a runtime base (two bases in `extends`).
+    "tools": {
+        "name": "bench-tools",
+        "abstract": True,
+        "system_packages": ["git", "jq"],
+        "env": {"BENCH_TOOLS": "1"},
+        "files": [{"src": "tools/motd.txt", "dest": "/etc/motd"}],
+        "smoke": [{"name": "motd in place", "file": "/etc/motd", "contains": "bench"}],
+    },
+}
+
+# Which bases each spec extends, cycling over the specs.
+EXTENDS: list[str | list[str]] = [
+    ["bench-python"],  # two levels deep
+    ["bench-node"],  # two levels deep, inherits ready_cmd
+    ["bench-python", "bench-tools"],  # two bases
+    ["bench-debian", "bench-tools"],  # two bases
+    "bench-root",  # one level, string form
+]
+
+
+def _ready_cmd(i: int) -> Any:
+    """Cycle over every ready_cmd form; None keeps the inherited one (node specs)."""
+    forms: list[Any] = [
+        {"wait_for_port": "{{ vars.port }}"},
+        {"wait_for_url": "http://localhost:{{ vars.port }}/health"},
+        {"wait_for_url": {"url": "http://localhost:{{ vars.port }}/", "status": 204}},
+        {"wait_for_file": "/tmp/{{ vars.app }}.ready"},
+        {"wait_for_process": "{{ vars.app }}"},
+        {"wait_for_timeout": 5000},
+        "test -S /tmp/{{ vars.app }}.sock",
+        None,
+    ]
+    return forms[i % len(forms)]
+
+
+def _spec(i: int, folder: str) -> dict[str, Any]:
+    """One concrete spec; every string field of interest goes through {{ vars.x }}."""
+    name = f"bench-{i:04d}"
+    kind = i % len(EXTENDS)
+    spec: dict[str, Any] = {
+        "name": name,
+        "version": f"1.{i % 7}.{i % 3}",
+        "extends": EXTENDS[kind],
+        "description": (
+            f"Synthetic template number {i} ({{{{ vars.app }}}} on port {{{{ vars.port }}}}), "
+            "owned by {{ vars.owner }}; generated by benchmarks/render.py."
+        ),
+        "vars": {"app": f"app{i}", "port": 8000 + i % 50000, "tier": ("web", "worker")[i % 2]},
+    }
+    if kind == 4:  # the root base has no image
+        spec["vars"]["debian"] = "bookworm"
+        spec["base_image"] = "debian:{{ vars.debian }}-slim"
+    if i % 3 == 0:
+        spec["resources"] = {"cpu_count": 4, "memory_mb": 2048}
+    spec["labels"] = {"tier": "{{ vars.tier }}", "shard": folder}
+    spec["env"] = {"APP_NAME": "{{ vars.app }}", "APP_PORT": "{{ vars.port }}", "DEBUG": i % 2 == 0}
+    if i % 4 == 0:
+        spec["system_packages"] = ["curl", "procps"]
+    spec["files"] = [
+        {"src": f"{name}/start.sh", "dest": "/usr/local/bin/start-{{ vars.app }}", "mode": "0755"}
+    ]
+    spec["steps"] = [
+        {"run": "echo {{ vars.greeting }} from {{ vars.app }} > /tmp/greeting"},
+        {"env": {"STAGE": "build", "APP_HOME": "/opt/{{ vars.app }}"}},
+        {"workdir": "/opt/{{ vars.app }}"},
+        {"user": "root"},
+        {"run": ["mkdir -p /opt/{{ vars.app }}/data", "chown -R user:user /opt/{{ vars.app }}"]},
+        {
+            "copy": {
+                "src": f"{name}/app.txt",
+                "dest": "/opt/{{ vars.app }}/app.txt",
+                "owner": "user:user",
+            }
+        },
+        {"user": "user"},
+        {"run": {"cmd": "ls -la /opt/{{ vars.app }} > /tmp/listing", "user": "root"}},
+    ]
+    spec["start_cmd"] = "/usr/local/bin/start-{{ vars.app }} --port {{ vars.port }}"
+    ready = _ready_cmd(i)
+    if ready is not None or kind != 1:
+        spec["ready_cmd"] = ready if ready is not None else {"wait_for_port": "{{ vars.port }}"}
+    spec["smoke"] = [
+        {"name": "greeting", "command": "cat /tmp/greeting", "stdout": "from {{ vars.app }}$"},
+        {"name": "app file", "file": "/opt/{{ vars.app }}/app.txt", "contains": "{{ vars.app }}"},
+        {"name": "app port", "port": "{{ vars.port }}", "timeout": 5, "retries": 3},
+        {"name": "app http", "http": "http://localhost:{{ vars.port }}/", "status": 200},
+        {"name": "app process", "process": "start-{{ vars.app }}", "retries": 2, "interval": 1},
+    ]
+    if i % 10 == 0:  # replaces the root base's check of the same name in place
+        spec["smoke"].append({"name": "runs as user", "command": "whoami", "stdout": "^user$"})
+    return spec
+
+
+def _dump(data: dict[str, Any]) -> str:
+    return SCHEMA_LINE + yaml.safe_dump(data, sort_keys=False, width=100, allow_unicode=True)
+
+
+def write_project(root: Path, count: int) -> int:
+    """Write `count` concrete specs (plus the bases and their files) under root; return the
+    number of spec files written."""
+    specs = root / "template_specs"
+    bases = specs / "bases"
+    (bases / "tools").mkdir(parents=True)
+    (bases / "tools" / "motd.txt").write_text("Welcome to a boxsmith bench sandbox.\n")
+    for key, data in BASES.items():
+        (bases / f"{key}.yaml").write_text(_dump(data), encoding="utf-8")
+    for i in range(count):
+        folder = f"g{i // 100:02d}"
+        name = f"bench-{i:04d}"
+        payload = specs / folder / name
+        payload.mkdir(parents=True)
+        start = payload / "start.sh"
+        start.write_text(f'#!/bin/sh\n# start {name}\nexec sleep infinity "$@"\n')
+        start.chmod(0o755)
+        (payload / "app.txt").write_text(f"app{i}: synthetic payload for {name}\n")
+        (specs / folder / f"{name}.yaml").write_text(_dump(_spec(i, folder)), encoding="utf-8")
+    return count + len(BASES)
+
+
+# --------------------------------------------------------------------------------- measuring
+
+
+@dataclass
+class Figure:
+    """Wall times of one measured command over the repeats."""
+
+    label: str
+    command: list[str]
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "command": " ".join(self.command),
+            "best_s": round(self.best, 4),
+            "median_s": round(self.median, 4),
+            "runs_s": [round(t, 4) for t in self.times],
+        }
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    for key in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):  # no annotations or job summary
+        env.pop(key, None)
+    return env
+
+
+def timed(command: Sequence[str], cwd: Path) -> float:
+    """Wall time of one fresh-process run; SetupError when it exits non-zero."""
+    start = time.perf_counter()
+    done = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, check=False)
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).decode(errors="replace")[-3000:]
+        raise SetupError(f"`{' '.join(command)}` exited {done.returncode}:\n{tail}")
+    return elapsed
+
+
+def find_boxsmith(explicit: str | None) -> str:
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "boxsmith"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("boxsmith")
+    if not found:
+        raise SetupError("no `boxsmith` console script; run with the venv's python or --boxsmith")
+    return found
+
+
+@dataclass
+class Results:
+    count: int
+    spec_files: int
+    rendered_files: int
+    repeat: int
+    baselines: list[Figure]
+    stages: list[Figure]
+    total: Figure
+    catalog: Figure
+    catalog_templates: int
+
+
+def measure(args: argparse.Namespace, project: Path) -> Results:
+    box = find_boxsmith(args.boxsmith)
+    py = sys.executable
+    baselines = [
+        Figure("python -c pass", [py, "-c", "pass"]),
+        Figure('python -c "import boxsmith.cli"', [py, "-c", "import boxsmith.cli"]),
+        Figure("boxsmith --version", [box, "--version"]),
+    ]
+    stages = [
+        Figure("validate", [box, "-C", str(project), "validate"]),
+        Figure("render (first, clean generated/)", [box, "-C", str(project), "render"]),
+        Figure("check (no change)", [box, "-C", str(project), "check"]),
+    ]
+    total = Figure("sum validate + render + check", ["(sum of the three stages)"])
+    catalog = Figure("check bundled catalog", [box, "-C", str(args.catalog), "check"])
+    generated = project / "generated"
+
+    def one_pass(record: bool) -> None:
+        for figure in baselines:
+            elapsed = timed(figure.command, project)
+            if record:
+                figure.times.append(elapsed)
+        shutil.rmtree(generated, ignore_errors=True)
+        run_total = 0.0
+        for figure in stages:
+            elapsed = timed(figure.command, project)
+            run_total += elapsed
+            if record:
+                figure.times.append(elapsed)
+        if record:
+            total.times.append(run_total)
+        elapsed = timed(catalog.command, args.catalog)
+        if record:
+            catalog.times.append(elapsed)
+
+    for _ in range(args.warmup):  # untimed: bytecode caches, page cache
+        one_pass(record=False)
+    for _ in range(args.repeat):
+        one_pass(record=True)
+
+    rendered = sum(1 for p in generated.rglob("*") if p.is_file())
+    index = json.loads((args.catalog / "generated" / "index.json").read_text(encoding="utf-8"))
+    catalog_templates = sum(len(v) for v in index.get("templates", {}).values())
+    return Results(
+        args.count,
+        len(list((project / "template_specs").rglob("*.yaml"))),
+        rendered,
+        args.repeat,
+        baselines,
+        stages,
+        total,
+        catalog,
+        catalog_templates,
+    )
+
+
+# ---------------------------------------------------------------------------------- reporting
+
+
+def _target(name: str, figure: Figure, limit: float, note: str = "") -> dict[str, Any]:
+    return {
+        "name": name,
+        "limit_s": limit,
+        "median_s": round(figure.median, 4),
+        "best_s": round(figure.best, 4),
+        "pass": figure.median < limit,
+        "note": note,
+    }
+
+
+def targets(res: Results) -> list[dict[str, Any]]:
+    note = ""
+    if res.count != TARGET_SYNTHETIC_COUNT:
+        note = f"target is stated for {TARGET_SYNTHETIC_COUNT} specs; this run used {res.count}"
+    return [
+        _target(
+            f"(a) validate+render+check of {res.count} specs < {TARGET_SYNTHETIC_S:g} s",
+            res.total,
+            TARGET_SYNTHETIC_S,
+            note,
+        ),
+        _target(
+            f"(b) no-change check of the bundled catalog < {TARGET_CATALOG_CHECK_S:g} s",
+            res.catalog,
+            TARGET_CATALOG_CHECK_S,
+        ),
+    ]
+
+
+def _shares(figure: Figure, processes: int, start_up: float, imported: float) -> dict[str, Any]:
+    """How much of a figure (median) is interpreter start-up and start-up + import."""
+    return {
+        "processes": processes,
+        "startup_s": round(processes * start_up, 4),
+        "startup_share": round(processes * start_up / figure.median, 4),
+        "startup_import_s": round(processes * imported, 4),
+        "startup_import_share": round(processes * imported / figure.median, 4),
+        "x_import": round(figure.median / imported, 2),
+        "beyond_import_s": round(figure.median - processes * imported, 4),
+    }
+
+
+def as_json(res: Results) -> dict[str, Any]:
+    start_up, imported = res.baselines[0].median, res.baselines[1].median
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "repeat": res.repeat,
+        "baselines": {f.label: f.as_json() for f in res.baselines},
+        "synthetic": {
+            "specs": res.count,
+            "spec_files": res.spec_files,
+            "rendered_files": res.rendered_files,
+            "stages": {
+                f.label: {**f.as_json(), **_shares(f, 1, start_up, imported)} for f in res.stages
+            },
+            "total": {
+                **res.total.as_json(),
+                **_shares(res.total, len(res.stages), start_up, imported),
+            },
+            "per_spec_ms_median": round(1000 * res.total.median / res.count, 3),
+            "per_spec_ms_best": round(1000 * res.total.best / res.count, 3),
+        },
+        "catalog_check": {
+            "templates": res.catalog_templates,
+            **res.catalog.as_json(),
+            **_shares(res.catalog, 1, start_up, imported),
+        },
+        "targets": targets(res),
+    }
+
+
+def as_table(res: Results) -> str:
+    start_up, imported = res.baselines[0].median, res.baselines[1].median
+    head = f"{'':42} {'best':>8} {'median':>8} {'x start':>8} {'start%':>7} {'+import%':>8}"
+    lines = [
+        f"boxsmith render benchmark: python {platform.python_version()}, "
+        f"{res.repeat} repeat(s), each command a fresh process",
+        "",
+        f"{'(c) baselines':42} {'best':>8} {'median':>8} {'x start':>8}",
+    ]
+    for f in res.baselines:
+        lines.append(f"  {f.label:40} {f.best:7.3f}s {f.median:7.3f}s {f.median / start_up:7.1f}x")
+
+    def row(label: str, f: Figure, processes: int) -> str:
+        s = _shares(f, processes, start_up, imported)
+        return (
+            f"  {label:40} {f.best:7.3f}s {f.median:7.3f}s {f.median / start_up:7.1f}x "
+            f"{100 * s['startup_share']:6.1f}% {100 * s['startup_import_share']:7.1f}%"
+        )
+
+    lines += [
+        "",
+        f"(a) {res.count} synthetic specs ({res.spec_files} spec files, "
+        f"{res.rendered_files} rendered files)",
+        head,
+    ]
+    lines += [row(f.label, f, 1) for f in res.stages]
+    lines.append(row(res.total.label, res.total, len(res.stages)))
+    lines.append(
+        f"  {'per spec (sum / specs)':40} {1000 * res.total.best / res.count:6.2f}ms "
+        f"{1000 * res.total.median / res.count:6.2f}ms"
+    )
+    lines += [
+        "",
+        f"(b) bundled catalog, {res.catalog_templates} template(s)",
+        head,
+        row(res.catalog.label, res.catalog, 1),
+        "",
+        "x start: median / `python -c pass`; start%: share of the median that is interpreter",
+        "start-up; +import%: share that is start-up + `import boxsmith.cli` (once per process).",
+        "",
+        "targets (judged on the median)",
+    ]
+    for t in targets(res):
+        verdict = "PASS" if t["pass"] else "FAIL"
+        extra = f"  ({t['note']})" if t["note"] else ""
+        lines.append(f"  {verdict}  {t['name']}: median {t['median_s']:.3f} s{extra}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------- main
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=500, help="synthetic specs (default 500)")
+    parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure (default 3)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed passes first (default 1)")
+    parser.add_argument("--json", action="store_true", help="print a JSON object, not a table")
+    parser.add_argument("--keep", action="store_true", help="keep the synthetic project folder")
+    parser.add_argument(
+        "--catalog", type=Path, default=REPO_ROOT, help="project for (b) (default: repo root)"
+    )
+    parser.add_argument("--boxsmith", default=None, help="console script (default: venv's)")
+    args = parser.parse_args(argv)
+    if args.count < 1 or args.repeat < 1 or args.warmup < 0:
+        parser.error("--count and --repeat must be at least 1, --warmup at least 0")
+    args.catalog = args.catalog.resolve()
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    project = Path(tempfile.mkdtemp(prefix="boxsmith-bench-"))
+    try:
+        write_project(project, args.count)
+        results = measure(args, project)
+    except SetupError as exc:
+        sys.stderr.write(f"benchmark setup failed: {exc}\n")
+        return 2
+    finally:
+        if args.keep:
+            sys.stderr.write(f"synthetic project kept in {project}\n")
+        else:
+            shutil.rmtree(project, ignore_errors=True)
+    if args.json:
+        print(json.dumps(as_json(results), indent=2))
+    else:
+        print(as_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

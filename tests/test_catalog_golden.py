@@ -1,0 +1,69 @@
+"""Golden tests of the bundled catalog: generated/ is exactly what the specs render."""
+
+from __future__ import annotations
+
+import shutil
+import tomllib
+from pathlib import Path
+
+from boxsmith.config import load_settings
+from boxsmith.pipeline import check_project, render_project
+from tests.helpers import snapshot
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_committed_generated_matches_a_fresh_render(tmp_path: Path) -> None:
+    shutil.copytree(REPO / "template_specs", tmp_path / "template_specs")
+    render_project(load_settings(tmp_path))
+    assert snapshot(tmp_path / "generated") == snapshot(REPO / "generated")
+
+
+def test_bundled_catalog_has_no_drift() -> None:
+    assert check_project(load_settings(REPO)).drift == ()
+
+
+def test_bundled_templates() -> None:
+    names = sorted(p.name for p in (REPO / "generated").iterdir() if p.is_dir())
+    assert names == [
+        "debian-minimal", "gradio-developer", "nextjs-developer", "python-data-311",
+        "python-data-312", "streamlit-developer", "vue-developer",
+    ]  # fmt: skip
+
+
+def test_nextjs_port_does_what_the_original_does() -> None:
+    folder = REPO / "generated/nextjs-developer/1.0.0"
+    toml = tomllib.loads((folder / "e2b.toml").read_text())
+    assert toml["template_name"] == "nextjs-developer"
+    assert toml["start_cmd"] == "/compile_page.sh"
+    assert (toml["cpu_count"], toml["memory_mb"]) == (4, 4096)
+    assert toml["team_id"] == "460355b3-4f64-48f9-9a16-4442817f79f5"
+    body = [
+        line for line in (folder / "e2b.Dockerfile").read_text().splitlines()
+        if not line.startswith("#")
+    ]  # fmt: skip
+    expected_order = [
+        "FROM node:21-slim",
+        "COPY nextjs-developer/compile_page.sh /compile_page.sh",
+        "WORKDIR /home/user/nextjs-app",
+        "RUN npx create-next-app@14.2.20 . --ts --tailwind --no-eslint --import-alias \"@/*\" "
+        "--use-npm --no-app --no-src-dir",
+        "COPY nextjs-developer/_app.tsx /home/user/nextjs-app/pages/_app.tsx",
+        "RUN npx shadcn@2.1.7 init -d",
+        "RUN npx shadcn@2.1.7 add --all",
+        "RUN npm install posthog-js",
+        "RUN mv /home/user/nextjs-app/* /home/user/ && rm -rf /home/user/nextjs-app",
+        "WORKDIR /home/user",
+        "USER user",
+    ]
+    positions = [body.index(line) for line in expected_order]
+    assert positions == sorted(positions)
+    assert (folder / "nextjs-developer/compile_page.sh").stat().st_mode & 0o111
+    assert "PostHogProvider" in (folder / "nextjs-developer/_app.tsx").read_text()
+
+
+def test_python_matrix_variants() -> None:
+    for short, version in (("311", "3.11"), ("312", "3.12")):
+        dockerfile = (REPO / f"generated/python-data-{short}/1.0.0/e2b.Dockerfile").read_text()
+        assert f"FROM python:{version}-slim" in dockerfile
+        assert f"(matrix: python={version})" in dockerfile.splitlines()[0]

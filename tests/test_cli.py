@@ -1,0 +1,114 @@
+"""The CLI: dispatch, exit codes, JSON output, schema, and one real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from boxsmith.schema import schema_json
+from tests.helpers import MINIMAL, cli, write_tree
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_validate_json_lists_templates(minimal_project: Path) -> None:
+    run = cli(minimal_project, "validate", "--json")
+    assert run.code == 0
+    (entry,) = json.loads(run.out)["templates"]
+    assert entry["name"] == "app" and entry["spec"] == "template_specs/app.yaml"
+
+
+def test_unknown_template_name_is_usage_error(minimal_project: Path) -> None:
+    run = cli(minimal_project, "render", "ap")
+    assert run.code == 2
+    assert "no template matches 'ap'" in run.err and "did you mean 'app'?" in run.err
+
+
+def test_bad_label_filter_is_usage_error(minimal_project: Path) -> None:
+    run = cli(minimal_project, "validate", "--label", "oops")
+    assert run.code == 2 and "key=value" in run.err
+
+
+def test_missing_specs_folder(tmp_path: Path) -> None:
+    run = cli(tmp_path, "validate")
+    assert run.code == 2
+    assert "spec folder template_specs does not exist" in run.err
+
+
+def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    from boxsmith.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2
+    assert "fix: see `boxsmith --help`" in capsys.readouterr().err
+
+
+def test_pyproject_settings_and_unknown_keys(project: Path) -> None:
+    write_tree(
+        project,
+        {
+            "pyproject.toml": '[tool.boxsmith]\nspecs_dir = "specs"\ngenerated_dir = "out"\n',
+            "specs/app.yaml": MINIMAL.format(name="app"),
+        },
+    )
+    run = cli(project, "render")
+    assert run.code == 0, run.err
+    assert (project / "out/app/1.0.0/e2b.toml").is_file()
+    (project / "pyproject.toml").write_text('[tool.boxsmith]\nspec_dir = "specs"\n')
+    bad = cli(project, "validate")
+    assert bad.code == 2 and "unknown [tool.boxsmith] key(s): spec_dir" in bad.err
+
+
+def test_schema_command_writes_and_reports(project: Path) -> None:
+    first = cli(project, "schema", "-o", "schema.json")
+    assert first.out.startswith("create ")
+    assert cli(project, "schema", "-o", "schema.json").out.startswith("identical")
+    assert json.loads((project / "schema.json").read_text())["title"] == "boxsmith template spec"
+
+
+def test_committed_schema_is_current() -> None:
+    committed = (REPO / "template_specs/boxsmith.schema.json").read_text()
+    assert committed == schema_json(), "run `boxsmith schema` and commit the result"
+
+
+@pytest.mark.parametrize(
+    "spec", sorted((REPO / "template_specs").rglob("*.yaml")), ids=lambda p: p.name
+)
+def test_bundled_specs_pass_the_json_schema(spec: Path) -> None:
+    first_line = spec.read_text().splitlines()[0]
+    assert first_line.startswith("# yaml-language-server: $schema=")
+    schema_ref = first_line.split("$schema=", 1)[1]
+    assert (spec.parent / schema_ref).resolve() == REPO / "template_specs/boxsmith.schema.json"
+    jsonschema.validate(yaml.safe_load(spec.read_text()), json.loads(schema_json()))
+
+
+def test_json_schema_rejects_unknown_keys() -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate({"name": "x", "nmae": "y"}, json.loads(schema_json()))
+
+
+@pytest.mark.slow
+def test_real_subprocess_exit_codes(tmp_path: Path) -> None:
+    """The installed console script, as users and CI run it."""
+    exe = Path(sys.executable).with_name("boxsmith")
+    write_tree(tmp_path, {"template_specs/app.yaml": MINIMAL.format(name="app")})
+    env = {**os.environ, "GITHUB_ACTIONS": ""}
+    ok = subprocess.run([exe, "-C", tmp_path, "render"], capture_output=True, text=True, env=env)
+    assert ok.returncode == 0, ok.stderr
+    assert subprocess.run([exe, "-C", tmp_path, "check"], capture_output=True, env=env).returncode == 0
+    (tmp_path / "generated/app/1.0.0/e2b.toml").write_text("x\n")
+    drift = subprocess.run([exe, "-C", tmp_path, "check"], capture_output=True, text=True, env=env)
+    assert drift.returncode == 1 and "drift" in drift.stderr
+    (tmp_path / "template_specs/app.yaml").write_text("name: [\n")
+    bad = subprocess.run([exe, "-C", tmp_path, "validate"], capture_output=True, text=True, env=env)
+    assert bad.returncode == 2
+    assert "template_specs/app.yaml:2:1: error: YAML syntax" in bad.stderr
+    assert "Traceback" not in bad.stderr

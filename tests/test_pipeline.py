@@ -1,0 +1,176 @@
+"""render and check over a project: writes, index, immutability, drift."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from boxsmith.index import Index
+from tests.helpers import MINIMAL, cli, snapshot, write_tree
+
+
+def index(root: Path) -> Index:
+    return Index.model_validate_json((root / "generated/index.json").read_bytes())
+
+
+def publish(root: Path, name: str, version: str, template_id: str = "tpl-1") -> None:
+    """Record a publish in the index the way `boxsmith publish` will."""
+    path = root / "generated/index.json"
+    data = json.loads(path.read_text())
+    entry = data["templates"][name][version]
+    entry["publishes"].append(
+        {
+            "target": "local",
+            "template_id": template_id,
+            "build_id": "build-1",
+            "tags": [version],
+            "published_at": "2026-11-28T00:00:00Z",
+            "content_hash": entry["content_hash"],
+        }
+    )
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def test_reports_create_identical_update_delete(minimal_project: Path) -> None:
+    assert "create " in cli(minimal_project, "render").out
+    again = cli(minimal_project, "render")
+    assert again.code == 0
+    assert "create" not in again.out and "identical generated/app/1.0.0/e2b.toml" in again.out
+    spec = minimal_project / "template_specs/app.yaml"
+    spec.write_text(spec.read_text() + "start_cmd: serve\n")
+    update = cli(minimal_project, "render")
+    assert "update    generated/app/1.0.0/e2b.toml" in update.out
+    assert "identical generated/app/1.0.0/e2b.Dockerfile" not in update.out  # header hash moved
+    (minimal_project / "generated/app/1.0.0/stray.txt").write_text("x")
+    assert "delete    generated/app/1.0.0/stray.txt" in cli(minimal_project, "render").out
+    assert not (minimal_project / "generated/app/1.0.0/stray.txt").exists()
+
+
+def test_dry_run_writes_nothing_and_shows_diff(minimal_project: Path) -> None:
+    cli(minimal_project, "render")
+    spec = minimal_project / "template_specs/app.yaml"
+    spec.write_text(spec.read_text().replace("test template", "changed"))
+    before = snapshot(minimal_project / "generated")
+    run = cli(minimal_project, "render", "--dry-run")
+    assert run.code == 0
+    assert "would update    generated/app/1.0.0/e2b.toml" in run.out
+    assert "--- a/generated/app/1.0.0/e2b.Dockerfile" in run.out
+    assert snapshot(minimal_project / "generated") == before
+
+
+def test_version_bump_replaces_unpublished_folder(minimal_project: Path) -> None:
+    cli(minimal_project, "render")
+    spec = minimal_project / "template_specs/app.yaml"
+    spec.write_text(spec.read_text().replace('"1.0.0"', '"1.1.0"'))
+    run = cli(minimal_project, "render")
+    assert "delete    generated/app/1.0.0/e2b.toml" in run.out
+    assert not (minimal_project / "generated/app/1.0.0").exists()
+    assert list(index(minimal_project).templates["app"]) == ["1.1.0"]
+
+
+def test_published_version_is_immutable(minimal_project: Path) -> None:
+    cli(minimal_project, "render")
+    publish(minimal_project, "app", "1.0.0", template_id="tpl-abc")
+    stamped = cli(minimal_project, "render")
+    assert stamped.code == 0
+    toml = (minimal_project / "generated/app/1.0.0/e2b.toml").read_text()
+    assert 'template_id = "tpl-abc"' in toml and 'build_id = "build-1"' in toml
+    assert cli(minimal_project, "check").code == 0
+
+    spec = minimal_project / "template_specs/app.yaml"
+    spec.write_text(spec.read_text() + "start_cmd: serve\n")
+    before = snapshot(minimal_project / "generated")
+    refused = cli(minimal_project, "render")
+    assert refused.code == 2
+    assert "template_specs/app.yaml:2:10: error: version: app:1.0.0 is published" in refused.err
+    assert "fix: bump version" in refused.err
+    assert snapshot(minimal_project / "generated") == before
+
+
+def test_published_versions_are_kept_after_a_bump(minimal_project: Path) -> None:
+    cli(minimal_project, "render")
+    publish(minimal_project, "app", "1.0.0")
+    spec = minimal_project / "template_specs/app.yaml"
+    spec.write_text(spec.read_text().replace('"1.0.0"', '"1.0.1"') + "start_cmd: serve\n")
+    run = cli(minimal_project, "render")
+    assert run.code == 0 and "delete" not in run.out
+    assert (minimal_project / "generated/app/1.0.0/e2b.toml").is_file()
+    assert set(index(minimal_project).templates["app"]) == {"1.0.0", "1.0.1"}
+    assert cli(minimal_project, "check").code == 0
+    listed = json.loads(cli(minimal_project, "list", "--json").out)["templates"]
+    assert [(r["version"], r["status"]) for r in listed] == [
+        ("1.0.0", "published (local)"), ("1.0.1", "rendered"),
+    ]  # fmt: skip
+
+
+def test_filtered_render_touches_only_selected(project: Path) -> None:
+    write_tree(
+        project,
+        {f"template_specs/{n}.yaml": MINIMAL.format(name=n) for n in ("one", "two")},
+    )
+    cli(project, "render")
+    for n in ("one", "two"):
+        spec = project / f"template_specs/{n}.yaml"
+        spec.write_text(spec.read_text() + "start_cmd: serve\n")
+    run = cli(project, "render", "one")
+    assert "generated/two" not in run.out
+    assert cli(project, "check", "one").code == 0
+    assert cli(project, "check", "two").code == 1
+    assert cli(project, "check").code == 1
+
+
+def test_check_reports_drift_with_diff(minimal_project: Path) -> None:
+    cli(minimal_project, "render")
+    dockerfile = minimal_project / "generated/app/1.0.0/e2b.Dockerfile"
+    dockerfile.write_text(dockerfile.read_text().replace("USER user", "USER root"))
+    (minimal_project / "generated/app/1.0.0/e2b.toml").unlink()
+    (minimal_project / "generated/orphan/0.1.0").mkdir(parents=True)
+    (minimal_project / "generated/orphan/0.1.0/e2b.toml").write_text("x")
+    run = cli(minimal_project, "check")
+    assert run.code == 1
+    assert "-USER root\n+USER user" in run.out
+    assert "+++ b/generated/app/1.0.0/e2b.toml" in run.out
+    assert "--- a/generated/orphan/0.1.0/e2b.toml" in run.out
+    assert "drift: 3 file(s)" in run.err
+    assert dockerfile.read_text().endswith("USER root\n")  # check never writes
+
+
+def test_check_annotates_under_github_actions(
+    minimal_project: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    cli(minimal_project, "render")
+    dockerfile = minimal_project / "generated/app/1.0.0/e2b.Dockerfile"
+    lines = dockerfile.read_text().splitlines(keepends=True)
+    lines[4] = "RUN echo tampered\n"
+    dockerfile.write_text("".join(lines))
+    summary = tmp_path / "summary.md"
+    monkeypatch.setenv("GITHUB_ACTIONS", "true")
+    monkeypatch.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    run = cli(minimal_project, "check")
+    assert run.code == 1
+    assert (
+        "::error file=generated/app/1.0.0/e2b.Dockerfile,line=5,"
+        "title=boxsmith check%3A generated output drift::" in run.out
+    )
+    assert "| `generated/app/1.0.0/e2b.Dockerfile` | update |" in summary.read_text()
+
+
+def test_check_json(minimal_project: Path) -> None:
+    cli(minimal_project, "render")
+    (minimal_project / "generated/app/1.0.0/e2b.toml").write_text("tampered\n")
+    run = cli(minimal_project, "check", "--json")
+    assert run.code == 1
+    data = json.loads(run.out)
+    assert [d["path"] for d in data["drift"]] == ["generated/app/1.0.0/e2b.toml"]
+    assert data["drift"][0]["action"] == "update"
+
+
+def test_corrupt_index_is_a_usage_error(minimal_project: Path) -> None:
+    cli(minimal_project, "render")
+    (minimal_project / "generated/index.json").write_text('{"templates": 3}')
+    run = cli(minimal_project, "render")
+    assert run.code == 2
+    assert "generated/index.json is not a valid boxsmith index" in run.err
+    assert "fix: restore it from git" in run.err
