@@ -46,7 +46,7 @@ def test_nextjs_port_does_what_the_original_does() -> None:
         "FROM node:21-slim",
         "COPY nextjs-developer/compile_page.sh /compile_page.sh",
         "WORKDIR /home/user/nextjs-app",
-        "RUN npx create-next-app@14.2.20 . --ts --tailwind --no-eslint --import-alias \"@/*\" "
+        'RUN npx create-next-app@14.2.20 . --ts --tailwind --no-eslint --import-alias "@/*" '
         "--use-npm --no-app --no-src-dir",
         "COPY nextjs-developer/_app.tsx /home/user/nextjs-app/pages/_app.tsx",
         "RUN npx shadcn@2.1.7 init -d",

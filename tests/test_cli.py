@@ -22,18 +22,21 @@ def test_validate_json_lists_templates(minimal_project: Path) -> None:
     run = cli(minimal_project, "validate", "--json")
     assert run.code == 0
     (entry,) = json.loads(run.out)["templates"]
-    assert entry["name"] == "app" and entry["spec"] == "template_specs/app.yaml"
+    assert entry["name"] == "app"
+    assert entry["spec"] == "template_specs/app.yaml"
 
 
 def test_unknown_template_name_is_usage_error(minimal_project: Path) -> None:
     run = cli(minimal_project, "render", "ap")
     assert run.code == 2
-    assert "no template matches 'ap'" in run.err and "did you mean 'app'?" in run.err
+    assert "no template matches 'ap'" in run.err
+    assert "did you mean 'app'?" in run.err
 
 
 def test_bad_label_filter_is_usage_error(minimal_project: Path) -> None:
     run = cli(minimal_project, "validate", "--label", "oops")
-    assert run.code == 2 and "key=value" in run.err
+    assert run.code == 2
+    assert "key=value" in run.err
 
 
 def test_missing_specs_folder(tmp_path: Path) -> None:
@@ -64,7 +67,8 @@ def test_pyproject_settings_and_unknown_keys(project: Path) -> None:
     assert (project / "out/app/1.0.0/e2b.toml").is_file()
     (project / "pyproject.toml").write_text('[tool.boxsmith]\nspec_dir = "specs"\n')
     bad = cli(project, "validate")
-    assert bad.code == 2 and "unknown [tool.boxsmith] key(s): spec_dir" in bad.err
+    assert bad.code == 2
+    assert "unknown [tool.boxsmith] key(s): spec_dir" in bad.err
 
 
 def test_schema_command_writes_and_reports(project: Path) -> None:
@@ -101,14 +105,24 @@ def test_real_subprocess_exit_codes(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("boxsmith")
     write_tree(tmp_path, {"template_specs/app.yaml": MINIMAL.format(name="app")})
     env = {**os.environ, "GITHUB_ACTIONS": ""}
-    ok = subprocess.run([exe, "-C", tmp_path, "render"], capture_output=True, text=True, env=env)
+    ok = subprocess.run(
+        [exe, "-C", tmp_path, "render"], capture_output=True, text=True, env=env, check=False
+    )
     assert ok.returncode == 0, ok.stderr
-    assert subprocess.run([exe, "-C", tmp_path, "check"], capture_output=True, env=env).returncode == 0
+    clean = subprocess.run(
+        [exe, "-C", tmp_path, "check"], capture_output=True, env=env, check=False
+    )
+    assert clean.returncode == 0
     (tmp_path / "generated/app/1.0.0/e2b.toml").write_text("x\n")
-    drift = subprocess.run([exe, "-C", tmp_path, "check"], capture_output=True, text=True, env=env)
-    assert drift.returncode == 1 and "drift" in drift.stderr
+    drift = subprocess.run(
+        [exe, "-C", tmp_path, "check"], capture_output=True, text=True, env=env, check=False
+    )
+    assert drift.returncode == 1
+    assert "drift" in drift.stderr
     (tmp_path / "template_specs/app.yaml").write_text("name: [\n")
-    bad = subprocess.run([exe, "-C", tmp_path, "validate"], capture_output=True, text=True, env=env)
+    bad = subprocess.run(
+        [exe, "-C", tmp_path, "validate"], capture_output=True, text=True, env=env, check=False
+    )
     assert bad.returncode == 2
     assert "template_specs/app.yaml:2:1: error: YAML syntax" in bad.stderr
     assert "Traceback" not in bad.stderr

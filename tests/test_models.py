@@ -97,8 +97,10 @@ def test_step_shorthands_and_kinds() -> None:
     assert [step.kind for step in s.steps] == [
         "run", "run", "run", "copy", "env", "workdir", "user",
     ]  # fmt: skip
-    assert s.steps[1].run is not None and s.steps[1].run.commands == ["a", "b"]
-    assert s.steps[3].copy_ is not None and s.steps[3].copy_.mode == "0755"
+    assert s.steps[1].run is not None
+    assert s.steps[1].run.commands == ["a", "b"]
+    assert s.steps[3].copy_ is not None
+    assert s.steps[3].copy_.mode == "0755"
     assert s.steps[4].env == {"A": "1", "B": "true"}
 
 
@@ -127,7 +129,10 @@ def test_ready_helpers_match_the_e2b_sdk() -> None:
 
     pairs = [
         ({"wait_for_port": 8080}, wait_for_port(8080)),
-        ({"wait_for_url": "http://localhost:3000/x?a=1"}, wait_for_url("http://localhost:3000/x?a=1")),
+        (
+            {"wait_for_url": "http://localhost:3000/x?a=1"},
+            wait_for_url("http://localhost:3000/x?a=1"),
+        ),
         (
             {"wait_for_url": {"url": "http://h/", "status": 204}},
             wait_for_url("http://h/", status_code=204),

@@ -37,7 +37,8 @@ def test_reports_create_identical_update_delete(minimal_project: Path) -> None:
     assert "create " in cli(minimal_project, "render").out
     again = cli(minimal_project, "render")
     assert again.code == 0
-    assert "create" not in again.out and "identical generated/app/1.0.0/e2b.toml" in again.out
+    assert "create" not in again.out
+    assert "identical generated/app/1.0.0/e2b.toml" in again.out
     spec = minimal_project / "template_specs/app.yaml"
     spec.write_text(spec.read_text() + "start_cmd: serve\n")
     update = cli(minimal_project, "render")
@@ -76,7 +77,8 @@ def test_published_version_is_immutable(minimal_project: Path) -> None:
     stamped = cli(minimal_project, "render")
     assert stamped.code == 0
     toml = (minimal_project / "generated/app/1.0.0/e2b.toml").read_text()
-    assert 'template_id = "tpl-abc"' in toml and 'build_id = "build-1"' in toml
+    assert 'template_id = "tpl-abc"' in toml
+    assert 'build_id = "build-1"' in toml
     assert cli(minimal_project, "check").code == 0
 
     spec = minimal_project / "template_specs/app.yaml"
@@ -95,7 +97,8 @@ def test_published_versions_are_kept_after_a_bump(minimal_project: Path) -> None
     spec = minimal_project / "template_specs/app.yaml"
     spec.write_text(spec.read_text().replace('"1.0.0"', '"1.0.1"') + "start_cmd: serve\n")
     run = cli(minimal_project, "render")
-    assert run.code == 0 and "delete" not in run.out
+    assert run.code == 0
+    assert "delete" not in run.out
     assert (minimal_project / "generated/app/1.0.0/e2b.toml").is_file()
     assert set(index(minimal_project).templates["app"]) == {"1.0.0", "1.0.1"}
     assert cli(minimal_project, "check").code == 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import tomllib
-from textwrap import dedent
 from pathlib import Path
+from textwrap import dedent
 
 import pytest
 
@@ -57,7 +57,8 @@ def test_layout_header_and_final_workdir_user(project: Path) -> None:
     assert "--no-install-recommends curl jq \\\n    && apt-get clean && rm -rf" in text
     assert "RUN echo a \\\n    && echo b" in text
     assert lines[-2:] == ["WORKDIR /home/user", "USER user"]
-    assert text.endswith("\n") and "\r" not in text
+    assert text.endswith("\n")
+    assert "\r" not in text
 
 
 def test_run_as_user_switches_back_and_chmod_runs_as_root(project: Path) -> None:

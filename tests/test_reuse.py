@@ -108,11 +108,14 @@ def test_positions_follow_the_file_that_set_a_value(project: Path) -> None:
     )
     (app,) = catalog(project).templates
     env_pos = app.position("env", "B")
-    assert env_pos is not None and env_pos.file == "template_specs/bases/mid.yaml"
+    assert env_pos is not None
+    assert env_pos.file == "template_specs/bases/mid.yaml"
     steps_pos = app.position("steps", 0)
-    assert steps_pos is not None and steps_pos.file == "template_specs/bases/root.yaml"
+    assert steps_pos is not None
+    assert steps_pos.file == "template_specs/bases/root.yaml"
     name_pos = app.position("name")
-    assert name_pos is not None and (name_pos.file, name_pos.line) == ("template_specs/app.yaml", 1)
+    assert name_pos is not None
+    assert (name_pos.file, name_pos.line) == ("template_specs/app.yaml", 1)
 
 
 def test_matrix_expands_with_exclude(project: Path) -> None:
