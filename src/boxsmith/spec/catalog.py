@@ -22,7 +22,7 @@ from boxsmith.spec.diagnostics import issues_from_validation, suggest
 from boxsmith.spec.expand import expand
 from boxsmith.spec.located import LDict, LList, Pos, YamlIssue, load_yaml, locate
 from boxsmith.spec.merge import merge
-from boxsmith.spec.models import META_KEYS, CopyStep, FileEntry, TemplateSpec
+from boxsmith.spec.models import META_KEYS, CopyStep, FileEntry, TemplateSpec, check_name
 
 __all__ = ["Catalog", "ContextFile", "Template", "load_catalog", "spec_files"]
 
@@ -136,6 +136,7 @@ class _Loader:
         self.by_name: dict[str, _Doc] = {}
         self.merged: dict[str, LDict | None] = {}
         self.folders: dict[str, Path] = {}
+        self.clashing: set[str] = set()  # literal names already reported as duplicates
 
     def read(self, path: Path) -> None:
         display = self.settings.display(path)
@@ -185,6 +186,7 @@ class _Loader:
         if name is not None:
             first = self.by_name.get(name)
             if first is not None:
+                self.clashing.add(name)
                 self.issues.append(
                     _issue(
                         data.val_pos["name"],
@@ -285,10 +287,11 @@ class _Loader:
             return []
         templates = []
         names: dict[str, dict[str, Any]] = {}
-        for combo, data in expand(merged, matrix, self.issues):
-            spec = self._model(data, doc.display)
-            if spec is None:
+        for combo, data, unresolved in expand(merged, matrix, self.issues):
+            spec = self._model(data, doc.display, unresolved)
+            if spec is None or unresolved:
                 continue
+            self._unique_check_names(spec, data)
             if spec.name in names:
                 at = data.val_pos.get("name", data.pos)
                 self.issues.append(
@@ -308,18 +311,40 @@ class _Loader:
             )
         return templates
 
-    def _model(self, data: LDict, display: str) -> TemplateSpec | None:
+    def _model(
+        self, data: LDict, display: str, unresolved: frozenset[str] = frozenset()
+    ) -> TemplateSpec | None:
+        """Validate; errors on values whose {{ }} failed are left out (already reported)."""
         body = {k: v for k, v in data.items() if k not in META_KEYS}
         try:
             return TemplateSpec.model_validate(body)
         except ValidationError as exc:
             fallback = Pos(display, 1, 1)
+            found = issues_from_validation(
+                exc, data, TemplateSpec, fallback=fallback, extra_keys=META_KEYS
+            )
             self.issues.extend(
-                issues_from_validation(
-                    exc, data, TemplateSpec, fallback=fallback, extra_keys=META_KEYS
-                )
+                i
+                for i in found
+                if not any(i.path == p or i.path.startswith((f"{p}.", f"{p}[")) for p in unresolved)
             )
             return None
+
+    def _unique_check_names(self, spec: TemplateSpec, data: LDict) -> None:
+        seen: set[str] = set()
+        for i, check in enumerate(spec.smoke):
+            name = check_name(check)
+            if name in seen:
+                at = locate(data, ("smoke", i, "name")) or locate(data, ("smoke", i)) or data.pos
+                self.issues.append(
+                    _issue(
+                        at,
+                        f"smoke check name {name!r} is used twice",
+                        "give each check a distinct `name:`",
+                        f"smoke[{i}].name",
+                    )
+                )
+            seen.add(name)
 
     def check_abstract(self, doc: _Doc) -> None:
         """Bases are checked on their own for what they do set (missing keys are fine)."""
@@ -336,7 +361,8 @@ class _Loader:
             templated = {
                 i
                 for i, e in enumerate(exc.errors())
-                if e["type"] == "missing" or "{" in str(e.get("input", ""))
+                if e["type"] == "missing"
+                or (isinstance(e.get("input"), str) and ("{{" in e["input"] or "{%" in e["input"]))
             }
             self.issues.extend(i for n, i in enumerate(found) if n not in templated)
 
@@ -356,7 +382,8 @@ class _Loader:
         for entry, path in entries:
             where = locate(data, (*path, "src")) or data.pos
             folder = self.folders[where.file]
-            rel = self._context_files(entry.src, folder, where, ".".join(map(str, path)), files)
+            label = f"{path[0]}[{path[1]}]" + "".join(f".{p}" for p in path[2:])
+            rel = self._context_files(entry.src, folder, where, label, files)
             if rel is not None:
                 copy_rel[(str(path[0]), int(path[1]))] = rel
         return tuple(sorted(files.values(), key=lambda f: f.rel)), copy_rel
@@ -405,7 +432,7 @@ class _Loader:
                 self.issues.append(
                     _issue(
                         where,
-                        f"{source} links outside the spec's folder",
+                        f"{self.settings.display(source)} links outside the spec's folder",
                         "replace the link with the file",
                         f"{path}.src",
                     )
@@ -447,7 +474,7 @@ def load_catalog(settings: Settings, paths: Iterable[Path] | None = None) -> Cat
     seen: dict[str, Template] = {}
     for template in templates:
         first = seen.setdefault(template.name, template)
-        if first is not template:
+        if first is not template and template.name not in loader.clashing:
             at = template.position("name") or template.data.pos
             loader.issues.append(
                 _issue(

@@ -117,6 +117,8 @@ def issues_from_validation(
         loc = tuple(error["loc"])
         etype = error["type"]
         is_extra = etype == "extra_forbidden"
+        if loc and loc[-1] == "[key]":  # an invalid mapping key: point at the key itself
+            loc, is_extra = loc[:-1], True
         where = locate(data, loc, key=is_extra) or fallback
         path = _dotted(loc, data)
         message, hint = _explain(error, loc, model, extra_keys if len(loc) == 1 else ())
@@ -143,7 +145,13 @@ def _explain(
         key = str(loc[-1])
         return f"required key {key!r} is missing", f"add `{key}:` here"
     if etype in _TYPE_WORDS:
-        shown = type(got).__name__ if isinstance(got, dict | list) else repr(got)
+        shown = (
+            "a mapping"
+            if isinstance(got, dict)
+            else "a list"
+            if isinstance(got, list)
+            else repr(got)
+        )
         return f"expected {_TYPE_WORDS[etype]}, got {shown}", f"write {_TYPE_WORDS[etype]} here"
     if etype in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
         return f"{error['msg'].lower()}, got {got!r}", "change the value to fit the limit"

@@ -26,7 +26,8 @@ MAX_VARIANTS = 256
 _REF = re.compile(r"\b(vars|matrix)\.([A-Za-z_][A-Za-z0-9_]*)")
 _AXIS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
-Variant = tuple[dict[str, Any], LDict]
+# (matrix values, substituted spec, key paths whose {{ }} could not be resolved)
+Variant = tuple[dict[str, Any], LDict, frozenset[str]]
 
 
 class _Substituter:
@@ -35,6 +36,7 @@ class _Substituter:
     def __init__(self, context: dict[str, Any]) -> None:
         self.context = context
         self.issues: list[Issue] = []
+        self.failed: set[str] = set()
 
     def string(self, value: str, where: Pos, path: str) -> str:
         if "{{" not in value and "{%" not in value:
@@ -57,10 +59,12 @@ class _Substituter:
                         path,
                     )
                 )
+                self.failed.add(path)
                 return value
         try:
             return compile_string(value).render(self.context)
         except jinja2.TemplateSyntaxError as exc:
+            self.failed.add(path)
             self.issues.append(
                 Issue(
                     where.file,
@@ -72,6 +76,7 @@ class _Substituter:
                 )
             )
         except jinja2.TemplateError as exc:
+            self.failed.add(path)
             self.issues.append(
                 Issue(
                     where.file,
@@ -234,5 +239,4 @@ def expand(merged: LDict, matrix: LDict | None, issues: list[Issue]) -> Iterator
         sub = _Substituter({"vars": _plain(variables), "matrix": _plain(combo)})
         result = sub.tree(body, body.pos, "")
         issues.extend(sub.issues)
-        if not sub.issues:
-            yield combo, result
+        yield combo, result, frozenset(sub.failed)

@@ -102,19 +102,22 @@ def load_yaml(text: str, file: str) -> Any:
         line, col = (mark.line + 1, mark.column + 1) if mark else (0, 0)
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
-        raise YamlIssue(
-            Issue(file, line, col, f"YAML syntax: {problem}{context}", _yaml_hint(problem))
-        ) from exc
+        source_line = text.splitlines()[line - 1] if 0 < line <= len(text.splitlines()) else ""
+        has_tab = "\t" in source_line
+        hint = _yaml_hint(f"{problem} {exc.context or ''}", has_tab)
+        if has_tab:
+            context += " (this line holds a tab character; YAML indents with spaces only)"
+        raise YamlIssue(Issue(file, line, col, f"YAML syntax: {problem}{context}", hint)) from exc
     except yaml.YAMLError as exc:
         raise YamlIssue(Issue(file, 0, 0, f"YAML: {exc}", "write a single YAML document")) from exc
     finally:
         loader.dispose()
 
 
-def _yaml_hint(problem: str) -> str:
-    if "expected a single document" in problem:
+def _yaml_hint(problem: str, has_tab: bool) -> str:
+    if "single document" in problem:
         return "keep one template per file; remove the extra `---` documents"
-    if "tab" in problem:
+    if has_tab or "tab" in problem:
         return "indent with spaces, not tabs"
     if "mapping values are not allowed" in problem:
         return "quote the value, or put a space after the colon of the key before it"

@@ -14,6 +14,7 @@ import uuid
 from typing import Annotated, Any, ClassVar
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Discriminator,
@@ -86,6 +87,39 @@ def _absolute(value: str, what: str) -> str:
     return value
 
 
+def _env_name(key: str) -> str:
+    if not ENV_KEY_RE.match(key):
+        raise _fail(
+            f"env name {key!r} is not a valid variable name",
+            "use letters, digits and _, not starting with a digit",
+        )
+    return key
+
+
+def _apt_package(package: str) -> str:
+    if not re.match(r"^[a-z0-9][a-z0-9+.-]*(?:[=:][A-Za-z0-9.+~:-]+)?$", package):
+        raise _fail(
+            f"{package!r} is not a Debian package name",
+            "one package per item, optionally pinned as name=version",
+        )
+    return package
+
+
+def _tag(tag: str) -> str:
+    if not TAG_RE.match(tag):
+        raise _fail(f"tag {tag!r} breaks E2B's rule ^[a-z0-9-_.]+$", "use a-z, 0-9, -, _, .")
+    try:
+        uuid.UUID(tag)
+    except ValueError:
+        return tag
+    raise _fail(f"tag {tag!r} is a UUID, which E2B reserves for build ids", "rename it")
+
+
+EnvName = Annotated[str, AfterValidator(_env_name)]
+AptPackage = Annotated[str, AfterValidator(_apt_package)]
+E2BTag = Annotated[str, AfterValidator(_tag)]
+
+
 class Resources(SpecModel):
     """Sandbox size; E2B's rules: cpu 1 or even up to 32, memory even and at least 128 MiB."""
 
@@ -144,10 +178,15 @@ class FileEntry(SpecModel):
     def _mode(cls, value: Any) -> Any:
         if value is None:
             return None
-        if not isinstance(value, str) or not MODE_RE.match(value):
+        if not isinstance(value, str):
             raise _fail(
                 f"mode must be a quoted octal string like '0755', got {value!r}",
                 "quote it: YAML reads an unquoted 0755 as the number 493",
+            )
+        if not MODE_RE.match(value):
+            raise _fail(
+                f"mode {value!r} is not an octal permission",
+                "use 3 or 4 octal digits (0-7), e.g. '0755'",
             )
         return value if value.startswith("0") and len(value) == 4 else value.rjust(4, "0")
 
@@ -197,7 +236,7 @@ class Step(SpecModel):
 
     run: RunStep | None = Field(None, description="Shell command (string, list, or {cmd, user}).")
     copy_: CopyStep | None = Field(None, alias="copy", description="Copy a file: {src, dest}.")
-    env: dict[str, str] | None = Field(None, description="Environment variables from here on.")
+    env: dict[EnvName, str] | None = Field(None, description="Environment variables from here on.")
     workdir: str | None = Field(None, description="Working directory from here on (absolute).")
     user: str | None = Field(None, description="User for the steps that follow.")
 
@@ -230,6 +269,11 @@ class Step(SpecModel):
                 "a step needs exactly one of run, copy, env, workdir, user",
                 "split it into one list item per step",
             )
+        if getattr(self, next(iter(self.model_fields_set))) is None:
+            raise _fail(
+                f"step `{self.kind}` has no value",
+                f"give `{self.kind}:` a value, or remove the step",
+            )
         return self
 
     @property
@@ -239,16 +283,11 @@ class Step(SpecModel):
 
 
 def _env_values(value: Any) -> Any:
-    """Accept YAML numbers and booleans as env values; env keys must be shell names."""
+    """Accept YAML numbers and booleans as env values."""
     if not isinstance(value, dict):
         return value
     out: dict[Any, Any] = {}
     for key, item in value.items():
-        if isinstance(key, str) and not ENV_KEY_RE.match(key):
-            raise _fail(
-                f"env name {key!r} is not a valid variable name",
-                "use letters, digits and _, not starting with a digit",
-            )
         if isinstance(item, bool):
             out[key] = "true" if item else "false"
         elif isinstance(item, int | float):
@@ -345,7 +384,7 @@ class CommandCheck(_Check):
     stderr: str | None = Field(None, description="Regex searched in stderr.")
     user: str | None = None
     cwd: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[EnvName, str] = Field(default_factory=dict)
 
     _env = field_validator("env", mode="before", json_schema_input_type=EnvInput)(
         classmethod(lambda cls, v: _env_values(v))
@@ -453,8 +492,8 @@ class TemplateSpec(SpecModel):
     base_image: str = Field(description="FROM image, e.g. debian:bookworm-slim.")
     resources: Resources = Field(default_factory=Resources)
     team_id: str | None = Field(None, description="E2B team (UUID) that owns the template.")
-    env: dict[str, str] = Field(default_factory=dict, description="ENV set right after FROM.")
-    system_packages: list[str] = Field(
+    env: dict[EnvName, str] = Field(default_factory=dict, description="ENV set right after FROM.")
+    system_packages: list[AptPackage] = Field(
         default_factory=list, description="apt packages, installed and cleaned in one layer."
     )
     files: list[FileEntry] = Field(default_factory=list, description="Copied before the steps.")
@@ -465,7 +504,7 @@ class TemplateSpec(SpecModel):
     ready_cmd: ReadyCmd | None = Field(None, description="Shell check or a wait_for_* helper.")
     smoke: list[SmokeCheck] = Field(default_factory=list, description="Checks run after build.")
     labels: dict[str, str] = Field(default_factory=dict, description="Free labels for grouping.")
-    tags: list[str] = Field(default_factory=list, description="Extra E2B tags on publish.")
+    tags: list[E2BTag] = Field(default_factory=list, description="Extra E2B tags on publish.")
 
     @field_validator("name")
     @classmethod
@@ -526,17 +565,6 @@ class TemplateSpec(SpecModel):
     def _env(cls, value: Any) -> Any:
         return _env_values(value)
 
-    @field_validator("system_packages")
-    @classmethod
-    def _packages(cls, value: list[str]) -> list[str]:
-        for package in value:
-            if not re.match(r"^[a-z0-9][a-z0-9+.-]*(?:[=:][A-Za-z0-9.+~:-]+)?$", package):
-                raise _fail(
-                    f"{package!r} is not a Debian package name",
-                    "one package per item, optionally pinned as name=version",
-                )
-        return value
-
     @field_validator("workdir")
     @classmethod
     def _workdir(cls, value: str) -> str:
@@ -558,32 +586,6 @@ class TemplateSpec(SpecModel):
     @classmethod
     def _ready(cls, value: Any) -> Any:
         return _single_line(value, "ready_cmd") if isinstance(value, str) else value
-
-    @field_validator("tags")
-    @classmethod
-    def _tags(cls, value: list[str]) -> list[str]:
-        for tag in value:
-            if not TAG_RE.match(tag):
-                raise _fail(
-                    f"tag {tag!r} breaks E2B's rule ^[a-z0-9-_.]+$", "use a-z, 0-9, -, _, ."
-                )
-            try:
-                uuid.UUID(tag)
-            except ValueError:
-                continue
-            raise _fail(f"tag {tag!r} is a UUID, which E2B reserves for build ids", "rename it")
-        return value
-
-    @model_validator(mode="after")
-    def _unique_checks(self) -> TemplateSpec:
-        names = [check_name(c) for c in self.smoke]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise _fail(
-                f"smoke check names repeat: {', '.join(dupes)}",
-                "give each check a distinct name:",
-            )
-        return self
 
     def ready_command(self) -> str | None:
         """The ready command as a shell string; E2B's default when only start_cmd is set."""
