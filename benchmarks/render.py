@@ -15,7 +15,14 @@ What it measures (every figure is one `boxsmith` console-script run in a new pro
     Target: under 0.3 s.
 (c) Baselines the other figures are expressed against: `python -c pass` (interpreter start-up),
     `python -c "import boxsmith.cli"` (start-up plus import cost) and `boxsmith --version`
-    (the floor of any boxsmith command: console script, imports and argparse).
+    (the floor of any boxsmith command: console script, imports and argparse). For reference
+    only, not a fresh process: writing the files `render` wrote (same paths and bytes) with a
+    plain mkdir + write loop, the file-system floor of a first render on this machine.
+
+Child processes get a private bytecode cache (PYTHONPYCACHEPREFIX in the temporary folder, with
+PYTHONDONTWRITEBYTECODE unset) that the untimed warm-up pass fills, so the figures are those of an
+installed boxsmith whatever the caller's environment and nothing is written into the repository;
+`--inherit-env` measures with the caller's environment unchanged instead.
 
 Verdicts (PASS/FAIL) compare the median with the target. The script reports and never gates: it
 exits 0 whatever the figures, and non-zero only when the setup fails (the synthetic specs do not
@@ -30,6 +37,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -253,24 +261,28 @@ class Figure:
 
     def as_json(self) -> dict[str, Any]:
         return {
-            "command": " ".join(self.command),
+            "command": shlex.join(self.command),
             "best_s": round(self.best, 4),
             "median_s": round(self.median, 4),
             "runs_s": [round(t, 4) for t in self.times],
         }
 
 
-def _env() -> dict[str, str]:
+def child_env(pycache: Path | None) -> dict[str, str]:
+    """The environment of every measured process; `pycache` gives it a private bytecode cache."""
     env = dict(os.environ)
     for key in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY"):  # no annotations or job summary
         env.pop(key, None)
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
     return env
 
 
-def timed(command: Sequence[str], cwd: Path) -> float:
+def timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
     """Wall time of one fresh-process run; SetupError when it exits non-zero."""
     start = time.perf_counter()
-    done = subprocess.run(command, cwd=cwd, env=_env(), capture_output=True, check=False)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).decode(errors="replace")[-3000:]
@@ -290,72 +302,101 @@ def find_boxsmith(explicit: str | None) -> str:
     return found
 
 
+def fs_floor(generated: Path, scratch: Path) -> float:
+    """Seconds to write the files of `generated` again under `scratch` with plain mkdir + write
+    (in-process): what any first render costs on this file system, before boxsmith's own work."""
+    files = [
+        (p.relative_to(generated), p.read_bytes()) for p in generated.rglob("*") if p.is_file()
+    ]
+    shutil.rmtree(scratch, ignore_errors=True)
+    start = time.perf_counter()
+    for rel, content in files:
+        target = scratch / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(scratch)
+    return elapsed
+
+
 @dataclass
 class Results:
     count: int
     spec_files: int
     rendered_files: int
     repeat: int
+    bytecode: str
+    load: tuple[float, float]  # 1-minute load average before and after
     baselines: list[Figure]
+    floor: Figure
     stages: list[Figure]
     total: Figure
     catalog: Figure
+    catalog_root: Path
     catalog_templates: int
 
 
 def measure(args: argparse.Namespace, project: Path) -> Results:
     box = find_boxsmith(args.boxsmith)
+    env = child_env(None if args.inherit_env else project / "pycache")
     py = sys.executable
     baselines = [
         Figure("python -c pass", [py, "-c", "pass"]),
         Figure('python -c "import boxsmith.cli"', [py, "-c", "import boxsmith.cli"]),
         Figure("boxsmith --version", [box, "--version"]),
     ]
+    floor = Figure("fs floor: same files, mkdir+write", ["(in-process, not a fresh process)"])
     stages = [
         Figure("validate", [box, "-C", str(project), "validate"]),
         Figure("render (first, clean generated/)", [box, "-C", str(project), "render"]),
         Figure("check (no change)", [box, "-C", str(project), "check"]),
     ]
     total = Figure("sum validate + render + check", ["(sum of the three stages)"])
-    catalog = Figure("check bundled catalog", [box, "-C", str(args.catalog), "check"])
+    catalog = Figure("check (no change)", [box, "-C", str(args.catalog), "check"])
     generated = project / "generated"
+    load_before = os.getloadavg()[0]
 
     def one_pass(record: bool) -> None:
         for figure in baselines:
-            elapsed = timed(figure.command, project)
+            elapsed = timed(figure.command, project, env)
             if record:
                 figure.times.append(elapsed)
         shutil.rmtree(generated, ignore_errors=True)
         run_total = 0.0
         for figure in stages:
-            elapsed = timed(figure.command, project)
+            elapsed = timed(figure.command, project, env)
             run_total += elapsed
             if record:
                 figure.times.append(elapsed)
+        elapsed = fs_floor(generated, project / "fs-floor")
         if record:
             total.times.append(run_total)
-        elapsed = timed(catalog.command, args.catalog)
+            floor.times.append(elapsed)
+        elapsed = timed(catalog.command, args.catalog, env)
         if record:
             catalog.times.append(elapsed)
 
-    for _ in range(args.warmup):  # untimed: bytecode caches, page cache
+    for _ in range(args.warmup):  # untimed: fills the bytecode cache, warms the page cache
         one_pass(record=False)
     for _ in range(args.repeat):
         one_pass(record=True)
 
     rendered = sum(1 for p in generated.rglob("*") if p.is_file())
     index = json.loads((args.catalog / "generated" / "index.json").read_text(encoding="utf-8"))
-    catalog_templates = sum(len(v) for v in index.get("templates", {}).values())
     return Results(
-        args.count,
-        len(list((project / "template_specs").rglob("*.yaml"))),
-        rendered,
-        args.repeat,
-        baselines,
-        stages,
-        total,
-        catalog,
-        catalog_templates,
+        count=args.count,
+        spec_files=len(list((project / "template_specs").rglob("*.yaml"))),
+        rendered_files=rendered,
+        repeat=args.repeat,
+        bytecode="caller's environment" if args.inherit_env else "private cache (warmed)",
+        load=(load_before, os.getloadavg()[0]),
+        baselines=baselines,
+        floor=floor,
+        stages=stages,
+        total=total,
+        catalog=catalog,
+        catalog_root=args.catalog,
+        catalog_templates=sum(len(v) for v in index.get("templates", {}).values()),
     )
 
 
@@ -393,15 +434,23 @@ def targets(res: Results) -> list[dict[str, Any]]:
 
 
 def _shares(figure: Figure, processes: int, start_up: float, imported: float) -> dict[str, Any]:
-    """How much of a figure (median) is interpreter start-up and start-up + import."""
+    """How much of a figure (median) is interpreter start-up, and start-up plus import."""
     return {
         "processes": processes,
         "startup_s": round(processes * start_up, 4),
         "startup_share": round(processes * start_up / figure.median, 4),
         "startup_import_s": round(processes * imported, 4),
         "startup_import_share": round(processes * imported / figure.median, 4),
+        "x_startup": round(figure.median / start_up, 1),
         "x_import": round(figure.median / imported, 2),
         "beyond_import_s": round(figure.median - processes * imported, 4),
+    }
+
+
+def _per_spec(figure: Figure, count: int) -> dict[str, float]:
+    return {
+        "per_spec_ms_best": round(1000 * figure.best / count, 3),
+        "per_spec_ms_median": round(1000 * figure.median / count, 3),
     }
 
 
@@ -410,23 +459,32 @@ def as_json(res: Results) -> dict[str, Any]:
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_average_1m": {"before": res.load[0], "after": res.load[1]},
+        "bytecode": res.bytecode,
         "repeat": res.repeat,
         "baselines": {f.label: f.as_json() for f in res.baselines},
+        "fs_floor": {**res.floor.as_json(), **_per_spec(res.floor, res.count)},
         "synthetic": {
             "specs": res.count,
             "spec_files": res.spec_files,
             "rendered_files": res.rendered_files,
             "stages": {
-                f.label: {**f.as_json(), **_shares(f, 1, start_up, imported)} for f in res.stages
+                f.label: {
+                    **f.as_json(),
+                    **_per_spec(f, res.count),
+                    **_shares(f, 1, start_up, imported),
+                }
+                for f in res.stages
             },
             "total": {
                 **res.total.as_json(),
+                **_per_spec(res.total, res.count),
                 **_shares(res.total, len(res.stages), start_up, imported),
             },
-            "per_spec_ms_median": round(1000 * res.total.median / res.count, 3),
-            "per_spec_ms_best": round(1000 * res.total.best / res.count, 3),
         },
         "catalog_check": {
+            "root": str(res.catalog_root),
             "templates": res.catalog_templates,
             **res.catalog.as_json(),
             **_shares(res.catalog, 1, start_up, imported),
@@ -437,43 +495,45 @@ def as_json(res: Results) -> dict[str, Any]:
 
 def as_table(res: Results) -> str:
     start_up, imported = res.baselines[0].median, res.baselines[1].median
-    head = f"{'':42} {'best':>8} {'median':>8} {'x start':>8} {'start%':>7} {'+import%':>8}"
-    lines = [
-        f"boxsmith render benchmark: python {platform.python_version()}, "
-        f"{res.repeat} repeat(s), each command a fresh process",
-        "",
-        f"{'(c) baselines':42} {'best':>8} {'median':>8} {'x start':>8}",
-    ]
-    for f in res.baselines:
-        lines.append(f"  {f.label:40} {f.best:7.3f}s {f.median:7.3f}s {f.median / start_up:7.1f}x")
+    head = f"{'best':>8} {'median':>8} {'per spec':>9} {'x start':>8} {'start%':>7} {'+import%':>8}"
 
-    def row(label: str, f: Figure, processes: int) -> str:
+    def row(f: Figure, processes: int, count: int | None) -> str:
         s = _shares(f, processes, start_up, imported)
+        per = f"{1000 * f.median / count:7.2f}ms" if count else ""
         return (
-            f"  {label:40} {f.best:7.3f}s {f.median:7.3f}s {f.median / start_up:7.1f}x "
+            f"  {f.label:34} {f.best:7.3f}s {f.median:7.3f}s {per:>9} {s['x_startup']:7.1f}x "
             f"{100 * s['startup_share']:6.1f}% {100 * s['startup_import_share']:7.1f}%"
         )
 
-    lines += [
+    lines = [
+        f"boxsmith render benchmark: python {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load {res.load[0]:.2f} -> {res.load[1]:.2f}, bytecode: {res.bytecode}",
+        f"{res.repeat} timed repeat(s); every boxsmith figure is a fresh process",
         "",
-        f"(a) {res.count} synthetic specs ({res.spec_files} spec files, "
-        f"{res.rendered_files} rendered files)",
-        head,
+        f"{'(c) baselines':36} {'best':>8} {'median':>8} {'':>9} {'x start':>8}",
     ]
-    lines += [row(f.label, f, 1) for f in res.stages]
-    lines.append(row(res.total.label, res.total, len(res.stages)))
-    lines.append(
-        f"  {'per spec (sum / specs)':40} {1000 * res.total.best / res.count:6.2f}ms "
-        f"{1000 * res.total.median / res.count:6.2f}ms"
-    )
+    for f in res.baselines:
+        lines.append(
+            f"  {f.label:34} {f.best:7.3f}s {f.median:7.3f}s {'':>9} {f.median / start_up:7.1f}x"
+        )
     lines += [
+        f"  {res.floor.label:34} {res.floor.best:7.3f}s {res.floor.median:7.3f}s "
+        f"{1000 * res.floor.median / res.count:7.2f}ms   (in-process reference)",
         "",
-        f"(b) bundled catalog, {res.catalog_templates} template(s)",
-        head,
-        row(res.catalog.label, res.catalog, 1),
+        f"{'(a) ' + str(res.count) + ' synthetic specs':36} {head}",
+    ]
+    lines += [row(f, 1, res.count) for f in res.stages]
+    lines.append(row(res.total, len(res.stages), res.count))
+    lines += [
+        f"  ({res.spec_files} spec files incl. {res.spec_files - res.count} abstract bases; "
+        f"{res.rendered_files} files in generated/)",
         "",
-        "x start: median / `python -c pass`; start%: share of the median that is interpreter",
-        "start-up; +import%: share that is start-up + `import boxsmith.cli` (once per process).",
+        f"{'(b) bundled catalog':36} {head}",
+        row(res.catalog, 1, None),
+        f"  ({res.catalog_templates} templates in {res.catalog_root}/generated/index.json)",
+        "",
+        "x start: median / `python -c pass`. start%: share of the median that is interpreter",
+        "start-up; +import%: start-up + `import boxsmith.cli`, counted once per process.",
         "",
         "targets (judged on the median)",
     ]
@@ -488,7 +548,7 @@ def as_table(res: Results) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--count", type=int, default=500, help="synthetic specs (default 500)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure (default 3)")
     parser.add_argument("--warmup", type=int, default=1, help="untimed passes first (default 1)")
@@ -498,6 +558,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--catalog", type=Path, default=REPO_ROOT, help="project for (b) (default: repo root)"
     )
     parser.add_argument("--boxsmith", default=None, help="console script (default: venv's)")
+    parser.add_argument(
+        "--inherit-env",
+        action="store_true",
+        help="run children in this environment as is (no private bytecode cache)",
+    )
     args = parser.parse_args(argv)
     if args.count < 1 or args.repeat < 1 or args.warmup < 0:
         parser.error("--count and --repeat must be at least 1, --warmup at least 0")
