@@ -22,7 +22,15 @@ What it measures (every figure is one `boxsmith` console-script run in a new pro
 Child processes get a private bytecode cache (PYTHONPYCACHEPREFIX in the temporary folder, with
 PYTHONDONTWRITEBYTECODE unset) that the untimed warm-up pass fills, so the figures are those of an
 installed boxsmith whatever the caller's environment and nothing is written into the repository;
-`--inherit-env` measures with the caller's environment unchanged instead.
+`--inherit-env` measures with the caller's environment unchanged instead (and `--warmup 0` puts
+bytecode compilation into the first repeat).
+
+The header names the boxsmith measured (the folder it is imported from, its commit and whether the
+checkout has uncommitted changes) and the load average before and after: on a shared machine the
+figures move with the load, so compare runs made under similar load, and prefer `best`. The
+render figure also depends on the file system the synthetic project is on (`--tmp-dir`); the
+"fs floor" row shows what creating those files costs there without boxsmith.
+To measure another checkout, put its src first on PYTHONPATH and point `--catalog` at it.
 
 Verdicts (PASS/FAIL) compare the median with the target. The script reports and never gates: it
 exits 0 whatever the figures, and non-zero only when the setup fails (the synthetic specs do not
@@ -286,7 +294,7 @@ def timed(command: Sequence[str], cwd: Path, env: dict[str, str]) -> float:
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         tail = (done.stderr or done.stdout).decode(errors="replace")[-3000:]
-        raise SetupError(f"`{' '.join(command)}` exited {done.returncode}:\n{tail}")
+        raise SetupError(f"`{shlex.join(command)}` exited {done.returncode}:\n{tail}")
     return elapsed
 
 
@@ -334,6 +342,35 @@ class Results:
     catalog: Figure
     catalog_root: Path
     catalog_templates: int
+    source: str  # where the measured boxsmith was imported from, @commit[+dirty]
+
+
+def source_state(env: dict[str, str]) -> str:
+    """Where the measured boxsmith is imported from, with `@<short commit>[+dirty]` when that
+    folder is a git checkout (uncommitted changes are part of what was measured)."""
+    found = subprocess.run(
+        [sys.executable, "-c", "import boxsmith; print(boxsmith.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if found.returncode != 0:
+        raise SetupError(f"cannot import boxsmith: {found.stderr.strip()}")
+    package = Path(found.stdout.strip()).parent
+    try:
+        head = _git(package, "rev-parse", "--short", "HEAD")
+        dirty = _git(package, "status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.CalledProcessError):
+        return str(package)
+    return f"{package}@{head}{'+dirty' if dirty else ''}"
+
+
+def _git(folder: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
 
 
 def measure(args: argparse.Namespace, project: Path) -> Results:
@@ -397,6 +434,7 @@ def measure(args: argparse.Namespace, project: Path) -> Results:
         catalog=catalog,
         catalog_root=args.catalog,
         catalog_templates=sum(len(v) for v in index.get("templates", {}).values()),
+        source=source_state(env),
     )
 
 
@@ -457,6 +495,7 @@ def _per_spec(figure: Figure, count: int) -> dict[str, float]:
 def as_json(res: Results) -> dict[str, Any]:
     start_up, imported = res.baselines[0].median, res.baselines[1].median
     return {
+        "source": res.source,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
@@ -508,7 +547,8 @@ def as_table(res: Results) -> str:
     lines = [
         f"boxsmith render benchmark: python {platform.python_version()}, {os.cpu_count()} CPUs, "
         f"load {res.load[0]:.2f} -> {res.load[1]:.2f}, bytecode: {res.bytecode}",
-        f"{res.repeat} timed repeat(s); every boxsmith figure is a fresh process",
+        f"source {res.source}; {res.repeat} timed repeat(s); every boxsmith figure is a fresh "
+        "process",
         "",
         f"{'(c) baselines':36} {'best':>8} {'median':>8} {'':>9} {'x start':>8}",
     ]
@@ -555,6 +595,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--json", action="store_true", help="print a JSON object, not a table")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic project folder")
     parser.add_argument(
+        "--tmp-dir",
+        type=Path,
+        default=None,
+        help="where the synthetic project goes (default: the system temp folder)",
+    )
+    parser.add_argument(
         "--catalog", type=Path, default=REPO_ROOT, help="project for (b) (default: repo root)"
     )
     parser.add_argument("--boxsmith", default=None, help="console script (default: venv's)")
@@ -572,7 +618,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    project = Path(tempfile.mkdtemp(prefix="boxsmith-bench-"))
+    project = Path(tempfile.mkdtemp(prefix="boxsmith-bench-", dir=args.tmp_dir))
     try:
         write_project(project, args.count)
         results = measure(args, project)

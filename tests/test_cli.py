@@ -126,3 +126,17 @@ def test_real_subprocess_exit_codes(tmp_path: Path) -> None:
     assert bad.returncode == 2
     assert "template_specs/app.yaml:2:1: error: YAML syntax" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+@pytest.mark.slow
+def test_unchanged_check_does_not_load_the_spec_models(minimal_project: Path) -> None:
+    assert cli(minimal_project, "render").code == 0
+    probe = (
+        "import io, sys; from boxsmith.cli import main; "
+        f"code = main(['-C', {str(minimal_project)!r}, 'check'], out=io.StringIO(), "
+        "err=io.StringIO()); print(code, 'pydantic' in sys.modules, 'jinja2' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["0", "False", "False"]

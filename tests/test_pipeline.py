@@ -177,3 +177,40 @@ def test_corrupt_index_is_a_usage_error(minimal_project: Path) -> None:
     assert run.code == 2
     assert "generated/index.json is not a valid boxsmith index" in run.err
     assert "fix: restore it from git" in run.err
+
+
+def test_unchanged_project_is_checked_from_the_stamp(minimal_project: Path) -> None:
+    write_tree(
+        minimal_project,
+        {
+            "template_specs/app.yaml": MINIMAL.format(name="app")
+            + "files: [{src: conf, dest: /etc/app}]\n",
+            "template_specs/conf/a.ini": "a=1\n",
+        },
+    )
+    cli(minimal_project, "render")
+    assert (minimal_project / ".boxsmith/verified.json").is_file()
+    fast = cli(minimal_project, "check")
+    assert fast.code == 0
+    assert "nothing changed since the last check" in fast.err
+
+    # a copied file changes: the stamp no longer holds, the full check finds the drift
+    (minimal_project / "template_specs/conf/a.ini").write_text("a=2\n")
+    assert cli(minimal_project, "check").code == 1
+    cli(minimal_project, "render")
+    # a file added to a copied folder
+    (minimal_project / "template_specs/conf/b.ini").write_text("b=1\n")
+    assert cli(minimal_project, "check").code == 1
+    cli(minimal_project, "render")
+    # generated/ edited by hand
+    toml = minimal_project / "generated/app/1.0.0/e2b.toml"
+    toml.write_text(toml.read_text() + "# edited\n")
+    assert cli(minimal_project, "check").code == 1
+
+
+def test_stamp_can_be_disabled(minimal_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    cli(minimal_project, "render")
+    monkeypatch.setenv("BOXSMITH_NO_CACHE", "1")
+    run = cli(minimal_project, "check")
+    assert run.code == 0
+    assert "nothing changed" not in run.err

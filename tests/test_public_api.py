@@ -25,3 +25,7 @@ def test_exit_codes_are_the_documented_scheme() -> None:
     assert errors.SpecError([]).exit_code == 2
     assert errors.UsageError("x").exit_code == 2
     assert errors.BoxsmithError("x").exit_code == 3
+
+
+def test_exports_match_the_lazy_table() -> None:
+    assert set(boxsmith.__all__) - {"__version__"} == set(boxsmith._EXPORTS)

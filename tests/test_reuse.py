@@ -183,3 +183,28 @@ def test_selection_by_name_glob_and_label(project: Path) -> None:
     assert [t.name for t in cat.select(["web-*"])] == ["web-a", "web-b"]
     assert [t.name for t in cat.select([], ["tier=data"])] == ["db"]
     assert [t.name for t in cat.select(["web-*"], ["tier=data"])] == []
+
+
+def test_catalog_is_reused_only_while_inputs_are_unchanged(project: Path) -> None:
+    write_tree(
+        project,
+        {
+            "template_specs/app.yaml": """\
+                name: app
+                version: "1.0.0"
+                description: d
+                base_image: debian:bookworm
+                files: [{src: conf, dest: /etc/app}]
+                """,
+            "template_specs/conf/a.ini": "a=1\n",
+        },
+    )
+    first = catalog(project)
+    assert catalog(project) is first
+    (project / "template_specs/conf/b.ini").write_text("b=1\n")  # a file added to a copied folder
+    second = catalog(project)
+    assert second is not first
+    assert [c.rel for c in second.templates[0].context] == ["conf/a.ini", "conf/b.ini"]
+    spec = project / "template_specs/app.yaml"
+    spec.write_text(spec.read_text().replace('"1.0.0"', '"1.0.1"'))  # same size, same inode
+    assert catalog(project).templates[0].version == "1.0.1"

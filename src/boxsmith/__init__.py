@@ -1,18 +1,32 @@
 """boxsmith: E2B sandbox templates as code.
 
 The pipeline: spec -> validate -> render -> lint -> build -> publish -> smoke. This package's
-public surface is listed in `__all__` and guarded by tests/test_public_api.py.
+public surface is listed in `__all__` and guarded by tests/test_public_api.py. Names are
+imported on first use, so `boxsmith check` on an unchanged project never loads the spec models.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 __version__ = "0.1.0"
 
-from boxsmith.config import Settings, load_settings
-from boxsmith.errors import BoxsmithError, Issue, SpecError, UsageError
-from boxsmith.pipeline import check_project, generate, render_project
-from boxsmith.spec.catalog import Catalog, Template, load_catalog
-from boxsmith.spec.models import TemplateSpec
+_EXPORTS = {
+    "BoxsmithError": "boxsmith.errors",
+    "Issue": "boxsmith.errors",
+    "SpecError": "boxsmith.errors",
+    "UsageError": "boxsmith.errors",
+    "Settings": "boxsmith.config",
+    "load_settings": "boxsmith.config",
+    "check_project": "boxsmith.pipeline",
+    "generate": "boxsmith.pipeline",
+    "render_project": "boxsmith.pipeline",
+    "Catalog": "boxsmith.spec.catalog",
+    "Template": "boxsmith.spec.catalog",
+    "load_catalog": "boxsmith.spec.catalog",
+    "TemplateSpec": "boxsmith.spec.models",
+}
 
 __all__ = [
     "BoxsmithError",
@@ -30,3 +44,27 @@ __all__ = [
     "load_settings",
     "render_project",
 ]
+
+if TYPE_CHECKING:
+    from boxsmith.config import Settings as Settings
+    from boxsmith.config import load_settings as load_settings
+    from boxsmith.errors import BoxsmithError as BoxsmithError
+    from boxsmith.errors import Issue as Issue
+    from boxsmith.errors import SpecError as SpecError
+    from boxsmith.errors import UsageError as UsageError
+    from boxsmith.pipeline import check_project as check_project
+    from boxsmith.pipeline import generate as generate
+    from boxsmith.pipeline import render_project as render_project
+    from boxsmith.spec.catalog import Catalog as Catalog
+    from boxsmith.spec.catalog import Template as Template
+    from boxsmith.spec.catalog import load_catalog as load_catalog
+    from boxsmith.spec.models import TemplateSpec as TemplateSpec
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'boxsmith' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

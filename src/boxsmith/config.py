@@ -8,7 +8,6 @@ project's pyproject.toml over built-in defaults.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,8 +74,13 @@ def load_settings(
 def _read_tool_table(pyproject: Path) -> dict[str, str]:
     if not pyproject.is_file():
         return {}
+    text = pyproject.read_text(encoding="utf-8")
+    if "[tool.boxsmith" not in text.replace(" ", ""):  # skip the TOML parser when unused
+        return {}
+    import tomllib
+
     try:
-        data = tomllib.loads(pyproject.read_text(encoding="utf-8"))
+        data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{pyproject}: {exc}", "fix the TOML syntax") from exc
     table = data.get("tool", {}).get("boxsmith", {})

@@ -6,12 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
-from boxsmith.commands.render import report_json, unified_diff
+from boxsmith import stamp
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_FINDINGS, EXIT_OK
 from boxsmith.gha import annotation, in_github_actions, write_step_summary
 from boxsmith.outputs import Action, Change
-from boxsmith.pipeline import check_project
 
 
 def _first_changed_line(change: Change) -> int:
@@ -41,8 +40,25 @@ def run(
     as_json: bool = False,
 ) -> int:
     """Compare generated/ with a fresh in-memory render; print diffs and annotations."""
-    report = check_project(settings, names, labels)
     prefix = settings.display(settings.generated_dir) + "/"
+    whole = not names and not labels
+    if whole and not as_json:
+        previous = stamp.load(settings)
+        if stamp.matches(settings, previous):
+            assert previous is not None
+            if in_github_actions():
+                write_step_summary("### boxsmith check\n\ngenerated/ matches template_specs/.")
+            err.write(
+                f"ok: {prefix} matches the specs ({previous.get('templates')} template(s), "
+                f"{previous.get('files')} file(s); nothing changed since the last check)\n"
+            )
+            return EXIT_OK
+
+    from boxsmith.commands.render import report_json, unified_diff
+    from boxsmith.pipeline import check_project
+    from boxsmith.spec.catalog import inputs
+
+    report = check_project(settings, names, labels)
     drift = report.drift
     if as_json:
         data = report_json(report, prefix)
@@ -86,6 +102,12 @@ def run(
             "run `boxsmith render` and commit the result\n"
         )
         return EXIT_FINDINGS
+    if whole:
+        stamp.save(
+            settings,
+            inputs(report.generation.catalog),
+            {"templates": len(report.generation.rendered), "files": len(report.changes)},
+        )
     err.write(
         f"ok: {prefix} matches the specs "
         f"({len(report.generation.rendered)} template(s), {len(report.changes)} file(s))\n"

@@ -56,6 +56,15 @@ def run(
 ) -> int:
     """Render the selected templates; with `dry_run`, show what would change."""
     report = render_project(settings, names, labels, dry_run=dry_run)
+    if not dry_run and not names and not labels:
+        from boxsmith import stamp
+        from boxsmith.spec.catalog import inputs
+
+        stamp.save(
+            settings,
+            inputs(report.generation.catalog),
+            {"templates": len(report.generation.rendered), "files": len(report.changes)},
+        )
     prefix = settings.display(settings.generated_dir) + "/"
     if as_json:
         json.dump(report_json(report, prefix), out, indent=2)

@@ -8,10 +8,9 @@ publish record is stamped into e2b.toml, so publishing does not change it.
 from __future__ import annotations
 
 import hashlib
+import os
 from dataclasses import dataclass
 from typing import Any
-
-import tomlkit
 
 from boxsmith.jinja_env import environment
 from boxsmith.render.dockerfile import Instruction, instructions
@@ -75,22 +74,30 @@ def render_template(template: Template) -> Rendered:
     """Render e2b.Dockerfile, e2b.toml and the copied files of one template."""
     env = environment()
     steps = instructions(template)
+    spec = template.spec
+    # Plain values only: attribute access inside the sandbox is the slow part of rendering.
     context: dict[str, Any] = {
-        "spec": template.spec,
         "spec_file": template.spec_file,
         "spec_hash": template.spec_hash,
         "variant": _variant_note(template),
         "ref": template.ref,
-        "instructions": steps,
-        "ready_cmd": template.spec.ready_command(),
+        "instructions": [step.text() for step in steps],
+        "template_name": spec.name,
+        "start_cmd": spec.start_cmd,
+        "ready_cmd": spec.ready_command(),
+        "cpu_count": spec.resources.cpu_count,
+        "memory_mb": spec.resources.memory_mb,
+        "team_id": spec.team_id,
     }
     files = [
         RenderedFile(DOCKERFILE, env.get_template("e2b.Dockerfile.j2").render(context).encode()),
         RenderedFile(TOML, env.get_template("e2b.toml.j2").render(context).encode()),
     ]
     for item in template.context:
-        data = item.source.read_bytes()
-        files.append(RenderedFile(item.rel, data, bool(item.source.stat().st_mode & 0o111)))
+        with open(item.source, "rb") as handle:
+            data = handle.read()
+            executable = bool(os.fstat(handle.fileno()).st_mode & 0o111)
+        files.append(RenderedFile(item.rel, data, executable))
     ordered = tuple(sorted(files, key=lambda f: f.rel))
     return Rendered(template, ordered, tuple(steps), content_hash(ordered))
 
@@ -98,6 +105,8 @@ def render_template(template: Template) -> Rendered:
 def stamp_publish(toml_text: str, record: dict[str, Any]) -> str:
     """Write a publish record's `template_id` and `build_id` into e2b.toml, keeping its comments
     and layout (tomlkit). The same function serves publish and re-render, so both agree."""
+    import tomlkit  # only publish records need it
+
     document = tomlkit.parse(toml_text)
     for key in ("template_id", "build_id"):
         if record.get(key):

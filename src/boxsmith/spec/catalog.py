@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import json
+import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +24,7 @@ from boxsmith.spec.located import LDict, LList, Pos, YamlIssue, load_yaml, locat
 from boxsmith.spec.merge import merge
 from boxsmith.spec.models import META_KEYS, CopyStep, FileEntry, TemplateSpec, check_name
 
-__all__ = ["Catalog", "ContextFile", "Template", "load_catalog", "spec_files"]
+__all__ = ["Catalog", "ContextFile", "Template", "inputs", "load_catalog", "spec_files"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +136,8 @@ class _Loader:
         self.by_name: dict[str, _Doc] = {}
         self.merged: dict[str, LDict | None] = {}
         self.folders: dict[str, Path] = {}
-        self.clashing: set[str] = set()  # literal names already reported as duplicates
+        self.clashing: set[str] = set()
+        self.real_folders: dict[Path, str] = {}  # literal names already reported as duplicates
 
     def read(self, path: Path) -> None:
         display = self.settings.display(path)
@@ -198,6 +199,13 @@ class _Loader:
             else:
                 self.by_name[name] = doc
         self.docs.append(doc)
+
+    def _resolved(self, folder: Path) -> str:
+        """The folder's real path, once per folder."""
+        real = self.real_folders.get(folder)
+        if real is None:
+            real = self.real_folders[folder] = os.path.realpath(folder)
+        return real
 
     def _bases(self, doc: _Doc) -> list[tuple[str, Pos]]:
         raw = doc.data.get("extends")
@@ -391,29 +399,27 @@ class _Loader:
     def _context_files(
         self, src: str, folder: Path, where: Pos, path: str, files: dict[str, ContextFile]
     ) -> str | None:
-        target = folder / src
-        specs_root = self.settings.specs_dir.resolve()
-        real_folder = folder.resolve()
-        if not target.exists():
-            near = (
-                suggest(
-                    src,
-                    [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()],
-                )
+        """Add the file(s) behind one `src` to `files`; return its path in the build context.
+
+        Plain os.path on purpose: this runs for every copied file of every spec."""
+        real_folder = self._resolved(folder)
+        real = os.path.realpath(os.path.join(real_folder, src))
+        if not os.path.exists(real):
+            listing = (
+                [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]
                 if folder.is_dir()
-                else ""
+                else []
             )
             self.issues.append(
                 _issue(
                     where,
                     f"src {src!r} does not exist in {self.settings.display(folder) or '.'}",
-                    near or "create the file next to the spec, or fix the path",
+                    suggest(src, listing) or "create the file next to the spec, or fix the path",
                     f"{path}.src",
                 )
             )
             return None
-        real = target.resolve()
-        if not real.is_relative_to(real_folder):
+        if not _inside(real, real_folder):
             self.issues.append(
                 _issue(
                     where,
@@ -423,12 +429,15 @@ class _Loader:
                 )
             )
             return None
-        base = real_folder if not real_folder.is_relative_to(specs_root) else specs_root
-        rel = real.relative_to(base).as_posix() if base == specs_root else src
-        sources = [real] if real.is_file() else sorted(p for p in real.rglob("*") if p.is_file())
-        for source in sources:
-            resolved = source.resolve()
-            if not resolved.is_relative_to(real_folder):
+        specs_root = self._resolved(self.settings.specs_dir)
+        base = specs_root if _inside(real_folder, specs_root) else real_folder
+        rel = os.path.relpath(real, base).replace(os.sep, "/")
+        if os.path.isfile(real):
+            files[rel] = ContextFile(rel, Path(real))
+            return rel
+        for source in sorted(p for p in Path(real).rglob("*") if p.is_file()):
+            resolved = os.path.realpath(source)
+            if not _inside(resolved, real_folder):
                 self.issues.append(
                     _issue(
                         where,
@@ -438,31 +447,69 @@ class _Loader:
                     )
                 )
                 continue
-            key = (Path(rel) / source.relative_to(real)).as_posix() if real.is_dir() else rel
-            files[key] = ContextFile(key, resolved)
+            key = f"{rel}/{source.relative_to(real).as_posix()}"
+            files[key] = ContextFile(key, Path(resolved))
         return rel
 
 
+def _inside(path: str, folder: str) -> bool:
+    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+
+
 def spec_digest(spec: TemplateSpec) -> str:
-    """sha256 of the resolved spec's canonical JSON: the same on every machine."""
-    canonical = json.dumps(
-        spec.model_dump(mode="json", by_alias=True),
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+    """sha256 of the resolved spec's JSON (field order, no whitespace): the same on every
+    machine for the same boxsmith version."""
+    return "sha256:" + hashlib.sha256(spec.model_dump_json(by_alias=True).encode()).hexdigest()
 
 
-def load_catalog(settings: Settings, paths: Iterable[Path] | None = None) -> Catalog:
+# One process often validates the same specs several times (the main job: validate, render,
+# check). A catalog is reused while every file it was made from has the same content: a digest
+# of contents, not mtimes, which are too coarse for edits in quick succession.
+_MEMO: dict[Settings, tuple[str, list[str], str, Catalog]] = {}
+
+
+def _digest(paths: Iterable[str]) -> str:
+    digest = hashlib.blake2b(digest_size=20)
+    for path in paths:
+        digest.update(path.encode() + b"\0")
+        try:
+            if os.path.isdir(path):
+                digest.update("\0".join(sorted(os.listdir(path))).encode())
+            else:
+                with open(path, "rb") as handle:
+                    digest.update(handle.read())
+        except OSError:
+            digest.update(b"\1missing")
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def inputs(catalog: Catalog) -> list[str]:
+    """Files copied into the build contexts, and their folders (for files added or removed)."""
+    sources = {os.fspath(item.source) for t in catalog.templates for item in t.context}
+    return sorted(sources | {os.path.dirname(s) for s in sources})
+
+
+def load_catalog(settings: Settings) -> Catalog:
     """Read, resolve and validate every spec of the project.
 
     Raises:
         SpecError: with every issue in every file, sorted by file and line.
         UsageError: the specs folder is missing.
     """
+    files = spec_files(settings)
+    specs = _digest([os.fspath(p) for p in files])
+    memo = _MEMO.get(settings)
+    if memo is not None and memo[0] == specs and _digest(memo[1]) == memo[2]:
+        return memo[3]
+    catalog = _load(settings, files)
+    used = inputs(catalog)
+    _MEMO[settings] = (specs, used, _digest(used), catalog)
+    return catalog
+
+
+def _load(settings: Settings, files: list[Path]) -> Catalog:
     loader = _Loader(settings)
-    files = list(paths) if paths is not None else spec_files(settings)
     for path in files:
         loader.read(path)
     templates: list[Template] = []

@@ -9,8 +9,7 @@ error on a merged spec still points at the file and line a user has to edit.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -24,9 +23,8 @@ except ImportError:  # pragma: no cover - depends on the wheel
 __all__ = ["LDict", "LList", "Pos", "YamlIssue", "load_yaml", "locate"]
 
 
-@dataclass(frozen=True, slots=True)
-class Pos:
-    """A 1-based position in a displayed file."""
+class Pos(NamedTuple):
+    """A 1-based position in a displayed file (a tuple: cheap to make for every YAML node)."""
 
     file: str
     line: int
@@ -125,45 +123,50 @@ def _yaml_hint(problem: str, has_tab: bool) -> str:
 
 
 def _pos(node: yaml.Node, file: str) -> Pos:
-    return Pos(file, node.start_mark.line + 1, node.start_mark.column + 1)
+    mark = node.start_mark
+    return Pos(file, mark.line + 1, mark.column + 1)
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 def _convert(loader: Any, node: yaml.Node, file: str) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
-        out = LDict(_pos(node, file))
-        for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            where = _pos(key_node, file)
-            if not isinstance(key, str):
-                raise YamlIssue(
-                    Issue(
-                        file,
-                        where.line,
-                        where.column,
-                        f"key {key!r} is not a string",
-                        "quote the key",
-                    )
-                )
-            if key in out:
-                first = out.key_pos[key]
-                raise YamlIssue(
-                    Issue(
-                        file,
-                        where.line,
-                        where.column,
-                        f"duplicate key {key!r} (first at line {first.line})",
-                        "keep one of them; YAML would silently drop the first",
-                    )
-                )
-            out.put(key, _convert(loader, value_node, file), where, _pos(value_node, file))
-        return out
+    if isinstance(node, yaml.ScalarNode):
+        if node.tag == _STR_TAG:  # most scalars: skip the constructor machinery
+            return node.value
+        return loader.construct_object(node, deep=True)
     if isinstance(node, yaml.SequenceNode):
-        return LList(
-            _pos(node, file),
-            ((_convert(loader, item, file), _pos(item, file)) for item in node.value),
-        )
-    return loader.construct_object(node, deep=True)
+        out_list = LList(_pos(node, file))
+        for item in node.value:
+            out_list.append(_convert(loader, item, file))
+            out_list.item_pos.append(_pos(item, file))
+        return out_list
+    loader.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
+    out = LDict(_pos(node, file))
+    key_pos, val_pos = out.key_pos, out.val_pos
+    for key_node, value_node in node.value:
+        key = key_node.value if key_node.tag == _STR_TAG else loader.construct_object(key_node)
+        where = _pos(key_node, file)
+        if not isinstance(key, str):
+            raise YamlIssue(
+                Issue(
+                    file, where.line, where.column, f"key {key!r} is not a string", "quote the key"
+                )
+            )
+        if key in out:
+            raise YamlIssue(
+                Issue(
+                    file,
+                    where.line,
+                    where.column,
+                    f"duplicate key {key!r} (first at line {key_pos[key].line})",
+                    "keep one of them; YAML would silently drop the first",
+                )
+            )
+        out[key] = _convert(loader, value_node, file)
+        key_pos[key] = where
+        val_pos[key] = _pos(value_node, file)
+    return out
 
 
 def locate(root: Any, path: Sequence[str | int], *, key: bool = False) -> Pos | None:
