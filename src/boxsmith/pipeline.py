@@ -13,6 +13,7 @@ from boxsmith.config import Settings
 from boxsmith.errors import Issue, SpecError
 from boxsmith.index import INDEX_FILE, Index, VersionEntry, load_index
 from boxsmith.outputs import Action, Change, DesiredFile, apply, plan
+from boxsmith.perf import paused_gc
 from boxsmith.render import Rendered, RenderedFile, render_template, stamp_publish
 from boxsmith.render.engine import TOML
 from boxsmith.spec.catalog import Catalog, load_catalog
@@ -79,8 +80,9 @@ def generate(
         for name, versions in old.templates.items()
         if filtered and name not in chosen
     }
-    for template in selected:
-        result = render_template(template)
+    with paused_gc():
+        results = [render_template(template) for template in selected]
+    for template, result in zip(selected, results, strict=True):
         previous = old.entry(template.name, template.version)
         if previous and previous.published and previous.content_hash != result.content_hash:
             where = template.position("version") or template.data.pos

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 
 from boxsmith.config import Settings
 from boxsmith.errors import Issue, SpecError, UsageError
+from boxsmith.perf import paused_gc
 from boxsmith.spec.diagnostics import issues_from_validation, suggest
 from boxsmith.spec.expand import expand
 from boxsmith.spec.located import LDict, LList, Pos, YamlIssue, load_yaml, locate
@@ -502,7 +503,8 @@ def load_catalog(settings: Settings) -> Catalog:
     memo = _MEMO.get(settings)
     if memo is not None and memo[0] == specs and _digest(memo[1]) == memo[2]:
         return memo[3]
-    catalog = _load(settings, files)
+    with paused_gc():
+        catalog = _load(settings, files)
     used = inputs(catalog)
     _MEMO[settings] = (specs, used, _digest(used), catalog)
     return catalog

@@ -128,6 +128,7 @@ def _pos(node: yaml.Node, file: str) -> Pos:
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 def _convert(loader: Any, node: yaml.Node, file: str) -> Any:
@@ -141,9 +142,11 @@ def _convert(loader: Any, node: yaml.Node, file: str) -> Any:
             out_list.append(_convert(loader, item, file))
             out_list.item_pos.append(_pos(item, file))
         return out_list
-    loader.flatten_mapping(node)  # resolve `<<: *anchor` merge keys
+    explicit = {id(k) for k, _ in node.value if k.tag != _MERGE_TAG}
+    loader.flatten_mapping(node)  # resolve `<<: *anchor` merge keys (they come first)
     out = LDict(_pos(node, file))
     key_pos, val_pos = out.key_pos, out.val_pos
+    merged: set[str] = set()
     for key_node, value_node in node.value:
         key = key_node.value if key_node.tag == _STR_TAG else loader.construct_object(key_node)
         where = _pos(key_node, file)
@@ -153,7 +156,12 @@ def _convert(loader: Any, node: yaml.Node, file: str) -> Any:
                     file, where.line, where.column, f"key {key!r} is not a string", "quote the key"
                 )
             )
-        if key in out:
+        if id(key_node) not in explicit:
+            merged.add(key)
+        elif key in merged:  # an explicit key overrides one brought in by `<<`
+            merged.discard(key)
+            del out[key]
+        if key in out and key not in merged:
             raise YamlIssue(
                 Issue(
                     file,
