@@ -61,12 +61,22 @@ def _variant_note(template: Template) -> str:
     return " (matrix: " + ", ".join(f"{k}={v}" for k, v in template.variant.items()) + ")"
 
 
+def _without_header(content: bytes) -> bytes:
+    """The file minus its leading comment block (the generated-by header)."""
+    lines = content.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if not line.startswith(b"#")), len(lines))
+    return b"".join(lines[start:])
+
+
 def content_hash(files: tuple[RenderedFile, ...]) -> str:
-    """sha256 over every file's path, executable bit and bytes."""
+    """sha256 over every file's path, executable bit and bytes; for e2b.Dockerfile and e2b.toml
+    without the header comments, so rewording a header does not count as changed content of a
+    published version."""
     digest = hashlib.sha256()
     for f in files:
+        body = _without_header(f.content) if f.rel in (DOCKERFILE, TOML) else f.content
         digest.update(f"{f.rel}\0{int(f.executable)}\0".encode())
-        digest.update(hashlib.sha256(f.content).digest())
+        digest.update(hashlib.sha256(body).digest())
     return "sha256:" + digest.hexdigest()
 
 

@@ -458,9 +458,10 @@ def _inside(path: str, folder: str) -> bool:
 
 
 def spec_digest(spec: TemplateSpec) -> str:
-    """sha256 of the resolved spec's JSON (field order, no whitespace): the same on every
-    machine for the same boxsmith version."""
-    return "sha256:" + hashlib.sha256(spec.model_dump_json(by_alias=True).encode()).hexdigest()
+    """sha256 of the resolved spec's JSON (field order, no whitespace, defaults left out, so a
+    field added to the models later does not change the digest of specs that do not use it)."""
+    data = spec.model_dump_json(by_alias=True, exclude_defaults=True)
+    return "sha256:" + hashlib.sha256(data.encode()).hexdigest()
 
 
 # One process often validates the same specs several times (the main job: validate, render,

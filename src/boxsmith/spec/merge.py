@@ -77,6 +77,7 @@ def _replace_by(field: str) -> Callable[[Any, Any], Any]:
 _RULES: dict[str, Callable[[Any, Any], Any]] = {
     "env": _by_key,
     "labels": _by_key,
+    "lint": _by_key,
     "vars": _by_key,
     "resources": _by_key,
     "system_packages": _union,

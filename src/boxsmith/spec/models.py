@@ -33,6 +33,7 @@ __all__ = [
     "FileCheck",
     "FileEntry",
     "HttpCheck",
+    "LintSettings",
     "PortCheck",
     "ProcessCheck",
     "ReadyCheck",
@@ -297,6 +298,30 @@ def _env_values(value: Any) -> Any:
     return out
 
 
+LINT_CODE_RE = re.compile(r"^(?:DL\d{4}|SC\d{4}|E2B\d{3})$")
+
+
+class LintSettings(SpecModel):
+    """Per-template lint settings."""
+
+    ignore: list[str] = Field(
+        default_factory=list,
+        description="Rule codes to ignore for this template: hadolint (DL3008), ShellCheck "
+        "(SC2086) or boxsmith's own (E2B001).",
+    )
+
+    @field_validator("ignore")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not LINT_CODE_RE.match(code):
+                raise _fail(
+                    f"{code!r} is not a lint rule code",
+                    "use a hadolint (DL3008), ShellCheck (SC2086) or boxsmith (E2B001) code",
+                )
+        return value
+
+
 class WaitForUrl(SpecModel):
     """`wait_for_url` with an explicit status."""
 
@@ -505,6 +530,7 @@ class TemplateSpec(SpecModel):
     smoke: list[SmokeCheck] = Field(default_factory=list, description="Checks run after build.")
     labels: dict[str, str] = Field(default_factory=dict, description="Free labels for grouping.")
     tags: list[E2BTag] = Field(default_factory=list, description="Extra E2B tags on publish.")
+    lint: LintSettings = Field(default_factory=LintSettings, description="Lint settings.")
 
     @field_validator("name")
     @classmethod
