@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
 import traceback
 from collections.abc import Sequence
@@ -130,5 +131,11 @@ def main(
 
 
 def entry() -> None:
-    """Console-script entry point."""
+    """Console-script entry point.
+
+    The commands here are short-lived and build large acyclic trees that reference counting
+    frees; the cyclic collector only costs time (about a quarter of `validate` on 500 specs), so
+    it is off for the process. Long-running commands must turn it back on.
+    """
+    gc.disable()
     sys.exit(main())
