@@ -3,7 +3,7 @@
 Every task exits with boxsmith's exit codes (README, "Exit codes"): 0 ok, 1 findings or drift,
 2 spec or usage error, 3 build/engine/backend/publish failure, 130 interrupted.
 
-    invoke validate | render | check | schema | list | main | test | qa | bench
+    invoke validate | render | check | lint | schema | list | main | test | qa | bench
 """
 
 from __future__ import annotations
@@ -83,6 +83,36 @@ def check(c: Context, names: str = "") -> None:
     )
 
 
+@task(
+    help={
+        "names": "template names or globs",
+        "format": "text, json or sarif",
+        "threshold": "error, warning, info or style",
+        "output": "report file",
+    }
+)
+def lint(
+    c: Context, names: str = "", format: str = "text", threshold: str = "warning", output: str = ""
+) -> None:
+    """hadolint and E2B rules on each template's Dockerfile."""
+    from boxsmith.commands import lint as command
+
+    _finish(
+        _run(
+            lambda: command.run(
+                load_settings(),
+                _names(names),
+                [],
+                out=sys.stdout,
+                err=sys.stderr,
+                fmt=format,
+                threshold=threshold,
+                output=output or None,
+            )
+        )
+    )
+
+
 @task
 def schema(c: Context) -> None:
     """Write the JSON Schema for spec files."""
@@ -103,8 +133,9 @@ def list_(c: Context, json: bool = False) -> None:
 
 @task
 def main(c: Context) -> None:
-    """The main job on the bundled templates: validate, render, check, then a summary."""
+    """The main job on the bundled templates: validate, render, check, lint, then a summary."""
     from boxsmith.commands import check as check_command
+    from boxsmith.commands import lint as lint_command
     from boxsmith.commands import list as list_command
     from boxsmith.commands import render as render_command
     from boxsmith.commands import validate as validate_command
@@ -122,6 +153,7 @@ def main(c: Context) -> None:
             ),
         ),
         ("check", lambda: check_command.run(settings, [], [], out=sys.stdout, err=sys.stderr)),
+        ("lint", lambda: lint_command.run(settings, [], [], out=sys.stdout, err=sys.stderr)),
     ]
     results: list[tuple[str, int]] = []
     code = 0

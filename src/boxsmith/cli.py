@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import logging
 import sys
 import traceback
 from collections.abc import Sequence
@@ -63,6 +64,44 @@ def build_parser() -> argparse.ArgumentParser:
     _selection(p)
     p.add_argument("--json", action="store_true", help="machine output on stdout")
 
+    p = sub.add_parser("lint", help="hadolint and E2B rules on each template's Dockerfile")
+    _selection(p)
+    p.add_argument(
+        "-f",
+        "--format",
+        dest="fmt",
+        choices=("text", "json", "sarif"),
+        default="text",
+        help="report format (default: text)",
+    )
+    p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument(
+        "-t",
+        "--failure-threshold",
+        choices=("error", "warning", "info", "style"),
+        default="warning",
+        help="exit 1 on findings at or above this level (default: warning)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        default=None,
+        metavar="FILE",
+        help="write the report to FILE (relative to the project root)",
+    )
+    p.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="ignore this rule for every template (repeatable)",
+    )
+    p.add_argument(
+        "--no-default-ignore",
+        action="store_true",
+        help="also report DL3008, DL3013, DL3016, DL3064, DL3066",
+    )
+
     p = sub.add_parser("schema", help="write the JSON Schema for spec files")
     p.add_argument("-o", "--output", default=None, help="file to write (default: configured)")
     p.add_argument("--stdout", action="store_true", help="print instead of writing")
@@ -96,6 +135,21 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         from boxsmith.commands import check
 
         return check.run(settings, args.names, args.label, out=out, err=err, as_json=args.json)
+    if args.command == "lint":
+        from boxsmith.commands import lint
+
+        return lint.run(
+            settings,
+            args.names,
+            args.label,
+            out=out,
+            err=err,
+            fmt="json" if args.json else args.fmt,
+            threshold=args.failure_threshold,
+            output=args.output,
+            ignore=args.ignore,
+            default_ignore=not args.no_default_ignore,
+        )
     if args.command == "schema":
         from boxsmith.commands import schema
 
@@ -112,6 +166,8 @@ def main(
     out = out or sys.stdout
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
+    if args.debug:
+        logging.basicConfig(level=logging.DEBUG, stream=err, format="debug: %(name)s: %(message)s")
     try:
         return _dispatch(args, out, err)
     except BoxsmithError as exc:
