@@ -1,0 +1,475 @@
+"""The Docker engine boundary: every Docker call boxsmith makes goes through `Engine`.
+
+`Engine` is a context manager. Entering it checks that an engine answers and speaks a recent enough
+API (`EngineUnavailable`, exit 3, naming `scripts/docker-up`, when not); leaving it removes every
+container it started, also after an exception or Ctrl-C. Everything it creates carries the label
+`dev.boxsmith=1`; containers also carry a per-session label so a sweep finds them even when the
+process was interrupted between creating and recording one. docker's and requests' exceptions are
+translated into `EngineError` here and nowhere else, chained with `from`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shlex
+import socket
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import BinaryIO, Self, TextIO
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from boxsmith.errors import BoxsmithError
+
+__all__ = [
+    "LABEL",
+    "MIN_API",
+    "BuildFailed",
+    "Engine",
+    "EngineError",
+    "EngineUnavailable",
+    "ImageInfo",
+    "RunResult",
+    "split_ref",
+]
+
+LABEL = "dev.boxsmith"
+SESSION_LABEL = "dev.boxsmith.session"
+MIN_API = "1.41"  # Docker 20.10, the engine Debian 12 ships as docker.io
+_HINT = "run `scripts/docker-up` (as root on Debian it installs and starts dockerd)"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder colours a step's stderr
+_FOREIGN = (docker.errors.DockerException, requests.exceptions.RequestException)
+
+
+class EngineError(BoxsmithError):
+    """A Docker engine call failed (exit 3)."""
+
+
+class EngineUnavailable(EngineError):
+    """No Docker engine answers, or it is too old for boxsmith (exit 3)."""
+
+
+class BuildFailed(EngineError):
+    """`docker build` or an import failed (exit 3).
+
+    Attributes:
+        step: the last `Step n/m : INSTRUCTION` line before the failure ("" when unknown).
+        tail: the last lines of build output.
+        reason: the engine's error text.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        hint: str = "",
+        *,
+        step: str = "",
+        tail: tuple[str, ...] = (),
+        reason: str = "",
+    ) -> None:
+        super().__init__(message, hint)
+        self.step = step
+        self.tail = tail
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class ImageInfo:
+    """What boxsmith reads from `docker image inspect`."""
+
+    id: str
+    tags: tuple[str, ...]
+    labels: Mapping[str, str]
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunResult:
+    """The outcome of a command run to completion in a throwaway container."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def split_ref(ref: str) -> tuple[str, str]:
+    """`name:tag` -> (`name`, `tag`); the tag defaults to `latest` (a registry port is no tag)."""
+    name, sep, tag = ref.rpartition(":")
+    if not sep or "/" in tag:
+        return ref, "latest"
+    return name, tag
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        text = str(exc.explanation)
+    else:
+        text = str(exc) or type(exc).__name__
+    return text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+
+
+def _text(data: object) -> str:
+    return data.decode(errors="replace") if isinstance(data, bytes) else ""
+
+
+def _api_tuple(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+@contextlib.contextmanager
+def _translated(action: str, error: type[EngineError] = EngineError) -> Iterator[None]:
+    """Re-raise docker's and requests' exceptions as boxsmith's, naming what was being done."""
+    try:
+        yield
+    except _FOREIGN as exc:
+        raise error(f"{action}: {_reason(exc)}", _HINT) from exc
+
+
+class Engine:
+    """One connection to a Docker engine, checked on entry and cleaned up on exit.
+
+    Args:
+        err: where to log each Docker call (default: nowhere).
+        environ: environment to read DOCKER_HOST and friends from (default: `os.environ`).
+        timeout: seconds to wait for one API response (a build step's output counts as one).
+    """
+
+    def __init__(
+        self,
+        *,
+        err: TextIO | None = None,
+        environ: Mapping[str, str] | None = None,
+        timeout: int = 900,
+    ) -> None:
+        self._err = err
+        self._environ = environ
+        self._timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._session = uuid.uuid4().hex[:12]
+        self.version = ""
+        self.api_version = ""
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        environ = os.environ if self._environ is None else self._environ
+        host = environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        if host.startswith("unix://"):
+            # Checked here first: docker-py leaks the socket of a refused unix connection.
+            with socket.socket(socket.AF_UNIX) as probe:
+                probe.settimeout(5)
+                try:
+                    probe.connect(host.removeprefix("unix://"))
+                except OSError as exc:
+                    raise EngineUnavailable(
+                        f"no Docker engine answers at {host}: {exc.strerror or exc}", _HINT
+                    ) from exc
+        try:
+            client = docker.DockerClient.from_env(environment=self._environ, timeout=15)
+            info = client.version()
+        except _FOREIGN as exc:
+            raise EngineUnavailable(
+                f"no Docker engine answers at {host}: {_reason(exc)}", _HINT
+            ) from exc
+        self.version = str(info.get("Version", "?"))
+        self.api_version = str(info.get("ApiVersion", "0"))
+        if _api_tuple(self.api_version) < _api_tuple(MIN_API):
+            client.close()
+            raise EngineUnavailable(
+                f"Docker engine {self.version} speaks API {self.api_version}; "
+                f"boxsmith needs API {MIN_API} (Docker 20.10) or newer",
+                "upgrade Docker, or run `scripts/docker-up` on a Debian 12 machine",
+            )
+        client.api.timeout = self._timeout
+        self._client = client
+        self._log(f"engine {self.version} (API {self.api_version})")
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is None:
+            return
+        try:
+            for container_id in self.containers({SESSION_LABEL: self._session}):
+                self._remove(container_id)
+        except EngineError as error:  # never hide the exception that got us here
+            self._log(f"warning: could not sweep this session's containers: {error.message}")
+        finally:
+            self._client.close()
+            self._client = None
+
+    @property
+    def _docker(self) -> docker.DockerClient:
+        if self._client is None:
+            raise RuntimeError("Engine used outside its `with` block")
+        return self._client
+
+    def _log(self, line: str) -> None:
+        if self._err is not None:
+            self._err.write(f"docker: {line}\n")
+            self._err.flush()
+
+    # -- images ------------------------------------------------------------------------------
+
+    def image(self, ref: str) -> ImageInfo | None:
+        """Inspect a local image; None when there is none by that reference."""
+        with _translated(f"inspecting image {ref}"):
+            try:
+                image = self._docker.images.get(ref)
+            except docker.errors.ImageNotFound:
+                return None
+            return ImageInfo(
+                id=str(image.id),
+                tags=tuple(image.tags),
+                labels={str(k): str(v) for k, v in (image.labels or {}).items()},
+                size=int(image.attrs.get("Size", 0)),
+            )
+
+    def pull(self, ref: str, *, timeout: int = 30) -> None:
+        """Pull `ref`, giving up after `timeout` seconds without an answer."""
+        self._log(f"pull {ref} (timeout {timeout}s)")
+        name, tag = split_ref(ref)
+        self._docker.api.timeout = timeout
+        try:
+            with _translated(f"pulling {ref}"):
+                self._docker.images.pull(name, tag)
+        finally:
+            self._docker.api.timeout = self._timeout
+
+    def tag(self, source: str, ref: str) -> None:
+        """`docker tag source ref`."""
+        self._log(f"tag {source} {ref}")
+        name, tag = split_ref(ref)
+        with _translated(f"tagging {source} as {ref}"):
+            self._docker.images.get(source).tag(name, tag)
+
+    def remove_image(self, ref: str) -> None:
+        """`docker rmi ref` (untags when other tags remain); a missing image is no error."""
+        self._log(f"rmi {ref}")
+        with (
+            _translated(f"removing image {ref}"),
+            contextlib.suppress(docker.errors.ImageNotFound),
+        ):
+            self._docker.images.remove(ref)
+
+    def import_tar(self, tar: Path, ref: str, changes: Sequence[str]) -> str:
+        """`docker import --change ... tar ref`; returns the new image id."""
+        self._log(f"import {tar.name} as {ref}")
+        name, tag = split_ref(ref)
+        with _translated(f"importing {tar} as {ref}", BuildFailed):
+            self._docker.api.import_image_from_file(
+                str(tar), repository=name, tag=tag, changes=list(changes)
+            )
+            return str(self._docker.images.get(ref).id)
+
+    def build(
+        self,
+        context: Path | BinaryIO,
+        ref: str,
+        *,
+        labels: Mapping[str, str],
+        dockerfile: str | None = None,
+        on_step: Callable[[str], None] | None = None,
+        on_line: Callable[[str], None] | None = None,
+    ) -> str:
+        """`docker build -t ref context` with labels; returns the image id.
+
+        `context` is a folder, or an uncompressed tar stream of one (then `dockerfile` names the
+        Dockerfile inside it). Intermediate containers are removed even when a step fails
+        (`forcerm`). `on_step` is called with each `Step n/m : ...` line, `on_line` with every
+        output line. A failing step raises `BuildFailed` with `step` and `tail` set.
+        """
+        self._log(f"build {ref}")
+        tail: deque[str] = deque(maxlen=40)
+        step = ""
+        source: dict[str, object] = (
+            {"path": str(context)}
+            if isinstance(context, Path)
+            else {"fileobj": context, "custom_context": True}
+        )
+        with _translated(f"building {ref}", BuildFailed):
+            try:
+                stream = self._docker.api.build(
+                    **source,  # type: ignore[arg-type]
+                    dockerfile=dockerfile,
+                    tag=ref,
+                    labels={LABEL: "1", **labels},
+                    rm=True,
+                    forcerm=True,
+                    pull=False,
+                    decode=True,
+                )
+                for chunk in stream:
+                    for line in _ANSI.sub("", str(chunk.get("stream", ""))).splitlines():
+                        tail.append(line)
+                        if on_line is not None:
+                            on_line(line)
+                        if line.startswith("Step "):
+                            step = line
+                            if on_step is not None:
+                                on_step(line)
+                    if "error" in chunk:
+                        reason = _ANSI.sub("", str(chunk["error"])).strip()
+                        raise BuildFailed(
+                            f"building {ref} failed: {reason}",
+                            "fix the failing step; the output above is its end",
+                            step=step,
+                            tail=tuple(tail),
+                            reason=reason,
+                        )
+            except BaseException as exc:
+                # On Ctrl-C (or a callback raising KeyboardInterrupt to cancel), closing the
+                # connections makes the engine cancel the builds still running.
+                if not isinstance(exc, Exception):
+                    self.abort()
+                raise
+            return str(self._docker.images.get(ref).id)
+
+    def abort(self) -> None:
+        """Close every open connection to the engine, cancelling streams in flight (builds).
+
+        The client stays usable; later calls open new connections.
+        """
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                self._client.api.close()
+
+    # -- containers --------------------------------------------------------------------------
+
+    def run(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        timeout: float = 120,
+        environment: Mapping[str, str] | None = None,
+        user: str | None = None,
+    ) -> RunResult:
+        """Run `command` in a new container of `image`, wait for it, and remove the container."""
+        self._log(f"run {image}: {shlex.join(command)}")
+        action = f"running `{shlex.join(command)}` in {image}"
+        with _translated(action):
+            container = self._docker.containers.create(
+                image,
+                list(command),
+                labels={LABEL: "1", SESSION_LABEL: self._session},
+                environment=dict(environment or {}),
+                user=user or "",
+                detach=True,
+            )
+        try:
+            with _translated(action):
+                container.start()
+                try:
+                    status = container.wait(timeout=timeout)
+                except requests.exceptions.RequestException as exc:  # a read timeout
+                    raise EngineError(
+                        f"{action}: no exit within {timeout:g}s", "raise the timeout"
+                    ) from exc
+                stdout = container.logs(stdout=True, stderr=False).decode(errors="replace")
+                stderr = container.logs(stdout=False, stderr=True).decode(errors="replace")
+            return RunResult(int(status.get("StatusCode", -1)), stdout, stderr)
+        finally:
+            self._remove(str(container.id))
+
+    def start_container(
+        self,
+        image: str,
+        command: Sequence[str],
+        *,
+        labels: Mapping[str, str] | None = None,
+        environment: Mapping[str, str] | None = None,
+        cpus: float | None = None,
+        memory_mb: int | None = None,
+    ) -> str:
+        """Create and start a long-running container of `image`; returns its id.
+
+        It carries boxsmith's labels (and this session's, so leaving the `Engine` removes it)
+        and docker's init as PID 1, which reaps the orphans background commands leave.
+        """
+        self._log(f"start {image}: {shlex.join(command)}")
+        with _translated(f"starting a container of {image}"):
+            container = self._docker.containers.run(
+                image,
+                list(command),
+                labels={LABEL: "1", SESSION_LABEL: self._session, **(labels or {})},
+                environment=dict(environment or {}),
+                detach=True,
+                init=True,
+                nano_cpus=int(cpus * 1e9) if cpus else None,
+                mem_limit=f"{memory_mb}m" if memory_mb else None,
+            )
+        return str(container.id)
+
+    def exec(
+        self,
+        container_id: str,
+        command: Sequence[str],
+        *,
+        user: str | None = None,
+        workdir: str | None = None,
+        environment: Mapping[str, str] | None = None,
+        detach: bool = False,
+    ) -> RunResult:
+        """`docker exec` and wait for the end (or start it in the background with `detach`).
+
+        The caller bounds the run time (e.g. with `timeout` inside the container).
+        """
+        with _translated(f"running `{shlex.join(command)}` in container {container_id[:12]}"):
+            exec_id = self._docker.api.exec_create(
+                container_id,
+                list(command),
+                user=user or "",
+                workdir=workdir,
+                environment=dict(environment or {}),
+                stdout=not detach,
+                stderr=not detach,
+            )["Id"]
+            output = self._docker.api.exec_start(exec_id, detach=detach, demux=True)
+            if detach:
+                return RunResult(0, "", "")
+            stdout, stderr = output if isinstance(output, tuple) else (b"", b"")
+            code = self._docker.api.exec_inspect(exec_id).get("ExitCode")
+        return RunResult(-1 if code is None else int(code), _text(stdout), _text(stderr))
+
+    def container_state(self, container_id: str) -> str:
+        """`running`, `exited`, ... or `gone` when there is no such container."""
+        with _translated(f"inspecting container {container_id[:12]}"):
+            try:
+                return str(self._docker.containers.get(container_id).status)
+            except docker.errors.NotFound:
+                return "gone"
+
+    def remove_container(self, container_id: str) -> None:
+        """Remove a container (running or not); a missing one is no error."""
+        self._log(f"rm -f {container_id[:12]}")
+        self._remove(container_id)
+
+    def containers(self, labels: Mapping[str, str] | None = None) -> list[str]:
+        """Ids of containers (running or not) carrying all `labels` (default: `dev.boxsmith=1`)."""
+        wanted = labels or {LABEL: "1"}
+        with _translated("listing containers"):
+            found = self._docker.containers.list(
+                all=True, filters={"label": [f"{k}={v}" for k, v in wanted.items()]}
+            )
+        return [str(c.id) for c in found]
+
+    def _remove(self, container_id: str) -> None:
+        try:
+            self._docker.containers.get(container_id).remove(force=True)
+        except docker.errors.NotFound:
+            pass
+        except _FOREIGN as exc:
+            self._log(f"warning: could not remove container {container_id[:12]}: {_reason(exc)}")

@@ -1,0 +1,183 @@
+"""The Docker engine boundary and the base-image stand-ins, against a real engine.
+
+Marked `docker`. Without an engine these tests skip, except under CI (`CI` set), where they fail:
+CI runs `scripts/docker-up` first. The stand-ins are made once per session (from scratch on a new
+machine: a few minutes) and reused; every test checks that no boxsmith container is left behind.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from boxsmith.commands import images as images_command
+from boxsmith.config import load_settings
+from boxsmith.engine import LABEL, MIN_API, Engine, EngineError, EngineUnavailable
+from boxsmith.images import STAND_IN_LABEL, Ensured, ImageUnavailable, ensure_image
+
+pytestmark = pytest.mark.docker
+
+STAND_INS = [
+    "debian:bookworm-slim",
+    "debian:bookworm",
+    "node:21-slim",
+    "node:21",
+    "python:3.11-slim",
+    "python:3.11",
+]
+CHECKS = {
+    "debian:bookworm-slim": {"cat /etc/debian_version": r"^12\.\d+$"},
+    "debian:bookworm": {"cat /etc/debian_version": r"^12\.\d+$"},
+    "node:21-slim": {"node --version": r"^v21\.\d+\.\d+$", "npm --version": r"^10\."},
+    "node:21": {"node --version": r"^v21\.\d+\.\d+$", "git --version": r"^git version"},
+    "python:3.11-slim": {"python --version": r"^Python 3\.11\.\d+$", "pip --version": r"^pip "},
+    "python:3.11": {"python --version": r"^Python 3\.11\.\d+$", "gcc --version": r"^gcc "},
+}
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[Engine]:
+    """One engine connection for the session; skips (fails under CI) when none answers."""
+    try:
+        with Engine() as connected:
+            yield connected
+    except EngineUnavailable as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"{exc.message} ({exc.hint})")
+
+
+@pytest.fixture(scope="session")
+def built(engine: Engine) -> dict[str, Ensured]:
+    """Every stand-in, made once per session: {reference: what ensure did}."""
+    done: dict[str, Ensured] = {}
+    for ref in STAND_INS:
+        for item in ensure_image(engine, ref, log=lambda line: print(f"images: {line}")):
+            done.setdefault(item.ref, item)
+    for item in done.values():
+        print(f"{item.action:<8} {item.ref:<28} {item.seconds:6.1f}s {item.size / 1e6:7.1f} MB")
+    return done
+
+
+@pytest.fixture(autouse=True)
+def _no_container_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "engine" in request.fixturenames:
+        try:
+            engine: Engine = request.getfixturevalue("engine")
+        except pytest.skip.Exception:
+            return
+        assert engine.containers({LABEL: "1"}) == []
+
+
+def test_engine_answers_with_a_recent_api(engine: Engine) -> None:
+    assert engine.version
+    assert tuple(map(int, engine.api_version.split("."))) >= tuple(map(int, MIN_API.split(".")))
+
+
+def test_no_engine_is_a_clear_error(tmp_path: Path) -> None:
+    dead = tmp_path / "dead.sock"
+    with socket.socket(socket.AF_UNIX) as sock:  # bound, never listening: connection refused
+        sock.bind(str(dead))
+    with (
+        pytest.raises(EngineUnavailable) as info,
+        Engine(environ={"DOCKER_HOST": f"unix://{dead}"}),
+    ):
+        pass
+    assert info.value.exit_code == 3
+    assert f"no Docker engine answers at unix://{dead}: Connection refused" in info.value.message
+    assert "scripts/docker-up" in info.value.hint
+    assert isinstance(info.value.__cause__, ConnectionRefusedError)
+
+
+def test_no_engine_on_tcp_is_translated_from_docker() -> None:
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with (
+        pytest.raises(EngineUnavailable) as info,
+        Engine(environ={"DOCKER_HOST": f"tcp://127.0.0.1:{port}"}),
+    ):
+        pass
+    assert f"no Docker engine answers at tcp://127.0.0.1:{port}" in info.value.message
+    assert isinstance(info.value.__cause__, docker.errors.DockerException)
+
+
+def test_stand_ins_are_labelled(engine: Engine, built: dict[str, Ensured]) -> None:
+    assert set(STAND_INS) <= set(built)
+    for ref in STAND_INS:
+        info = engine.image(ref)
+        assert info is not None
+        if STAND_IN_LABEL not in info.labels:
+            continue  # a real image from a registry
+        assert info.labels[STAND_IN_LABEL] == ref
+        assert info.labels[LABEL] == "1"
+        assert re.fullmatch(r"[a-z-]+/\d+", info.labels["dev.boxsmith.stand-in.recipe"])
+
+
+def test_ensure_twice_has_nothing_to_do(
+    engine: Engine, built: dict[str, Ensured], tmp_path: Path
+) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = images_command.run(load_settings(tmp_path), ["debian:bookworm-slim"], out=out, err=err)
+    assert code == 0, err.getvalue()
+    assert re.match(r"present\s+debian:bookworm-slim\s", out.getvalue())
+    assert "nothing to do" in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("ref", "command", "expected"),
+    [(ref, cmd, pattern) for ref, checks in CHECKS.items() for cmd, pattern in checks.items()]
+    + [(ref, "bash --version", r"^GNU bash, version 5\.2") for ref in STAND_INS],
+)
+def test_stand_in_runs_a_command(
+    engine: Engine, built: dict[str, Ensured], ref: str, command: str, expected: str
+) -> None:
+    result = engine.run(ref, command.split())
+    assert result.exit_code == 0, result.stderr
+    first = (result.stdout or result.stderr).splitlines()[0]
+    assert re.match(expected, first), first
+
+
+def test_an_image_no_recipe_can_make_says_how_to_provide_it(engine: Engine) -> None:
+    with pytest.raises(ImageUnavailable) as info:
+        ensure_image(engine, "python:3.12-slim", pull_timeout=10)
+    message = info.value.format()
+    assert info.value.exit_code == 3
+    assert "python:3.12-slim" in message
+    assert "provides Python 3.11 only" in message
+    assert "docker tag" in message
+    assert "[tool.boxsmith.mirrors]" in message
+
+
+def test_a_mirror_entry_is_pulled_or_taken_locally_and_tagged(
+    engine: Engine, built: dict[str, Ensured]
+) -> None:
+    alias = "boxsmith-test/debian:bookworm-slim"
+    with pytest.raises(ImageUnavailable, match="its mirror bookworm-slim-stand-in failed"):
+        ensure_image(engine, alias, mirrors={"boxsmith-test/*": "{tag}-stand-in"}, pull_timeout=5)
+    try:
+        done = ensure_image(
+            engine, alias, mirrors={"boxsmith-test/*": "debian:{tag}"}, pull_timeout=5
+        )
+        assert [(d.ref, d.action) for d in done] == [(alias, "mirrored")]
+        info = engine.image(alias)
+        assert info is not None
+        assert info.id == (engine.image("debian:bookworm-slim") or info).id
+    finally:
+        engine.remove_image(alias)
+
+
+def test_a_failing_command_still_removes_its_container(
+    engine: Engine, built: dict[str, Ensured]
+) -> None:
+    with pytest.raises(EngineError, match="no exit within 1s"):
+        engine.run("debian:bookworm-slim", ["sleep", "30"], timeout=1)
+    assert engine.containers() == []
