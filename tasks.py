@@ -3,7 +3,8 @@
 Every task exits with boxsmith's exit codes (README, "Exit codes"): 0 ok, 1 findings or drift,
 2 spec or usage error, 3 build/engine/backend/publish failure, 130 interrupted.
 
-    invoke validate | render | check | lint | schema | list | main | test | qa | bench
+    invoke validate | render | check | lint | images | build | smoke | schema | list | main
+    invoke test | qa | bench
 """
 
 from __future__ import annotations
@@ -29,7 +30,14 @@ def _run(step: Callable[[], int]) -> int:
         sys.stderr.write(exc.format() + "\n")
         return exc.exit_code
     except KeyboardInterrupt:
+        sys.stderr.write("interrupted; builds cancelled and containers removed\n")
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug in boxsmith: the CLI's code for it, not invoke's 1
+        sys.stderr.write(
+            f"internal error: {type(exc).__name__}: {exc}\n"
+            "  fix: rerun the same stage with `boxsmith --debug` and report the traceback\n"
+        )
+        return EXIT_INFRA
 
 
 def _finish(code: int) -> None:
@@ -131,42 +139,80 @@ def list_(c: Context, json: bool = False) -> None:
     )
 
 
-@task
-def main(c: Context) -> None:
-    """The main job on the bundled templates: validate, render, check, lint, then a summary."""
-    from boxsmith.commands import check as check_command
-    from boxsmith.commands import lint as lint_command
-    from boxsmith.commands import list as list_command
-    from boxsmith.commands import render as render_command
-    from boxsmith.commands import validate as validate_command
+@task(help={"refs": "images, comma separated (default: every spec's base image)"})
+def images(c: Context, refs: str = "") -> None:
+    """Pull the base images the specs use, or make local stand-ins."""
+    from boxsmith.commands import images as command
 
     settings = load_settings()
-    stages: list[tuple[str, Callable[[], int]]] = [
-        (
-            "validate",
-            lambda: validate_command.run(settings, [], [], out=sys.stderr, err=sys.stderr),
-        ),
-        (
-            "render",
-            lambda: render_command.run(
-                settings, [], [], out=sys.stderr, err=sys.stderr, quiet=True
-            ),
-        ),
-        ("check", lambda: check_command.run(settings, [], [], out=sys.stdout, err=sys.stderr)),
-        ("lint", lambda: lint_command.run(settings, [], [], out=sys.stdout, err=sys.stderr)),
-    ]
-    results: list[tuple[str, int]] = []
-    code = 0
-    for name, step in stages:
-        code = _run(step)
-        results.append((name, code))
-        if code:
-            break
-    print("\nsummary")
-    for name, result in results:
-        print(f"  {name:<9} {'ok' if result == 0 else f'failed (exit {result})'}")
-    _run(lambda: list_command.run(settings, [], out=sys.stdout, err=sys.stderr))
-    _finish(code)
+    _finish(
+        _run(
+            lambda: command.run(
+                settings, _names(refs), out=sys.stdout, err=sys.stderr, mirrors=settings.mirrors
+            )
+        )
+    )
+
+
+@task(
+    help={
+        "names": "template names or globs",
+        "jobs": "builds at once",
+        "force": "rebuild unchanged templates",
+        "allow_skip": "report templates that cannot build here as skipped",
+    }
+)
+def build(
+    c: Context, names: str = "", jobs: int = 2, force: bool = False, allow_skip: bool = False
+) -> None:
+    """Build each rendered template on the Docker engine (with the E2B parity layer)."""
+    from boxsmith.commands import build as command
+
+    _finish(
+        _run(
+            lambda: command.run(
+                load_settings(),
+                _names(names),
+                [],
+                out=sys.stdout,
+                err=sys.stderr,
+                jobs=jobs,
+                force=force,
+                allow_skip=allow_skip,
+            )
+        )
+    )
+
+
+@task(help={"names": "template names or globs", "ready_timeout": "seconds to wait for ready"})
+def smoke(c: Context, names: str = "", ready_timeout: float = 600.0) -> None:
+    """Run each built template's smoke checks in a local container."""
+    from boxsmith.commands import smoke as command
+
+    _finish(
+        _run(
+            lambda: command.run(
+                load_settings(),
+                _names(names),
+                [],
+                out=sys.stdout,
+                err=sys.stderr,
+                ready_timeout=ready_timeout,
+            )
+        )
+    )
+
+
+@task(help={"jobs": "builds at once"})
+def main(c: Context, jobs: int = 2) -> None:
+    """The main job: validate, render, check, lint, build and smoke-test the bundled templates.
+
+    Templates that cannot build on this machine (a base image nobody can provide, a build host
+    that does not answer) are reported as skipped with the reason, never as passed.
+    """
+    from boxsmith.commands import main as command
+
+    _finish(_run(lambda: command.run(load_settings(), out=sys.stdout, err=sys.stderr, jobs=jobs)))
 
 
 @task(name="test", help={"pytest_args": "extra pytest arguments"})

@@ -12,7 +12,13 @@ from typing import TextIO
 
 from boxsmith import __version__
 from boxsmith.config import load_settings
-from boxsmith.errors import EXIT_INFRA, EXIT_INTERRUPTED, EXIT_USAGE, BoxsmithError
+from boxsmith.errors import (
+    EXIT_INFRA,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    BoxsmithError,
+    UsageError,
+)
 
 __all__ = ["build_parser", "main"]
 
@@ -38,6 +44,51 @@ def _selection(parser: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="only templates with this label (repeatable)",
     )
+
+
+def _local_validation(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """images, build and smoke: the stages that need a Docker engine."""
+    p = sub.add_parser("images", help="base images for local builds")
+    images = p.add_subparsers(dest="images_command", required=True, parser_class=_Parser)
+    q = images.add_parser(
+        "ensure", help="pull the base images the specs use, or make local stand-ins"
+    )
+    q.add_argument("refs", nargs="*", metavar="IMAGE", help="images (default: every base image)")
+    q.add_argument(
+        "--pull-timeout", type=int, default=20, metavar="S", help="seconds per pull attempt"
+    )
+    q.add_argument("--json", action="store_true", help="machine output on stdout")
+
+    p = sub.add_parser("build", help="build each rendered template on the Docker engine")
+    _selection(p)
+    p.add_argument(
+        "-j", "--jobs", type=int, default=2, metavar="N", help="builds at once (default: 2)"
+    )
+    p.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    p.add_argument(
+        "--allow-skip",
+        action="store_true",
+        help="report templates that cannot build on this machine as skipped, not failed",
+    )
+    p.add_argument("--json", action="store_true", help="machine output on stdout")
+
+    p = sub.add_parser("smoke", help="run each template's smoke checks in a container")
+    _selection(p)
+    p.add_argument(
+        "--local",
+        action="store_true",
+        help="in a local container of the built image (boxsmith build)",
+    )
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help="seconds to wait for ready_cmd (default: 600, as E2B)",
+    )
+    p.add_argument("--junit", default=None, metavar="FILE", help="JUnit XML report file")
+    p.add_argument("--report", default=None, metavar="FILE", help="JSON report file")
+    p.add_argument("--json", action="store_true", help="machine output on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -102,6 +153,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="also report DL3008, DL3013, DL3016, DL3064, DL3066",
     )
 
+    _local_validation(sub)
+
     p = sub.add_parser("schema", help="write the JSON Schema for spec files")
     p.add_argument("-o", "--output", default=None, help="file to write (default: configured)")
     p.add_argument("--stdout", action="store_true", help="print instead of writing")
@@ -149,6 +202,55 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             output=args.output,
             ignore=args.ignore,
             default_ignore=not args.no_default_ignore,
+        )
+    if args.command == "images":
+        from boxsmith.commands import images
+
+        return images.run(
+            settings,
+            args.refs,
+            out=out,
+            err=err,
+            mirrors=settings.mirrors,
+            pull_timeout=args.pull_timeout,
+            as_json=args.json,
+        )
+    if args.command == "build":
+        from boxsmith.commands import build
+
+        if args.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1, got {args.jobs}", "use --jobs 2")
+        return build.run(
+            settings,
+            args.names,
+            args.label,
+            out=out,
+            err=err,
+            jobs=args.jobs,
+            force=args.force,
+            allow_skip=args.allow_skip,
+            as_json=args.json,
+        )
+    if args.command == "smoke":
+        from boxsmith.commands import smoke
+
+        if not args.local:
+            raise UsageError(
+                "smoke needs a target: --local runs the checks in a container of the built image",
+                "run `boxsmith smoke --local`",
+            )
+        if args.ready_timeout <= 0:
+            raise UsageError("--ready-timeout must be positive", "use --ready-timeout 600")
+        return smoke.run(
+            settings,
+            args.names,
+            args.label,
+            out=out,
+            err=err,
+            ready_timeout=args.ready_timeout,
+            junit=args.junit,
+            json_report=args.report,
+            as_json=args.json,
         )
     if args.command == "schema":
         from boxsmith.commands import schema

@@ -508,6 +508,22 @@ SmokeCheck = Annotated[
 ]
 
 
+_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?$")
+
+
+def _host_port(value: str) -> str:
+    if not HOST_RE.match(value) or int(value.partition(":")[2] or 443) > 65535:
+        raise _fail(
+            f"{value!r} is not a host or host:port",
+            "write a host name like codeload.github.com, or host:port like example.com:8443",
+        )
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_host_port)]
+
+
 class TemplateSpec(SpecModel):
     """One E2B sandbox template, fully resolved."""
 
@@ -531,6 +547,14 @@ class TemplateSpec(SpecModel):
     labels: dict[str, str] = Field(default_factory=dict, description="Free labels for grouping.")
     tags: list[E2BTag] = Field(default_factory=list, description="Extra E2B tags on publish.")
     lint: LintSettings = Field(default_factory=LintSettings, description="Lint settings.")
+    build_hosts: list[HostPort] = Field(
+        default_factory=list,
+        description=(
+            "Hosts the build downloads from besides the package registries (host or host:port, "
+            "port 443 by default). A local build where one does not answer is skipped, with the "
+            "reason, instead of failing."
+        ),
+    )
 
     @field_validator("name")
     @classmethod

@@ -1,0 +1,705 @@
+"""Local builds: each `generated/<name>/<version>/` on the Docker engine, as E2B would build it.
+
+What E2B adds around a template is added here at build time only, never in the generated files
+(the *parity layer*, e2b-templates.md sections 7.1 and 7.2):
+
+- before the template's steps, a parity base image `boxsmith/parity:<base>` made once per base
+  image: what E2B's provisioning installs when missing (sudo, curl, ca-certificates, iproute2),
+  the `user` account with passwordless sudo and /home/user, `USER root` and `WORKDIR /`;
+- after them, E2B's finalize: /home/user owned by `user`, `chmod -R 777 /usr/local`, /code, then
+  the template's final USER and WORKDIR again.
+
+Machines behind a TLS-inspecting proxy trust a local CA that containers do not know. When the host
+has local CAs (`/usr/local/share/ca-certificates/*.crt`, or `BOXSMITH_BUILD_CA=<file>`), its CA
+bundle goes into the parity base and `ARG`s point pip, npm, curl, git and OpenSSL at it during the
+build (ARGs do not persist into the image). `BOXSMITH_BUILD_CA=off` turns this off.
+
+Skip unchanged: the build key hashes the rendered folder, the parity layer and the parity base's
+image id (so a new base image rebuilds). It is stored as a label on `boxsmith/<name>:<version>`;
+an image whose label matches is not rebuilt (`force` overrides). Builds run in a bounded pool; a
+template that cannot be built on this machine (a base image nobody can provide, a build host that
+does not answer) is *skipped* with the reason when `allow_skip` is set, and fails otherwise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import posixpath
+import re
+import socket
+import tarfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from boxsmith.config import Settings
+from boxsmith.engine import BuildFailed, Engine
+from boxsmith.errors import BoxsmithError, UsageError
+from boxsmith.images import (
+    SOURCE_LABEL,
+    STAND_IN_LABEL,
+    ImageUnavailable,
+    ensure_image,
+    resolve_mirrors,
+)
+from boxsmith.lint.dockerfile import Statement, parse
+from boxsmith.progress import Progress
+from boxsmith.render.engine import DOCKERFILE
+from boxsmith.spec.catalog import Template
+
+__all__ = [
+    "BUILD_KEY_LABEL",
+    "PARITY_VERSION",
+    "BuildResult",
+    "BuildUnit",
+    "build_templates",
+    "describe_failure",
+    "host_ca_bundle",
+    "image_ref",
+    "load_unit",
+    "probe_host",
+]
+
+PARITY_VERSION = "1"
+BUILD_KEY_LABEL = "dev.boxsmith.build-key"
+TEMPLATE_LABEL = "dev.boxsmith.template"
+VERSION_LABEL = "dev.boxsmith.version"
+USER_LABEL = "dev.boxsmith.user"
+WORKDIR_LABEL = "dev.boxsmith.workdir"
+PARITY_KEY_LABEL = "dev.boxsmith.parity-key"
+PARITY_OF_LABEL = "dev.boxsmith.parity-of"
+CA_IN_IMAGE = "/usr/local/share/boxsmith/host-ca.pem"
+SCRIPT_IN_IMAGE = "/usr/local/share/boxsmith/parity.sh"
+CA_VARIABLES = (
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "PIP_CERT",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+)
+_BUILD_DOCKERFILE = ".boxsmith.Dockerfile"
+_EPOCH = 946684800  # 2000-01-01: fixed mtimes keep the context tar reproducible
+
+# E2B's provisioning and finalize, as a script so the Dockerfile stays readable. `prepare` runs
+# before the template's steps, `finalize` after them, both as root.
+PARITY_SCRIPT = r"""#!/bin/sh
+# boxsmith parity layer: what E2B adds around a template (e2b-templates.md 7.1, 7.2).
+set -eu
+prepare() {
+  missing=""
+  command -v sudo >/dev/null 2>&1 || missing="$missing sudo"
+  command -v curl >/dev/null 2>&1 || missing="$missing curl"
+  command -v ss >/dev/null 2>&1 || missing="$missing iproute2"
+  [ -e /etc/ssl/certs/ca-certificates.crt ] || missing="$missing ca-certificates"
+  if [ -n "$missing" ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+      apt-get update -qq
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing
+      apt-get clean
+      rm -rf /var/lib/apt/lists/*
+    elif command -v apk >/dev/null 2>&1; then
+      apk add --no-cache $missing
+    else
+      echo "boxsmith parity: cannot install$missing here (no apt-get or apk)" >&2
+    fi
+  fi
+  if ! id user >/dev/null 2>&1; then
+    if command -v useradd >/dev/null 2>&1; then
+      useradd -m -s /bin/bash user
+    else
+      adduser -D -s /bin/sh user
+    fi
+  fi
+  mkdir -p /home/user
+  chown user:user /home/user
+  if [ -d /etc/sudoers.d ]; then
+    echo 'user ALL=(ALL:ALL) NOPASSWD: ALL' > /etc/sudoers.d/e2b-user
+    chmod 0440 /etc/sudoers.d/e2b-user
+  fi
+  getent group sudo >/dev/null 2>&1 && usermod -aG sudo user 2>/dev/null || true
+}
+finalize() {
+  find /home/user \( ! -user user -o ! -group user \) \
+    -exec chown -h user:user {} + 2>/dev/null || true
+  find /usr/local ! -type l ! -perm 0777 -exec chmod 0777 {} + 2>/dev/null || true
+  mkdir -p /code
+  chmod 0777 /code
+}
+"$1"
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class BuildUnit:
+    """One rendered template version, ready to build.
+
+    Attributes:
+        template: the validated template behind it.
+        folder: `generated/<name>/<version>/`.
+        display: `folder` as users see it.
+        statements: the instructions of its e2b.Dockerfile.
+        base_image: the FROM image.
+        user: the final USER (the sandbox default).
+        workdir: the final WORKDIR.
+    """
+
+    template: Template
+    folder: Path
+    display: str
+    statements: tuple[Statement, ...]
+    base_image: str
+    user: str
+    workdir: str
+
+    @property
+    def ref(self) -> str:
+        """`name:version`."""
+        return self.template.ref
+
+    @property
+    def image(self) -> str:
+        """The local image tag, `boxsmith/<name>:<version>`."""
+        return image_ref(self.template.name, self.template.version)
+
+
+@dataclass(slots=True)
+class BuildResult:
+    """The outcome of one template's build.
+
+    Attributes:
+        status: `built`, `cached` (key matched its last good build), `failed` or `skipped`.
+        reason: why it failed or was skipped ("" otherwise).
+        notes: one-line remarks, e.g. that the base image is a local stand-in.
+    """
+
+    name: str
+    version: str
+    image: str
+    status: str = "waiting"
+    seconds: float = 0.0
+    image_id: str = ""
+    size: int = 0
+    key: str = ""
+    reason: str = ""
+    step: str = ""
+    log: str = ""
+    log_file: Path | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Built or cached: an image to smoke-test exists."""
+        return self.status in ("built", "cached")
+
+    def to_json(self) -> dict[str, object]:
+        """Plain mapping for `--json` output."""
+        return {
+            "name": self.name,
+            "version": self.version,
+            "image": self.image,
+            "status": self.status,
+            "seconds": round(self.seconds, 2),
+            "image_id": self.image_id,
+            "size": self.size,
+            "build_key": self.key,
+            "reason": self.reason,
+            "failed_step": self.step,
+            "log": self.log,
+            "notes": self.notes,
+        }
+
+
+def image_ref(name: str, version: str) -> str:
+    """The local image tag of a template version (`+build` metadata is not valid in a tag)."""
+    return f"boxsmith/{name}:{version.replace('+', '_')}"
+
+
+def load_unit(settings: Settings, template: Template) -> BuildUnit:
+    """Read a template's rendered folder; UsageError (exit 2) when it was never rendered."""
+    folder = settings.generated_dir / template.name / template.version
+    dockerfile = folder / DOCKERFILE
+    display = settings.display(folder)
+    if not dockerfile.is_file():
+        raise UsageError(
+            f"{template.ref} is not rendered: {settings.display(dockerfile)} does not exist",
+            "run `boxsmith render` first",
+        )
+    statements = tuple(parse(dockerfile.read_text(encoding="utf-8")))
+    froms = [s for s in statements if s.keyword == "FROM"]
+    if len(froms) != 1:
+        raise UsageError(
+            f"{settings.display(dockerfile)}: expected exactly one FROM, found {len(froms)}",
+            "run `boxsmith render` to restore the generated file",
+        )
+    user, workdir = "user", "/home/user"  # what E2B uses when a template never sets them
+    for statement in statements:
+        if statement.keyword == "USER" and statement.words():
+            user = statement.words()[0]
+        elif statement.keyword == "WORKDIR" and statement.words():
+            workdir = posixpath.normpath(posixpath.join(workdir, statement.words()[0]))
+    return BuildUnit(
+        template=template,
+        folder=folder,
+        display=display,
+        statements=statements,
+        base_image=froms[0].words()[0],
+        user=user,
+        workdir=workdir,
+    )
+
+
+def host_ca_bundle(environ: Mapping[str, str] | None = None) -> Path | None:
+    """The CA bundle to trust inside builds, or None (see the module docstring)."""
+    env = os.environ if environ is None else environ
+    chosen = env.get("BOXSMITH_BUILD_CA", "auto")
+    if chosen.lower() in ("off", "no", "0", "false", "none"):
+        return None
+    if chosen.lower() != "auto":
+        path = Path(chosen)
+        if not path.is_file():
+            raise UsageError(
+                f"BOXSMITH_BUILD_CA={chosen}: no such file", "point it at a PEM bundle, or off"
+            )
+        return path
+    local = Path("/usr/local/share/ca-certificates")
+    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
+    if bundle.is_file() and local.is_dir() and any(local.rglob("*.crt")):
+        return bundle
+    return None
+
+
+def probe_host(host: str, timeout: float = 3.0) -> str:
+    """ "" when `host[:port]` accepts a TCP connection, else why not."""
+    name, _, port = host.partition(":")
+    try:
+        with socket.create_connection((name, int(port or 443)), timeout=timeout):
+            return ""
+    except socket.gaierror:
+        return f"{name} does not resolve"
+    except TimeoutError:
+        return f"{host} does not answer within {timeout:g}s"
+    except OSError as exc:
+        return f"{host}: {exc.strerror or exc}"
+
+
+def _files_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        rel = path.relative_to(folder).as_posix()
+        executable = int(os.access(path, os.X_OK))
+        digest.update(f"{rel}\0{executable}\0".encode())
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mode = mode
+    info.mtime = _EPOCH
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _context_tar(folder: Path, extra: Mapping[str, bytes]) -> io.BytesIO:
+    """The folder as an uncompressed tar with fixed owners and mtimes, plus `extra` files."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder).as_posix()
+            if rel in extra:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                info = tarfile.TarInfo(rel)
+                info.type = tarfile.DIRTYPE
+                info.mode = 0o755
+                info.mtime = _EPOCH
+                tar.addfile(info)
+            elif path.is_file():
+                mode = 0o755 if os.access(path, os.X_OK) else 0o644
+                _add(tar, rel, path.read_bytes(), mode)
+        for name, data in extra.items():
+            _add(tar, name, data)
+    buffer.seek(0)
+    return buffer
+
+
+def _parity_tag(base: str) -> str:
+    return "boxsmith/parity:" + re.sub(r"[^A-Za-z0-9_.-]+", "-", base)[:120]
+
+
+def _ca_args(ca: bool) -> list[str]:
+    return [f"ARG {name}={CA_IN_IMAGE}" for name in CA_VARIABLES] if ca else []
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    text: str
+    origin: str  # "generated/x/1.0.0/e2b.Dockerfile:12" or "parity layer (...)"
+    line: int = 0  # line in e2b.Dockerfile (0 for the parity layer)
+
+
+def _composite(unit: BuildUnit, ca: bool) -> list[_Step]:
+    """The Dockerfile actually built: FROM the parity base, the template, then finalize."""
+    name = f"{unit.display}/{DOCKERFILE}"
+    steps: list[_Step] = []
+    for statement in unit.statements:
+        origin = f"{name}:{statement.line}"
+        if statement.keyword == "FROM":
+            rest = statement.rest.strip().split(maxsplit=1)
+            stage = f" {rest[1]}" if len(rest) > 1 else ""
+            steps.append(
+                _Step(f"FROM {_parity_tag(unit.base_image)}{stage}", origin, statement.line)
+            )
+            steps.extend(_Step(line, "parity layer (host CA)") for line in _ca_args(ca))
+        else:
+            steps.append(_Step(f"{statement.keyword} {statement.args}", origin, statement.line))
+    steps += [
+        _Step("USER root", "parity layer (finalize)"),
+        _Step(f"RUN sh {SCRIPT_IN_IMAGE} finalize", "parity layer (finalize)"),
+        _Step(f"USER {unit.user}", "parity layer (finalize)"),
+        _Step(f"WORKDIR {unit.workdir}", "parity layer (finalize)"),
+    ]
+    return steps
+
+
+_STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+class _Builder:
+    """One `build_templates` run: shared engine, locks and cancellation."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        progress: Progress,
+        *,
+        force: bool,
+        allow_skip: bool,
+        ca: Path | None,
+        pull_timeout: int,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.progress = progress
+        self.force = force
+        self.allow_skip = allow_skip
+        self.ca = ca.read_bytes() if ca else None
+        self.pull_timeout = pull_timeout
+        self.cancel = threading.Event()
+        self._base_lock = threading.Lock()
+        self._bases: dict[str, tuple[str, list[str]] | BoxsmithError] = {}
+        self._hosts: dict[str, str] = {}
+        self.logs = settings.state_dir / "logs"
+
+    # -- base images -------------------------------------------------------------------------
+
+    def parity_base(self, base: str) -> tuple[str, list[str]]:
+        """(parity base image id, notes) for `base`, made once per run and per base image."""
+        with self._base_lock:
+            known = self._bases.get(base)
+            if isinstance(known, BoxsmithError):
+                raise known
+            if known is not None:
+                return known
+            try:
+                result = self._parity_base(base)
+            except BoxsmithError as exc:
+                self._bases[base] = exc
+                raise
+            self._bases[base] = result
+            return result
+
+    def _parity_base(self, base: str) -> tuple[str, list[str]]:
+        notes: list[str] = []
+        ensure_image(
+            self.engine,
+            base,
+            mirrors=resolve_mirrors(self.settings.mirrors),
+            pull_timeout=self.pull_timeout,
+            log=lambda line: self.progress.note(f"images: {line}"),
+        )
+        info = self.engine.image(base)
+        if info is None:  # ensure_image raised otherwise
+            raise ImageUnavailable(f"base image {base} vanished", "run `boxsmith images ensure`")
+        if STAND_IN_LABEL in info.labels:
+            notes.append(
+                f"base image {base} is a local stand-in ({info.labels.get(SOURCE_LABEL, '?')})"
+            )
+        key = hashlib.sha256(
+            "\0".join(
+                [PARITY_VERSION, PARITY_SCRIPT, info.id, hashlib.sha256(self.ca or b"").hexdigest()]
+            ).encode()
+        ).hexdigest()
+        tag = _parity_tag(base)
+        existing = self.engine.image(tag)
+        if existing is not None and existing.labels.get(PARITY_KEY_LABEL) == key:
+            return existing.id, notes
+        lines = [f"FROM {base}", "USER root"]
+        extra: dict[str, bytes] = {"parity.sh": PARITY_SCRIPT.encode()}
+        if self.ca is not None:
+            extra["host-ca.pem"] = self.ca
+            lines.append(f"COPY host-ca.pem {CA_IN_IMAGE}")
+        lines += [f"COPY parity.sh {SCRIPT_IN_IMAGE}"]
+        lines += _ca_args(self.ca is not None)
+        lines += [f"RUN sh {SCRIPT_IN_IMAGE} prepare", "WORKDIR /"]
+        extra["Dockerfile"] = ("\n".join(lines) + "\n").encode()
+        self.progress.note(f"build: making the parity base {tag} from {base}")
+        buffer = io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for name, data in extra.items():
+                _add(tar, name, data)
+        buffer.seek(0)
+        image_id = self.engine.build(
+            buffer,
+            tag,
+            labels={PARITY_KEY_LABEL: key, PARITY_OF_LABEL: base},
+            dockerfile="Dockerfile",
+            on_line=self._cancellable,
+        )
+        return image_id, notes
+
+    def _cancellable(self, line: str) -> None:
+        if self.cancel.is_set():
+            raise KeyboardInterrupt
+
+    def hosts_problem(self, hosts: Iterable[str]) -> str:
+        """Why one of `hosts` cannot be reached ("" when all answer); probed once per run."""
+        for host in hosts:
+            if host not in self._hosts:
+                self._hosts[host] = probe_host(host)
+            if self._hosts[host]:
+                return self._hosts[host]
+        return ""
+
+    # -- one template ------------------------------------------------------------------------
+
+    def build(self, unit: BuildUnit, result: BuildResult) -> None:
+        start = time.monotonic()
+        key_name = unit.ref
+        try:
+            problem = self.hosts_problem(unit.template.spec.build_hosts)
+            if problem:
+                raise _Unbuildable(f"its build needs a host this machine cannot reach: {problem}")
+            self.progress.update(key_name, "base image", quiet=True)
+            try:
+                parity_id, notes = self.parity_base(unit.base_image)
+            except ImageUnavailable as exc:
+                raise _Unbuildable(exc.message) from exc
+            result.notes += notes
+            for note in notes:
+                self.progress.note(f"build {key_name}: {note}")
+            result.key = hashlib.sha256(
+                "\0".join(
+                    [PARITY_VERSION, parity_id, _files_digest(unit.folder), unit.user, unit.workdir]
+                ).encode()
+            ).hexdigest()
+            existing = self.engine.image(unit.image)
+            if (
+                not self.force
+                and existing is not None
+                and existing.labels.get(BUILD_KEY_LABEL) == result.key
+            ):
+                result.status, result.image_id, result.size = "cached", existing.id, existing.size
+                return
+            self._build(unit, result)
+        except _Unbuildable as exc:
+            result.status = "skipped" if self.allow_skip else "failed"
+            result.reason = exc.reason
+        except BuildFailed as exc:
+            result.status, result.reason, result.step = (
+                "failed",
+                exc.reason or exc.message,
+                exc.step,
+            )
+        except BoxsmithError as exc:
+            result.status, result.reason = "failed", exc.message
+        finally:
+            result.seconds = time.monotonic() - start
+
+    def _build(self, unit: BuildUnit, result: BuildResult) -> None:
+        steps = _composite(unit, self.ca is not None)
+        dockerfile = "\n".join(step.text for step in steps) + "\n"
+        ignore = b""
+        user_ignore = unit.folder / ".dockerignore"
+        if user_ignore.is_file():
+            ignore = user_ignore.read_bytes().rstrip(b"\n") + b"\n"
+        ignore += f"{_BUILD_DOCKERFILE}\n.dockerignore\n".encode()
+        context = _context_tar(
+            unit.folder, {_BUILD_DOCKERFILE: dockerfile.encode(), ".dockerignore": ignore}
+        )
+        self.logs.mkdir(parents=True, exist_ok=True)
+        log_path = self.logs / f"{unit.template.name}-{unit.template.version}.build.log"
+        result.log, result.log_file = self.settings.display(log_path), log_path
+        key_name = unit.ref
+        total = len(steps)
+        self.progress.update(key_name, "building", completed=0, total=total)
+        with log_path.open("w", encoding="utf-8") as log:
+
+            def on_line(line: str) -> None:
+                log.write(line + "\n")
+                self._cancellable(line)
+                match = _STEP_RE.match(line)
+                if match:
+                    number, of = int(match.group(1)), int(match.group(2))
+                    origin = steps[number - 1].origin if number <= total else "labels"
+                    text = match.group(3)
+                    shown = text if len(text) <= 70 else text[:67] + "..."
+                    self.progress.update(
+                        key_name,
+                        f"step {number}/{of} {shown}",
+                        completed=number - 1,
+                        total=of,
+                        quiet=not origin.startswith(unit.display),
+                    )
+
+            try:
+                image_id = self.engine.build(
+                    context,
+                    unit.image,
+                    labels={
+                        BUILD_KEY_LABEL: result.key,
+                        TEMPLATE_LABEL: unit.template.name,
+                        VERSION_LABEL: unit.template.version,
+                        USER_LABEL: unit.user,
+                        WORKDIR_LABEL: unit.workdir,
+                    },
+                    dockerfile=_BUILD_DOCKERFILE,
+                    on_line=on_line,
+                )
+            except BuildFailed as exc:
+                match = _STEP_RE.match(exc.step)
+                if match and int(match.group(1)) <= total:
+                    step = steps[int(match.group(1)) - 1]
+                    spec = _spec_position(unit, step.line) if step.line else ""
+                    where = f"{spec} ({step.origin})" if spec else step.origin
+                    exc.step = f"{where}: {step.text}"
+                raise
+        info = self.engine.image(unit.image)
+        result.status, result.image_id = "built", image_id
+        result.size = info.size if info else 0
+
+
+def _spec_position(unit: BuildUnit, line: int) -> str:
+    """`file:line:col` of the spec key behind line `line` of the unit's e2b.Dockerfile."""
+    from boxsmith.lint.dockerfile import SourceMap
+    from boxsmith.render.engine import render_template
+
+    try:
+        rendered = render_template(unit.template)
+        expected = rendered.file(DOCKERFILE).content.decode()
+        actual = (unit.folder / DOCKERFILE).read_text(encoding="utf-8")
+    except (BoxsmithError, OSError, UnicodeDecodeError):
+        return ""
+    instruction = SourceMap(expected, actual, rendered.instructions).instruction(line)
+    if instruction is None or not instruction.source:
+        return ""
+    where = unit.template.position(*instruction.source)
+    if where is None or where == unit.template.data.pos:
+        return ""
+    return f"{where.file}:{where.line}:{where.column}"
+
+
+class _Unbuildable(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def build_templates(
+    settings: Settings,
+    units: Sequence[BuildUnit],
+    *,
+    engine: Engine,
+    progress: Progress,
+    jobs: int = 2,
+    force: bool = False,
+    allow_skip: bool = False,
+    pull_timeout: int = 20,
+    on_done: Callable[[BuildResult], None] | None = None,
+) -> list[BuildResult]:
+    """Build `units` with at most `jobs` builds at once; one result per unit, in order.
+
+    On Ctrl-C the running builds are cancelled in the engine (their connections closed, their
+    intermediate containers removed by `forcerm`) before KeyboardInterrupt propagates.
+    """
+    ca = host_ca_bundle()
+    builder = _Builder(
+        settings,
+        engine,
+        progress,
+        force=force,
+        allow_skip=allow_skip,
+        ca=ca,
+        pull_timeout=pull_timeout,
+    )
+    if ca is not None:
+        progress.note(f"build: trusting the host's CA bundle {ca} during builds (local CAs found)")
+    results = [BuildResult(u.template.name, u.template.version, u.image) for u in units]
+    for unit in units:
+        progress.add(unit.ref)
+
+    def work(unit: BuildUnit, result: BuildResult) -> None:
+        if builder.cancel.is_set():
+            result.status, result.reason = "failed", "interrupted"
+            return
+        builder.build(unit, result)
+        progress.finish(unit.ref, _final(result))
+        if on_done is not None:
+            on_done(result)
+
+    with ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="build") as pool:
+        futures: list[Future[None]] = [
+            pool.submit(work, unit, result) for unit, result in zip(units, results, strict=True)
+        ]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            builder.cancel.set()
+            for future in futures:
+                future.cancel()
+            engine.abort()
+            raise
+    return results
+
+
+def _final(result: BuildResult) -> str:
+    if result.status == "built":
+        return f"built in {result.seconds:.1f}s"
+    if result.status == "cached":
+        return "unchanged (cached)"
+    return f"{result.status}: {result.reason.splitlines()[0] if result.reason else ''}"
+
+
+def describe_failure(result: BuildResult, tail_lines: int = 15) -> str:
+    """The failing instruction and the end of its log, for the error report."""
+    lines = [f"{result.name}:{result.version}: build failed: {result.reason}"]
+    if result.step:
+        lines.append(f"  failing instruction: {result.step}")
+    if result.log_file is not None:
+        try:
+            text = result.log_file.read_text(encoding="utf-8", errors="replace").splitlines()
+        except OSError:
+            text = []
+        starts = [n for n, line in enumerate(text) if line.startswith("Step ")]
+        own = [
+            line
+            for line in text[starts[-1] + 1 if starts else 0 :]
+            if line.strip() and not _NOISE.match(line)
+        ][-tail_lines:]
+        if own:
+            lines.append(f"  its last output (full log: {result.log}):")
+            lines += [f"    {line}" for line in own]
+        else:
+            lines.append(f"  it printed nothing (full log: {result.log})")
+    return "\n".join(lines)
+
+
+_NOISE = re.compile(r"^ ---> |^Removing intermediate container |^Successfully (built|tagged) ")

@@ -1,0 +1,118 @@
+"""`boxsmith build`: build each rendered template on the Docker engine (exit 3 when one fails).
+
+Progress goes to stderr; the summary table (or `--json`) goes to stdout. A template that cannot
+be built on this machine is reported as skipped, with the reason, when `allow_skip` is set (the
+main job does that); otherwise it fails the run like a failed build.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TextIO
+
+from rich.console import Console
+from rich.table import Table
+
+from boxsmith.build import BuildResult, BuildUnit, build_templates, describe_failure, load_unit
+from boxsmith.config import Settings
+from boxsmith.engine import Engine
+from boxsmith.errors import EXIT_INFRA, EXIT_OK
+from boxsmith.progress import Progress
+from boxsmith.spec.catalog import load_catalog
+
+__all__ = ["execute", "run", "select_units", "summary_table"]
+
+
+def select_units(
+    settings: Settings, names: Sequence[str], labels: Sequence[str]
+) -> list[BuildUnit]:
+    """The rendered folders of the selected templates (UsageError when one is not rendered)."""
+    return [load_unit(settings, t) for t in load_catalog(settings).select(names, labels)]
+
+
+def _size(size: int) -> str:
+    return f"{size / 1e6:,.0f} MB" if size else "-"
+
+
+def summary_table(results: Sequence[BuildResult], out: TextIO) -> None:
+    """template, version, status, time, image size; reasons below the table."""
+    table = Table(title=None, box=None, pad_edge=False, show_edge=False)
+    for column, justify in (
+        ("template", "left"),
+        ("version", "left"),
+        ("status", "left"),
+        ("time", "right"),
+        ("size", "right"),
+    ):
+        table.add_column(column, justify=justify)  # type: ignore[arg-type]
+    for r in results:
+        table.add_row(r.name, r.version, r.status, f"{r.seconds:.1f}s", _size(r.size))
+    console = Console(file=out, width=100 if not out.isatty() else None, highlight=False)
+    console.print(table)
+    for r in results:
+        if r.status == "skipped":
+            out.write(f"skipped {r.name}:{r.version}: {r.reason}\n")
+
+
+def run(
+    settings: Settings,
+    names: Sequence[str],
+    labels: Sequence[str],
+    *,
+    out: TextIO,
+    err: TextIO,
+    jobs: int = 2,
+    force: bool = False,
+    allow_skip: bool = False,
+    as_json: bool = False,
+) -> int:
+    """Build the selected templates; exit 3 when any build fails (skips are not failures)."""
+    units = select_units(settings, names, labels)
+    results = execute(settings, units, err=err, jobs=jobs, force=force, allow_skip=allow_skip)
+    return report(results, out=out, err=err, as_json=as_json)
+
+
+def execute(
+    settings: Settings,
+    units: Sequence[BuildUnit],
+    *,
+    err: TextIO,
+    jobs: int = 2,
+    force: bool = False,
+    allow_skip: bool = False,
+) -> list[BuildResult]:
+    """Build `units` with progress on `err`; one result per unit."""
+    with Engine(err=None) as engine, Progress(err, "build") as progress:
+        return build_templates(
+            settings,
+            units,
+            engine=engine,
+            progress=progress,
+            jobs=jobs,
+            force=force,
+            allow_skip=allow_skip,
+        )
+
+
+def report(
+    results: Sequence[BuildResult], *, out: TextIO, err: TextIO, as_json: bool = False
+) -> int:
+    """Print failures (stderr), the table or JSON (stdout) and the summary; the exit code."""
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        err.write(describe_failure(r) + "\n")
+    if as_json:
+        json.dump({"builds": [r.to_json() for r in results]}, out, indent=2)
+        out.write("\n")
+    else:
+        summary_table(results, out)
+    counts = ", ".join(
+        f"{sum(r.status == s for r in results)} {s}"
+        for s in ("built", "cached", "skipped", "failed")
+        if any(r.status == s for r in results)
+    )
+    err.write(f"{'build' if failed else 'ok'}: {len(results)} template(s): {counts or 'none'}\n")
+    if failed:
+        err.write("  fix: fix the failing step in the spec, `boxsmith render`, and build again\n")
+    return EXIT_INFRA if failed else EXIT_OK
