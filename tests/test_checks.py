@@ -18,6 +18,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 import boxsmith.checks
 from boxsmith.checks import (
@@ -387,28 +388,31 @@ def test_http_without_any_client_fails_at_once(tmp_path: Path) -> None:
 # process
 
 
-def test_process_found_by_name_or_command_line() -> None:
+def test_process_found_by_name_or_by_command_line_with_full() -> None:
     token = str(uuid.uuid4().int % 10**8)
     with subprocess.Popen(["sleep", f"30.{token}"]) as proc:
         try:
-            by_cmdline = run_check(LOCAL, ProcessCheck(process=rf"^sleep 30\.{token}$"))
+            by_cmdline = run_check(LOCAL, ProcessCheck(process=rf"^sleep 30\.{token}$", full=True))
             assert by_cmdline.status == "passed", by_cmdline
             assert by_cmdline.actual == f"pid {proc.pid}: 'sleep 30.{token}'"
             assert by_cmdline.name == rf"process: ^sleep 30\.{token}$"
             by_name = run_check(LOCAL, ProcessCheck(process="^sleep$"))
             assert by_name.status == "passed"
+            # Without `full`, only the name and program path count, not the arguments.
+            not_by_args = run_check(LOCAL, ProcessCheck(process=rf"30\.{token}"))
+            assert not_by_args.status == "failed"
+            assert not_by_args.expected == rf"a process whose name matches /30\.{token}/"
         finally:
             proc.kill()
-    after = run_check(LOCAL, ProcessCheck(process=rf"^sleep 30\.{token}$"))
+    after = run_check(LOCAL, ProcessCheck(process=rf"^sleep 30\.{token}$", full=True))
     assert after.status == "failed"
-    assert after.expected == rf"a process matching /^sleep 30\.{token}$/"
+    assert after.expected == rf"a process whose command line matches /^sleep 30\.{token}$/"
     assert after.actual.startswith("no match; running: ")
     # The listing shell, its wrappers and children are not processes of the image.
-    assert run_check(LOCAL, ProcessCheck(process="boxsmith-ps-")).status == "failed"
+    assert run_check(LOCAL, ProcessCheck(process="boxsmith-ps-", full=True)).status == "failed"
     assert run_check(LOCAL, ProcessCheck(process="^tr$")).status == "failed"
-    invalid = run_check(LOCAL, ProcessCheck(process="node(", retries=3), sleep=_no_sleep)
-    assert invalid.status == "failed"
-    assert invalid.actual.startswith("/node(/ is not a valid regex: ")
+    with pytest.raises(ValidationError, match="not a valid regular expression"):
+        ProcessCheck(process="node(")
 
 
 # target errors

@@ -190,6 +190,7 @@ class BuildResult:
     step: str = ""
     log: str = ""
     log_file: Path | None = None
+    hint: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -512,6 +513,10 @@ class _Builder:
         except _Unbuildable as exc:
             result.status = "skipped" if self.allow_skip else "failed"
             result.reason = exc.reason
+            result.hint = (
+                "make it reachable (a base image: `boxsmith images ensure` or an entry in "
+                "[tool.boxsmith.mirrors]), or pass --allow-skip to report it as skipped"
+            )
         except BuildFailed as exc:
             result.status, result.reason, result.step = (
                 "failed",
@@ -680,6 +685,10 @@ def _final(result: BuildResult) -> str:
 
 def describe_failure(result: BuildResult, tail_lines: int = 15) -> str:
     """The failing instruction and the end of its log, for the error report."""
+    if result.hint:
+        return f"{result.name}:{result.version}: cannot build here: {result.reason}\n" + (
+            f"  fix: {result.hint}"
+        )
     lines = [f"{result.name}:{result.version}: build failed: {result.reason}"]
     if result.step:
         lines.append(f"  failing instruction: {result.step}")

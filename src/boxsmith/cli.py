@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import gc
 import logging
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
@@ -276,7 +277,9 @@ def main(
         err.write(exc.format() + "\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        err.write("interrupted; partial writes were cleaned up\n")
+        err.write(
+            "interrupted; cleaned up (no partial files, builds cancelled, containers removed)\n"
+        )
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug in boxsmith, not the user's mistake
         if args.debug:
@@ -296,4 +299,9 @@ def entry() -> None:
     it is off for the process. Long-running commands must turn it back on.
     """
     gc.disable()
+    signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job cleans up like Ctrl-C
     sys.exit(main())
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt

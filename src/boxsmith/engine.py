@@ -11,20 +11,26 @@ translated into `EngineError` here and nowhere else, chained with `from`.
 from __future__ import annotations
 
 import contextlib
+import io
+import json
 import os
 import re
 import shlex
 import socket
+import tarfile
+import threading
 import uuid
+import weakref
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Self, TextIO
+from typing import Any, BinaryIO, Self, TextIO
 
 import docker
 import docker.errors
+import requests
 import requests.exceptions
 
 from boxsmith.errors import BoxsmithError
@@ -154,6 +160,9 @@ class Engine:
         self._timeout = timeout
         self._client: docker.DockerClient | None = None
         self._session = uuid.uuid4().hex[:12]
+        self._streams: set[requests.Response] = set()
+        self._aborted: weakref.WeakSet[requests.Response] = weakref.WeakSet()
+        self._streams_lock = threading.Lock()
         self.version = ""
         self.api_version = ""
 
@@ -294,32 +303,28 @@ class Engine:
         self._log(f"build {ref}")
         tail: deque[str] = deque(maxlen=40)
         step = ""
-        source: dict[str, object] = (
-            {"path": str(context)}
-            if isinstance(context, Path)
-            else {"fileobj": context, "custom_context": True}
-        )
         with _translated(f"building {ref}", BuildFailed):
+            stream = self._build_stream(context, ref, {LABEL: "1", **labels}, dockerfile)
+            pending = ""  # output arrives in pieces; a line is whole at its newline
+
+            def emit(line: str) -> None:
+                nonlocal step
+                tail.append(line)
+                if on_line is not None:
+                    on_line(line)
+                if line.startswith("Step "):
+                    step = line
+                    if on_step is not None:
+                        on_step(line)
+
             try:
-                stream = self._docker.api.build(
-                    **source,  # type: ignore[arg-type]
-                    dockerfile=dockerfile,
-                    tag=ref,
-                    labels={LABEL: "1", **labels},
-                    rm=True,
-                    forcerm=True,
-                    pull=False,
-                    decode=True,
-                )
                 for chunk in stream:
-                    for line in _ANSI.sub("", str(chunk.get("stream", ""))).splitlines():
-                        tail.append(line)
-                        if on_line is not None:
-                            on_line(line)
-                        if line.startswith("Step "):
-                            step = line
-                            if on_step is not None:
-                                on_step(line)
+                    *lines, pending = (pending + str(chunk.get("stream", ""))).split("\n")
+                    for line in lines:
+                        emit(_ANSI.sub("", line).rstrip("\r"))
+                    if "error" in chunk and pending:
+                        emit(_ANSI.sub("", pending))
+                        pending = ""
                     if "error" in chunk:
                         reason = _ANSI.sub("", str(chunk["error"])).strip()
                         raise BuildFailed(
@@ -335,16 +340,72 @@ class Engine:
                 if not isinstance(exc, Exception):
                     self.abort()
                 raise
+            finally:
+                stream.close()
             return str(self._docker.images.get(ref).id)
 
-    def abort(self) -> None:
-        """Close every open connection to the engine, cancelling streams in flight (builds).
+    def _build_stream(
+        self,
+        context: Path | BinaryIO,
+        ref: str,
+        labels: Mapping[str, str],
+        dockerfile: str | None,
+    ) -> Generator[dict[str, object], None, None]:
+        """POST /build and decode its stream, keeping the response so `abort` can cut it.
 
-        The client stays usable; later calls open new connections.
+        docker-py's `api.build` hides the response; its parameters are the same as here.
         """
-        if self._client is not None:
+        api: Any = self._docker.api  # the private helpers docker-py's own build uses
+        if isinstance(context, Path):
+            body: BinaryIO = io.BytesIO()
+            with tarfile.open(fileobj=body, mode="w") as tar:
+                tar.add(str(context), arcname=".")
+            body.seek(0)
+        else:
+            body = context
+        params = {
+            "t": ref,
+            "rm": True,
+            "forcerm": True,
+            "pull": False,
+            "dockerfile": dockerfile,
+            "labels": json.dumps(dict(labels)),
+        }
+        response = api._post(
+            api._url("/build"),
+            data=body,
+            params=params,
+            headers={"Content-Type": "application/tar"},
+            stream=True,
+            timeout=None,
+        )
+        with self._streams_lock:
+            self._streams.add(response)
+        try:
+            yield from api._stream_helper(response, decode=True)
+        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+            if response not in self._aborted:
+                raise
+            raise BuildFailed(f"building {ref} was cancelled", "run it again") from exc
+        finally:
+            with self._streams_lock:
+                self._streams.discard(response)
+            response.close()
+        if response in self._aborted:
+            raise BuildFailed(f"building {ref} was cancelled", "run it again")
+
+    def abort(self) -> None:
+        """Cut every build stream in flight; the engine then cancels those builds.
+
+        Safe to call from any thread; the client stays usable.
+        """
+        with self._streams_lock:
+            streams = list(self._streams)
+        for response in streams:
+            self._aborted.add(response)
+            raw: Any = response.raw
             with contextlib.suppress(Exception):
-                self._client.api.close()
+                raw._fp.fp.raw._sock.shutdown(socket.SHUT_RDWR)
 
     # -- containers --------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from boxsmith.build import (
     BuildUnit,
     host_ca_bundle,
 )
+from boxsmith.checks.kinds import OWN_MARKER
 from boxsmith.checks.target import CommandResult, TargetError
 from boxsmith.engine import LABEL, Engine, EngineError
 from boxsmith.render.engine import TOML
@@ -179,7 +180,7 @@ class ContainerTarget:
     def run_background(self, command: str, *, log: str, status: str) -> None:
         """Start `command` detached; its output goes to `log`, its exit code to `status`."""
         wrapped = (
-            f"mkdir -p {_STATE} 2>/dev/null; "
+            f"{OWN_MARKER} mkdir -p {_STATE} 2>/dev/null; "
             f"{shlex.join(self.shell(command))} > {shlex.quote(log)} 2>&1; "
             f"echo $? > {shlex.quote(status)}"
         )

@@ -296,6 +296,10 @@ class HttpKind:
         return Attempt(passed, actual, trim(body))
 
 
+# In the command line of every process boxsmith starts in a target besides the user's own (the
+# start command's wrapper), so process checks can leave them out.
+OWN_MARKER = ": boxsmith-own;"
+
 # One line per process: pid, comm and the cmdline with NULs (and tabs, newlines) as spaces.
 # The glob is expanded before the loop forks anything, so the shell's own children (tr) are not
 # listed; the shell itself is skipped by pid and its wrappers by the marker in their cmdline.
@@ -327,11 +331,18 @@ def list_processes(target: Target, timeout: float) -> list[tuple[int, str, str]]
     return processes
 
 
+def _program(cmdline: str) -> str:
+    return cmdline.split(" ", 1)[0]
+
+
 class ProcessKind:
-    """`process:` a process whose name or command line matches a regex (pgrep, then pgrep -f)."""
+    """`process:` a process whose name (comm, or its program path: argv[0]) matches a regex, like
+    pgrep; with `full: true` the whole command line, like pgrep -f. Processes boxsmith itself
+    runs in the target (the start wrapper, the listing shell) never count."""
 
     def expected(self, check: ProcessCheck) -> str:
-        return f"a process matching /{check.process}/"
+        where = "command line" if check.full else "name"
+        return f"a process whose {where} matches /{check.process}/"
 
     def attempt(self, target: Target, check: ProcessCheck) -> Attempt:
         try:  # the spec schema does not check this pattern
@@ -342,7 +353,13 @@ class ProcessKind:
         if isinstance(processes, str):
             return Attempt(False, processes)
         for pid, comm, cmdline in processes:
-            if pattern.search(comm) or pattern.search(cmdline):
+            if OWN_MARKER in cmdline:
+                continue
+            if check.full:
+                hit = bool(pattern.search(cmdline))
+            else:
+                hit = bool(pattern.search(comm) or pattern.search(_program(cmdline)))
+            if hit:
                 return Attempt(True, f"pid {pid}: {_quote(cmdline or comm)}")
         names = sorted({comm for _pid, comm, _cmdline in processes})
         more = f" and {len(names) - 12} more" if len(names) > 12 else ""

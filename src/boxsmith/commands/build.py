@@ -113,6 +113,6 @@ def report(
         if any(r.status == s for r in results)
     )
     err.write(f"{'build' if failed else 'ok'}: {len(results)} template(s): {counts or 'none'}\n")
-    if failed:
+    if any(not r.hint for r in failed):
         err.write("  fix: fix the failing step in the spec, `boxsmith render`, and build again\n")
     return EXIT_INFRA if failed else EXIT_OK

@@ -471,10 +471,20 @@ class HttpCheck(_Check):
 
 
 class ProcessCheck(_Check):
-    """A process whose name matches (pgrep) is running."""
+    """A process whose name matches a regex is running (pgrep; pgrep -f with `full`)."""
 
     kind: ClassVar[str] = "process"
-    process: str
+    process: str = Field(description="Regex searched in the process name (or command line).")
+    full: bool = Field(
+        False,
+        description="Search the whole command line (pgrep -f) instead of the process name "
+        "and program path. The shells that run commands count too.",
+    )
+
+    @field_validator("process")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        return _regex(value, "process") or value
 
 
 CHECK_KINDS = ("command", "file", "port", "http", "process")
