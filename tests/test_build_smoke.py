@@ -485,6 +485,16 @@ def test_unchanged_template_is_cached_and_force_or_a_change_rebuilds(
     assert rebuilt["status"] == "built"
     assert rebuilt["build_key"] == built["build_key"]
 
+    # A no-change build is answered from the build record; once an image it names is gone (or
+    # has another id), the record is not trusted and the full run rebuilds.
+    recorded, _entry = project.build(name)
+    assert "cached (unchanged since .boxsmith/build-record.json)" in recorded.err
+    docker_client.images.remove(f"boxsmith/{name}:1.0.0")
+    after_rmi, again = project.build(name)
+    assert after_rmi.code == 0, after_rmi.err
+    assert again["status"] == "built"
+    assert "unchanged since" not in after_rmi.err
+
     project.spec("cached", body.replace("first", "second").format(marker="second"))
     project.render()
     changed_run, changed = project.build(name)

@@ -10,6 +10,7 @@ from textwrap import dedent
 import pytest
 
 from boxsmith.config import load_settings
+from boxsmith.jinja_env import environment
 from boxsmith.render import render_template, stamp_publish
 from boxsmith.spec.catalog import Template, load_catalog
 from tests.helpers import write_tree
@@ -195,3 +196,15 @@ def test_e2b_sdk_accepts_bundled_dockerfiles(name: str) -> None:
         {"type": "USER", "args": ["user"], "force": False},
     ]
     assert all(kind in {"RUN", "COPY", "ENV", "WORKDIR", "USER"} for kind in kinds)
+
+
+@pytest.mark.parametrize(
+    "value", ["plain", 'quote " and \\ backslash', "emoji 😀 and é", "del \x7f", "nl\n\ttab\x01"]
+)
+def test_toml_strings_round_trip_through_a_toml_parser(value: str) -> None:
+    literal = environment().filters["toml"](value)
+    assert tomllib.loads(f"k = {literal}")["k"] == value
+
+
+def test_random_text_is_not_available_to_templates() -> None:
+    assert "lipsum" not in environment().globals

@@ -3,9 +3,10 @@
 What E2B adds around a template is added here at build time only, never in the generated files
 (the *parity layer*, e2b-templates.md sections 7.1 and 7.2):
 
-- before the template's steps, a parity base image `boxsmith/parity:<base>` made once per base
-  image: what E2B's provisioning installs when missing (sudo, curl, ca-certificates, iproute2),
-  the `user` account with passwordless sudo and /home/user, `USER root` and `WORKDIR /`;
+- before the template's steps, a parity base image `boxsmith/parity:<base>-<key>` made once
+  per base image and parity layer: what E2B's provisioning installs when missing (sudo, curl,
+  ca-certificates, iproute2), the `user` account with passwordless sudo and /home/user,
+  `USER root` and `WORKDIR /`;
 - after them, E2B's finalize: /home/user owned by `user`, `chmod -R 777 /usr/local`, /code, then
   the template's final USER and WORKDIR again.
 
@@ -37,6 +38,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from boxsmith.buildrecord import host_ca_bundle
 from boxsmith.config import Settings
 from boxsmith.engine import BuildFailed, Engine
 from boxsmith.errors import BoxsmithError, UsageError
@@ -49,7 +51,7 @@ from boxsmith.images import (
 )
 from boxsmith.lint.dockerfile import Statement, parse
 from boxsmith.progress import Progress
-from boxsmith.render.engine import DOCKERFILE
+from boxsmith.render import DOCKERFILE
 from boxsmith.spec.catalog import Template
 
 __all__ = [
@@ -191,6 +193,9 @@ class BuildResult:
     log: str = ""
     log_file: Path | None = None
     hint: str = ""
+    base_id: str = ""
+    parity: str = ""
+    parity_id: str = ""
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -255,26 +260,6 @@ def load_unit(settings: Settings, template: Template) -> BuildUnit:
     )
 
 
-def host_ca_bundle(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The CA bundle to trust inside builds, or None (see the module docstring)."""
-    env = os.environ if environ is None else environ
-    chosen = env.get("BOXSMITH_BUILD_CA", "auto")
-    if chosen.lower() in ("off", "no", "0", "false", "none"):
-        return None
-    if chosen.lower() != "auto":
-        path = Path(chosen)
-        if not path.is_file():
-            raise UsageError(
-                f"BOXSMITH_BUILD_CA={chosen}: no such file", "point it at a PEM bundle, or off"
-            )
-        return path
-    local = Path("/usr/local/share/ca-certificates")
-    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
-    if bundle.is_file() and local.is_dir() and any(local.rglob("*.crt")):
-        return bundle
-    return None
-
-
 def probe_host(host: str, timeout: float = 3.0) -> str:
     """ "" when `host[:port]` accepts a TCP connection, else why not."""
     name, _, port = host.partition(":")
@@ -330,8 +315,17 @@ def _context_tar(folder: Path, extra: Mapping[str, bytes]) -> io.BytesIO:
     return buffer
 
 
-def _parity_tag(base: str) -> str:
-    return "boxsmith/parity:" + re.sub(r"[^A-Za-z0-9_.-]+", "-", base)[:120]
+def _parity_tag(base: str, key: str) -> str:
+    """`boxsmith/parity:<base>-<key>`: runs with another parity layer or CA get their own."""
+    return f"boxsmith/parity:{re.sub(r'[^A-Za-z0-9_.-]+', '-', base)[:100]}-{key[:12]}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Parity:
+    id: str
+    tag: str
+    base_id: str
+    notes: list[str]
 
 
 def _ca_args(ca: bool) -> list[str]:
@@ -345,7 +339,7 @@ class _Step:
     line: int = 0  # line in e2b.Dockerfile (0 for the parity layer)
 
 
-def _composite(unit: BuildUnit, ca: bool) -> list[_Step]:
+def _composite(unit: BuildUnit, parity: str, ca: bool) -> list[_Step]:
     """The Dockerfile actually built: FROM the parity base, the template, then finalize."""
     name = f"{unit.display}/{DOCKERFILE}"
     steps: list[_Step] = []
@@ -354,9 +348,7 @@ def _composite(unit: BuildUnit, ca: bool) -> list[_Step]:
         if statement.keyword == "FROM":
             rest = statement.rest.strip().split(maxsplit=1)
             stage = f" {rest[1]}" if len(rest) > 1 else ""
-            steps.append(
-                _Step(f"FROM {_parity_tag(unit.base_image)}{stage}", origin, statement.line)
-            )
+            steps.append(_Step(f"FROM {parity}{stage}", origin, statement.line))
             steps.extend(_Step(line, "parity layer (host CA)") for line in _ca_args(ca))
         else:
             steps.append(_Step(f"{statement.keyword} {statement.args}", origin, statement.line))
@@ -395,14 +387,14 @@ class _Builder:
         self.pull_timeout = pull_timeout
         self.cancel = threading.Event()
         self._base_lock = threading.Lock()
-        self._bases: dict[str, tuple[str, list[str]] | BoxsmithError] = {}
+        self._bases: dict[str, _Parity | BoxsmithError] = {}
         self._hosts: dict[str, str] = {}
         self.logs = settings.state_dir / "logs"
 
     # -- base images -------------------------------------------------------------------------
 
-    def parity_base(self, base: str) -> tuple[str, list[str]]:
-        """(parity base image id, notes) for `base`, made once per run and per base image."""
+    def parity_base(self, base: str) -> _Parity:
+        """The parity base for `base`, made once per run and per base image."""
         with self._base_lock:
             known = self._bases.get(base)
             if isinstance(known, BoxsmithError):
@@ -417,7 +409,7 @@ class _Builder:
             self._bases[base] = result
             return result
 
-    def _parity_base(self, base: str) -> tuple[str, list[str]]:
+    def _parity_base(self, base: str) -> _Parity:
         notes: list[str] = []
         ensure_image(
             self.engine,
@@ -438,10 +430,10 @@ class _Builder:
                 [PARITY_VERSION, PARITY_SCRIPT, info.id, hashlib.sha256(self.ca or b"").hexdigest()]
             ).encode()
         ).hexdigest()
-        tag = _parity_tag(base)
+        tag = _parity_tag(base, key)
         existing = self.engine.image(tag)
         if existing is not None and existing.labels.get(PARITY_KEY_LABEL) == key:
-            return existing.id, notes
+            return _Parity(existing.id, tag, info.id, notes)
         lines = [f"FROM {base}", "USER root"]
         extra: dict[str, bytes] = {"parity.sh": PARITY_SCRIPT.encode()}
         if self.ca is not None:
@@ -464,7 +456,7 @@ class _Builder:
             dockerfile="Dockerfile",
             on_line=self._cancellable,
         )
-        return image_id, notes
+        return _Parity(image_id, tag, info.id, notes)
 
     def _cancellable(self, line: str) -> None:
         if self.cancel.is_set():
@@ -485,20 +477,18 @@ class _Builder:
         start = time.monotonic()
         key_name = unit.ref
         try:
-            problem = self.hosts_problem(unit.template.spec.build_hosts)
-            if problem:
-                raise _Unbuildable(f"its build needs a host this machine cannot reach: {problem}")
             self.progress.update(key_name, "base image", quiet=True)
             try:
-                parity_id, notes = self.parity_base(unit.base_image)
+                parity = self.parity_base(unit.base_image)
             except ImageUnavailable as exc:
                 raise _Unbuildable(exc.message) from exc
-            result.notes += notes
-            for note in notes:
+            result.notes += parity.notes
+            result.base_id, result.parity, result.parity_id = parity.base_id, parity.tag, parity.id
+            for note in parity.notes:
                 self.progress.note(f"build {key_name}: {note}")
             result.key = hashlib.sha256(
                 "\0".join(
-                    [PARITY_VERSION, parity_id, _files_digest(unit.folder), unit.user, unit.workdir]
+                    [PARITY_VERSION, parity.id, _files_digest(unit.folder), unit.user, unit.workdir]
                 ).encode()
             ).hexdigest()
             existing = self.engine.image(unit.image)
@@ -509,7 +499,11 @@ class _Builder:
             ):
                 result.status, result.image_id, result.size = "cached", existing.id, existing.size
                 return
-            self._build(unit, result)
+            # Hosts matter only for a build that runs: an up-to-date image needs none of them.
+            problem = self.hosts_problem(unit.template.spec.build_hosts)
+            if problem:
+                raise _Unbuildable(f"its build needs a host this machine cannot reach: {problem}")
+            self._build(unit, result, parity.tag)
         except _Unbuildable as exc:
             result.status = "skipped" if self.allow_skip else "failed"
             result.reason = exc.reason
@@ -528,8 +522,8 @@ class _Builder:
         finally:
             result.seconds = time.monotonic() - start
 
-    def _build(self, unit: BuildUnit, result: BuildResult) -> None:
-        steps = _composite(unit, self.ca is not None)
+    def _build(self, unit: BuildUnit, result: BuildResult, parity: str) -> None:
+        steps = _composite(unit, parity, self.ca is not None)
         dockerfile = "\n".join(step.text for step in steps) + "\n"
         ignore = b""
         user_ignore = unit.folder / ".dockerignore"

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import logging
 import signal
 import sys
-import traceback
 from collections.abc import Sequence
 from typing import TextIO
 
@@ -217,10 +215,24 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             as_json=args.json,
         )
     if args.command == "build":
-        from boxsmith.commands import build
-
         if args.jobs < 1:
             raise UsageError(f"--jobs must be at least 1, got {args.jobs}", "use --jobs 2")
+        if not args.force:
+            from boxsmith import buildrecord
+
+            code = buildrecord.answer(
+                settings,
+                args.names,
+                args.label,
+                args.allow_skip,
+                out=out,
+                err=err,
+                as_json=args.json,
+            )
+            if code is not None:
+                return code
+        from boxsmith.commands import build
+
         return build.run(
             settings,
             args.names,
@@ -270,6 +282,8 @@ def main(
     err = err or sys.stderr
     args = build_parser().parse_args(argv)
     if args.debug:
+        import logging  # only here: the CLI's start-up time is part of every command's
+
         logging.basicConfig(level=logging.DEBUG, stream=err, format="debug: %(name)s: %(message)s")
     try:
         return _dispatch(args, out, err)
@@ -283,6 +297,8 @@ def main(
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug in boxsmith, not the user's mistake
         if args.debug:
+            import traceback
+
             traceback.print_exc(file=err)
         err.write(
             f"internal error: {type(exc).__name__}: {exc}\n"

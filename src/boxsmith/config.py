@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple  # not a dataclass: the CLI starts faster without them
 
 from boxsmith.errors import UsageError
 
@@ -29,8 +29,7 @@ _TABLES = ("mirrors",)
 _ENV = {"specs_dir": "BOXSMITH_SPECS_DIR", "generated_dir": "BOXSMITH_GENERATED_DIR"}
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
     """Resolved, absolute locations for one project."""
 
     root: Path

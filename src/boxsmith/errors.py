@@ -10,7 +10,7 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple  # not a dataclass: the CLI starts faster without them
 
 __all__ = [
     "EXIT_FINDINGS",
@@ -31,8 +31,7 @@ EXIT_INFRA = 3
 EXIT_INTERRUPTED = 130
 
 
-@dataclass(frozen=True, slots=True)
-class Issue:
+class Issue(NamedTuple):
     """One problem in a spec, located in the file a user has to edit.
 
     Attributes:

@@ -17,13 +17,16 @@ __all__ = ["compile_string", "environment"]
 
 
 def _toml_value(value: Any) -> str:
-    """A TOML literal for a string, integer or boolean (TOML basic strings are JSON-compatible
-    for the escapes json.dumps emits with ensure_ascii)."""
+    """A TOML literal for a string, integer or boolean.
+
+    TOML basic strings take JSON's escapes for quotes, backslashes and control characters, but
+    not its surrogate pairs (so non-ASCII stays literal) and they also forbid a raw DEL.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
-    return json.dumps(str(value), ensure_ascii=True)
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 @functools.cache
@@ -38,6 +41,7 @@ def environment() -> SandboxedEnvironment:
         lstrip_blocks=True,
     )
     env.filters["toml"] = _toml_value
+    env.globals.pop("lipsum", None)  # random text: rendering must be reproducible
     return env
 
 

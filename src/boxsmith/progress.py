@@ -7,21 +7,31 @@ terminal gets one live row per task. Results never go here; they go to stdout.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from types import TracebackType
-from typing import Self, TextIO
+from typing import TYPE_CHECKING, Self, TextIO
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    SpinnerColumn,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
-from rich.progress import Progress as RichProgress
+if TYPE_CHECKING:
+    from rich.progress import Progress as RichProgress
+    from rich.progress import TaskID
 
-__all__ = ["Progress"]
+__all__ = ["Progress", "table"]
+
+
+def table(
+    header: Sequence[str], rows: Sequence[Sequence[str]], *, right: Sequence[int] = ()
+) -> str:
+    """A plain fixed-width table (two spaces between columns), columns in `right` aligned right."""
+    widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]
+
+    def line(row: Sequence[str]) -> str:
+        cells = [
+            str(cell).rjust(width) if i in right else str(cell).ljust(width)
+            for i, (cell, width) in enumerate(zip(row, widths, strict=True))
+        ]
+        return "  ".join(cells).rstrip() + "\n"
+
+    return "".join(line(row) for row in [header, *rows])
 
 
 class Progress:
@@ -40,7 +50,17 @@ class Progress:
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {}
         self._rich: RichProgress | None = None
-        if self._live:
+        if self._live:  # rich loads only for a terminal: plain lines need none of it
+            from rich.console import Console
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                SpinnerColumn,
+                TextColumn,
+                TimeElapsedColumn,
+            )
+            from rich.progress import Progress as RichProgress
+
             self._rich = RichProgress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.fields[key]}"),

@@ -30,7 +30,7 @@ from boxsmith.build import (
 from boxsmith.checks.kinds import OWN_MARKER
 from boxsmith.checks.target import CommandResult, TargetError
 from boxsmith.engine import LABEL, Engine, EngineError
-from boxsmith.render.engine import TOML
+from boxsmith.render import TOML
 
 __all__ = [
     "READY_INTERVAL",
@@ -44,8 +44,16 @@ __all__ = [
 READY_INTERVAL = 2.0  # seconds between ready_cmd attempts, as E2B
 DEFAULT_READY_TIMEOUT = 600.0  # E2B's limit: 10 minutes
 ROLE_LABEL = "dev.boxsmith.role"
-_KEEPALIVE = ["sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+_KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 _STATE = "/tmp/.boxsmith"  # start command log and exit status inside the container
+# $1: seconds ("" for none), $2: the command. bash -l when the image has bash, as E2B runs them.
+_SHELL = (
+    'if command -v bash >/dev/null 2>&1; then set -- "$1" "$2" bash -l; '
+    'else set -- "$1" "$2" sh; fi; '
+    'if [ -n "$1" ] && command -v timeout >/dev/null 2>&1; then '
+    'exec timeout -k 2 "$1" "$3" ${4:+"$4"} -c "$2"; fi; '
+    'exec "$3" ${4:+"$4"} -c "$2"'
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +112,6 @@ class ContainerTarget:
         self._user = user
         self._workdir = workdir
         self._env = dict(env or {})
-        probe = self._exec(["sh", "-c", "command -v bash; command -v timeout"], user="root")
-        found = probe.stdout.split()
-        self._bash = any(p.endswith("/bash") for p in found)
-        self._timeout = any(p.endswith("/timeout") for p in found)
 
     @property
     def description(self) -> str:
@@ -140,9 +144,13 @@ class ContainerTarget:
             result.exit_code, result.stdout, result.stderr, time.monotonic() - start
         )
 
-    def shell(self, command: str) -> list[str]:
-        """argv running `command` as E2B runs sandbox commands."""
-        return ["/bin/bash", "-l", "-c", command] if self._bash else ["sh", "-c", command]
+    @staticmethod
+    def shell(command: str, timeout: float | None = None) -> list[str]:
+        """argv running `command` as E2B runs sandbox commands (`bash -l -c`, else `sh -c`),
+        under coreutils' `timeout` when given and the image has it; decided in the container, so
+        no extra round trip asks what the image has."""
+        limit = "" if timeout is None else f"{timeout:g}"
+        return ["sh", "-c", _SHELL, "sh", limit, command]
 
     def run(
         self,
@@ -154,9 +162,7 @@ class ContainerTarget:
         timeout: float = 30.0,
     ) -> CommandResult:
         """Run `command` to its end or `timeout`; `exit_code=None` when it was killed."""
-        argv = self.shell(command)
-        if self._timeout:
-            argv = ["timeout", "-k", "2", f"{timeout:g}", *argv]
+        argv = self.shell(command, timeout)
         outcome: list[CommandResult | BaseException] = []
 
         def call() -> None:
@@ -174,17 +180,8 @@ class ContainerTarget:
         done = outcome[0]
         if isinstance(done, BaseException):
             raise done
-        killed = self._timeout and done.exit_code in (124, 137) and done.seconds >= timeout
+        killed = done.exit_code in (124, 137) and done.seconds >= timeout
         return CommandResult(None, done.stdout, done.stderr, done.seconds) if killed else done
-
-    def run_background(self, command: str, *, log: str, status: str) -> None:
-        """Start `command` detached; its output goes to `log`, its exit code to `status`."""
-        wrapped = (
-            f"{OWN_MARKER} mkdir -p {_STATE} 2>/dev/null; "
-            f"{shlex.join(self.shell(command))} > {shlex.quote(log)} 2>&1; "
-            f"echo $? > {shlex.quote(status)}"
-        )
-        self._exec(["sh", "-c", wrapped], detach=True)
 
     def read_file(
         self, path: str, *, user: str | None = None, timeout: float = 30.0
@@ -258,9 +255,13 @@ def start_sandbox(
         if settings.cpu_count > host:
             notes.append(f"cpu_count {settings.cpu_count} capped to this machine's {host} CPUs")
     env = _container_env(host_ca_bundle() is not None)
+    log, status = f"{_STATE}/start.log", f"{_STATE}/start.exit"
+    if settings.start_cmd:
+        say(f"start_cmd: {settings.start_cmd}")
+    start = clock()
     container = engine.start_container(
         unit.image,
-        _KEEPALIVE,
+        _main_command(settings.start_cmd, log=log, status=status),
         labels={LABEL: "1", ROLE_LABEL: "smoke", "dev.boxsmith.template": unit.ref},
         environment=env,
         cpus=cpus,
@@ -274,11 +275,6 @@ def start_sandbox(
         workdir=info.labels.get(WORKDIR_LABEL, unit.workdir),
         env=env,
     )
-    start = clock()
-    log, status = f"{_STATE}/start.log", f"{_STATE}/start.exit"
-    if settings.start_cmd:
-        say(f"start_cmd: {settings.start_cmd}")
-        target.run_background(settings.start_cmd, log=log, status=status)
     ready_cmd = settings.effective_ready()
     say(f"ready_cmd: {ready_cmd} (every {READY_INTERVAL:g}s, up to {ready_timeout:g}s)")
     attempts = 0
@@ -302,7 +298,8 @@ def start_sandbox(
                     _tail(target, log),
                     notes,
                 )
-        if clock() - start + READY_INTERVAL > ready_timeout:
+        remaining = ready_timeout - (clock() - start)
+        if remaining <= 0:
             detail = f"; last attempt: exit {result.exit_code}" + (
                 f", {last_line!r}" if last_line else ""
             )
@@ -315,7 +312,24 @@ def start_sandbox(
                 _tail(target, log) if settings.start_cmd else "",
                 notes,
             )
-        time.sleep(READY_INTERVAL)
+        time.sleep(min(READY_INTERVAL, remaining))
+
+
+def _main_command(start_cmd: str | None, *, log: str, status: str) -> list[str]:
+    """The container's main process: start_cmd in the background (as the image's final user, in
+    its final workdir, output to `log`, exit code to `status`), then wait until stopped.
+
+    Starting it here rather than with a `docker exec` saves a round trip; the marker keeps this
+    shell out of process checks.
+    """
+    if not start_cmd:
+        return ["sh", "-c", _KEEPALIVE]
+    launch = (
+        f"mkdir -p {_STATE} 2>/dev/null; "
+        f"( {shlex.join(ContainerTarget.shell(start_cmd))} > {shlex.quote(log)} 2>&1; "
+        f"echo $? > {shlex.quote(status)} ) & "
+    )
+    return ["sh", "-c", f"{OWN_MARKER} {launch}{_KEEPALIVE}"]
 
 
 def _tail(target: ContainerTarget, path: str, lines: int = 20) -> str:

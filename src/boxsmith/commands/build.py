@@ -11,15 +11,13 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
-from rich.console import Console
-from rich.table import Table
-
+from boxsmith import buildrecord
 from boxsmith.build import BuildResult, BuildUnit, build_templates, describe_failure, load_unit
 from boxsmith.config import Settings
 from boxsmith.engine import Engine
 from boxsmith.errors import EXIT_INFRA, EXIT_OK
 from boxsmith.progress import Progress
-from boxsmith.spec.catalog import load_catalog
+from boxsmith.spec.catalog import inputs, load_catalog
 
 __all__ = ["execute", "run", "select_units", "summary_table"]
 
@@ -31,28 +29,9 @@ def select_units(
     return [load_unit(settings, t) for t in load_catalog(settings).select(names, labels)]
 
 
-def _size(size: int) -> str:
-    return f"{size / 1e6:,.0f} MB" if size else "-"
-
-
 def summary_table(results: Sequence[BuildResult], out: TextIO) -> None:
-    """template, version, status, time, image size; reasons below the table."""
-    table = Table(title=None, box=None, pad_edge=False, show_edge=False)
-    for column, justify in (
-        ("template", "left"),
-        ("version", "left"),
-        ("status", "left"),
-        ("time", "right"),
-        ("size", "right"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
-    for r in results:
-        table.add_row(r.name, r.version, r.status, f"{r.seconds:.1f}s", _size(r.size))
-    console = Console(file=out, width=100 if not out.isatty() else None, highlight=False)
-    console.print(table)
-    for r in results:
-        if r.status == "skipped":
-            out.write(f"skipped {r.name}:{r.version}: {r.reason}\n")
+    """template, version, status, time, image size; the reasons for skips below the table."""
+    out.write(buildrecord.summary_table([r.to_json() for r in results]))
 
 
 def run(
@@ -70,6 +49,21 @@ def run(
     """Build the selected templates; exit 3 when any build fails (skips are not failures)."""
     units = select_units(settings, names, labels)
     results = execute(settings, units, err=err, jobs=jobs, force=force, allow_skip=allow_skip)
+    if results and all(r.status in ("built", "cached") for r in results):
+        images: dict[str, str] = {}
+        for unit, r in zip(units, results, strict=True):
+            images.update({r.image: r.image_id, r.parity: r.parity_id, unit.base_image: r.base_id})
+        buildrecord.save(
+            settings,
+            names,
+            labels,
+            allow_skip,
+            context=inputs(load_catalog(settings)),
+            rows=[r.to_json() for r in results],
+            images=images,
+        )
+    else:
+        buildrecord.forget(settings)
     return report(results, out=out, err=err, as_json=as_json)
 
 

@@ -21,14 +21,20 @@ Defaults, and why:
     value, and name parts: TOKENIZERS_PARALLELISM is no token) and points at the spec key.
 """
 
-from boxsmith.lint.engine import (
-    DEFAULT_IGNORE,
-    DEFAULT_THRESHOLD,
-    LintedTemplate,
-    LintReport,
-    lint_project,
-)
-from boxsmith.lint.findings import Finding, Level, Location
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from boxsmith.lint.engine import (
+        DEFAULT_IGNORE,
+        DEFAULT_THRESHOLD,
+        LintedTemplate,
+        LintReport,
+        lint_project,
+    )
+    from boxsmith.lint.findings import Finding, Level, Location
 
 __all__ = [
     "DEFAULT_IGNORE",
@@ -40,3 +46,13 @@ __all__ = [
     "Location",
     "lint_project",
 ]
+
+# Loaded on first use, so `boxsmith.lint.dockerfile` (the parser builds use) stays light.
+_HOMES = {"Finding": "findings", "Level": "findings", "Location": "findings"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'boxsmith.lint' has no attribute {name!r}")
+    module = importlib.import_module(f"boxsmith.lint.{_HOMES.get(name, 'engine')}")
+    return getattr(module, name)

@@ -18,8 +18,10 @@ import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-from boxsmith.render.dockerfile import Instruction
+if TYPE_CHECKING:
+    from boxsmith.render.dockerfile import Instruction
 
 __all__ = ["SourceMap", "Statement", "parse"]
 

@@ -22,8 +22,7 @@ from boxsmith.lint.findings import Finding, Level, Location
 from boxsmith.lint.hadolint import find_hadolint, run_hadolint
 from boxsmith.lint.rules import RULES, Hit, Subject
 from boxsmith.pipeline import generate
-from boxsmith.render import Rendered
-from boxsmith.render.engine import DOCKERFILE, TOML
+from boxsmith.render import DOCKERFILE, TOML, Rendered
 
 __all__ = [
     "DEFAULT_IGNORE",

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from boxsmith.jinja_env import environment
+from boxsmith.render import DOCKERFILE, TOML
 from boxsmith.render.dockerfile import Instruction, instructions
 from boxsmith.spec.catalog import Template
 
 __all__ = ["DOCKERFILE", "TOML", "Rendered", "RenderedFile", "render_template", "stamp_publish"]
-
-DOCKERFILE = "e2b.Dockerfile"
-TOML = "e2b.toml"
 
 
 @dataclass(frozen=True, slots=True)

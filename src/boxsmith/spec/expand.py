@@ -13,10 +13,7 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import jinja2
-
 from boxsmith.errors import Issue
-from boxsmith.jinja_env import compile_string
 from boxsmith.spec.diagnostics import suggest
 from boxsmith.spec.located import LDict, LList, Pos
 
@@ -66,6 +63,10 @@ class _Substituter:
                 return value
         if "{%" not in value and value.count("{{") == len(_SIMPLE.findall(value)):
             return _SIMPLE.sub(lambda m: str(self.context[m[1]][m[2]]), value)
+        import jinja2  # only for real expressions: most specs never need Jinja
+
+        from boxsmith.jinja_env import compile_string
+
         try:
             return compile_string(value).render(self.context)
         except jinja2.TemplateSyntaxError as exc:
@@ -80,14 +81,19 @@ class _Substituter:
                     path,
                 )
             )
-        except jinja2.TemplateError as exc:
+        except Exception as exc:
             self.failed.add(path)
+            what = (
+                str(exc)
+                if isinstance(exc, jinja2.TemplateError)
+                else f"{type(exc).__name__}: {exc}"
+            )
             self.issues.append(
                 Issue(
                     where.file,
                     where.line,
                     where.column,
-                    f"template: {exc}",
+                    f"template: {what}",
                     "fix the {{ }} expression",
                     path,
                 )
