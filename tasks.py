@@ -235,3 +235,4 @@ def qa(c: Context) -> None:
 def bench(c: Context) -> None:
     """Benchmarks (figures, not gates)."""
     c.run(f"{sys.executable} benchmarks/render.py")
+    c.run(f"{sys.executable} benchmarks/build.py")

@@ -59,11 +59,14 @@ __all__ = [
     "PARITY_VERSION",
     "BuildResult",
     "BuildUnit",
+    "Parity",
     "build_templates",
+    "ca_args",
     "describe_failure",
     "host_ca_bundle",
     "image_ref",
     "load_unit",
+    "parity_base",
     "probe_host",
 ]
 
@@ -321,14 +324,17 @@ def _parity_tag(base: str, key: str) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class _Parity:
+class Parity:
+    """A parity base image: its id and tag, the id of the base image under it, and notes."""
+
     id: str
     tag: str
     base_id: str
     notes: list[str]
 
 
-def _ca_args(ca: bool) -> list[str]:
+def ca_args(ca: bool) -> list[str]:
+    """ARG lines pointing pip, npm, curl, git and OpenSSL at the host CA during a build."""
     return [f"ARG {name}={CA_IN_IMAGE}" for name in CA_VARIABLES] if ca else []
 
 
@@ -349,7 +355,7 @@ def _composite(unit: BuildUnit, parity: str, ca: bool) -> list[_Step]:
             rest = statement.rest.strip().split(maxsplit=1)
             stage = f" {rest[1]}" if len(rest) > 1 else ""
             steps.append(_Step(f"FROM {parity}{stage}", origin, statement.line))
-            steps.extend(_Step(line, "parity layer (host CA)") for line in _ca_args(ca))
+            steps.extend(_Step(line, "parity layer (host CA)") for line in ca_args(ca))
         else:
             steps.append(_Step(f"{statement.keyword} {statement.args}", origin, statement.line))
     steps += [
@@ -362,6 +368,79 @@ def _composite(unit: BuildUnit, parity: str, ca: bool) -> list[_Step]:
 
 
 _STEP_RE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")
+
+
+def parity_base(
+    engine: Engine,
+    base: str,
+    *,
+    mirrors: Mapping[str, str],
+    ca: bytes | None,
+    pull_timeout: int = 20,
+    log: Callable[[str], None] = lambda line: None,
+    on_line: Callable[[str], None] | None = None,
+) -> Parity:
+    """Make sure `base` is local (pulled or a stand-in) and its parity base is built.
+
+    Args:
+        engine: an entered Engine.
+        base: the template's FROM image.
+        mirrors: the resolved mirror map (`boxsmith.images.resolve_mirrors`).
+        ca: the host CA bundle to trust during builds (`host_ca_bundle()`), or None.
+        log: receives one line per notable event (a stand-in, a parity base being made).
+        on_line: receives every build output line of the parity base (may raise to cancel).
+
+    Raises:
+        ImageUnavailable: nobody can provide `base`.
+        BuildFailed: the parity layer failed to build.
+    """
+    notes: list[str] = []
+    ensure_image(
+        engine,
+        base,
+        mirrors=mirrors,
+        pull_timeout=pull_timeout,
+        log=lambda line: log(f"images: {line}"),
+    )
+    info = engine.image(base)
+    if info is None:  # ensure_image raised otherwise
+        raise ImageUnavailable(f"base image {base} vanished", "run `boxsmith images ensure`")
+    if STAND_IN_LABEL in info.labels:
+        notes.append(
+            f"base image {base} is a local stand-in ({info.labels.get(SOURCE_LABEL, '?')})"
+        )
+    key = hashlib.sha256(
+        "\0".join(
+            [PARITY_VERSION, PARITY_SCRIPT, info.id, hashlib.sha256(ca or b"").hexdigest()]
+        ).encode()
+    ).hexdigest()
+    tag = _parity_tag(base, key)
+    existing = engine.image(tag)
+    if existing is not None and existing.labels.get(PARITY_KEY_LABEL) == key:
+        return Parity(existing.id, tag, info.id, notes)
+    lines = [f"FROM {base}", "USER root"]
+    extra: dict[str, bytes] = {"parity.sh": PARITY_SCRIPT.encode()}
+    if ca is not None:
+        extra["host-ca.pem"] = ca
+        lines.append(f"COPY host-ca.pem {CA_IN_IMAGE}")
+    lines += [f"COPY parity.sh {SCRIPT_IN_IMAGE}"]
+    lines += ca_args(ca is not None)
+    lines += [f"RUN sh {SCRIPT_IN_IMAGE} prepare", "WORKDIR /"]
+    extra["Dockerfile"] = ("\n".join(lines) + "\n").encode()
+    log(f"build: making the parity base {tag} from {base}")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in extra.items():
+            _add(tar, name, data)
+    buffer.seek(0)
+    image_id = engine.build(
+        buffer,
+        tag,
+        labels={PARITY_KEY_LABEL: key, PARITY_OF_LABEL: base},
+        dockerfile="Dockerfile",
+        on_line=on_line,
+    )
+    return Parity(image_id, tag, info.id, notes)
 
 
 class _Builder:
@@ -387,13 +466,13 @@ class _Builder:
         self.pull_timeout = pull_timeout
         self.cancel = threading.Event()
         self._base_lock = threading.Lock()
-        self._bases: dict[str, _Parity | BoxsmithError] = {}
+        self._bases: dict[str, Parity | BoxsmithError] = {}
         self._hosts: dict[str, str] = {}
         self.logs = settings.state_dir / "logs"
 
     # -- base images -------------------------------------------------------------------------
 
-    def parity_base(self, base: str) -> _Parity:
+    def parity_base(self, base: str) -> Parity:
         """The parity base for `base`, made once per run and per base image."""
         with self._base_lock:
             known = self._bases.get(base)
@@ -409,54 +488,16 @@ class _Builder:
             self._bases[base] = result
             return result
 
-    def _parity_base(self, base: str) -> _Parity:
-        notes: list[str] = []
-        ensure_image(
+    def _parity_base(self, base: str) -> Parity:
+        return parity_base(
             self.engine,
             base,
             mirrors=resolve_mirrors(self.settings.mirrors),
+            ca=self.ca,
             pull_timeout=self.pull_timeout,
-            log=lambda line: self.progress.note(f"images: {line}"),
-        )
-        info = self.engine.image(base)
-        if info is None:  # ensure_image raised otherwise
-            raise ImageUnavailable(f"base image {base} vanished", "run `boxsmith images ensure`")
-        if STAND_IN_LABEL in info.labels:
-            notes.append(
-                f"base image {base} is a local stand-in ({info.labels.get(SOURCE_LABEL, '?')})"
-            )
-        key = hashlib.sha256(
-            "\0".join(
-                [PARITY_VERSION, PARITY_SCRIPT, info.id, hashlib.sha256(self.ca or b"").hexdigest()]
-            ).encode()
-        ).hexdigest()
-        tag = _parity_tag(base, key)
-        existing = self.engine.image(tag)
-        if existing is not None and existing.labels.get(PARITY_KEY_LABEL) == key:
-            return _Parity(existing.id, tag, info.id, notes)
-        lines = [f"FROM {base}", "USER root"]
-        extra: dict[str, bytes] = {"parity.sh": PARITY_SCRIPT.encode()}
-        if self.ca is not None:
-            extra["host-ca.pem"] = self.ca
-            lines.append(f"COPY host-ca.pem {CA_IN_IMAGE}")
-        lines += [f"COPY parity.sh {SCRIPT_IN_IMAGE}"]
-        lines += _ca_args(self.ca is not None)
-        lines += [f"RUN sh {SCRIPT_IN_IMAGE} prepare", "WORKDIR /"]
-        extra["Dockerfile"] = ("\n".join(lines) + "\n").encode()
-        self.progress.note(f"build: making the parity base {tag} from {base}")
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w") as tar:
-            for name, data in extra.items():
-                _add(tar, name, data)
-        buffer.seek(0)
-        image_id = self.engine.build(
-            buffer,
-            tag,
-            labels={PARITY_KEY_LABEL: key, PARITY_OF_LABEL: base},
-            dockerfile="Dockerfile",
+            log=self.progress.note,
             on_line=self._cancellable,
         )
-        return _Parity(image_id, tag, info.id, notes)
 
     def _cancellable(self, line: str) -> None:
         if self.cancel.is_set():

@@ -220,6 +220,11 @@ class Engine:
             self._client = None
 
     @property
+    def session(self) -> dict[str, str]:
+        """The label every container this Engine starts carries (and that `__exit__` sweeps)."""
+        return {SESSION_LABEL: self._session}
+
+    @property
     def _docker(self) -> docker.DockerClient:
         if self._client is None:
             raise RuntimeError("Engine used outside its `with` block")
