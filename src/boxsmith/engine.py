@@ -220,6 +220,12 @@ class Engine:
             self._client = None
 
     @property
+    def client(self) -> docker.DockerClient:
+        """The docker SDK client, for callers that need calls `Engine` does not wrap (the local
+        backend's envd shim: streaming exec, archives). Thread-safe."""
+        return self._docker
+
+    @property
     def session(self) -> dict[str, str]:
         """The label every container this Engine starts carries (and that `__exit__` sweeps)."""
         return {SESSION_LABEL: self._session}
@@ -250,6 +256,16 @@ class Engine:
                 labels={str(k): str(v) for k, v in (image.labels or {}).items()},
                 size=int(image.attrs.get("Size", 0)),
             )
+
+    def image_config(self, ref: str) -> dict[str, object]:
+        """The image's `Config` (User, WorkingDir, Env, Labels, ...); {} when there is none."""
+        with _translated(f"inspecting image {ref}"):
+            try:
+                image = self._docker.images.get(ref)
+            except docker.errors.ImageNotFound:
+                return {}
+            config = image.attrs.get("Config") or {}
+            return dict(config) if isinstance(config, dict) else {}
 
     def pull(self, ref: str, *, timeout: int = 30) -> None:
         """Pull `ref`, giving up after `timeout` seconds without an answer."""

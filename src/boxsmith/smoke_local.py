@@ -38,6 +38,7 @@ __all__ = [
     "ContainerTarget",
     "Readiness",
     "SandboxSettings",
+    "boot",
     "start_sandbox",
 ]
 
@@ -239,7 +240,6 @@ def start_sandbox(
 
     Raises EngineError when the container cannot start (the image missing, for one).
     """
-    say = on_status or (lambda text: None)
     settings = SandboxSettings.read(unit)
     info = engine.image(unit.image)
     if info is None:
@@ -247,6 +247,39 @@ def start_sandbox(
             f"no image {unit.image}: {unit.ref} is not built",
             f"run `boxsmith build {unit.template.name}` first",
         )
+    return boot(
+        engine,
+        unit.image,
+        settings,
+        user=info.labels.get(USER_LABEL, unit.user),
+        workdir=info.labels.get(WORKDIR_LABEL, unit.workdir),
+        labels={LABEL: "1", ROLE_LABEL: "smoke", "dev.boxsmith.template": unit.ref},
+        ready_timeout=ready_timeout,
+        on_status=on_status,
+        clock=clock,
+    )
+
+
+def boot(
+    engine: Engine,
+    image: str,
+    settings: SandboxSettings,
+    *,
+    user: str,
+    workdir: str,
+    labels: Mapping[str, str],
+    env: Mapping[str, str] | None = None,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    on_status: Callable[[str], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[ContainerTarget, Readiness]:
+    """Start a container of `image` the way E2B starts a sandbox and wait until it is ready.
+
+    start_cmd runs in the background from the container's main process; ready_cmd is retried
+    every 2 s until it passes, the start command fails, or `ready_timeout` passes. The container
+    is left running either way: the caller removes it (and does so when not ready).
+    """
+    say = on_status or (lambda text: None)
     notes: list[str] = []
     cpus: float | None = None
     if settings.cpu_count:
@@ -254,28 +287,25 @@ def start_sandbox(
         cpus = float(min(settings.cpu_count, host))
         if settings.cpu_count > host:
             notes.append(f"cpu_count {settings.cpu_count} capped to this machine's {host} CPUs")
-    env = _container_env(host_ca_bundle() is not None)
+    environment = {**_container_env(host_ca_bundle() is not None), **(env or {})}
     log, status = f"{_STATE}/start.log", f"{_STATE}/start.exit"
     if settings.start_cmd:
         say(f"start_cmd: {settings.start_cmd}")
     start = clock()
     container = engine.start_container(
-        unit.image,
+        image,
         _main_command(settings.start_cmd, log=log, status=status),
-        labels={LABEL: "1", ROLE_LABEL: "smoke", "dev.boxsmith.template": unit.ref},
-        environment=env,
+        labels=labels,
+        environment=environment,
         cpus=cpus,
         memory_mb=settings.memory_mb,
     )
     target = ContainerTarget(
-        engine,
-        container,
-        image=unit.image,
-        user=info.labels.get(USER_LABEL, unit.user),
-        workdir=info.labels.get(WORKDIR_LABEL, unit.workdir),
-        env=env,
+        engine, container, image=image, user=user, workdir=workdir, env=environment
     )
     ready_cmd = settings.effective_ready()
+    if ready_cmd == "sleep 0":  # E2B's ready command when there is nothing to wait for
+        return target, Readiness(True, clock() - start, 0, notes=notes)
     say(f"ready_cmd: {ready_cmd} (every {READY_INTERVAL:g}s, up to {ready_timeout:g}s)")
     attempts = 0
     while True:
