@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import posixpath
 import re
 import socket
 import tarfile
@@ -41,7 +40,7 @@ from pathlib import Path
 from boxsmith.buildrecord import host_ca_bundle
 from boxsmith.config import Settings
 from boxsmith.engine import BuildFailed, Engine
-from boxsmith.errors import BoxsmithError, UsageError
+from boxsmith.errors import BoxsmithError
 from boxsmith.images import (
     SOURCE_LABEL,
     STAND_IN_LABEL,
@@ -49,10 +48,20 @@ from boxsmith.images import (
     ensure_image,
     resolve_mirrors,
 )
-from boxsmith.lint.dockerfile import Statement, parse
 from boxsmith.progress import Progress
 from boxsmith.render import DOCKERFILE
-from boxsmith.spec.catalog import Template
+from boxsmith.units import (
+    BUILD_KEY_LABEL,
+    CA_IN_IMAGE,
+    CA_VARIABLES,
+    TEMPLATE_LABEL,
+    USER_LABEL,
+    VERSION_LABEL,
+    WORKDIR_LABEL,
+    BuildUnit,
+    image_ref,
+    load_unit,
+)
 
 __all__ = [
     "BUILD_KEY_LABEL",
@@ -71,23 +80,9 @@ __all__ = [
 ]
 
 PARITY_VERSION = "1"
-BUILD_KEY_LABEL = "dev.boxsmith.build-key"
-TEMPLATE_LABEL = "dev.boxsmith.template"
-VERSION_LABEL = "dev.boxsmith.version"
-USER_LABEL = "dev.boxsmith.user"
-WORKDIR_LABEL = "dev.boxsmith.workdir"
 PARITY_KEY_LABEL = "dev.boxsmith.parity-key"
 PARITY_OF_LABEL = "dev.boxsmith.parity-of"
-CA_IN_IMAGE = "/usr/local/share/boxsmith/host-ca.pem"
 SCRIPT_IN_IMAGE = "/usr/local/share/boxsmith/parity.sh"
-CA_VARIABLES = (
-    "SSL_CERT_FILE",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "PIP_CERT",
-    "NODE_EXTRA_CA_CERTS",
-    "GIT_SSL_CAINFO",
-)
 _BUILD_DOCKERFILE = ".boxsmith.Dockerfile"
 _EPOCH = 946684800  # 2000-01-01: fixed mtimes keep the context tar reproducible
 
@@ -140,39 +135,6 @@ finalize() {
 """
 
 
-@dataclass(frozen=True, slots=True)
-class BuildUnit:
-    """One rendered template version, ready to build.
-
-    Attributes:
-        template: the validated template behind it.
-        folder: `generated/<name>/<version>/`.
-        display: `folder` as users see it.
-        statements: the instructions of its e2b.Dockerfile.
-        base_image: the FROM image.
-        user: the final USER (the sandbox default).
-        workdir: the final WORKDIR.
-    """
-
-    template: Template
-    folder: Path
-    display: str
-    statements: tuple[Statement, ...]
-    base_image: str
-    user: str
-    workdir: str
-
-    @property
-    def ref(self) -> str:
-        """`name:version`."""
-        return self.template.ref
-
-    @property
-    def image(self) -> str:
-        """The local image tag, `boxsmith/<name>:<version>`."""
-        return image_ref(self.template.name, self.template.version)
-
-
 @dataclass(slots=True)
 class BuildResult:
     """The outcome of one template's build.
@@ -222,45 +184,6 @@ class BuildResult:
             "log": self.log,
             "notes": self.notes,
         }
-
-
-def image_ref(name: str, version: str) -> str:
-    """The local image tag of a template version (`+build` metadata is not valid in a tag)."""
-    return f"boxsmith/{name}:{version.replace('+', '_')}"
-
-
-def load_unit(settings: Settings, template: Template) -> BuildUnit:
-    """Read a template's rendered folder; UsageError (exit 2) when it was never rendered."""
-    folder = settings.generated_dir / template.name / template.version
-    dockerfile = folder / DOCKERFILE
-    display = settings.display(folder)
-    if not dockerfile.is_file():
-        raise UsageError(
-            f"{template.ref} is not rendered: {settings.display(dockerfile)} does not exist",
-            "run `boxsmith render` first",
-        )
-    statements = tuple(parse(dockerfile.read_text(encoding="utf-8")))
-    froms = [s for s in statements if s.keyword == "FROM"]
-    if len(froms) != 1:
-        raise UsageError(
-            f"{settings.display(dockerfile)}: expected exactly one FROM, found {len(froms)}",
-            "run `boxsmith render` to restore the generated file",
-        )
-    user, workdir = "user", "/home/user"  # what E2B uses when a template never sets them
-    for statement in statements:
-        if statement.keyword == "USER" and statement.words():
-            user = statement.words()[0]
-        elif statement.keyword == "WORKDIR" and statement.words():
-            workdir = posixpath.normpath(posixpath.join(workdir, statement.words()[0]))
-    return BuildUnit(
-        template=template,
-        folder=folder,
-        display=display,
-        statements=statements,
-        base_image=froms[0].words()[0],
-        user=user,
-        workdir=workdir,
-    )
 
 
 def probe_host(host: str, timeout: float = 3.0) -> str:

@@ -19,18 +19,18 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from boxsmith.build import (
+from boxsmith.buildrecord import host_ca_bundle
+from boxsmith.checks.kinds import OWN_MARKER
+from boxsmith.checks.target import CommandResult, TargetError
+from boxsmith.engine import LABEL, Engine, EngineError
+from boxsmith.render import TOML
+from boxsmith.units import (
     CA_IN_IMAGE,
     CA_VARIABLES,
     USER_LABEL,
     WORKDIR_LABEL,
     BuildUnit,
-    host_ca_bundle,
 )
-from boxsmith.checks.kinds import OWN_MARKER
-from boxsmith.checks.target import CommandResult, TargetError
-from boxsmith.engine import LABEL, Engine, EngineError
-from boxsmith.render import TOML
 
 __all__ = [
     "READY_INTERVAL",

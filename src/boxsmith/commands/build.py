@@ -12,21 +12,15 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from boxsmith import buildrecord
-from boxsmith.build import BuildResult, BuildUnit, build_templates, describe_failure, load_unit
+from boxsmith.build import BuildResult, build_templates, describe_failure
 from boxsmith.config import Settings
 from boxsmith.engine import Engine
 from boxsmith.errors import EXIT_INFRA, EXIT_OK
 from boxsmith.progress import Progress
 from boxsmith.spec.catalog import inputs, load_catalog
+from boxsmith.units import BuildUnit, select_units
 
 __all__ = ["execute", "run", "select_units", "summary_table"]
-
-
-def select_units(
-    settings: Settings, names: Sequence[str], labels: Sequence[str]
-) -> list[BuildUnit]:
-    """The rendered folders of the selected templates (UsageError when one is not rendered)."""
-    return [load_unit(settings, t) for t in load_catalog(settings).select(names, labels)]
 
 
 def summary_table(results: Sequence[BuildResult], out: TextIO) -> None:

@@ -13,15 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from boxsmith.build import BuildUnit
 from boxsmith.checks.report import SuiteResult, write_json, write_junit
 from boxsmith.checks.runner import CheckResult, run_checks
-from boxsmith.commands.build import select_units
 from boxsmith.config import Settings
 from boxsmith.engine import Engine, EngineError
 from boxsmith.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from boxsmith.progress import Progress
 from boxsmith.smoke_local import DEFAULT_READY_TIMEOUT, start_sandbox
+from boxsmith.units import BuildUnit, select_units
 
 __all__ = ["execute", "report", "run"]
 
