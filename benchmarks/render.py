@@ -49,23 +49,26 @@ validate, a command exits non-zero, the bundled catalog has drift, boxsmith is n
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
-import os
-import platform
-import shlex
 import shutil
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from common import (
+    NO_CACHE,
+    Conditions,
+    Figure,
+    Watch,
+    children,
+    main_of,
+    new_parser,
+    verdict_lines,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TARGET_SYNTHETIC_S = 2.0  # (a): validate + render + check of 500 specs
@@ -73,10 +76,6 @@ TARGET_SYNTHETIC_COUNT = 500  # the spec count the (a) target is stated for
 TARGET_CATALOG_CHECK_S = 0.3  # (b): no-change check of the bundled catalog
 TEAM_ID = "5b0b7c4e-3f0a-4c1e-9d5e-6a7f8b9c0d1e"
 SCHEMA_LINE = "# yaml-language-server: $schema=../boxsmith.schema.json\n"
-
-
-class SetupError(Exception):
-    """The benchmark could not run (as opposed to a slow figure, which is only reported)."""
 
 
 # --------------------------------------------------------------------------- synthetic project
@@ -258,71 +257,6 @@ def write_project(root: Path, count: int) -> int:
 
 # --------------------------------------------------------------------------------- measuring
 
-NO_CACHE = {"BOXSMITH_NO_CACHE": "1"}  # boxsmith's switch for its verification stamp
-
-
-@dataclass
-class Figure:
-    """Wall times of one measured command over the repeats."""
-
-    label: str
-    command: list[str]
-    extra_env: dict[str, str] = field(default_factory=dict)
-    times: list[float] = field(default_factory=list)
-
-    @property
-    def best(self) -> float:
-        return min(self.times)
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.times)
-
-    def as_json(self) -> dict[str, Any]:
-        env = " ".join(f"{k}={v}" for k, v in self.extra_env.items())
-        return {
-            "command": (env + " " if env else "") + shlex.join(self.command),
-            "best_s": round(self.best, 4),
-            "median_s": round(self.median, 4),
-            "runs_s": [round(t, 4) for t in self.times],
-        }
-
-
-def child_env(pycache: Path | None) -> dict[str, str]:
-    """The environment of every measured process; `pycache` gives it a private bytecode cache."""
-    env = dict(os.environ)
-    for key in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", *NO_CACHE):
-        env.pop(key, None)  # no annotations or job summary; boxsmith's defaults
-    if pycache is not None:
-        env.pop("PYTHONDONTWRITEBYTECODE", None)
-        env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    return env
-
-
-def timed(figure: Figure, cwd: Path, env: dict[str, str]) -> float:
-    """Wall time of one fresh-process run; SetupError when it exits non-zero."""
-    start = time.perf_counter()
-    done = subprocess.run(
-        figure.command, cwd=cwd, env={**env, **figure.extra_env}, capture_output=True, check=False
-    )
-    elapsed = time.perf_counter() - start
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).decode(errors="replace")[-3000:]
-        raise SetupError(f"`{figure.as_json()['command']}` exited {done.returncode}:\n{tail}")
-    return elapsed
-
-
-def find_boxsmith(explicit: str | None) -> str:
-    if explicit:
-        return explicit
-    beside = Path(sys.executable).parent / "boxsmith"
-    if beside.is_file():
-        return str(beside)
-    found = shutil.which("boxsmith")
-    if not found:
-        raise SetupError("no `boxsmith` console script; run with the venv's python or --boxsmith")
-    return found
-
 
 def fs_floor(generated: Path, scratch: Path) -> float:
     """Seconds to write the files of `generated` again under `scratch` with plain mkdir + write
@@ -341,47 +275,6 @@ def fs_floor(generated: Path, scratch: Path) -> float:
     return elapsed
 
 
-def boxsmith_package(env: dict[str, str]) -> Path:
-    """The folder the measured processes import boxsmith from."""
-    found = subprocess.run(
-        [sys.executable, "-c", "import boxsmith; print(boxsmith.__file__)"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if found.returncode != 0:
-        raise SetupError(f"cannot import boxsmith: {found.stderr.strip()}")
-    return Path(found.stdout.strip()).parent
-
-
-def source_digest(package: Path) -> str:
-    """Digest of boxsmith's code and templates, to notice an edit during the run."""
-    digest = hashlib.blake2b(digest_size=16)
-    for path in sorted(package.rglob("*")):
-        if path.is_file() and path.suffix in (".py", ".j2"):
-            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
-    return digest.hexdigest()
-
-
-def source_state(package: Path) -> str:
-    """`<package>@<short commit>[+dirty]` when the package is in a git checkout ("+dirty": the
-    package folder has uncommitted changes, which were measured too), else the package folder."""
-    try:
-        head = _git(package, "rev-parse", "--short", "HEAD")
-        dirty = _git(package, "status", "--porcelain", "--", ".")
-    except (OSError, subprocess.CalledProcessError):
-        return str(package)
-    return f"{package}@{head}{'+dirty' if dirty else ''}"
-
-
-def _git(folder: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True
-    )
-    return done.stdout.strip()
-
-
 @dataclass
 class Results:
     count: int
@@ -389,9 +282,7 @@ class Results:
     rendered_files: int
     repeat: int
     bytecode: str
-    load: tuple[float, float]  # 1-minute load average before and after
-    source: str  # where the measured boxsmith was imported from, @commit[+dirty]
-    source_changed: bool  # boxsmith's code changed while the benchmark ran
+    conditions: Conditions
     baselines: list[Figure]
     floor: Figure
     stages: list[Figure]  # validate, render, check: the summed pipeline
@@ -405,10 +296,10 @@ class Results:
 
 
 def measure(args: argparse.Namespace, project: Path) -> Results:
-    box = find_boxsmith(args.boxsmith)
-    env = child_env(None if args.inherit_env else project / "pycache")
-    package = boxsmith_package(env)
-    source_before = source_digest(package)
+    """Write the synthetic project into `project` and time the pipeline on it and the catalog."""
+    write_project(project, args.count)
+    box, env = children(args, project)
+    watch = Watch(env)
     py = sys.executable
     root = ["-C", str(project)]
     baselines = [
@@ -430,41 +321,34 @@ def measure(args: argparse.Namespace, project: Path) -> Results:
     catalog = Figure("check (no change)", [box, *catalog_root, "check"])
     catalog_cold = Figure("check, BOXSMITH_NO_CACHE=1", [box, *catalog_root, "check"], NO_CACHE)
     generated = project / "generated"
-    load_before = os.getloadavg()[0]
 
     def one_pass(record: bool) -> None:
-        def run(figure: Figure, cwd: Path) -> float:
-            elapsed = timed(figure, cwd, env)
+        def clock(figure: Figure, cwd: Path) -> float:
+            elapsed = figure.timed(cwd, env)
             if record:
                 figure.times.append(elapsed)
             return elapsed
 
         for figure in baselines:
-            run(figure, project)
+            clock(figure, project)
         # A first render every time: no output and no state left by the previous repeat.
         shutil.rmtree(generated, ignore_errors=True)
         shutil.rmtree(project / ".boxsmith", ignore_errors=True)
-        run(dry_run, project)  # on the clean folder: all of a first render but the writes
-        pipeline = sum(run(figure, project) for figure in stages)
-        run(full_check, project)
+        clock(dry_run, project)  # on the clean folder: all of a first render but the writes
+        pipeline = sum(clock(figure, project) for figure in stages)
+        clock(full_check, project)
         elapsed = fs_floor(generated, project / "fs-floor")
         if record:
             total.times.append(pipeline)
             floor.times.append(elapsed)
-        run(catalog, args.catalog)
-        run(catalog_cold, args.catalog)
+        clock(catalog, args.catalog)
+        clock(catalog_cold, args.catalog)
 
-    try:
+    with watch.noting_edits():
         for _ in range(args.warmup):  # untimed: fills the bytecode cache, warms the page cache
             one_pass(record=False)
         for _ in range(args.repeat):
             one_pass(record=True)
-    except SetupError as exc:
-        if source_digest(package) != source_before:
-            raise SetupError(
-                f"{exc}\n(boxsmith's code in {package} changed during the run)"
-            ) from exc
-        raise
 
     index = json.loads((args.catalog / "generated" / "index.json").read_text(encoding="utf-8"))
     return Results(
@@ -473,9 +357,7 @@ def measure(args: argparse.Namespace, project: Path) -> Results:
         rendered_files=sum(1 for p in generated.rglob("*") if p.is_file()),
         repeat=args.repeat,
         bytecode="caller's environment" if args.inherit_env else "private cache (warmed)",
-        load=(load_before, os.getloadavg()[0]),
-        source=source_state(package),
-        source_changed=source_digest(package) != source_before,
+        conditions=watch.conditions(),
         baselines=baselines,
         floor=floor,
         stages=stages,
@@ -560,12 +442,7 @@ def as_json(res: Results) -> dict[str, Any]:
         return {**figure.as_json(), **per, **_shares(figure, processes, res.baselines)}
 
     return {
-        "source": res.source,
-        "source_changed_during_run": res.source_changed,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "load_average_1m": {"before": res.load[0], "after": res.load[1]},
+        **res.conditions.as_json(),
         "bytecode": res.bytecode,
         "repeat": res.repeat,
         "baselines": {f.label: f.as_json() for f in res.baselines},
@@ -608,13 +485,9 @@ def as_table(res: Results) -> str:
             f"{pct(s['startup_full_import_share'], 6)}"
         )
 
-    lines = [
-        f"boxsmith render benchmark: python {platform.python_version()}, {os.cpu_count()} CPUs, "
-        f"load {res.load[0]:.2f} -> {res.load[1]:.2f}, bytecode: {res.bytecode}",
-        f"boxsmith from {res.source}; {res.repeat} timed repeat(s), each a fresh process",
-    ]
-    if res.source_changed:
-        lines.append("WARNING: boxsmith's code changed during the run; the figures mix versions")
+    lines = res.conditions.table_head(
+        "boxsmith render benchmark", f"bytecode: {res.bytecode}", f"{res.repeat} timed repeat(s)"
+    )
     lines += ["", f"{'(c) baselines':38} {'best':>8} {'median':>8} {'':>9} {'x start':>8}"]
     for f in res.baselines:
         lines.append(
@@ -642,13 +515,8 @@ def as_table(res: Results) -> str:
         "boxsmith.pipeline` (every module a full validate/render/check loads); - where the",
         "figure is below that baseline (the process does not load all of it).",
         "",
-        "targets (judged on the median)",
+        *verdict_lines(targets(res), lambda t: f"median {t['median_s']:.3f} s"),
     ]
-    for t in targets(res):
-        verdict = "PASS" if t["pass"] else "FAIL"
-        lines.append(f"  {verdict}  {t['name']}: median {t['median_s']:.3f} s")
-        if t["note"]:
-            lines.append(f"        {t['note']}")
     return "\n".join(lines)
 
 
@@ -656,11 +524,9 @@ def as_table(res: Results) -> str:
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser = new_parser(__doc__)
     parser.add_argument("--count", type=int, default=500, help="synthetic specs (default 500)")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs per figure (default 3)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed passes first (default 1)")
-    parser.add_argument("--json", action="store_true", help="print a JSON object, not a table")
     parser.add_argument("--keep", action="store_true", help="keep the synthetic project folder")
     parser.add_argument(
         "--tmp-dir",
@@ -671,12 +537,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--catalog", type=Path, default=REPO_ROOT, help="project for (b) (default: repo root)"
     )
-    parser.add_argument("--boxsmith", default=None, help="console script (default: venv's)")
-    parser.add_argument(
-        "--inherit-env",
-        action="store_true",
-        help="run children in this environment as is (no private bytecode cache)",
-    )
     args = parser.parse_args(argv)
     if args.count < 1 or args.repeat < 1 or args.warmup < 0:
         parser.error("--count and --repeat must be at least 1, --warmup at least 0")
@@ -685,24 +545,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
-    project = Path(tempfile.mkdtemp(prefix="boxsmith-bench-", dir=args.tmp_dir))
-    try:
-        write_project(project, args.count)
-        results = measure(args, project)
-    except SetupError as exc:
-        sys.stderr.write(f"benchmark setup failed: {exc}\n")
-        return 2
-    finally:
-        if args.keep:
-            sys.stderr.write(f"synthetic project kept in {project}\n")
-        else:
-            shutil.rmtree(project, ignore_errors=True)
-    if args.json:
-        print(json.dumps(as_json(results), indent=2))
-    else:
-        print(as_table(results))
-    return 0
+    return main_of(parse_args(argv), measure, as_json, as_table, prefix="boxsmith-bench-")
 
 
 if __name__ == "__main__":

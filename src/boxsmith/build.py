@@ -179,6 +179,7 @@ class BuildResult:
             "image_id": self.image_id,
             "size": self.size,
             "build_key": self.key,
+            "parity_base": self.parity,
             "reason": self.reason,
             "failed_step": self.step,
             "log": self.log,

@@ -1,0 +1,319 @@
+"""What the benchmarks share: timed fresh-process runs, their figures, the boxsmith measured.
+
+benchmarks/render.py and benchmarks/build.py import it as `common`: a script run as
+`python benchmarks/X.py` has its own folder on sys.path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "NO_CACHE",
+    "TIMEOUT_S",
+    "Conditions",
+    "Figure",
+    "SetupError",
+    "Watch",
+    "boxsmith_package",
+    "child_env",
+    "children",
+    "find_boxsmith",
+    "main_of",
+    "new_parser",
+    "run",
+    "source_digest",
+    "source_state",
+    "verdict_lines",
+]
+
+R = TypeVar("R")
+NO_CACHE = {"BOXSMITH_NO_CACHE": "1"}  # boxsmith's switch for its verification stamp
+TIMEOUT_S = 1800  # any single command; a hung engine fails the setup instead of the machine
+
+
+class SetupError(Exception):
+    """The benchmark could not run (as opposed to a slow figure, which is only reported)."""
+
+
+def shown(command: Sequence[str], extra_env: Mapping[str, str] | None = None) -> str:
+    """A command as a shell line, led by the variables it adds to the environment."""
+    prefix = "".join(f"{k}={v} " for k, v in (extra_env or {}).items())
+    return prefix + shlex.join(command)
+
+
+@dataclass
+class Figure:
+    """Wall times of one measured command (or loop of commands) over the repeats; `extra_env`
+    is added to the environment the command runs in."""
+
+    label: str
+    command: list[str]
+    extra_env: dict[str, str] = field(default_factory=dict)
+    times: list[float] = field(default_factory=list)
+
+    @property
+    def best(self) -> float:
+        return min(self.times)
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.times)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "command": shown(self.command, self.extra_env),
+            "best_s": round(self.best, 4),
+            "median_s": round(self.median, 4),
+            "runs_s": [round(t, 4) for t in self.times],
+        }
+
+    def timed(self, cwd: Path, env: Mapping[str, str]) -> float:
+        """Wall seconds of one run of the command in `env` plus `extra_env` (not recorded)."""
+        elapsed, _ = run(self.command, cwd, env, self.extra_env)
+        return elapsed
+
+
+def child_env(pycache: Path | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of every measured process; `pycache` gives it a private bytecode cache,
+    `extra` is set on top (a benchmark's own settings)."""
+    env = dict(os.environ)
+    for key in ("GITHUB_ACTIONS", "GITHUB_STEP_SUMMARY", *NO_CACHE):
+        env.pop(key, None)  # no annotations or job summary; boxsmith's defaults
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    env.update(extra or {})
+    return env
+
+
+def run(
+    command: Sequence[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    extra_env: Mapping[str, str] | None = None,
+) -> tuple[float, str]:
+    """(wall seconds, stdout) of one fresh-process run in `env` plus `extra_env`; SetupError
+    when it cannot start, exits non-zero or runs longer than TIMEOUT_S."""
+    line = shown(command, extra_env)
+    start = time.perf_counter()
+    try:
+        done = subprocess.run(
+            list(command),
+            cwd=cwd,
+            env={**env, **(extra_env or {})},
+            capture_output=True,
+            check=False,
+            timeout=TIMEOUT_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise SetupError(f"`{line}` ran longer than {TIMEOUT_S} s") from exc
+    except OSError as exc:
+        raise SetupError(f"`{line}`: {exc}") from exc
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).decode(errors="replace")[-3000:]
+        raise SetupError(f"`{line}` exited {done.returncode}:\n{tail}")
+    return elapsed, done.stdout.decode(errors="replace")
+
+
+def find_boxsmith(explicit: str | None) -> str:
+    """The console script to measure: `explicit`, else the one beside this python, else PATH's."""
+    if explicit:
+        return explicit
+    beside = Path(sys.executable).parent / "boxsmith"
+    if beside.is_file():
+        return str(beside)
+    found = shutil.which("boxsmith")
+    if not found:
+        raise SetupError("no `boxsmith` console script; run with the venv's python or --boxsmith")
+    return found
+
+
+def children(
+    args: argparse.Namespace, project: Path, extra: Mapping[str, str] | None = None
+) -> tuple[str, dict[str, str]]:
+    """The console script the measured processes run (`args.boxsmith`, else the venv's) and
+    their environment: a private bytecode cache in `project` unless `args.inherit_env`, `extra`
+    on top."""
+    pycache = None if args.inherit_env else project / "pycache"
+    return find_boxsmith(args.boxsmith), child_env(pycache, extra)
+
+
+def boxsmith_package(env: Mapping[str, str]) -> Path:
+    """The folder the measured processes import boxsmith from."""
+    try:
+        _, out = run(
+            [sys.executable, "-c", "import boxsmith; print(boxsmith.__file__)"], Path(), env
+        )
+    except SetupError as exc:
+        raise SetupError(f"cannot import boxsmith: {exc}") from exc
+    return Path(out.strip()).parent
+
+
+def source_digest(package: Path) -> str:
+    """Digest of boxsmith's code and templates, to notice an edit during the run."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(package.rglob("*")):
+        if path.is_file() and path.suffix in (".py", ".j2"):
+            digest.update(str(path.relative_to(package)).encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def source_state(package: Path) -> str:
+    """`<package>@<short commit>[+dirty]` when the package is in a git checkout ("+dirty": the
+    package folder has uncommitted changes, which were measured too), else the package folder."""
+    try:
+        head = _git(package, "rev-parse", "--short", "HEAD")
+        dirty = _git(package, "status", "--porcelain", "--", ".")
+    except (OSError, subprocess.CalledProcessError):
+        return str(package)
+    return f"{package}@{head}{'+dirty' if dirty else ''}"
+
+
+def _git(folder: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True
+    )
+    return done.stdout.strip()
+
+
+# ------------------------------------------------------------------------ watching the run
+
+
+@dataclass
+class Conditions:
+    """Which boxsmith a run measured and under what load: the head of every report."""
+
+    source: str  # where the measured boxsmith was imported from, @commit[+dirty]
+    source_changed: bool  # boxsmith's code changed while the benchmark ran
+    load: tuple[float, float]  # 1-minute load average before and after
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "source_changed_during_run": self.source_changed,
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "load_average_1m": {"before": self.load[0], "after": self.load[1]},
+        }
+
+    def table_head(self, title: str, setting: str, repeats: str) -> list[str]:
+        """The first lines of a table: `title`, the machine, its load and `setting` (what else
+        shapes the figures), the boxsmith measured and `repeats`; a warning if its code changed."""
+        lines = [
+            f"{title}: python {platform.python_version()}, {os.cpu_count()} CPUs, "
+            f"load {self.load[0]:.2f} -> {self.load[1]:.2f}, {setting}",
+            f"boxsmith from {self.source}; {repeats}, each a fresh process",
+        ]
+        if self.source_changed:
+            lines.append(
+                "WARNING: boxsmith's code changed during the run; the figures mix versions"
+            )
+        return lines
+
+
+class Watch:
+    """The boxsmith the measured processes import (in `env`) and the load, from construction
+    until `conditions()`."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.package = boxsmith_package(env)
+        self.digest = source_digest(self.package)
+        self.load = os.getloadavg()[0]
+
+    def changed(self) -> bool:
+        return source_digest(self.package) != self.digest
+
+    @contextmanager
+    def noting_edits(self) -> Iterator[None]:
+        """Re-raise a SetupError of the block with a note when boxsmith's code changed since
+        construction: the failure may come from an edit made during the run."""
+        try:
+            yield
+        except SetupError as exc:
+            if self.changed():
+                raise SetupError(
+                    f"{exc}\n(boxsmith's code in {self.package} changed during the run)"
+                ) from exc
+            raise
+
+    def conditions(self) -> Conditions:
+        return Conditions(
+            source=source_state(self.package),
+            source_changed=self.changed(),
+            load=(self.load, os.getloadavg()[0]),
+        )
+
+
+# ------------------------------------------------------------------------------ command line
+
+
+def new_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A benchmark's parser, described by the first line of its `doc`, with the options every
+    benchmark has: --warmup, --json, --boxsmith and --inherit-env."""
+    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
+    parser.add_argument("--warmup", type=int, default=1, help="untimed passes first (default 1)")
+    parser.add_argument("--json", action="store_true", help="print a JSON object, not a table")
+    parser.add_argument("--boxsmith", default=None, help="console script (default: venv's)")
+    parser.add_argument(
+        "--inherit-env",
+        action="store_true",
+        help="run children in this environment as is (no private bytecode cache)",
+    )
+    return parser
+
+
+def verdict_lines(
+    targets: Sequence[Mapping[str, Any]], value: Callable[[Mapping[str, Any]], str]
+) -> list[str]:
+    """The table's verdicts: PASS or FAIL, each target's name and `value(target)`, its note."""
+    lines = ["targets (judged on the median)"]
+    for t in targets:
+        lines.append(f"  {'PASS' if t['pass'] else 'FAIL'}  {t['name']}: {value(t)}")
+        if t["note"]:
+            lines.append(f"        {t['note']}")
+    return lines
+
+
+def main_of(
+    args: argparse.Namespace,
+    measure: Callable[[argparse.Namespace, Path], R],
+    as_json: Callable[[R], dict[str, Any]],
+    as_table: Callable[[R], str],
+    *,
+    prefix: str,
+) -> int:
+    """`measure(args, project)` in a fresh temporary folder `project` under `args.tmp_dir`
+    (removed afterwards unless `args.keep`) and print the results as JSON (`args.json`) or a
+    table. The exit code: 0 whatever the figures, 2 when the setup fails."""
+    project = Path(tempfile.mkdtemp(prefix=prefix, dir=args.tmp_dir))
+    try:
+        results = measure(args, project)
+    except SetupError as exc:
+        sys.stderr.write(f"benchmark setup failed: {exc}\n")
+        return 2
+    finally:
+        if args.keep:
+            sys.stderr.write(f"kept (--keep): {project}\n")
+        else:
+            shutil.rmtree(project, ignore_errors=True)
+    print(json.dumps(as_json(results), indent=2) if args.json else as_table(results))
+    return 0
