@@ -1,0 +1,543 @@
+"""The REST control plane the e2b SDK calls (E2B_API_URL): template builds v2 and sandboxes.
+
+Shapes, statuses and error bodies follow the SDK's generated client exactly
+(../shared/reference/e2b-local-protocol.md section 2): success with the documented status only,
+every error as `{"code": <int>, "message": <text>}`, build ids as UUIDs. Requests need the
+`X-API-KEY` header except the build-context upload, whose URL carries a one-time token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import threading
+import urllib.parse
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from boxsmith.backend import builds
+from boxsmith.backend.runtime import ENVD_VERSION
+from boxsmith.backend.sandboxes import BACKEND_LABEL, CreateFailed, SandboxManager
+from boxsmith.backend.store import Build, SandboxRow, Store, now
+from boxsmith.engine import LABEL, Engine, EngineError
+
+__all__ = ["ControlPlane", "error"]
+
+_log = logging.getLogger(__name__)
+DEFAULT_TIMEOUT = 300  # seconds, as E2B
+MAX_TIMEOUT = 24 * 3600
+DEFAULT_CPU = 2
+DEFAULT_MEMORY = 512
+CLIENT_ID = "local"
+DEFAULT_TAG = "default"  # what a bare template name means, as on E2B
+
+
+def error(status: int, message: str) -> JSONResponse:
+    """E2B's error body; the SDK's parser needs both keys."""
+    return JSONResponse({"code": status, "message": message}, status_code=status)
+
+
+def _iso(value: Any) -> str:
+    return str(value.isoformat()).replace("+00:00", "Z")
+
+
+def _split_name(name: str) -> tuple[str, str | None]:
+    base, sep, tag = name.partition(":")
+    return base, (tag if sep else None)
+
+
+class ControlPlane:
+    """Holds the state the REST handlers share; `app()` builds the Starlette application.
+
+    Args:
+        store: the SQLite state.
+        engine: an entered Engine.
+        sandboxes: the sandbox manager.
+        uploads: where build-context uploads go.
+        api_key: the key every request must carry.
+        base_url: how clients reach this server (for upload URLs).
+        mirrors, ca: as for local builds (`boxsmith.build.parity_base`).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        engine: Engine,
+        sandboxes: SandboxManager,
+        uploads: builds.UploadStore,
+        *,
+        api_key: str,
+        base_url: str,
+        backend_id: str,
+        mirrors: dict[str, str],
+        ca: bytes | None,
+        build_jobs: int = 2,
+    ) -> None:
+        self.store = store
+        self.engine = engine
+        self.sandboxes = sandboxes
+        self.uploads = uploads
+        self.api_key = api_key
+        self.base_url = base_url.rstrip("/")
+        self.backend_id = backend_id
+        self.mirrors = mirrors
+        self.ca = ca
+        self._pool = ThreadPoolExecutor(max_workers=build_jobs, thread_name_prefix="tbuild")
+        self._upload_tokens: dict[str, tuple[str, str]] = {}
+        self._lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop accepting builds and wait for the running ones."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _authorized(self, request: Request) -> bool:
+        given = request.headers.get("x-api-key", "")
+        return hmac.compare_digest(given.encode(), self.api_key.encode())
+
+    def _route(
+        self, path: str, handler: Callable[[Request], Awaitable[Response]], methods: list[str]
+    ) -> Route:
+        async def guarded(request: Request) -> Response:
+            if not self._authorized(request):
+                return error(
+                    401, "Invalid API key, it must be the key `boxsmith backend env` prints"
+                )
+            try:
+                return await handler(request)
+            except EngineError as exc:
+                return error(500, exc.message)
+            except ValueError as exc:
+                return error(400, f"invalid request: {exc}")
+
+        return Route(path, guarded, methods=methods)
+
+    def app(self) -> Starlette:
+        """The Starlette application with every control-plane route."""
+        r = self._route
+        return Starlette(
+            routes=[
+                r("/v3/templates", self.request_build, ["POST"]),
+                r("/templates", self.list_templates, ["GET"]),
+                r("/templates/tags", self.assign_tags, ["POST"]),
+                r("/templates/tags", self.delete_tags, ["DELETE"]),
+                r("/templates/aliases/{alias:path}", self.alias, ["GET"]),
+                r("/templates/{tid}/files/{hash}", self.file_link, ["GET"]),
+                r("/templates/{tid}/builds/{bid}/status", self.build_status, ["GET"]),
+                r("/templates/{tid}/tags", self.list_tags, ["GET"]),
+                r("/templates/{tid}", self.delete_template, ["DELETE"]),
+                r("/v2/templates/{tid}/builds/{bid}", self.start_build, ["POST"]),
+                r("/v2/sandboxes", self.create_sandbox, ["POST"]),
+                r("/v2/sandboxes", self.list_sandboxes, ["GET"]),
+                r("/v2/sandboxes/{sid}/connect", self.connect_sandbox, ["POST"]),
+                r("/sandboxes/{sid}", self.get_sandbox, ["GET"]),
+                r("/sandboxes/{sid}", self.kill_sandbox, ["DELETE"]),
+                r("/sandboxes/{sid}/timeout", self.set_timeout, ["POST"]),
+                r("/sandboxes/{sid}/metrics", self.metrics, ["GET"]),
+                Route("/_uploads/{token}", self.receive_upload, methods=["PUT"]),
+                Route("/health", self.health, methods=["GET"]),
+            ]
+        )
+
+    async def health(self, request: Request) -> Response:
+        """Liveness of the control plane (no key needed)."""
+        return JSONResponse({"status": "ok", "backend": self.backend_id})
+
+    # -- templates ---------------------------------------------------------------------------
+
+    def _template_ref(self, ref: str) -> tuple[str, str | None]:
+        """(template id, tag) for an id, a name or name:tag; ValueError when unknown."""
+        name, tag = _split_name(urllib.parse.unquote(ref))
+        template = self.store.template(name) or self.store.template_for_name(name)
+        if template is None:
+            raise LookupError(name)
+        return template.id, tag
+
+    def _resolve_build(self, template_id: str, tag: str | None) -> Build | None:
+        """The build `name:tag` means: a tag, or a build id (`name:<uuid>`); bare is default."""
+        by_tag = self.store.tagged_build(template_id, tag or DEFAULT_TAG)
+        if by_tag is not None or tag is None:
+            return by_tag
+        build = self.store.build(tag)
+        return build if build is not None and build.template_id == template_id else None
+
+    async def request_build(self, request: Request) -> Response:
+        """POST /v3/templates: a template (new or known by name) and a build in `waiting`."""
+        body = await request.json()
+        name = str(body.get("name") or body.get("alias") or "")
+        if not name:
+            return error(400, "name is required")
+        base, tag = _split_name(name)
+        extra = [str(t) for t in body.get("tags") or []]
+        tags = list(dict.fromkeys([tag or DEFAULT_TAG, *extra]))
+        template = self.store.template_for_name(base, create=True)
+        assert template is not None
+        build = self.store.new_build(
+            template.id,
+            cpu_count=int(body.get("cpuCount") or DEFAULT_CPU),
+            memory_mb=int(body.get("memoryMB") or DEFAULT_MEMORY),
+            tags=tags,
+        )
+        return JSONResponse(
+            {
+                "templateID": template.id,
+                "buildID": build.id,
+                "public": False,
+                "names": [f"{base}:{t}" for t in tags],
+                "tags": tags,
+                "aliases": [base],
+            },
+            status_code=202,
+        )
+
+    async def file_link(self, request: Request) -> Response:
+        """GET /templates/{tid}/files/{hash}: present, or where to upload it."""
+        files_hash = request.path_params["hash"]
+        if self.uploads.has(files_hash):
+            return JSONResponse({"present": True}, status_code=201)
+        token = secrets.token_urlsafe(24)
+        with self._lock:
+            self._upload_tokens[token] = (request.path_params["tid"], files_hash)
+        return JSONResponse(
+            {"present": False, "url": f"{self.base_url}/_uploads/{token}"}, status_code=201
+        )
+
+    async def receive_upload(self, request: Request) -> Response:
+        """PUT /_uploads/{token}: the build context of one COPY step (tar, usually gzipped)."""
+        with self._lock:
+            target = self._upload_tokens.pop(request.path_params["token"], None)
+        if target is None:
+            return error(404, "unknown or used upload URL; ask for a new one")
+        _, files_hash = target
+        spool = await _spool(request)
+        try:
+            await asyncio.to_thread(self.uploads.save, files_hash, spool)
+        finally:
+            spool.close()
+        return Response(status_code=200)
+
+    async def start_build(self, request: Request) -> Response:
+        """POST /v2/templates/{tid}/builds/{bid}: build the steps into an image, in the
+        background."""
+        build = self.store.build(request.path_params["bid"])
+        if build is None or build.template_id != request.path_params["tid"]:
+            return error(404, "build not found")
+        if build.status != "waiting":
+            return error(400, f"build {build.id} was already started ({build.status})")
+        try:
+            build_request = builds.BuildRequest.from_json(await request.json())
+        except builds.BuildRequestError as exc:
+            return error(400, str(exc))
+        parent = None
+        if build_request.from_template:
+            try:
+                tid, tag = self._template_ref(build_request.from_template)
+            except LookupError:
+                return error(400, f"template {build_request.from_template!r} not found")
+            parent = self.store.tagged_build(tid, tag or DEFAULT_TAG)
+            if parent is None or parent.status != "ready":
+                return error(400, f"template {build_request.from_template!r} has no ready build")
+        self.store.update_build(build.id, status="building")
+        self._pool.submit(self._run_build, build, build_request, parent)
+        return Response(status_code=202)
+
+    def _run_build(self, build: Build, request: builds.BuildRequest, parent: Build | None) -> None:
+        template = self.store.template(build.template_id)
+        name = template.name if template else build.template_id
+        image = f"boxsmith-local/{name}:{build.id}"
+
+        def log(entry: builds.LogEntry) -> None:
+            self.store.add_log(build.id, entry.timestamp, entry.level, entry.message, entry.step)
+
+        try:
+            result = builds.run_build(
+                self.engine,
+                request,
+                image_ref=image,
+                labels={LABEL: "1", BACKEND_LABEL: self.backend_id},
+                uploads=self.uploads,
+                mirrors=self.mirrors,
+                ca=self.ca,
+                log=log,
+                template_image=parent.image if parent else None,
+            )
+            config = self.engine.image_config(image)
+            start_cmd = request.start_cmd or (parent.start_cmd if parent else None)
+            ready_cmd = request.ready_cmd or (parent.ready_cmd if parent else None)
+            self.store.update_build(
+                build.id,
+                status="ready",
+                image=result,
+                start_cmd=start_cmd,
+                ready_cmd=ready_cmd,
+                user=config.get("User") or "user",
+                workdir=config.get("WorkingDir") or "/home/user",
+            )
+            self.store.set_tags(build.template_id, build.id, build.tags)
+            self.store.add_log(build.id, now(), "info", f"build {build.id} ready: {image}", None)
+        except builds.StepFailed as exc:
+            self.store.add_log(build.id, now(), "error", str(exc), exc.step)
+            self.store.update_build(build.id, status="error", reason=str(exc), reason_step=exc.step)
+        except Exception as exc:
+            _log.exception("build %s failed", build.id)
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            self.store.add_log(build.id, now(), "error", message, "base")
+            self.store.update_build(build.id, status="error", reason=message, reason_step="base")
+
+    async def build_status(self, request: Request) -> Response:
+        """GET .../builds/{bid}/status?logsOffset&limit: status and log entries from the offset."""
+        build = self.store.build(request.path_params["bid"])
+        if build is None or build.template_id != request.path_params["tid"]:
+            return error(404, "build not found")
+        offset = max(0, int(request.query_params.get("logsOffset", 0)))
+        limit = min(max(1, int(request.query_params.get("limit", 100))), 1000)
+        rows = self.store.logs(build.id, offset, limit)
+        entries = [
+            {
+                "timestamp": _iso(row.timestamp),
+                "message": row.message,
+                "level": row.level,
+                **({"step": row.step} if row.step else {}),
+            }
+            for row in rows
+        ]
+        body: dict[str, Any] = {
+            "templateID": build.template_id,
+            "buildID": build.id,
+            "status": build.status,
+            "logs": [f"{e['timestamp']} {e['message']}" for e in entries],
+            "logEntries": entries,
+        }
+        if build.status == "error":
+            body["reason"] = {
+                "message": build.reason or "build failed",
+                **({"step": build.reason_step} if build.reason_step else {}),
+            }
+        return JSONResponse(body)
+
+    async def alias(self, request: Request) -> Response:
+        """GET /templates/aliases/{alias}: 200 when a template by that name exists."""
+        name, _ = _split_name(urllib.parse.unquote(request.path_params["alias"]))
+        template = self.store.template_for_name(name)
+        if template is None:
+            return error(404, f"template {name!r} not found")
+        return JSONResponse({"templateID": template.id, "public": False})
+
+    async def list_templates(self, request: Request) -> Response:
+        """GET /templates: every template with its latest ready build."""
+        out = []
+        for template in self.store.templates():
+            build = self.store.tagged_build(template.id, DEFAULT_TAG)
+            if build is None:
+                continue
+            out.append(
+                {
+                    "templateID": template.id,
+                    "buildID": build.id,
+                    "cpuCount": build.cpu_count,
+                    "memoryMB": build.memory_mb,
+                    "diskSizeMB": 0,
+                    "public": False,
+                    "aliases": [template.name],
+                    "names": [template.name],
+                    "createdAt": _iso(template.created_at),
+                    "updatedAt": _iso(build.finished_at or build.created_at),
+                    "createdBy": None,
+                    "lastSpawnedAt": None,
+                    "spawnCount": 0,
+                    "buildCount": 1,
+                    "envdVersion": ENVD_VERSION,
+                    "buildStatus": build.status,
+                }
+            )
+        return JSONResponse(out)
+
+    async def delete_template(self, request: Request) -> Response:
+        """DELETE /templates/{tid}: forget a template (its images stay until pruned)."""
+        try:
+            tid, _ = self._template_ref(request.path_params["tid"])
+        except LookupError:
+            return error(404, "template not found")
+        self.store.delete_template(tid)
+        return Response(status_code=204)
+
+    async def assign_tags(self, request: Request) -> Response:
+        """POST /templates/tags {target: name:tag, tags}: point more tags at that build."""
+        body = await request.json()
+        try:
+            tid, tag = self._template_ref(str(body.get("target", "")))
+        except LookupError:
+            return error(404, "template not found")
+        build = self.store.tagged_build(tid, tag or DEFAULT_TAG)
+        if build is None:
+            return error(404, f"tag {tag or DEFAULT_TAG!r} not found")
+        tags = [str(t) for t in body.get("tags") or []]
+        self.store.set_tags(tid, build.id, tags)
+        return JSONResponse({"tags": tags, "buildID": build.id}, status_code=201)
+
+    async def delete_tags(self, request: Request) -> Response:
+        """DELETE /templates/tags {name, tags}."""
+        body = await request.json()
+        try:
+            tid, _ = self._template_ref(str(body.get("name", "")))
+        except LookupError:
+            return error(404, "template not found")
+        tags = [str(t) for t in body.get("tags") or []]
+        if DEFAULT_TAG in tags:
+            return error(400, f"the {DEFAULT_TAG!r} tag cannot be removed")
+        self.store.remove_tags(tid, tags)
+        return Response(status_code=204)
+
+    async def list_tags(self, request: Request) -> Response:
+        """GET /templates/{tid}/tags."""
+        try:
+            tid, _ = self._template_ref(request.path_params["tid"])
+        except LookupError:
+            return error(404, "template not found")
+        return JSONResponse(
+            [
+                {"tag": tag, "buildID": build_id, "createdAt": _iso(created)}
+                for tag, build_id, created in self.store.tags(tid)
+            ]
+        )
+
+    # -- sandboxes ---------------------------------------------------------------------------
+
+    def _sandbox_json(self, row: SandboxRow, *, detail: bool) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "templateID": row.template_id,
+            "sandboxID": row.id,
+            "clientID": CLIENT_ID,
+            "envdVersion": ENVD_VERSION,
+            "alias": row.alias,
+            "domain": None,
+        }
+        if detail:
+            body.update(
+                {
+                    "startedAt": _iso(row.started_at),
+                    "endAt": _iso(row.end_at),
+                    "cpuCount": row.cpu_count,
+                    "memoryMB": row.memory_mb,
+                    "diskSizeMB": 0,
+                    "state": "running",
+                    "metadata": row.metadata,
+                }
+            )
+        return body
+
+    async def create_sandbox(self, request: Request) -> Response:
+        """POST /v2/sandboxes: boot a sandbox; returns once its ready command passed."""
+        body = await request.json()
+        ref = str(body.get("templateID") or "")
+        try:
+            tid, tag = self._template_ref(ref)
+        except LookupError:
+            return error(404, f"template {ref!r} not found")
+        build = self._resolve_build(tid, tag)
+        if build is None or build.status != "ready":
+            return error(404, f"template {ref!r} has no ready build")
+        template = self.store.template(tid)
+        timeout = int(body.get("timeout") or DEFAULT_TIMEOUT)
+        if not 0 < timeout <= MAX_TIMEOUT:
+            return error(400, f"timeout must be between 1 and {MAX_TIMEOUT} seconds")
+        metadata = {str(k): str(v) for k, v in (body.get("metadata") or {}).items()}
+        env = {str(k): str(v) for k, v in (body.get("envVars") or {}).items()}
+        try:
+            row = await asyncio.to_thread(
+                self.sandboxes.create,
+                build,
+                template.name if template else tid,
+                timeout=timeout,
+                metadata=metadata,
+                env=env,
+            )
+        except CreateFailed as exc:
+            return error(500, str(exc))
+        return JSONResponse(self._sandbox_json(row, detail=False), status_code=201)
+
+    async def connect_sandbox(self, request: Request) -> Response:
+        """POST /v2/sandboxes/{sid}/connect: a running sandbox (its timeout extended if asked)."""
+        row = self.sandboxes.running(request.path_params["sid"])
+        if row is None:
+            return error(404, f"sandbox {request.path_params['sid']} not found")
+        body = await _json_or_empty(request)
+        if body.get("timeout"):
+            end = now() + timedelta(seconds=int(body["timeout"]))
+            if end > row.end_at:
+                self.sandboxes.set_end(row.id, end)
+        return JSONResponse(self._sandbox_json(row, detail=False), status_code=200)
+
+    async def get_sandbox(self, request: Request) -> Response:
+        """GET /sandboxes/{sid}."""
+        row = self.sandboxes.running(request.path_params["sid"])
+        if row is None:
+            return error(404, f"sandbox {request.path_params['sid']} not found")
+        return JSONResponse(self._sandbox_json(row, detail=True))
+
+    async def list_sandboxes(self, request: Request) -> Response:
+        """GET /v2/sandboxes?metadata=k=v&...: running sandboxes whose metadata match."""
+        wanted = dict(urllib.parse.parse_qsl(request.query_params.get("metadata", "")))
+        states = request.query_params.get("state", "running").split(",")
+        rows = [
+            row
+            for row in self.store.sandboxes("running")
+            if "running" in states
+            and self.sandboxes.running(row.id) is not None
+            and all(row.metadata.get(k) == v for k, v in wanted.items())
+        ]
+        return JSONResponse([self._sandbox_json(row, detail=True) for row in rows])
+
+    async def kill_sandbox(self, request: Request) -> Response:
+        """DELETE /sandboxes/{sid}: 204, or 404 when it is not running."""
+        killed = await asyncio.to_thread(self.sandboxes.kill, request.path_params["sid"])
+        if not killed:
+            return error(404, f"sandbox {request.path_params['sid']} not found")
+        return Response(status_code=204)
+
+    async def set_timeout(self, request: Request) -> Response:
+        """POST /sandboxes/{sid}/timeout {timeout}: the sandbox ends that many seconds from now."""
+        body = await request.json()
+        timeout = int(body.get("timeout", 0))
+        if not 0 < timeout <= MAX_TIMEOUT:
+            return error(400, f"timeout must be between 1 and {MAX_TIMEOUT} seconds")
+        if not self.sandboxes.set_end(
+            request.path_params["sid"], now() + timedelta(seconds=timeout)
+        ):
+            return error(404, f"sandbox {request.path_params['sid']} not found")
+        return Response(status_code=204)
+
+    async def metrics(self, request: Request) -> Response:
+        """GET /sandboxes/{sid}/metrics: none are collected locally."""
+        if self.sandboxes.running(request.path_params["sid"]) is None:
+            return error(404, f"sandbox {request.path_params['sid']} not found")
+        return JSONResponse([])
+
+
+async def _json_or_empty(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    data = await request.json()
+    return data if isinstance(data, dict) else {}
+
+
+async def _spool(request: Request) -> Any:
+    """The request body in a spooled temp file (memory up to 8 MB, then disk)."""
+    import tempfile
+
+    spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - caller closes it
+    async for chunk in request.stream():
+        spool.write(chunk)
+    spool.seek(0)
+    return spool

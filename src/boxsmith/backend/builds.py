@@ -1,0 +1,698 @@
+"""Template builds v2: the e2b SDK's build request as a Docker image, built as E2B would build it.
+
+The SDK uploads one tar (gzipped by default) per COPY step and then posts the steps
+(../shared/reference/e2b-local-protocol.md 2.2). `run_build` writes one Dockerfile on boxsmith's
+parity base (`boxsmith.build.parity_base`) and builds it on the legacy builder, each step run the
+way E2B's build server runs it (e2b-dev/infra `orchestrator/.../template/build/commands/*.go`):
+
+- E2B's prefix `USER root` + `WORKDIR /`; its finalize (`parity.sh finalize`), then the last USER
+  and WORKDIR set (`user` and `/home/user` when never set, the parent's for `fromTemplate`);
+- RUN with bash (sh when the image has none) as the step's user, USER switched around it;
+- COPY owned by the step's user or else the current one (`u` means `u:u`), sources resolved like
+  E2B's copy script (the path before the first glob; a directory's contents are copied); a mode is
+  set on the files in the build context (the legacy builder has no `COPY --chmod`), on what
+  E2B's script chmods: the file, or the directory and everything under it;
+- WORKDIR created by the current user (Docker alone would create it as root);
+- USER creating a missing user with passwordless sudo;
+- `force` (skip_cache) busts Docker's RUN cache from that step on with a unique ARG.
+
+Known differences: ENV persists in the image config (E2B's template envs exist only during the
+build); ENV values get Docker's `$VAR` substitution, not a shell's; RUN uses a non-login bash
+(E2B: `bash -l`, whose /etc/profile would reset PATH); start and ready commands are run by the
+caller when a sandbox starts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import posixpath
+import re
+import shlex
+import shutil
+import tarfile
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import BinaryIO
+
+from boxsmith.build import SCRIPT_IN_IMAGE, Parity, ca_args, parity_base
+from boxsmith.engine import BuildFailed, Engine
+from boxsmith.errors import BoxsmithError, UsageError
+
+__all__ = [
+    "BuildRequest",
+    "BuildRequestError",
+    "BuildStep",
+    "LogEntry",
+    "StepFailed",
+    "StepOrigin",
+    "UploadStore",
+    "build_context",
+    "dockerfile_for",
+    "run_build",
+]
+
+BASE, FINALIZE = "base", "finalize"  # E2B's reason.step for the phases around the steps
+DEFAULT_USER, DEFAULT_WORKDIR = "user", "/home/user"
+DOCKERFILE = "Dockerfile"  # its name in the build context; upload folders are hashes
+SKIP_CACHE_ARG = "BOXSMITH_SKIP_CACHE"
+_TYPES = {  # what the build server accepts, and how it runs it
+    **{"COPY": "COPY", "ADD": "COPY", "ENV": "ENV", "ARG": "ENV"},
+    **{"RUN": "RUN", "WORKDIR": "WORKDIR", "USER": "USER"},
+}
+_HASH = re.compile(r"[A-Za-z0-9_-]{1,128}")
+_MODE = re.compile(r"[0-7]{1,6}")
+_LOGIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_STEP_LINE = re.compile(r"^Step (\d+)/\d+ : ")
+_NONZERO = re.compile(r"returned a non-zero code: (\d+)")
+_NOISE = re.compile(r"^ ---> |^Removing intermediate container |^Successfully (built|tagged) ")
+# E2B runs every command with /bin/bash; `sh -c RUNNER cmd` does so where bash exists.
+_RUNNER = 'exec "$(command -v bash || echo /bin/sh)" -c "$0"'
+
+
+class BuildRequestError(UsageError, ValueError):
+    """The build request (or a files hash) is invalid: an HTTP 400 for the SDK (exit 2)."""
+
+
+class StepFailed(BoxsmithError):
+    """A build failed; `step` is E2B's `reason.step`: "base", "finalize" or "1", "2", ...
+
+    Attributes:
+        step: the failing step.
+        tail: the last lines of build output.
+    """
+
+    def __init__(self, message: str, step: str, *, tail: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.step = step
+        self.tail = tail
+
+
+@dataclass(frozen=True, slots=True)
+class LogEntry:
+    """One build log line as the status endpoint reports it (level: debug|info|warn|error)."""
+
+    timestamp: datetime
+    level: str
+    message: str
+    step: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BuildStep:
+    """One step of the request; ADD is read as COPY and ARG as ENV, as E2B does."""
+
+    type: str
+    args: tuple[str, ...]
+    files_hash: str | None = None
+    force: bool = False
+    force_upload: bool = False
+
+    def arg(self, index: int) -> str:
+        """The argument at `index`, "" when absent."""
+        return self.args[index] if index < len(self.args) else ""
+
+    def title(self) -> str:
+        """The step as E2B's logs show it, e.g. `RUN echo hi`."""
+        if self.type == "ENV":
+            pairs = zip(self.args[::2], self.args[1::2], strict=True)
+            return _short("ENV " + " ".join(f"{k}={v}" for k, v in pairs))
+        shown = self.args[:1] if self.type == "RUN" else self.args[:2]  # not RUN's user
+        return _short(f"{self.type} {' '.join(shown)}")
+
+
+@dataclass(frozen=True, slots=True)
+class BuildRequest:
+    """The body of `POST /v2/templates/{id}/builds/{bid}` (`TemplateBuildStartV2`)."""
+
+    from_image: str | None
+    from_template: str | None
+    steps: tuple[BuildStep, ...] = ()
+    force: bool = False
+    start_cmd: str | None = None
+    ready_cmd: str | None = None
+
+    @classmethod
+    def from_json(cls, data: object) -> BuildRequest:
+        """Validate the JSON body; BuildRequestError names what is wrong."""
+        if not isinstance(data, dict):
+            raise BuildRequestError("the build request must be a JSON object")
+        if data.get("fromImageRegistry") is not None:
+            raise BuildRequestError(
+                "fromImageRegistry (registry credentials) is not supported by the local backend: "
+                "pull the image into the local Docker engine and use from_image without them"
+            )
+        image, template = _opt_str(data, "fromImage"), _opt_str(data, "fromTemplate")
+        if (image is None) == (template is None):
+            raise BuildRequestError("exactly one of fromImage and fromTemplate is required")
+        steps = data.get("steps") or []
+        if not isinstance(steps, list):
+            raise BuildRequestError("steps must be a list")
+        return cls(
+            from_image=image,
+            from_template=template,
+            steps=tuple(_parse_step(n, raw) for n, raw in enumerate(steps, 1)),
+            force=_bool(data, "force"),
+            start_cmd=_opt_str(data, "startCmd"),
+            ready_cmd=_opt_str(data, "readyCmd"),
+        )
+
+
+def _opt_str(data: Mapping[str, object], key: str, where: str = "") -> str | None:
+    value = data.get(key)
+    if value is not None and not isinstance(value, str):
+        raise BuildRequestError(f"{where}{key} must be a string")
+    return value or None
+
+
+def _bool(data: Mapping[str, object], key: str, where: str = "") -> bool:
+    value = data.get(key)
+    if value is not None and not isinstance(value, bool):
+        raise BuildRequestError(f"{where}{key} must be a boolean")
+    return bool(value)
+
+
+def _parse_step(number: int, raw: object) -> BuildStep:
+    where = f"step {number}: "
+    if not isinstance(raw, dict):
+        raise BuildRequestError(f"{where}must be an object")
+    kind = str(raw.get("type", "")).upper()
+    if kind not in _TYPES:
+        raise BuildRequestError(
+            f"{where}unknown type {raw.get('type')!r} (known: {sorted(_TYPES)})"
+        )
+    args = raw.get("args") or []
+    if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+        raise BuildRequestError(f"{where}args must be a list of strings")
+    step = BuildStep(
+        type=_TYPES[kind],
+        args=tuple(args),
+        files_hash=_opt_str(raw, "filesHash", where),
+        force=_bool(raw, "force", where),
+        force_upload=_bool(raw, "forceUpload", where),
+    )
+    problem = _ARG_CHECKS[step.type](step)
+    if problem:
+        raise BuildRequestError(f"{where}{kind}: {problem}")
+    return step
+
+
+def _line_safe(value: str) -> bool:
+    """Fits one Dockerfile line: no line break, no trailing `\\` (a continuation)."""
+    return bool(value) and "\n" not in value and "\r" not in value and not value.endswith("\\")
+
+
+def _check_copy(step: BuildStep) -> str:
+    src, dest, mode = step.arg(0), step.arg(1), step.arg(3)
+    normalized = posixpath.normpath(src)
+    if not src or src.startswith("/") or normalized == ".." or normalized.startswith("../"):
+        return f"source {src!r} must be a relative path inside the context"
+    if not _line_safe(dest) or len(step.args) > 4:
+        return "args must be [src, dest, user, mode] with a one-line dest"
+    if mode and not _MODE.fullmatch(mode):
+        return f"mode {mode!r} is not octal"
+    if step.files_hash is None or not _HASH.fullmatch(step.files_hash):
+        return "filesHash is missing or invalid"
+    return ""
+
+
+def _check_run(step: BuildStep) -> str:
+    user = step.arg(1)
+    ok = len(step.args) <= 2 and step.arg(0).strip() and (not user or user.split() == [user])
+    return "" if ok else "args must be [command] or [command, user]"
+
+
+def _check_env(step: BuildStep) -> str:
+    if not step.args or len(step.args) % 2:
+        return "args must be [key1, value1, key2, value2, ...]"
+    for key, value in zip(step.args[::2], step.args[1::2], strict=True):
+        if not key or "=" in key or key.split() != [key]:
+            return f"invalid variable name {key!r}"
+        if "\n" in value or "\r" in value:
+            return f"the value of {key} has a line break (not supported locally)"
+    return ""
+
+
+def _check_path(step: BuildStep) -> str:
+    return "" if len(step.args) == 1 and _line_safe(step.args[0]) else "args must be [path]"
+
+
+def _check_user(step: BuildStep) -> str:
+    name = step.arg(0)
+    return "" if name.split() == [name] and _line_safe(name) else "args must be [user name]"
+
+
+_ARG_CHECKS: dict[str, Callable[[BuildStep], str]] = {
+    "COPY": _check_copy,
+    "RUN": _check_run,
+    "ENV": _check_env,
+    "WORKDIR": _check_path,
+    "USER": _check_user,
+}
+
+
+# -- uploads -------------------------------------------------------------------------------------
+
+
+class UploadStore:
+    """The COPY steps' uploads by files hash, stored as received (gzipped tar or plain tar)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def path(self, files_hash: str) -> Path:
+        """Where the upload for `files_hash` lives; BuildRequestError for a malformed hash."""
+        if not _HASH.fullmatch(files_hash):
+            raise BuildRequestError(f"invalid files hash {files_hash!r}")
+        return self.root / files_hash
+
+    def has(self, files_hash: str) -> bool:
+        """Whether that upload is stored."""
+        return self.path(files_hash).is_file()
+
+    def save(self, files_hash: str, stream: BinaryIO) -> None:
+        """Store an upload atomically (a temp file in the store, then a rename)."""
+        target = self.path(files_hash)
+        fd, temp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                shutil.copyfileobj(stream, out, 1 << 20)
+            os.replace(temp, target)
+        except BaseException:
+            with suppress(FileNotFoundError):
+                os.unlink(temp)
+            raise
+
+    def open(self, files_hash: str) -> io.BufferedIOBase:
+        """The stored upload as a plain tar stream (gunzipped when it starts with gzip's magic)."""
+        path = self.path(files_hash)
+        with path.open("rb") as probe:
+            gzipped = probe.read(2) == b"\x1f\x8b"
+        return gzip.open(path, "rb") if gzipped else path.open("rb")
+
+
+# -- the Dockerfile ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StepOrigin:
+    """Where one Dockerfile instruction comes from.
+
+    Attributes:
+        step: the SDK step number ("1" is the first step, as E2B's `reason.step`), or
+            "base" / "finalize".
+        instruction: the Dockerfile instruction.
+        title: that step as E2B shows it (`RUN echo hi`, `FROM debian:bookworm-slim`).
+        command: the shell command the instruction runs, named when it fails ("" for none).
+    """
+
+    step: str
+    instruction: str
+    title: str
+    command: str = ""
+
+
+@dataclass
+class _Writer:
+    step: str = BASE
+    title: str = ""
+    origins: list[StepOrigin] = field(default_factory=list)
+
+    def add(self, instruction: str, command: str = "") -> None:
+        self.origins.append(StepOrigin(self.step, instruction, self.title, command))
+
+    def run(self, script: str, command: str) -> None:
+        self.add(f"RUN {json.dumps(['/bin/sh', '-c', script])}", command)
+
+
+def _short(text: str, limit: int = 120) -> str:
+    lines = text.strip().splitlines() or [""]
+    first = lines[0] + (" ..." if len(lines) > 1 else "")
+    return first if len(first) <= limit else first[: limit - 3] + "..."
+
+
+def _static_prefix(src: str) -> str:
+    """What E2B copies for `src`: its path up to the last `/` before a glob character
+    (doublestar's SplitPattern on `src/`), normalized; "." for the whole upload."""
+    pattern, split, index = src.rstrip("/") + "/", -1, 0
+    while index < len(pattern):
+        char = pattern[index]
+        if char == "\\":
+            index += 1
+        elif char == "/":
+            split = index
+        elif char in "*?[{":
+            break
+        index += 1
+    return posixpath.normpath(pattern[:split]) if split > 0 else "."
+
+
+def _upload_dir(step: BuildStep) -> str:
+    """The step's folder in the build context; the mode is in the name because the files hash
+    does not cover it, and the files carry it."""
+    mode = step.arg(3)
+    return f"{step.files_hash}-{mode}" if mode else str(step.files_hash)
+
+
+def _env_quoted(text: str) -> str:
+    """`text` in a Dockerfile ENV's double quotes (where Docker unescapes only backslash, quote
+    and dollar); `$VAR` is left to Docker's substitution."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _sh_quoted(text: str) -> str:
+    """`text` in sh double quotes, `$VAR` expanded as E2B's `mkdir -p "<path>"` does."""
+    return '"' + re.sub(r'([\\"`])', r"\\\1", text) + '"'
+
+
+def _create_user(login: str) -> str:
+    name, sudoers = shlex.quote(login), "/etc/sudoers.d/e2b-" + re.sub(r"[^\w-]", "_", login)
+    return (
+        f"id -u {name} >/dev/null 2>&1 || {{ if command -v useradd >/dev/null 2>&1; "
+        f"then useradd -m -s /bin/bash {name}; else adduser -D {name}; fi; }}; "
+        f"if [ -d /etc/sudoers.d ]; then echo '{login} ALL=(ALL:ALL) NOPASSWD: ALL' > {sudoers}"
+        f" && chmod 0440 {sudoers}; fi; "
+        f"if getent group sudo >/dev/null 2>&1; then usermod -aG sudo {name} || true; fi"
+    )
+
+
+def dockerfile_for(
+    request: BuildRequest,
+    *,
+    base_ref: str,
+    ca: bool,
+    user: str = DEFAULT_USER,
+    workdir: str = DEFAULT_WORKDIR,
+    nonce: str | None = None,
+) -> tuple[str, list[StepOrigin]]:
+    """The Dockerfile of `request` and the origin of each of its instructions, in order.
+
+    Args:
+        request: the build request.
+        base_ref: the parity base to build FROM.
+        ca: add the ARGs that point tools at the parity base's host CA (`ca_args`).
+        user, workdir: the final USER and WORKDIR when the steps set none.
+        nonce: the value of the cache-busting ARG for `force` (default: a random one).
+    """
+    out = _Writer(title=f"FROM {request.from_image or request.from_template}")
+    out.add(f"FROM {base_ref}")
+    for line in [*ca_args(ca), "USER root", "WORKDIR /"]:
+        out.add(line)
+    bust = f"ARG {SKIP_CACHE_ARG}={nonce or uuid.uuid4().hex}"
+    busted = request.force
+    if busted:
+        out.add(bust)
+    current_user, current_dir = "root", "/"
+    final_user, final_dir = user, workdir
+    for number, step in enumerate(request.steps, 1):
+        out.step, out.title = str(number), step.title()
+        if step.force and not busted:
+            out.add(bust)
+            busted = True
+        if step.type == "RUN":
+            command, run_as = step.arg(0), step.arg(1) or current_user
+            if run_as != current_user:
+                out.add(f"USER {run_as}")
+            out.add(f"RUN {json.dumps(['/bin/sh', '-c', _RUNNER, command])}", command)
+            if run_as != current_user:
+                out.add(f"USER {current_user}")
+        elif step.type == "COPY":
+            owner = step.arg(2) or current_user
+            owner = owner if ":" in owner else f"{owner}:{owner}"
+            base = _static_prefix(step.arg(0))
+            source = _upload_dir(step) + ("" if base == "." else f"/{base}")
+            out.add(f"COPY --chown={owner} {json.dumps([source, step.arg(1)])}")
+        elif step.type == "ENV":
+            pairs = zip(step.args[::2], step.args[1::2], strict=True)
+            out.add("ENV " + " ".join(f"{key}={_env_quoted(value)}" for key, value in pairs))
+        elif step.type == "WORKDIR":
+            path = step.arg(0)
+            if current_user != "root":
+                out.run(f"mkdir -p -- {_sh_quoted(path)}", f'mkdir -p "{path}"')
+            out.add(f"WORKDIR {path}")
+            current_dir = final_dir = posixpath.normpath(posixpath.join(current_dir, path))
+        else:  # USER
+            name = step.arg(0)
+            login = name.split(":")[0]
+            if login not in ("root", DEFAULT_USER) and _LOGIN.fullmatch(login):
+                if current_user != "root":
+                    out.add("USER root")
+                out.run(_create_user(login), f"create user {login}")
+            out.add(f"USER {name}")
+            current_user = final_user = name
+    out.step, out.title = FINALIZE, f"finalize (user {final_user}, workdir {final_dir})"
+    out.add("USER root")
+    out.add(f"RUN sh {SCRIPT_IN_IMAGE} finalize")
+    out.add(f"USER {final_user}")
+    out.add(f"WORKDIR {final_dir}")
+    return "\n".join(o.instruction for o in out.origins) + "\n", out.origins
+
+
+# -- the build context ---------------------------------------------------------------------------
+
+
+def _member_path(name: str) -> str | None:
+    normalized = posixpath.normpath(name)
+    if normalized.startswith("/") or normalized == ".." or normalized.startswith("../"):
+        return None
+    return normalized
+
+
+def _add_upload(tar: tarfile.TarFile, uploads: UploadStore, step: BuildStep, folder: str) -> None:
+    top = tarfile.TarInfo(folder)
+    top.type, top.mode = tarfile.DIRTYPE, 0o755
+    tar.addfile(top)
+    base = _static_prefix(step.arg(0))
+    mode = int(step.arg(3), 8) & 0o7777 if step.arg(3) else None
+    with (
+        uploads.open(str(step.files_hash)) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as src,
+    ):
+        for member in src:
+            name = _member_path(member.name)
+            if name is None or name == ".":
+                continue  # the SDK writes neither; nothing outside the folder either way
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.mode, info.mtime, info.type = member.mode, member.mtime, member.type
+            in_scope = base in (".", name) or name.startswith(base + "/")
+            if mode is not None and in_scope and (member.isreg() or member.isdir()):
+                info.mode = mode  # E2B: chmod (-R) on the copied file or directory
+            if member.isreg():
+                info.size = member.size
+                tar.addfile(info, src.extractfile(member))
+            elif member.isdir():
+                tar.addfile(info)
+            elif member.issym():
+                info.linkname = member.linkname
+                tar.addfile(info)
+            elif member.islnk() and (target := _member_path(member.linkname)) is not None:
+                info.linkname = f"{folder}/{target}"
+                tar.addfile(info)
+
+
+def build_context(request: BuildRequest, uploads: UploadStore, dockerfile: str) -> BinaryIO:
+    """An uncompressed tar of `dockerfile` and each COPY step's upload unpacked under its folder.
+
+    The tar is spooled to a temporary file next to the uploads (closed by the caller); uploads
+    are streamed member by member.
+
+    Raises:
+        StepFailed: an upload is missing or is not a readable tar.
+    """
+    out = tempfile.TemporaryFile(dir=uploads.root, prefix=".context-")  # noqa: SIM115 - returned
+    try:
+        with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            data = dockerfile.encode()
+            info = tarfile.TarInfo(DOCKERFILE)
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+            done: set[str] = set()
+            for number, step in enumerate(request.steps, 1):
+                folder = _upload_dir(step)
+                if step.type != "COPY" or folder in done:
+                    continue
+                done.add(folder)
+                try:
+                    _add_upload(tar, uploads, step, folder)
+                except FileNotFoundError as exc:
+                    raise _missing(number, step) from exc
+                except (tarfile.TarError, OSError, EOFError) as exc:
+                    raise StepFailed(
+                        f"step {number} ({step.title()}) failed: its upload "
+                        f"{step.files_hash} is not a readable tar archive: {exc}",
+                        str(number),
+                    ) from exc
+        out.seek(0)
+    except BaseException:
+        out.close()
+        raise
+    return out
+
+
+def _missing(number: int, step: BuildStep) -> StepFailed:
+    return StepFailed(
+        f"step {number} ({step.title()}) failed: its files ({step.files_hash}) were never "
+        "uploaded; build again so the SDK uploads them",
+        str(number),
+    )
+
+
+# -- the build -----------------------------------------------------------------------------------
+
+_parity_locks: dict[str, threading.Lock] = {}
+_parity_guard = threading.Lock()
+
+
+class _Tracker:
+    """Turns build output into log entries and a failure into E2B's reason."""
+
+    def __init__(
+        self, origins: list[StepOrigin], total: int, log: Callable[[LogEntry], None]
+    ) -> None:
+        self.origins, self.total, self.log = origins, total, log
+        self.index = -1
+        self.step = BASE
+
+    def emit(self, level: str, message: str, step: str) -> None:
+        self.log(LogEntry(datetime.now(UTC), level, message, step))
+
+    @property
+    def origin(self) -> StepOrigin:
+        if 0 <= self.index < len(self.origins):
+            return self.origins[self.index]
+        if self.index < 0:  # nothing ran yet: the base
+            return self.origins[0]
+        return StepOrigin(FINALIZE, "LABEL", "finalize")  # the labels step the engine adds
+
+    def line(self, line: str) -> None:
+        match = _STEP_LINE.match(line)
+        if match:
+            self.index = int(match.group(1)) - 1
+            origin = self.origin
+            if origin.step != self.step:
+                self.step = origin.step
+                label = f"builder {origin.step}/{self.total}" if origin.step.isdigit() else None
+                self.emit("info", f"[{label or origin.step}] {origin.title}", origin.step)
+            self.emit("debug", line, origin.step)
+        elif line.strip():
+            self.emit("debug" if _NOISE.match(line) else "info", line, self.step)
+
+    def failure(self, exc: BuildFailed) -> StepFailed:
+        origin = self.origin
+        reason = exc.reason or exc.message
+        code = _NONZERO.search(reason)
+        if code and origin.command:
+            reason = (
+                f"The command '{_short(origin.command, 200)}' returned a non-zero code: "
+                f"{code.group(1)}"
+            )
+        if origin.step.isdigit():
+            message = f"step {origin.step} ({origin.title}) failed: {reason}"
+        else:
+            message = f"{origin.step} ({origin.title}) failed: {reason}"
+        return StepFailed(message, origin.step, tail=exc.tail)
+
+
+def _parity(
+    engine: Engine,
+    base: str,
+    *,
+    title: str,
+    mirrors: Mapping[str, str],
+    ca: bytes | None,
+    pull_timeout: int,
+    tracker: _Tracker,
+) -> Parity:
+    with _parity_guard:
+        lock = _parity_locks.setdefault(base, threading.Lock())
+    try:
+        with lock:  # one build of a parity base at a time; the others then find it
+            parity = parity_base(
+                engine,
+                base,
+                mirrors=mirrors,
+                ca=ca,
+                pull_timeout=pull_timeout,
+                log=lambda line: tracker.emit("info", line, BASE),
+                on_line=lambda line: tracker.emit("debug", line, BASE) if line.strip() else None,
+            )
+    except BoxsmithError as exc:
+        hint = f" ({exc.hint})" if exc.hint else ""
+        raise StepFailed(f"base ({title}) failed: {exc.message}{hint}", BASE) from exc
+    for note in parity.notes:
+        tracker.emit("info", note, BASE)
+    return parity
+
+
+def run_build(
+    engine: Engine,
+    request: BuildRequest,
+    *,
+    image_ref: str,
+    labels: Mapping[str, str],
+    uploads: UploadStore,
+    mirrors: Mapping[str, str],
+    ca: bytes | None,
+    log: Callable[[LogEntry], None],
+    template_image: str | None = None,
+    pull_timeout: int = 20,
+) -> str:
+    """Build `request` into `image_ref`; returns the image id.
+
+    Args:
+        engine: an entered Engine.
+        request: the parsed build request.
+        image_ref: the tag to build.
+        labels: labels for the image.
+        uploads: where the COPY steps' uploads are.
+        mirrors: the resolved mirror map (`boxsmith.images.resolve_mirrors`).
+        ca: the host CA bundle to trust during the build, or None.
+        log: receives one entry per build output line; a step's first line says which step.
+        template_image: for `fromTemplate`, the image of that template's build to start from.
+        pull_timeout: seconds to wait for a registry when the base image is not local.
+
+    Raises:
+        StepFailed: with E2B's step ("base", "finalize" or the step number) and message.
+    """
+    title = f"FROM {request.from_image or request.from_template}"
+    tracker = _Tracker([StepOrigin(BASE, "FROM", title)], len(request.steps), log)
+    tracker.emit("info", f"[base] {title}", BASE)
+    base = request.from_image or template_image
+    if base is None:
+        raise StepFailed(f"base ({title}) failed: that template has no image", BASE)
+    for number, step in enumerate(request.steps, 1):
+        if step.type == "COPY" and not uploads.has(str(step.files_hash)):
+            raise _missing(number, step)
+    parity = _parity(
+        engine,
+        base,
+        title=title,
+        mirrors=mirrors,
+        ca=ca,
+        pull_timeout=pull_timeout,
+        tracker=tracker,
+    )
+    user, workdir = DEFAULT_USER, DEFAULT_WORKDIR
+    if request.from_template:  # a child keeps its parent's user and workdir unless it sets them
+        config = engine.image_config(base)
+        user = str(config.get("User") or user)
+        workdir = str(config.get("WorkingDir") or workdir)
+    dockerfile, tracker.origins = dockerfile_for(
+        request, base_ref=parity.tag, ca=ca is not None, user=user, workdir=workdir
+    )
+    with build_context(request, uploads, dockerfile) as context:
+        try:
+            return engine.build(
+                context, image_ref, labels=labels, dockerfile=DOCKERFILE, on_line=tracker.line
+            )
+        except BuildFailed as exc:
+            raise tracker.failure(exc) from exc

@@ -1,0 +1,50 @@
+"""The envd data plane (E2B_SANDBOX_URL): one ASGI app routing on the `E2b-Sandbox-Id` header.
+
+`/process.Process/*` (commands), `/filesystem.Filesystem/*` (file operations), `/files`
+(upload, download) and `/health`, each served host-side on the sandbox's container. A request
+for a sandbox that is not running gets 502 "... was not found", as E2B's proxy answers, so the
+SDK raises its not-running exception.
+"""
+
+from __future__ import annotations
+
+import docker
+
+from boxsmith.backend.envd_files import files_app, filesystem_app
+from boxsmith.backend.envd_process import ProcessService, process_app
+from boxsmith.backend.runtime import ASGIApp, Receive, Sandboxes, Scope, Send, guard_sandbox
+
+__all__ = ["envd_app"]
+
+
+async def _health(scope: Scope, receive: Receive, send: Send) -> None:
+    """envd's GET /health: 204 for a running sandbox (the guard answers 502 otherwise)."""
+    await send({"type": "http.response.start", "status": 204, "headers": []})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def envd_app(
+    sandboxes: Sandboxes, client: docker.DockerClient
+) -> tuple[ASGIApp, list[ProcessService]]:
+    """(the envd ASGI app, its services that keep per-sandbox state: call `forget(id)` on them
+    when a sandbox stops)."""
+    process = process_app(sandboxes, client)
+    filesystem = filesystem_app(sandboxes, client)
+    files = files_app(sandboxes, client)
+    health = guard_sandbox(_health, sandboxes)
+    guarded_process = guard_sandbox(process, sandboxes)
+    guarded_filesystem = guard_sandbox(filesystem, sandboxes)
+    services: list[ProcessService] = [process.service]  # the files service keeps no state
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        path = str(scope.get("path", ""))
+        if path.startswith("/process.Process/"):
+            await guarded_process(scope, receive, send)
+        elif path.startswith("/filesystem.Filesystem/"):
+            await guarded_filesystem(scope, receive, send)
+        elif path == "/files":
+            await files(scope, receive, send)
+        else:
+            await health(scope, receive, send)
+
+    return app, services

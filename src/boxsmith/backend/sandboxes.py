@@ -1,0 +1,217 @@
+"""Sandboxes as Docker containers: create (start_cmd running, ready_cmd passed), kill, time out.
+
+A sandbox is a container of its template build's image, started like a local smoke container
+(`boxsmith.smoke_local.boot`) with the sandbox's envVars, the build's cpu and memory as limits
+and labels naming this backend (`dev.boxsmith.backend=<data folder id>`). A reaper kills
+sandboxes past their end time. On start, containers an earlier run left are removed: their
+processes (and the envd state around them) did not survive, as on E2B after a host restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+
+from boxsmith.backend.runtime import SandboxGone, SandboxHandle
+from boxsmith.backend.store import Build, SandboxRow, Store, now
+from boxsmith.engine import LABEL, Engine, EngineError
+from boxsmith.smoke_local import ROLE_LABEL, SandboxSettings, boot
+
+__all__ = ["BACKEND_LABEL", "CreateFailed", "SandboxManager"]
+
+BACKEND_LABEL = "dev.boxsmith.backend"
+SANDBOX_LABEL = "dev.boxsmith.sandbox"
+_log = logging.getLogger(__name__)
+
+
+class CreateFailed(Exception):
+    """A sandbox could not be started (the message says why); nothing is left running."""
+
+
+def _home(user: str) -> str:
+    return "/root" if user in ("root", "0") else f"/home/{user}"
+
+
+class SandboxManager:
+    """Running sandboxes: the `Sandboxes` registry of the envd plane, plus their lifecycle.
+
+    Args:
+        store: the state.
+        engine: an entered Engine (thread-safe docker client).
+        backend_id: this data folder's id, a label on every container.
+        on_killed: called with a sandbox id after it stopped (the envd plane forgets its
+            processes).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        engine: Engine,
+        backend_id: str,
+        *,
+        on_killed: Callable[[str], None] | None = None,
+        ready_timeout: float = 600.0,
+    ) -> None:
+        self._store = store
+        self._engine = engine
+        self._backend_id = backend_id
+        self._on_killed = on_killed
+        self._ready_timeout = ready_timeout
+        self._lock = threading.Lock()
+        self._running: dict[str, SandboxHandle] = {}
+        self._stop = threading.Event()
+        self._reaper: threading.Thread | None = None
+
+    # -- registry (the envd plane) -----------------------------------------------------------
+
+    def get(self, sandbox_id: str) -> SandboxHandle:
+        """The running sandbox with this id; SandboxGone otherwise (also once it timed out)."""
+        with self._lock:
+            handle = self._running.get(sandbox_id)
+        if handle is None:
+            raise SandboxGone(sandbox_id)
+        return handle
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def reconcile(self) -> int:
+        """Remove containers and forget sandboxes an earlier run of this backend left."""
+        removed = 0
+        for container_id in self._engine.containers({BACKEND_LABEL: self._backend_id}):
+            self._engine.remove_container(container_id)
+            removed += 1
+        for row in self._store.sandboxes("running"):
+            self._store.set_sandbox(row.id, state="killed")
+        return removed
+
+    def start_reaper(self, interval: float = 1.0) -> None:
+        """Kill sandboxes past their end time, every `interval` seconds, in a daemon thread."""
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.reap()
+                except Exception:  # a failed sweep must not end the reaper
+                    _log.exception("reaper sweep failed")
+
+        self._reaper = threading.Thread(target=loop, name="sandbox-reaper", daemon=True)
+        self._reaper.start()
+
+    def reap(self) -> list[str]:
+        """Kill every running sandbox whose end time has passed; returns their ids."""
+        current = now()
+        expired = [row.id for row in self._store.sandboxes("running") if row.end_at <= current]
+        for sandbox_id in expired:
+            self.kill(sandbox_id)
+        return expired
+
+    def close(self, *, kill_all: bool = True) -> None:
+        """Stop the reaper; with `kill_all`, kill every running sandbox (server shutdown)."""
+        self._stop.set()
+        if self._reaper is not None:
+            self._reaper.join(timeout=5)
+        if kill_all:
+            for row in self._store.sandboxes("running"):
+                self.kill(row.id)
+
+    def create(
+        self,
+        build: Build,
+        alias: str,
+        *,
+        timeout: int,
+        metadata: Mapping[str, str],
+        env: Mapping[str, str],
+    ) -> SandboxRow:
+        """Start a sandbox of `build` and return once its ready command passed.
+
+        Raises CreateFailed (with the start command's output) when it does not get ready.
+        """
+        sandbox_id = "i" + secrets.token_hex(10)
+        settings = SandboxSettings(
+            start_cmd=build.start_cmd,
+            ready_cmd=build.ready_cmd,
+            cpu_count=build.cpu_count,
+            memory_mb=build.memory_mb,
+        )
+        labels = {
+            LABEL: "1",
+            ROLE_LABEL: "sandbox",
+            BACKEND_LABEL: self._backend_id,
+            SANDBOX_LABEL: sandbox_id,
+        }
+        try:
+            target, readiness = boot(
+                self._engine,
+                build.image,
+                settings,
+                user=build.user,
+                workdir=build.workdir,
+                labels=labels,
+                env=env,
+                ready_timeout=self._ready_timeout,
+            )
+        except EngineError as exc:
+            raise CreateFailed(f"cannot start a container of {build.image}: {exc.message}") from exc
+        if not readiness.ready:
+            self._engine.remove_container(target.container_id)
+            detail = f"\n{readiness.start_log}" if readiness.start_log else ""
+            raise CreateFailed(f"sandbox did not get ready: {readiness.error}{detail}")
+        started = now()
+        row = SandboxRow(
+            id=sandbox_id,
+            template_id=build.template_id,
+            build_id=build.id,
+            alias=alias,
+            container_id=target.container_id,
+            metadata=dict(metadata),
+            env=dict(env),
+            started_at=started,
+            end_at=started + timedelta(seconds=timeout),
+            cpu_count=build.cpu_count,
+            memory_mb=build.memory_mb,
+            user=build.user,
+            workdir=build.workdir,
+            state="running",
+        )
+        self._store.add_sandbox(row)
+        with self._lock:
+            self._running[sandbox_id] = SandboxHandle(
+                id=sandbox_id,
+                container_id=target.container_id,
+                user=build.user,
+                workdir=build.workdir,
+                home=_home(build.user),
+                env=dict(env),
+            )
+        return row
+
+    def running(self, sandbox_id: str) -> SandboxRow | None:
+        """The record of a running sandbox."""
+        with self._lock:
+            if sandbox_id not in self._running:
+                return None
+        row = self._store.sandbox(sandbox_id)
+        return row if row is not None and row.state == "running" else None
+
+    def set_end(self, sandbox_id: str, end_at: datetime) -> bool:
+        """Move a running sandbox's end time; False when it is not running."""
+        if self.running(sandbox_id) is None:
+            return False
+        self._store.set_sandbox(sandbox_id, end_at=end_at)
+        return True
+
+    def kill(self, sandbox_id: str) -> bool:
+        """Remove a sandbox's container; False when it was not running."""
+        with self._lock:
+            handle = self._running.pop(sandbox_id, None)
+        if handle is None:
+            return False
+        self._store.set_sandbox(sandbox_id, state="killed", end_at=now())
+        self._engine.remove_container(handle.container_id)
+        if self._on_killed is not None:
+            self._on_killed(sandbox_id)
+        return True

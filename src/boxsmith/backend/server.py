@@ -1,0 +1,231 @@
+"""`boxsmith backend serve | env | status | stop`: run the local backend, tell clients where.
+
+The data folder (default `.boxsmith/backend` in the project) holds the API key (`api_key`, mode
+0600, made on first start), the state (`state.sqlite3`), build-context uploads and, while the
+server runs, `server.json` (pid, URL). One uvicorn listener on 127.0.0.1 serves both planes:
+envd paths (`/process.Process/*`, `/filesystem.Filesystem/*`, `/files`, and `/health` with an
+`E2b-Sandbox-Id` header) go to the envd shim, everything else to the REST control plane.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from boxsmith.backend.runtime import ASGIApp, Receive, Scope, Send
+from boxsmith.errors import EXIT_OK, BoxsmithError, UsageError
+
+__all__ = ["DEFAULT_PORT", "BackendInfo", "data_dir", "env_lines", "read_info", "serve"]
+
+DEFAULT_PORT = 49990
+SERVER_FILE = "server.json"
+KEY_FILE = "api_key"
+
+
+class BackendUnavailable(BoxsmithError):
+    """The local backend is not running, or does not answer (exit 3)."""
+
+
+def data_dir(root: Path, explicit: str | None = None) -> Path:
+    """`--data-dir`, else BOXSMITH_BACKEND_DIR, else `<project>/.boxsmith/backend`."""
+    raw = explicit or os.environ.get("BOXSMITH_BACKEND_DIR") or str(root / ".boxsmith/backend")
+    return Path(raw).resolve()
+
+
+def api_key(folder: Path) -> str:
+    """The backend's API key, made (mode 0600) on first use."""
+    path = folder / KEY_FILE
+    with contextlib.suppress(FileNotFoundError):
+        return path.read_text(encoding="utf-8").strip()
+    folder.mkdir(parents=True, exist_ok=True)
+    key = "e2b_local_" + secrets.token_hex(20)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(key + "\n")
+    os.replace(path.with_suffix(".tmp"), path)
+    return key
+
+
+class BackendInfo(dict[str, Any]):
+    """`server.json`: pid, url, started."""
+
+
+def read_info(folder: Path) -> BackendInfo | None:
+    """The running server's info, or None when none runs (a stale file is ignored)."""
+    try:
+        data = json.loads((folder / SERVER_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    pid = int(data.get("pid", 0))
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError, ValueError):
+        return None
+    return BackendInfo(data)
+
+
+def env_lines(url: str, key: str) -> list[str]:
+    """The lines a shell evaluates to point the e2b SDK at the backend."""
+    return [
+        f"export E2B_API_URL={url}",
+        f"export E2B_SANDBOX_URL={url}",
+        f"export E2B_API_KEY={key}",
+    ]
+
+
+def _envd_path(scope: Scope) -> bool:
+    path = str(scope.get("path", ""))
+    if path.startswith(("/process.Process/", "/filesystem.Filesystem/")) or path == "/files":
+        return True
+    if path == "/health":
+        return any(name == b"e2b-sandbox-id" for name, _ in scope.get("headers", []))
+    return False
+
+
+def dispatcher(control: ASGIApp, envd: ASGIApp) -> ASGIApp:
+    """One ASGI app: envd paths to `envd`, the rest to `control`; lifespan to `control`."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _envd_path(scope):
+            await envd(scope, receive, send)
+        else:
+            await control(scope, receive, send)
+
+    return app
+
+
+def serve(
+    root: Path,
+    *,
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    folder: Path,
+    err: TextIO,
+    out: TextIO,
+    mirrors: dict[str, str],
+) -> int:
+    """Run the backend until SIGINT/SIGTERM; kills its sandboxes on the way out."""
+    import uvicorn
+
+    from boxsmith.backend.api import ControlPlane
+    from boxsmith.backend.builds import UploadStore
+    from boxsmith.backend.envd import envd_app
+    from boxsmith.backend.sandboxes import SandboxManager
+    from boxsmith.backend.store import Store
+    from boxsmith.buildrecord import host_ca_bundle
+    from boxsmith.engine import Engine
+    from boxsmith.images import resolve_mirrors
+
+    if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get(
+        "BOXSMITH_BACKEND_ALLOW_REMOTE"
+    ):
+        raise UsageError(
+            f"refusing to listen on {host}: the backend runs containers for anyone who reaches it",
+            "listen on 127.0.0.1, or set BOXSMITH_BACKEND_ALLOW_REMOTE=1 if you really mean it",
+        )
+    running = read_info(folder)
+    if running is not None:
+        raise UsageError(
+            f"a backend already runs for {folder} (pid {running['pid']}, {running['url']})",
+            "use it (`boxsmith backend env`), or stop it with `boxsmith backend stop`",
+        )
+    _check_port(host, port)
+    gc.enable()  # the CLI turns the cyclic collector off for short commands; this one lives long
+    folder.mkdir(parents=True, exist_ok=True)
+    key = api_key(folder)
+    backend_id = hashlib.sha256(str(folder).encode()).hexdigest()[:12]
+    url = f"http://{host}:{port}"
+    ca_path = host_ca_bundle()
+    with Engine() as engine:
+        store = Store(folder / "state.sqlite3")
+        envd_holder: list[Any] = []
+
+        def forget(sandbox_id: str) -> None:
+            for service in envd_holder:
+                service.forget(sandbox_id)
+
+        manager = SandboxManager(store, engine, backend_id, on_killed=forget)
+        removed = manager.reconcile()
+        for build in store.interrupted_builds():
+            store.update_build(
+                build.id, status="error", reason="the backend stopped during the build"
+            )
+        control = ControlPlane(
+            store,
+            engine,
+            manager,
+            UploadStore(folder / "uploads"),
+            api_key=key,
+            base_url=url,
+            backend_id=backend_id,
+            mirrors=resolve_mirrors(mirrors),
+            ca=ca_path.read_bytes() if ca_path else None,
+        )
+        envd, services = envd_app(manager, engine.client)
+        envd_holder.extend(services)
+        manager.start_reaper()
+        config = uvicorn.Config(
+            dispatcher(control.app(), envd),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        info = {"pid": os.getpid(), "url": url, "started": time.time(), "data_dir": str(folder)}
+        (folder / SERVER_FILE).write_text(json.dumps(info) + "\n", encoding="utf-8")
+        err.write(
+            f"boxsmith backend on {url} (data {folder}); "
+            f"{removed} container(s) of an earlier run removed\n"
+        )
+        out.write("\n".join(env_lines(url, key)) + "\n")
+        out.flush()
+        try:
+            server.run()
+        finally:
+            (folder / SERVER_FILE).unlink(missing_ok=True)
+            manager.close(kill_all=True)
+            control.close()
+    return EXIT_OK
+
+
+def _check_port(host: str, port: int) -> None:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise BackendUnavailable(
+                f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                "pick another port with --port, or stop what listens there",
+            ) from exc
+
+
+def stop(folder: Path, *, timeout: float = 20.0) -> bool:
+    """SIGTERM the running backend and wait for it; False when none runs."""
+    info = read_info(folder)
+    if info is None:
+        return False
+    pid = int(info["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    raise BackendUnavailable(
+        f"the backend (pid {pid}) did not stop within {timeout:g}s", f"kill -9 {pid}"
+    )

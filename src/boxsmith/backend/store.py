@@ -1,0 +1,423 @@
+"""The backend's state in SQLite: templates, builds and their logs, tags, sandboxes.
+
+One file in the data folder (`state.sqlite3`), so a restart keeps published templates. Every
+method opens its own short transaction on a per-thread connection; WAL mode lets the build
+threads write logs while requests read them.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Build", "LogRow", "SandboxRow", "Store", "Template", "now"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS templates (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS builds (
+    id TEXT PRIMARY KEY,
+    template_id TEXT NOT NULL REFERENCES templates(id) ON DELETE CASCADE,
+    status TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    finished_at TEXT,
+    image TEXT NOT NULL DEFAULT '',
+    cpu_count INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    start_cmd TEXT,
+    ready_cmd TEXT,
+    user TEXT NOT NULL DEFAULT 'user',
+    workdir TEXT NOT NULL DEFAULT '/home/user',
+    reason TEXT,
+    reason_step TEXT,
+    tags TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS build_logs (
+    build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
+    seq INTEGER NOT NULL,
+    timestamp TEXT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    step TEXT,
+    PRIMARY KEY (build_id, seq)
+);
+CREATE TABLE IF NOT EXISTS tags (
+    template_id TEXT NOT NULL REFERENCES templates(id) ON DELETE CASCADE,
+    tag TEXT NOT NULL,
+    build_id TEXT NOT NULL,
+    created_at TEXT NOT NULL,
+    PRIMARY KEY (template_id, tag)
+);
+CREATE TABLE IF NOT EXISTS sandboxes (
+    id TEXT PRIMARY KEY,
+    template_id TEXT NOT NULL,
+    build_id TEXT NOT NULL,
+    alias TEXT NOT NULL,
+    container_id TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    env TEXT NOT NULL,
+    started_at TEXT NOT NULL,
+    end_at TEXT NOT NULL,
+    cpu_count INTEGER NOT NULL,
+    memory_mb INTEGER NOT NULL,
+    user TEXT NOT NULL,
+    workdir TEXT NOT NULL,
+    state TEXT NOT NULL
+);
+"""
+
+
+def now() -> datetime:
+    """The current time, UTC, to the millisecond."""
+    current = datetime.now(UTC)
+    return current.replace(microsecond=current.microsecond // 1000 * 1000)
+
+
+def _iso(when: datetime | None) -> str | None:
+    return None if when is None else when.isoformat().replace("+00:00", "Z")
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A template: a name (the E2B alias) with builds and tags."""
+
+    id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    """One build of a template."""
+
+    id: str
+    template_id: str
+    status: str  # waiting | building | ready | error
+    created_at: datetime
+    finished_at: datetime | None
+    image: str
+    cpu_count: int
+    memory_mb: int
+    start_cmd: str | None
+    ready_cmd: str | None
+    user: str
+    workdir: str
+    reason: str | None
+    reason_step: str | None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class LogRow:
+    """One build log entry."""
+
+    timestamp: datetime
+    level: str
+    message: str
+    step: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxRow:
+    """A sandbox as recorded."""
+
+    id: str
+    template_id: str
+    build_id: str
+    alias: str
+    container_id: str
+    metadata: dict[str, str]
+    env: dict[str, str]
+    started_at: datetime
+    end_at: datetime
+    cpu_count: int
+    memory_mb: int
+    user: str
+    workdir: str
+    state: str  # running | killed
+
+
+class Store:
+    """The SQLite file; safe to use from several threads."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._local = threading.local()
+        self._connection().executescript(_SCHEMA)  # commits on its own
+
+    def _connection(self) -> sqlite3.Connection:
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA foreign_keys=ON")
+            db.execute("PRAGMA synchronous=NORMAL")
+            self._local.db = db
+        return db
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        db = self._connection()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def _one(self, sql: str, *args: Any) -> sqlite3.Row | None:
+        row: sqlite3.Row | None = self._connection().execute(sql, args).fetchone()
+        return row
+
+    # -- templates ---------------------------------------------------------------------------
+
+    def template_for_name(self, name: str, *, create: bool = False) -> Template | None:
+        """The template with this name; with `create`, made when missing."""
+        row = self._one("SELECT * FROM templates WHERE name = ?", name)
+        if row is None and create:
+            with self._tx() as db:
+                row = db.execute("SELECT * FROM templates WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    template_id = _template_id()
+                    db.execute(
+                        "INSERT INTO templates VALUES (?, ?, ?)", (template_id, name, _iso(now()))
+                    )
+                    row = db.execute(
+                        "SELECT * FROM templates WHERE id = ?", (template_id,)
+                    ).fetchone()
+        return None if row is None else _template(row)
+
+    def template(self, template_id: str) -> Template | None:
+        """The template with this id."""
+        row = self._one("SELECT * FROM templates WHERE id = ?", template_id)
+        return None if row is None else _template(row)
+
+    def templates(self) -> list[Template]:
+        """Every template, by name."""
+        rows = self._connection().execute("SELECT * FROM templates ORDER BY name").fetchall()
+        return [_template(row) for row in rows]
+
+    def delete_template(self, template_id: str) -> None:
+        """Forget a template with its builds and tags."""
+        with self._tx() as db:
+            db.execute("DELETE FROM templates WHERE id = ?", (template_id,))
+
+    # -- builds ------------------------------------------------------------------------------
+
+    def new_build(
+        self, template_id: str, *, cpu_count: int, memory_mb: int, tags: list[str]
+    ) -> Build:
+        """A build in state `waiting`."""
+        build_id = str(uuid.uuid4())
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO builds (id, template_id, status, created_at, cpu_count, memory_mb,"
+                " tags) VALUES (?, ?, 'waiting', ?, ?, ?, ?)",
+                (build_id, template_id, _iso(now()), cpu_count, memory_mb, json.dumps(tags)),
+            )
+        build = self.build(build_id)
+        assert build is not None
+        return build
+
+    def build(self, build_id: str) -> Build | None:
+        """A build by id."""
+        row = self._one("SELECT * FROM builds WHERE id = ?", build_id)
+        return None if row is None else _build(row)
+
+    def update_build(self, build_id: str, **values: Any) -> None:
+        """Set columns of a build (status, image, start_cmd, ready_cmd, user, workdir, ...)."""
+        if values.get("status") in ("ready", "error"):
+            values.setdefault("finished_at", _iso(now()))
+        columns = ", ".join(f"{key} = ?" for key in values)
+        with self._tx() as db:
+            db.execute(f"UPDATE builds SET {columns} WHERE id = ?", (*values.values(), build_id))
+
+    def add_log(
+        self, build_id: str, when: datetime, level: str, message: str, step: str | None
+    ) -> None:
+        """Append a log entry to a build."""
+        with self._tx() as db:
+            (seq,) = db.execute(
+                "SELECT COALESCE(MAX(seq), -1) + 1 FROM build_logs WHERE build_id = ?", (build_id,)
+            ).fetchone()
+            db.execute(
+                "INSERT INTO build_logs VALUES (?, ?, ?, ?, ?, ?)",
+                (build_id, seq, _iso(when), level, message, step),
+            )
+
+    def logs(self, build_id: str, offset: int, limit: int) -> list[LogRow]:
+        """Log entries from `offset` on, at most `limit`."""
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT * FROM build_logs WHERE build_id = ? AND seq >= ? ORDER BY seq LIMIT ?",
+                (build_id, offset, limit),
+            )
+            .fetchall()
+        )
+        return [
+            LogRow(_time(r["timestamp"]) or now(), r["level"], r["message"], r["step"])
+            for r in rows
+        ]
+
+    def interrupted_builds(self) -> list[Build]:
+        """Builds a previous run left unfinished."""
+        rows = (
+            self._connection()
+            .execute("SELECT * FROM builds WHERE status IN ('waiting', 'building')")
+            .fetchall()
+        )
+        return [_build(row) for row in rows]
+
+    # -- tags --------------------------------------------------------------------------------
+
+    def set_tags(self, template_id: str, build_id: str, tags: list[str]) -> None:
+        """Point each tag at `build_id`."""
+        with self._tx() as db:
+            for tag in tags:
+                db.execute(
+                    "INSERT INTO tags VALUES (?, ?, ?, ?) ON CONFLICT(template_id, tag)"
+                    " DO UPDATE SET build_id = excluded.build_id, created_at = excluded.created_at",
+                    (template_id, tag, build_id, _iso(now())),
+                )
+
+    def remove_tags(self, template_id: str, tags: list[str]) -> None:
+        """Drop tags (missing ones are ignored)."""
+        with self._tx() as db:
+            for tag in tags:
+                db.execute("DELETE FROM tags WHERE template_id = ? AND tag = ?", (template_id, tag))
+
+    def tags(self, template_id: str) -> list[tuple[str, str, datetime]]:
+        """(tag, build id, created) of a template."""
+        rows = (
+            self._connection()
+            .execute("SELECT * FROM tags WHERE template_id = ? ORDER BY tag", (template_id,))
+            .fetchall()
+        )
+        return [(r["tag"], r["build_id"], _time(r["created_at"]) or now()) for r in rows]
+
+    def tagged_build(self, template_id: str, tag: str) -> Build | None:
+        """The build a tag points at."""
+        row = self._one(
+            "SELECT builds.* FROM tags JOIN builds ON builds.id = tags.build_id"
+            " WHERE tags.template_id = ? AND tags.tag = ?",
+            template_id,
+            tag,
+        )
+        return None if row is None else _build(row)
+
+    # -- sandboxes ---------------------------------------------------------------------------
+
+    def add_sandbox(self, row: SandboxRow) -> None:
+        """Record a running sandbox."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO sandboxes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    row.id,
+                    row.template_id,
+                    row.build_id,
+                    row.alias,
+                    row.container_id,
+                    json.dumps(row.metadata),
+                    json.dumps(row.env),
+                    _iso(row.started_at),
+                    _iso(row.end_at),
+                    row.cpu_count,
+                    row.memory_mb,
+                    row.user,
+                    row.workdir,
+                    row.state,
+                ),
+            )
+
+    def sandbox(self, sandbox_id: str) -> SandboxRow | None:
+        """A sandbox by id (running or not)."""
+        row = self._one("SELECT * FROM sandboxes WHERE id = ?", sandbox_id)
+        return None if row is None else _sandbox(row)
+
+    def sandboxes(self, state: str = "running") -> list[SandboxRow]:
+        """Sandboxes in `state`, oldest first."""
+        rows = (
+            self._connection()
+            .execute("SELECT * FROM sandboxes WHERE state = ? ORDER BY started_at", (state,))
+            .fetchall()
+        )
+        return [_sandbox(row) for row in rows]
+
+    def set_sandbox(self, sandbox_id: str, **values: Any) -> None:
+        """Set columns of a sandbox (state, end_at)."""
+        for key in ("end_at", "started_at"):
+            if isinstance(values.get(key), datetime):
+                values[key] = _iso(values[key])
+        columns = ", ".join(f"{key} = ?" for key in values)
+        with self._tx() as db:
+            db.execute(
+                f"UPDATE sandboxes SET {columns} WHERE id = ?", (*values.values(), sandbox_id)
+            )
+
+
+def _template_id() -> str:
+    return "t" + uuid.uuid4().hex[:19]
+
+
+def _template(row: sqlite3.Row) -> Template:
+    return Template(row["id"], row["name"], _time(row["created_at"]) or now())
+
+
+def _build(row: sqlite3.Row) -> Build:
+    return Build(
+        id=row["id"],
+        template_id=row["template_id"],
+        status=row["status"],
+        created_at=_time(row["created_at"]) or now(),
+        finished_at=_time(row["finished_at"]),
+        image=row["image"],
+        cpu_count=row["cpu_count"],
+        memory_mb=row["memory_mb"],
+        start_cmd=row["start_cmd"],
+        ready_cmd=row["ready_cmd"],
+        user=row["user"],
+        workdir=row["workdir"],
+        reason=row["reason"],
+        reason_step=row["reason_step"],
+        tags=list(json.loads(row["tags"])),
+    )
+
+
+def _sandbox(row: sqlite3.Row) -> SandboxRow:
+    metadata: Mapping[str, str] = json.loads(row["metadata"])
+    env: Mapping[str, str] = json.loads(row["env"])
+    return SandboxRow(
+        id=row["id"],
+        template_id=row["template_id"],
+        build_id=row["build_id"],
+        alias=row["alias"],
+        container_id=row["container_id"],
+        metadata=dict(metadata),
+        env=dict(env),
+        started_at=_time(row["started_at"]) or now(),
+        end_at=_time(row["end_at"]) or now(),
+        cpu_count=row["cpu_count"],
+        memory_mb=row["memory_mb"],
+        user=row["user"],
+        workdir=row["workdir"],
+        state=row["state"],
+    )
