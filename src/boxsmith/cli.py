@@ -154,6 +154,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     _local_validation(sub)
 
+    p = sub.add_parser("backend", help="the local E2B-compatible backend")
+    actions = p.add_subparsers(dest="backend_command", required=True, parser_class=_Parser)
+    q = actions.add_parser("serve", help="serve on 127.0.0.1 (foreground, or --detach)")
+    q.add_argument("--port", type=int, default=49990, help="port (default: 49990)")
+    q.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
+    q.add_argument("--data-dir", default=None, help="state folder (default: .boxsmith/backend)")
+    q.add_argument("--detach", action="store_true", help="run in the background")
+    for action, text in (
+        ("env", "print the export lines for a running backend"),
+        ("status", "whether a backend runs and answers (exit 3 when not)"),
+        ("stop", "stop the running backend"),
+    ):
+        q = actions.add_parser(action, help=text)
+        q.add_argument("--data-dir", default=None, help="state folder (default: .boxsmith/backend)")
+        if action == "status":
+            q.add_argument("--json", action="store_true", help="machine output on stdout")
+
     p = sub.add_parser("schema", help="write the JSON Schema for spec files")
     p.add_argument("-o", "--output", default=None, help="file to write (default: configured)")
     p.add_argument("--stdout", action="store_true", help="print instead of writing")
@@ -264,6 +281,21 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             junit=args.junit,
             json_report=args.report,
             as_json=args.json,
+        )
+    if args.command == "backend":
+        from boxsmith.backend.server import data_dir
+        from boxsmith.commands import backend
+
+        return backend.run(
+            settings,
+            args.backend_command,
+            data_dir(settings.root, args.data_dir),
+            out=out,
+            err=err,
+            port=getattr(args, "port", 49990),
+            host=getattr(args, "host", "127.0.0.1"),
+            detach=getattr(args, "detach", False),
+            as_json=getattr(args, "json", False),
         )
     if args.command == "schema":
         from boxsmith.commands import schema

@@ -1,0 +1,142 @@
+"""`boxsmith backend serve | env | status | stop`: the local E2B-compatible backend.
+
+`serve` runs in the foreground until Ctrl-C; `serve --detach` starts it in the background (log in
+the data folder), waits until it answers and prints the same `export` lines. `env` prints them
+for a running backend (`eval "$(boxsmith backend env)"`), `status` says whether one runs (exit 3
+when not), `stop` stops it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import TextIO
+
+from boxsmith.backend.server import (
+    DEFAULT_PORT,
+    BackendUnavailable,
+    api_key,
+    env_lines,
+    read_info,
+    serve,
+    stop,
+)
+from boxsmith.config import Settings
+from boxsmith.errors import EXIT_OK
+
+__all__ = ["ensure_running", "run"]
+
+
+def _healthy(url: str, timeout: float = 1.0) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def ensure_running(
+    settings: Settings, folder: Path, *, port: int = DEFAULT_PORT, wait: float = 30.0
+) -> tuple[str, str, bool]:
+    """(url, api key, started): the running backend of `folder`, started detached if needed."""
+    info = read_info(folder)
+    if info is not None and _healthy(str(info["url"])):
+        return str(info["url"]), api_key(folder), False
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "server.log"
+    command = [
+        sys.executable,
+        "-m",
+        "boxsmith",
+        "-C",
+        str(settings.root),
+        "backend",
+        "serve",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(folder),
+    ]
+    with log.open("ab") as handle:
+        process = subprocess.Popen(
+            command,
+            stdout=subprocess.DEVNULL,
+            stderr=handle,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + wait
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+            raise BackendUnavailable(
+                f"the backend exited at start (exit {process.returncode}): " + " / ".join(tail),
+                f"see {log}",
+            )
+        if _healthy(url):
+            return url, api_key(folder), True
+        time.sleep(0.1)
+    process.terminate()
+    raise BackendUnavailable(f"the backend did not answer within {wait:g}s", f"see {log}")
+
+
+def run(
+    settings: Settings,
+    action: str,
+    folder: Path,
+    *,
+    out: TextIO,
+    err: TextIO,
+    port: int = DEFAULT_PORT,
+    host: str = "127.0.0.1",
+    detach: bool = False,
+    as_json: bool = False,
+) -> int:
+    """Dispatch one `backend` action; the exit code."""
+    if action == "serve" and not detach:
+        return serve(
+            settings.root,
+            port=port,
+            host=host,
+            folder=folder,
+            err=err,
+            out=out,
+            mirrors=settings.mirrors,
+        )
+    if action == "serve":
+        url, key, started = ensure_running(settings, folder, port=port)
+        err.write(f"backend {'started' if started else 'already running'} on {url}\n")
+        out.write("\n".join(env_lines(url, key)) + "\n")
+        return EXIT_OK
+    if action == "stop":
+        stopped = stop(folder)
+        err.write("backend stopped\n" if stopped else "no backend runs for this data folder\n")
+        return EXIT_OK
+    info = read_info(folder)
+    if info is None:
+        raise BackendUnavailable(
+            f"no backend runs for {folder}", "start one: `boxsmith backend serve --detach`"
+        )
+    url = str(info["url"])
+    if action == "env":
+        out.write("\n".join(env_lines(url, api_key(folder))) + "\n")
+        return EXIT_OK
+    healthy = _healthy(url)
+    status = {"running": True, "healthy": healthy, **info}
+    if as_json:
+        json.dump(status, out, indent=2)
+        out.write("\n")
+    else:
+        out.write(
+            f"backend pid {info['pid']} on {url}: {'answers' if healthy else 'does NOT answer'}"
+            f" (data {info.get('data_dir', folder)})\n"
+        )
+    if not healthy:
+        raise BackendUnavailable(f"the backend on {url} does not answer", "restart it")
+    return EXIT_OK

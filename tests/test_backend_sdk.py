@@ -1,0 +1,326 @@
+"""The local backend end to end: the unchanged e2b SDK over real HTTP against `boxsmith backend
+serve` (a real process), templates built on the real Docker engine, sandboxes as containers.
+
+Marked `docker`. One backend serves the module (started with its own data folder on a free
+port); a restart test starts a second one on the same folder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from e2b import (
+    AsyncSandbox,
+    AuthenticationException,
+    BuildException,
+    CommandExitException,
+    NotFoundException,
+    Sandbox,
+    SandboxException,
+    SandboxQuery,
+    Template,
+    wait_for_file,
+)
+
+pytestmark = pytest.mark.docker
+
+BASE = "debian:bookworm-slim"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Backend:
+    """A `boxsmith backend serve` process."""
+
+    def __init__(self, root: Path, data: Path) -> None:
+        self.root, self.data = root, data
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log = self.data.parent / f"backend-{self.port}.log"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "boxsmith",
+                    "-C",
+                    str(self.root),
+                    "backend",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the backend did not answer within 60 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    @property
+    def key(self) -> str:
+        return (self.data / "api_key").read_text().strip()
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    try:
+        docker.from_env().ping()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Docker engine: {exc}")
+    root = tmp_path_factory.mktemp("backend")
+    server = Backend(root, root / "data")
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY")}
+    os.environ.update(
+        {"E2B_API_URL": server.url, "E2B_SANDBOX_URL": server.url, "E2B_API_KEY": server.key}
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        label = f"dev.boxsmith.backend={hashlib.sha256(str(server.data).encode()).hexdigest()[:12]}"
+        left = docker.from_env().containers.list(all=True, filters={"label": label})
+        assert left == [], "the backend left sandbox containers behind"
+
+
+@pytest.fixture(scope="module")
+def template(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A template built through the SDK: COPY, RUN, ENV, WORKDIR, USER, start and ready."""
+    context = tmp_path_factory.mktemp("context")
+    (context / "hello.txt").write_text("hello from the build context\n")
+    name = f"sdk-{uuid.uuid4().hex[:8]}"
+    tpl = (
+        Template(file_context_path=str(context))
+        .from_image(BASE)
+        .copy("hello.txt", "/opt/app/")
+        .run_cmd("echo built > /opt/app/built.txt")
+        .set_envs({"GREETING": "hi there"})
+        .run_cmd("whoami > /tmp/builder-user", user="user")
+        .set_workdir("/opt/app")
+        .set_user("user")
+        .set_start_cmd(
+            "sh -c 'sleep 1; touch /tmp/started; sleep 1000'", wait_for_file("/tmp/started")
+        )
+    )
+    logs: list[str] = []
+    info = Template.build(
+        tpl, f"{name}:v1", tags=["extra", "default"], on_build_logs=lambda e: logs.append(e.message)
+    )
+    assert info.template_id
+    assert any("Step" in line or "step" in line for line in logs), logs[-5:]
+    return name
+
+
+def test_template_build_tags_and_exists(backend: Backend, template: str) -> None:
+    assert Template.exists(template)
+    assert not Template.exists(f"missing-{uuid.uuid4().hex[:6]}")
+    tags = {t.tag for t in Template.get_tags(template)}
+    assert {"v1", "extra", "default"} <= tags
+
+
+def test_sandbox_from_built_template_runs_start_cmd_and_sees_every_step(template: str) -> None:
+    sbx = Sandbox.create(
+        f"{template}:v1", metadata={"suite": "sdk"}, envs={"TOKEN": "t1"}, timeout=120
+    )
+    try:
+        assert sbx.files.exists("/tmp/started")  # ready_cmd waited for the start command
+        run = sbx.commands.run(
+            "cat /opt/app/hello.txt /opt/app/built.txt; echo $GREETING $TOKEN; pwd; whoami"
+        )
+        assert run.stdout.splitlines() == [
+            "hello from the build context",
+            "built",
+            "hi there t1",
+            "/opt/app",
+            "user",
+        ]
+        assert sbx.commands.run("cat /tmp/builder-user").stdout.strip() == "user"
+        assert sbx.commands.run("whoami", user="root").stdout.strip() == "root"
+        assert sbx.commands.run("sudo -n true").exit_code == 0
+    finally:
+        assert sbx.kill()
+
+
+def test_failing_build_names_the_step(backend: Backend) -> None:
+    tpl = Template().from_image(BASE).run_cmd("echo fine").run_cmd("echo broken >&2 && exit 7")
+    with pytest.raises(BuildException) as caught:
+        Template.build(tpl, f"broken-{uuid.uuid4().hex[:6]}")
+    assert "exit" in str(caught.value) or "non-zero" in str(caught.value)
+
+
+def test_commands(template: str) -> None:
+    sbx = Sandbox.create(template, timeout=120)
+    try:
+        with pytest.raises(CommandExitException) as failed:
+            sbx.commands.run("echo out; echo err >&2; exit 3")
+        assert failed.value.exit_code == 3
+        assert failed.value.stdout == "out\n"
+        assert failed.value.stderr == "err\n"
+
+        chunks: list[str] = []
+        stamps: list[float] = []
+
+        def on_stdout(data: str) -> None:
+            chunks.append(data)
+            stamps.append(time.monotonic())
+
+        sbx.commands.run("echo one; sleep 1; echo two", on_stdout=on_stdout)
+        assert "".join(chunks) == "one\ntwo\n"
+        assert len(stamps) >= 2
+        assert stamps[-1] - stamps[0] > 0.5  # streamed, not buffered
+
+        run = sbx.commands.run("echo $A-$B; pwd", envs={"A": "x", "B": "y"}, cwd="/tmp")
+        assert run.stdout == "x-y\n/tmp\n"
+
+        handle = sbx.commands.run("sleep 60", background=True)
+        assert handle.pid in {p.pid for p in sbx.commands.list()}
+        assert sbx.commands.kill(handle.pid)
+        assert not sbx.commands.kill(999_999)
+        with pytest.raises(CommandExitException):
+            handle.wait()
+    finally:
+        sbx.kill()
+
+
+def test_files(template: str) -> None:
+    sbx = Sandbox.create(template, timeout=120)
+    try:
+        sbx.files.write("/home/user/notes/a.txt", "alpha")
+        assert sbx.files.read("/home/user/notes/a.txt") == "alpha"
+        binary = bytes(range(256)) * 4
+        sbx.files.write("/home/user/notes/b.bin", binary)
+        assert sbx.files.read("/home/user/notes/b.bin", format="bytes") == binary
+        names = {entry.name for entry in sbx.files.list("/home/user/notes")}
+        assert names == {"a.txt", "b.bin"}
+        assert sbx.files.exists("/home/user/notes/a.txt")
+        assert not sbx.files.exists("/home/user/notes/zzz")
+        assert sbx.files.make_dir("/home/user/made/deep")
+        assert not sbx.files.make_dir("/home/user/made/deep")
+        sbx.files.rename("/home/user/notes/a.txt", "/home/user/made/a.txt")
+        assert sbx.files.read("/home/user/made/a.txt") == "alpha"
+        sbx.files.remove("/home/user/made")
+        assert not sbx.files.exists("/home/user/made")
+        assert sbx.commands.run("stat -c %U /home/user/notes/b.bin").stdout.strip() == "user"
+        with pytest.raises(NotFoundException):
+            sbx.files.read("/home/user/none.txt")
+
+        big = os.urandom(50 * 1024 * 1024)
+        sbx.files.write("/home/user/big.bin", big)
+        assert sbx.files.read("/home/user/big.bin", format="bytes") == big
+    finally:
+        sbx.kill()
+
+
+def test_lifecycle_list_info_timeout_connect_kill(template: str) -> None:
+    marker = uuid.uuid4().hex[:8]
+    sbx = Sandbox.create(template, metadata={"marker": marker}, timeout=120)
+    try:
+        listed = Sandbox.list(query=SandboxQuery(metadata={"marker": marker})).next_items()
+        assert [s.sandbox_id for s in listed] == [sbx.sandbox_id]
+        info = sbx.get_info()
+        assert info.metadata == {"marker": marker}
+        before = info.end_at
+        sbx.set_timeout(600)
+        assert sbx.get_info().end_at > before
+        again = Sandbox.connect(sbx.sandbox_id)
+        assert again.commands.run("echo connected").stdout == "connected\n"
+        assert sbx.is_running()
+    finally:
+        assert sbx.kill()
+    assert not sbx.is_running()
+    assert not Sandbox.kill(sbx.sandbox_id)
+    with pytest.raises(SandboxException):
+        sbx.commands.run("true")
+
+
+def test_timeout_expiry_kills_the_sandbox(template: str) -> None:
+    sbx = Sandbox.create(template, timeout=2)
+    deadline = time.monotonic() + 15
+    while sbx.is_running() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not sbx.is_running()
+
+
+def test_wrong_api_key_is_an_authentication_error(template: str) -> None:
+    with pytest.raises(AuthenticationException):
+        Sandbox.create(template, api_key="e2b_wrong")
+
+
+def test_async_sandbox(template: str) -> None:
+    async def scenario() -> None:
+        sbx = await AsyncSandbox.create(template, timeout=120)
+        try:
+            await sbx.files.write("/home/user/async.txt", "from asyncio")
+            run = await sbx.commands.run("cat /home/user/async.txt")
+            assert run.stdout == "from asyncio"
+            handle = await sbx.commands.run("sleep 30", background=True)
+            assert await sbx.commands.kill(handle.pid)
+        finally:
+            await sbx.kill()
+
+    asyncio.run(scenario())
+
+
+def test_the_users_pattern_runs_unchanged(template: str) -> None:
+    """../shared/seed: create with metadata and timeout, write files, run, close."""
+    sbx = Sandbox.create(
+        template, metadata={"template": template, "userID": "u1", "teamID": "t1"}, timeout=600
+    )
+    try:
+        for path, content in {"/home/user/main.py": "print(6 * 7)\n"}.items():
+            sbx.files.write(path, content)
+        result = sbx.commands.run("python3 /home/user/main.py || echo no-python")
+        assert result.stdout.strip() in ("42", "no-python")
+    finally:
+        sbx.kill()
+
+
+def test_restart_keeps_templates(backend: Backend, template: str) -> None:
+    backend.stop()
+    backend.start()
+    assert Template.exists(template)
+    sbx = Sandbox.create(template, timeout=60)
+    try:
+        assert sbx.commands.run("cat /opt/app/built.txt").stdout == "built\n"
+    finally:
+        sbx.kill()
