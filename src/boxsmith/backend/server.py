@@ -65,12 +65,20 @@ def read_info(folder: Path) -> BackendInfo | None:
         data = json.loads((folder / SERVER_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    pid = int(data.get("pid", 0))
+    return BackendInfo(data) if _alive(int(data.get("pid", 0))) else None
+
+
+def _alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, exited but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError, ValueError):
-        return None
-    return BackendInfo(data)
+    except (ProcessLookupError, PermissionError, ValueError, OverflowError):
+        return False
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return True  # no procfs: trust kill(0)
+    return fields[0] != "Z"
 
 
 def env_lines(url: str, key: str) -> list[str]:
@@ -221,9 +229,7 @@ def stop(folder: Path, *, timeout: float = 20.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             return True
         time.sleep(0.1)
     raise BackendUnavailable(

@@ -63,26 +63,25 @@ def ensure_running(
         str(folder),
     ]
     with log.open("ab") as handle:
-        process = subprocess.Popen(
-            command,
+        # `sh` starts the server in the background and exits at once: the server is nobody's
+        # child here (init reaps it), so it outlives this process and leaves no zombie.
+        subprocess.run(
+            ["sh", "-c", 'exec "$@" &', "sh", *command],
             stdout=subprocess.DEVNULL,
             stderr=handle,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            check=True,
         )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
-        if process.poll() is not None:
-            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
-            raise BackendUnavailable(
-                f"the backend exited at start (exit {process.returncode}): " + " / ".join(tail),
-                f"see {log}",
-            )
         if _healthy(url):
             return url, api_key(folder), True
+        if read_info(folder) is None and time.monotonic() > deadline - wait + 5:
+            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+            raise BackendUnavailable("the backend did not start: " + " / ".join(tail), f"see {log}")
         time.sleep(0.1)
-    process.terminate()
     raise BackendUnavailable(f"the backend did not answer within {wait:g}s", f"see {log}")
 
 

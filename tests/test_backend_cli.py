@@ -1,0 +1,85 @@
+"""`boxsmith backend serve --detach | env | status | stop`, and what serve refuses.
+
+Marked `docker`: serve talks to the engine (it reconciles containers of an earlier run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import cli
+
+pytestmark = pytest.mark.docker
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_detached_backend_env_status_and_stop(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    port = str(_free_port())
+    started = cli(tmp_path, "backend", "serve", "--detach", "--port", port, "--data-dir", str(data))
+    try:
+        assert started.code == 0, started.err
+        url = f"http://127.0.0.1:{port}"
+        key = (data / "api_key").read_text().strip()
+        assert started.out.splitlines() == [
+            f"export E2B_API_URL={url}",
+            f"export E2B_SANDBOX_URL={url}",
+            f"export E2B_API_KEY={key}",
+        ]
+        assert stat.S_IMODE(os.stat(data / "api_key").st_mode) == 0o600
+        assert key.startswith("e2b_local_")
+
+        env = cli(tmp_path, "backend", "env", "--data-dir", str(data))
+        assert env.code == 0
+        assert env.out == started.out
+
+        status = cli(tmp_path, "backend", "status", "--json", "--data-dir", str(data))
+        assert status.code == 0, status.err
+        info = json.loads(status.out)
+        assert info["healthy"] is True
+        assert info["url"] == url
+
+        # The control plane refuses requests without the key, in E2B's error shape.
+        request = urllib.request.Request(f"{url}/v2/sandboxes")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=5)
+        assert refused.value.code == 401
+        assert set(json.loads(refused.value.read())) == {"code", "message"}
+
+        again = cli(
+            tmp_path, "backend", "serve", "--detach", "--port", port, "--data-dir", str(data)
+        )
+        assert again.code == 0
+        assert "already running" in again.err
+    finally:
+        stopped = cli(tmp_path, "backend", "stop", "--data-dir", str(data))
+    assert stopped.code == 0, stopped.err
+    assert "backend stopped" in stopped.err
+    gone = cli(tmp_path, "backend", "status", "--data-dir", str(data))
+    assert gone.code == 3
+    assert "no backend runs" in gone.err
+
+
+def test_serve_refuses_all_interfaces_and_a_busy_port(tmp_path: Path) -> None:
+    wide = cli(tmp_path, "backend", "serve", "--host", "0.0.0.0", "--data-dir", str(tmp_path / "d"))
+    assert wide.code == 2
+    assert "refusing to listen on 0.0.0.0" in wide.err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        taken = cli(tmp_path, "backend", "serve", "--port", port, "--data-dir", str(tmp_path / "d"))
+    assert taken.code == 3
+    assert f"cannot listen on 127.0.0.1:{port}" in taken.err
