@@ -3,7 +3,12 @@
 from __future__ import annotations
 
 import io
+import socket
+import subprocess
+import sys
 import textwrap
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,3 +59,59 @@ def cli(root: Path, *args: str) -> Run:
     out, err = io.StringIO(), io.StringIO()
     code = main(["-C", str(root), *args], out=out, err=err)
     return Run(code, out.getvalue(), err.getvalue())
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Backend:
+    """A `boxsmith backend serve` process (a real one, on a free port) for tests."""
+
+    def __init__(self, root: Path, data: Path) -> None:
+        self.root, self.data = root, data
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.log = self.data.parent / f"backend-{self.port}.log"
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "boxsmith",
+                    "-C",
+                    str(self.root),
+                    "backend",
+                    "serve",
+                    "--port",
+                    str(self.port),
+                    "--data-dir",
+                    str(self.data),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, self.log.read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=1):
+                    return
+            except OSError:
+                time.sleep(0.1)
+        raise AssertionError("the backend did not answer within 60 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+    @property
+    def key(self) -> str:
+        return (self.data / "api_key").read_text().strip()
