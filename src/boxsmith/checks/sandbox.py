@@ -70,7 +70,8 @@ class SandboxTarget:
             return CommandResult(None, "", str(exc), time.monotonic() - start)
         except SandboxException as exc:
             raise TargetError(f"{self._label}: {exc}") from exc
-        return CommandResult(result.exit_code, result.stdout, result.stderr, time.monotonic() - start)
+        seconds = time.monotonic() - start
+        return CommandResult(result.exit_code, result.stdout, result.stderr, seconds)
 
     def read_file(
         self, path: str, *, user: str | None = None, timeout: float = 30.0
