@@ -236,3 +236,4 @@ def bench(c: Context) -> None:
     """Benchmarks (figures, not gates)."""
     c.run(f"{sys.executable} benchmarks/render.py")
     c.run(f"{sys.executable} benchmarks/build.py")
+    c.run(f"{sys.executable} benchmarks/backend.py")

@@ -1,6 +1,6 @@
 """What the benchmarks share: timed fresh-process runs, their figures, the boxsmith measured.
 
-benchmarks/render.py and benchmarks/build.py import it as `common`: a script run as
+benchmarks/render.py, build.py and backend.py import it as `common`: a script run as
 `python benchmarks/X.py` has its own folder on sys.path.
 """
 
@@ -215,13 +215,16 @@ class Conditions:
             "load_average_1m": {"before": self.load[0], "after": self.load[1]},
         }
 
-    def table_head(self, title: str, setting: str, repeats: str) -> list[str]:
+    def table_head(
+        self, title: str, setting: str, repeats: str, *, each: str = "each a fresh process"
+    ) -> list[str]:
         """The first lines of a table: `title`, the machine, its load and `setting` (what else
-        shapes the figures), the boxsmith measured and `repeats`; a warning if its code changed."""
+        shapes the figures), the boxsmith measured, `repeats` and what `each` repeat is; a
+        warning if its code changed."""
         lines = [
             f"{title}: python {platform.python_version()}, {os.cpu_count()} CPUs, "
             f"load {self.load[0]:.2f} -> {self.load[1]:.2f}, {setting}",
-            f"boxsmith from {self.source}; {repeats}, each a fresh process",
+            f"boxsmith from {self.source}; {repeats}, {each}",
         ]
         if self.source_changed:
             lines.append(

@@ -113,5 +113,22 @@ class Backend:
             self.process.wait(timeout=30)
 
     @property
+    def backend_id(self) -> str:
+        """The label value on every container and image this backend makes."""
+        import hashlib
+
+        return hashlib.sha256(str(self.data.resolve()).encode()).hexdigest()[:12]
+
+    def remove_images(self) -> None:
+        """Remove the template images this backend built (call after `stop`)."""
+        import docker
+
+        client = docker.from_env()
+        label = f"dev.boxsmith.backend={self.backend_id}"
+        for image in client.images.list(filters={"label": label}):
+            for tag in image.tags or [image.id]:
+                client.images.remove(tag, force=True)
+
+    @property
     def key(self) -> str:
         return (self.data / "api_key").read_text().strip()

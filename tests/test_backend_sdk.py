@@ -8,7 +8,6 @@ port); a restart test starts a second one on the same folder.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import os
 import time
 import uuid
@@ -55,12 +54,13 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
         yield server
     finally:
         server.stop()
+        server.remove_images()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        label = f"dev.boxsmith.backend={hashlib.sha256(str(server.data).encode()).hexdigest()[:12]}"
+        label = f"dev.boxsmith.backend={server.backend_id}"
         left = docker.from_env().containers.list(all=True, filters={"label": label})
         assert left == [], "the backend left sandbox containers behind"
 

@@ -57,6 +57,7 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
             box.kill()
     finally:
         server.stop()
+        server.remove_images()
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)
