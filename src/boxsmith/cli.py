@@ -178,6 +178,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="templates, versions and status from the index")
     p.add_argument("names", nargs="*", metavar="NAME", help="names or globs (default: all)")
     p.add_argument("--json", action="store_true", help="machine output on stdout")
+    p.add_argument(
+        "--changed-since",
+        default=None,
+        metavar="GIT_REF",
+        help="only templates whose generated files differ from this git ref (CI matrices)",
+    )
     return parser
 
 
@@ -303,7 +309,14 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return schema.run(settings, args.output, out=out, err=err, to_stdout=args.stdout)
     from boxsmith.commands import list as list_command
 
-    return list_command.run(settings, args.names, out=out, err=err, as_json=args.json)
+    return list_command.run(
+        settings,
+        args.names,
+        out=out,
+        err=err,
+        as_json=args.json,
+        changed_since_ref=args.changed_since,
+    )
 
 
 def main(

@@ -4,23 +4,74 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import subprocess
 from collections.abc import Sequence
 from typing import Any, TextIO
 
 from boxsmith.config import Settings
-from boxsmith.errors import EXIT_OK
+from boxsmith.errors import EXIT_OK, UsageError
 from boxsmith.index import INDEX_FILE, load_index
 
 
+def changed_since(settings: Settings, ref: str) -> set[str]:
+    """Names of templates with a file under generated/<name>/ that differs from git `ref`.
+
+    generated/ follows the specs (the drift gate, `boxsmith check`, keeps it so), so a change to
+    a spec, a base it extends or a file it copies shows up there.
+    """
+    folder = settings.generated_dir
+    try:
+        done = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(settings.root),
+                "diff",
+                "--name-only",
+                "--relative",
+                ref,
+                "--",
+                str(folder),
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+    except FileNotFoundError as exc:
+        raise UsageError("--changed-since needs git", "install git") from exc
+    except subprocess.CalledProcessError as exc:
+        raise UsageError(
+            f"git cannot compare with {ref!r}: {exc.stderr.strip() or exc}",
+            "fetch that ref first (actions/checkout with fetch-depth: 0)",
+        ) from exc
+    prefix = settings.display(folder).rstrip("/") + "/"
+    changed = set()
+    for line in done.stdout.splitlines():
+        parts = line.removeprefix(prefix).split("/")
+        if len(parts) >= 2:  # <name>/<version>/...; generated/index.json itself names none
+            changed.add(parts[0])
+    return changed
+
+
 def run(
-    settings: Settings, names: Sequence[str], *, out: TextIO, err: TextIO, as_json: bool = False
+    settings: Settings,
+    names: Sequence[str],
+    *,
+    out: TextIO,
+    err: TextIO,
+    as_json: bool = False,
+    changed_since_ref: str | None = None,
 ) -> int:
-    """Print one row per template version recorded in generated/index.json."""
+    """Print one row per template version recorded in generated/index.json (with
+    `changed_since_ref`, only templates whose generated files differ from that git ref)."""
     path = settings.generated_dir / INDEX_FILE
     index = load_index(path, settings.display(path))
+    changed = changed_since(settings, changed_since_ref) if changed_since_ref else None
     rows: list[dict[str, Any]] = []
     for name, versions in index.templates.items():
         if names and not any(fnmatch.fnmatchcase(name, pattern) for pattern in names):
+            continue
+        if changed is not None and name not in changed:
             continue
         for version, entry in versions.items():
             targets = sorted({p.target for p in entry.publishes})
@@ -35,8 +86,11 @@ def run(
                 }
             )
     if as_json:
-        json.dump({"templates": rows}, out, indent=2)
+        json.dump({"templates": rows, "names": sorted({r["name"] for r in rows})}, out, indent=2)
         out.write("\n")
+        return EXIT_OK
+    if not rows and changed is not None:
+        err.write(f"no template changed since {changed_since_ref}\n")
         return EXIT_OK
     if not rows:
         err.write(f"no templates in {settings.display(path)}; run `boxsmith render` first\n")
