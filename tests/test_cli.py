@@ -140,3 +140,32 @@ def test_unchanged_check_does_not_load_the_spec_models(minimal_project: Path) ->
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
     assert result.stdout.split() == ["0", "False", "False"]
+
+
+def test_list_changed_since_names_templates_whose_generated_files_changed(project: Path) -> None:
+    write_tree(
+        project,
+        {f"template_specs/{n}.yaml": MINIMAL.format(name=n) for n in ("one", "two", "three")},
+    )
+    assert cli(project, "render").code == 0
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-C", str(project), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "0")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "base")
+    spec = project / "template_specs/two.yaml"
+    spec.write_text(spec.read_text().replace("test template", "changed template"))
+    assert cli(project, "render").code == 0
+
+    changed = cli(project, "list", "--changed-since", "HEAD", "--json")
+    assert changed.code == 0, changed.err
+    assert json.loads(changed.out)["names"] == ["two"]
+    assert cli(project, "list", "--changed-since", "HEAD~1", "--json").code == 0
+    nothing = cli(project, "list", "--changed-since", "HEAD", "one")
+    assert nothing.err == "no template changed since HEAD\n"
+    bad = cli(project, "list", "--changed-since", "no-such-ref")
+    assert bad.code == 2
+    assert "fetch that ref first" in bad.err
