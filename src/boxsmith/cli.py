@@ -71,13 +71,26 @@ def _local_validation(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine output on stdout")
 
-    p = sub.add_parser("smoke", help="run each template's smoke checks in a container")
+    p = sub.add_parser("smoke", help="run each template's smoke checks (container or sandbox)")
     _selection(p)
-    p.add_argument(
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
         "--local",
         action="store_true",
         help="in a local container of the built image (boxsmith build)",
     )
+    where.add_argument(
+        "--target",
+        choices=("local", "e2b"),
+        default=None,
+        help="in a sandbox of the published version: the local backend or E2B cloud",
+    )
+    p.add_argument(
+        "--channel",
+        default="stable",
+        help="tag moved to a version whose checks pass (--target; default: stable)",
+    )
+    p.add_argument("--no-promote", action="store_true", help="do not move the channel tag")
     p.add_argument(
         "--ready-timeout",
         type=float,
@@ -88,6 +101,37 @@ def _local_validation(sub: argparse._SubParsersAction[_Parser]) -> None:
     p.add_argument("--junit", default=None, metavar="FILE", help="JUnit XML report file")
     p.add_argument("--report", default=None, metavar="FILE", help="JSON report file")
     p.add_argument("--json", action="store_true", help="machine output on stdout")
+
+
+def _delivery(sub: argparse._SubParsersAction[_Parser]) -> None:
+    """promote, rollback and backend: publishing and the local backend."""
+    for action, text in (
+        ("promote", "point a channel tag (default stable) at a published version"),
+        ("rollback", "point a channel tag back at the previous published version"),
+    ):
+        p = sub.add_parser(action, help=text)
+        _selection(p)
+        p.add_argument("--target", choices=("local", "e2b"), default="local", help="where")
+        p.add_argument("--channel", default="stable", help="the channel tag (default: stable)")
+        if action == "promote":
+            p.add_argument("--version", default=None, help="version (default: the spec's)")
+
+    p = sub.add_parser("backend", help="the local E2B-compatible backend")
+    actions = p.add_subparsers(dest="backend_command", required=True, parser_class=_Parser)
+    q = actions.add_parser("serve", help="serve on 127.0.0.1 (foreground, or --detach)")
+    q.add_argument("--port", type=int, default=49990, help="port (default: 49990)")
+    q.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
+    q.add_argument("--data-dir", default=None, help="state folder (default: .boxsmith/backend)")
+    q.add_argument("--detach", action="store_true", help="run in the background")
+    for action, text in (
+        ("env", "print the export lines for a running backend"),
+        ("status", "whether a backend runs and answers (exit 3 when not)"),
+        ("stop", "stop the running backend"),
+    ):
+        q = actions.add_parser(action, help=text)
+        q.add_argument("--data-dir", default=None, help="state folder (default: .boxsmith/backend)")
+        if action == "status":
+            q.add_argument("--json", action="store_true", help="machine output on stdout")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,22 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _local_validation(sub)
 
-    p = sub.add_parser("backend", help="the local E2B-compatible backend")
-    actions = p.add_subparsers(dest="backend_command", required=True, parser_class=_Parser)
-    q = actions.add_parser("serve", help="serve on 127.0.0.1 (foreground, or --detach)")
-    q.add_argument("--port", type=int, default=49990, help="port (default: 49990)")
-    q.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
-    q.add_argument("--data-dir", default=None, help="state folder (default: .boxsmith/backend)")
-    q.add_argument("--detach", action="store_true", help="run in the background")
-    for action, text in (
-        ("env", "print the export lines for a running backend"),
-        ("status", "whether a backend runs and answers (exit 3 when not)"),
-        ("stop", "stop the running backend"),
-    ):
-        q = actions.add_parser(action, help=text)
-        q.add_argument("--data-dir", default=None, help="state folder (default: .boxsmith/backend)")
-        if action == "status":
-            q.add_argument("--json", action="store_true", help="machine output on stdout")
+    _delivery(sub)
 
     p = sub.add_parser("schema", help="write the JSON Schema for spec files")
     p.add_argument("-o", "--output", default=None, help="file to write (default: configured)")
@@ -270,10 +299,11 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.command == "smoke":
         from boxsmith.commands import smoke
 
-        if not args.local:
+        if not args.local and args.target is None:
             raise UsageError(
-                "smoke needs a target: --local runs the checks in a container of the built image",
-                "run `boxsmith smoke --local`",
+                "smoke needs a target: --local (a container of the built image) or "
+                "--target local|e2b (a sandbox of the published version)",
+                "run `boxsmith smoke --local`, or `boxsmith smoke --target local` after publish",
             )
         if args.ready_timeout <= 0:
             raise UsageError("--ready-timeout must be positive", "use --ready-timeout 600")
@@ -287,6 +317,23 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             junit=args.junit,
             json_report=args.report,
             as_json=args.json,
+            target=args.target,
+            channel=args.channel,
+            promote=not args.no_promote,
+        )
+    if args.command in ("promote", "rollback"):
+        from boxsmith.commands import promote
+
+        return promote.run(
+            settings,
+            args.names,
+            args.label,
+            action=args.command,
+            target=args.target,
+            channel=args.channel,
+            version=getattr(args, "version", None),
+            out=out,
+            err=err,
         )
     if args.command == "backend":
         from boxsmith.backend.server import data_dir

@@ -20,9 +20,12 @@ from boxsmith.engine import Engine, EngineError
 from boxsmith.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from boxsmith.progress import Progress
 from boxsmith.smoke_local import DEFAULT_READY_TIMEOUT, start_sandbox
+from boxsmith.targets import Target, connect, version_tag
 from boxsmith.units import BuildUnit, select_units
 
-__all__ = ["execute", "report", "run"]
+__all__ = ["DEFAULT_CHANNEL", "execute", "execute_remote", "report", "run"]
+
+DEFAULT_CHANNEL = "stable"
 
 
 def _smoke_one(
@@ -110,6 +113,97 @@ def execute(
     return suites
 
 
+def _published(settings: Settings, unit: BuildUnit, target: str) -> bool:
+    from boxsmith.index import INDEX_FILE, load_index
+
+    path = settings.generated_dir / INDEX_FILE
+    entry = load_index(path, settings.display(path)).entry(
+        unit.template.name, unit.template.version
+    )
+    return entry is not None and any(p.target == target for p in entry.publishes)
+
+
+def _smoke_sandbox(
+    unit: BuildUnit,
+    target: Target,
+    progress: Progress,
+    *,
+    channel: str,
+    promote: bool,
+    notes: list[str],
+) -> SuiteResult:
+    from e2b import Sandbox, Template
+
+    from boxsmith.checks.sandbox import SandboxTarget
+
+    key = unit.ref
+    ref = f"{unit.template.name}:{version_tag(unit.template.version)}"
+    start = time.monotonic()
+    progress.add(key, f"booting a sandbox of {ref}", total=len(unit.template.spec.smoke) or 1)
+    try:
+        sandbox = Sandbox.create(
+            ref, timeout=900, metadata={"boxsmith": "smoke", "template": key}, **target.params
+        )
+    except Exception as exc:  # the SDK's errors, auth, network: the suite's error, not a crash
+        progress.finish(key, f"error: {exc}")
+        return SuiteResult(
+            key,
+            target=target.description,
+            seconds=time.monotonic() - start,
+            error=f"cannot boot a sandbox of {ref} on {target.description}: {exc}",
+            stage="start",
+        )
+    label = f"sandbox {sandbox.sandbox_id} ({ref}, {target.name})"
+    try:
+        checks = run_checks(SandboxTarget(sandbox, label), unit.template.spec.smoke)
+    finally:
+        try:
+            sandbox.kill()
+        except Exception as exc:  # the checks' verdict stands; say what was left
+            notes.append(f"{key}: could not kill {label}: {exc} (it ends at its timeout)")
+    suite = SuiteResult(key, tuple(checks), target=label, seconds=time.monotonic() - start)
+    passed = sum(c.status == "passed" for c in checks)
+    status = f"{passed}/{len(checks)} checks passed"
+    if suite.status == "passed" and promote:
+        Template.assign_tags(ref, [channel], **target.params)
+        status += f"; {unit.template.name}:{channel} -> {version_tag(unit.template.version)}"
+    progress.finish(key, status)
+    return suite
+
+
+def execute_remote(
+    settings: Settings,
+    units: Sequence[BuildUnit],
+    target_name: str,
+    *,
+    err: TextIO,
+    channel: str = DEFAULT_CHANNEL,
+    promote: bool = True,
+) -> list[SuiteResult]:
+    """Boot a sandbox of each published version on the target, run its checks, kill it; on a
+    pass, move the `channel` tag to that version."""
+    unpublished = [u for u in units if not _published(settings, u, target_name)]
+    if unpublished:
+        names = " ".join(u.template.name for u in unpublished)
+        raise UsageError(
+            f"not published to {target_name}: {', '.join(u.ref for u in unpublished)}",
+            f"run `boxsmith publish --target {target_name} {names}` first",
+        )
+    target = connect(settings, target_name, err=err)
+    notes: list[str] = []
+    suites: list[SuiteResult] = []
+    with Progress(err, "smoke") as progress:
+        for unit in units:
+            suites.append(
+                _smoke_sandbox(
+                    unit, target, progress, channel=channel, promote=promote, notes=notes
+                )
+            )
+    for note in notes:
+        err.write(f"warning: {note}\n")
+    return suites
+
+
 def _describe(suite: SuiteResult) -> list[str]:
     lines: list[str] = []
     if suite.error is not None:
@@ -185,10 +279,24 @@ def run(
     junit: str | None = None,
     json_report: str | None = None,
     as_json: bool = False,
+    target: str | None = None,
+    channel: str = DEFAULT_CHANNEL,
+    promote: bool = True,
 ) -> int:
-    """Smoke-test the selected, built templates in local containers."""
+    """Smoke-test the selected templates: built images in local containers (no `target`), or
+    published versions in sandboxes of `target` (`local` backend or `e2b`)."""
     units = select_units(settings, names, labels)
-    suites = execute(settings, units, err=err, ready_timeout=ready_timeout)
+    if target is None:
+        suites = execute(settings, units, err=err, ready_timeout=ready_timeout)
+    else:
+        suites = execute_remote(settings, units, target, err=err, channel=channel, promote=promote)
     return report(
-        settings, suites, out=out, err=err, junit=junit, json_report=json_report, as_json=as_json
+        settings,
+        suites,
+        out=out,
+        err=err,
+        junit=junit,
+        json_report=json_report,
+        as_json=as_json,
+        prefix="smoke-local" if target is None else f"smoke-{target}",
     )

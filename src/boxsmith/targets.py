@@ -1,0 +1,66 @@
+"""Where templates are published and sandboxes booted: the bundled local backend, or E2B cloud.
+
+`connect(settings, "local" | "e2b")` returns the SDK parameters for that target (passed to every
+`Template.*` / `Sandbox.*` call, so the process environment does not decide): for `local` the
+backend of this project (started in the background when it is not running, and said so); for
+`e2b` the key from E2B_API_KEY and the domain from E2B_DOMAIN (default e2b.app). The key is never
+printed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+from boxsmith.config import Settings
+from boxsmith.errors import UsageError
+
+__all__ = ["TARGETS", "Target", "connect", "version_tag"]
+
+TARGETS = ("local", "e2b")
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A connected target.
+
+    Attributes:
+        name: `local` or `e2b`.
+        description: for messages, e.g. `local backend http://127.0.0.1:49990`.
+        params: keyword arguments for the SDK (api_key, api_url, sandbox_url or domain).
+    """
+
+    name: str
+    description: str
+    params: dict[str, Any] = field(repr=False)
+
+
+def version_tag(version: str) -> str:
+    """The E2B tag of a template version (`+build` metadata is not valid in a tag)."""
+    return version.replace("+", "_")
+
+
+def connect(settings: Settings, name: str, *, err: TextIO) -> Target:
+    """The SDK parameters for target `name`; UsageError for an unknown target or no key."""
+    if name == "local":
+        from boxsmith.backend.server import data_dir
+        from boxsmith.commands.backend import ensure_running
+
+        url, key, started = ensure_running(settings, data_dir(settings.root))
+        if started:
+            err.write(f"started the local backend on {url} (`boxsmith backend stop` stops it)\n")
+        return Target(
+            "local", f"local backend {url}", {"api_key": key, "api_url": url, "sandbox_url": url}
+        )
+    if name == "e2b":
+        key = os.environ.get("E2B_API_KEY", "")
+        if not key:
+            raise UsageError(
+                "target e2b needs E2B_API_KEY",
+                "export E2B_API_KEY (a key from the E2B dashboard), or use --target local",
+            )
+        domain = os.environ.get("E2B_DOMAIN") or "e2b.app"
+        params = {"api_key": key, "domain": domain, "api_url": f"https://api.{domain}"}
+        return Target("e2b", f"E2B cloud ({domain})", params)
+    raise UsageError(f"unknown target {name!r}", f"use one of {', '.join(TARGETS)}")
