@@ -19,7 +19,7 @@ from boxsmith.spec.located import LDict, LList
 
 __all__ = ["NOT_INHERITED", "merge"]
 
-NOT_INHERITED = frozenset({"abstract", "extends", "matrix"})
+NOT_INHERITED = frozenset({"abstract", "extends", "matrix", "name"})
 
 
 def _by_key(base: Any, child: Any) -> Any:
