@@ -138,6 +138,8 @@ CASES = [
          "ready_cmd.wait_for_prot: unknown key", "did you mean 'wait_for_port'?"),
     case("missing-name", app(name=None), f"{SPEC}:1:1", "required key 'name' is missing",
          "add `name:` here"),
+    case("copy-whole-spec-folder", app("files:\n  - {src: ./, dest: /app}\n"), f"{SPEC}:6:11",
+         "is the whole spec folder", "put the files in a folder next to the spec"),
     case("missing-name-with-a-base", {**base("description: shared\n"),
                                       **app(name=None, description=None, body="extends: b\n")},
          f"{SPEC}:1:1", "required key 'name' is missing", "add `name:` here"),

@@ -165,6 +165,11 @@ class FileEntry(SpecModel):
                 f"src {value!r} points outside the spec's folder",
                 "give a path relative to the spec's folder, without leading / or ..",
             )
+        if normal == ".":
+            raise _fail(
+                f"src {value!r} is the whole spec folder (other specs and their files too)",
+                "put the files in a folder next to the spec and copy that folder",
+            )
         if normal in ("e2b.toml", "e2b.Dockerfile"):
             raise _fail(f"src {value!r} clashes with a generated file", "rename the file")
         return normal
