@@ -140,6 +140,8 @@ CASES = [
          "add `name:` here"),
     case("copy-whole-spec-folder", app("files:\n  - {src: ./, dest: /app}\n"), f"{SPEC}:6:11",
          "is the whole spec folder", "put the files in a folder next to the spec"),
+    case("run-trailing-backslash", app("steps:\n  - run: 'echo hi \\\\'\n"), f"{SPEC}:6:10",
+         "ends with a backslash", "remove the trailing backslash"),
     case("missing-name-with-a-base", {**base("description: shared\n"),
                                       **app(name=None, description=None, body="extends: b\n")},
          f"{SPEC}:1:1", "required key 'name' is missing", "add `name:` here"),

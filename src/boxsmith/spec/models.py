@@ -79,7 +79,13 @@ def _single_line(value: str, what: str) -> str:
             f"{what} spans several lines",
             "write a list of commands (joined with &&) or a folded scalar (`>-`)",
         )
-    return value.strip("\n")
+    line = value.strip("\n")
+    if line.rstrip().endswith("\\"):
+        raise _fail(
+            f"{what} ends with a backslash, which would join the next Dockerfile line to it",
+            "remove the trailing backslash",
+        )
+    return line
 
 
 def _absolute(value: str, what: str) -> str:
