@@ -159,5 +159,15 @@ def check_project(
     changes = plan(settings.generated_dir, generation.desired, generation.keep, generation.scope)
     if generation.scope is not None:  # a filtered check judges only its own templates
         prefixes = tuple(f"{s}/" for s in generation.scope)
-        changes = [c for c in changes if c.rel.startswith(prefixes)]
+        index_path = settings.generated_dir / INDEX_FILE
+        on_disk = load_index(index_path, settings.display(index_path))
+        own_entries_differ = any(
+            on_disk.templates.get(name) != generation.index.templates.get(name)
+            for name in generation.scope
+        )
+        changes = [
+            c
+            for c in changes
+            if c.rel.startswith(prefixes) or (c.rel == INDEX_FILE and own_entries_differ)
+        ]
     return _report(settings, generation, False, changes)
