@@ -111,6 +111,10 @@ def test_folders_copy_every_file(project: Path) -> None:
             "template_specs/app.yaml": APP + "files: [{src: app, dest: /srv/app}]\n",
             "template_specs/app/main.py": "print(1)\n",
             "template_specs/app/pkg/util.py": "X = 1\n",
+            # leftovers of editors and tools never ship, whoever renders
+            "template_specs/app/pkg/__pycache__/util.cpython-311.pyc": b"\0",
+            "template_specs/app/.main.py.swp": b"\0",
+            "template_specs/app/.DS_Store": b"\0",
         },
     )
     rendered = render_template(only(project))

@@ -437,6 +437,8 @@ class _Loader:
             files[rel] = ContextFile(rel, Path(real))
             return rel
         for source in sorted(p for p in Path(real).rglob("*") if p.is_file()):
+            if _clutter(source.relative_to(real)):
+                continue
             resolved = os.path.realpath(source)
             if not _inside(resolved, real_folder):
                 self.issues.append(
@@ -451,6 +453,18 @@ class _Loader:
             key = f"{rel}/{source.relative_to(real).as_posix()}"
             files[key] = ContextFile(key, Path(resolved))
         return rel
+
+
+# Editor, OS and tool leftovers that a copied folder never means to ship (and that would make
+# the rendered output depend on whose machine rendered it).
+_CLUTTER_DIRS = frozenset({"__pycache__", ".git", ".hg", ".svn", ".mypy_cache", ".pytest_cache"})
+_CLUTTER_FILES = (".pyc", ".pyo", ".swp", ".swo", "~", ".DS_Store", "Thumbs.db")
+
+
+def _clutter(rel: Path) -> bool:
+    return any(part in _CLUTTER_DIRS for part in rel.parts[:-1]) or rel.name.endswith(
+        _CLUTTER_FILES
+    )
 
 
 def _inside(path: str, folder: str) -> bool:
