@@ -8,7 +8,11 @@ imported on first use, so `boxsmith check` on an unchanged project never loads t
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING, Any
+
+# typing costs the CLI's start-up time; the names are for type checkers only
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 __version__ = "0.1.0"
 

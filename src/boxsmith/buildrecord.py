@@ -23,10 +23,14 @@ import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TextIO
 
 from boxsmith import stamp
 from boxsmith.config import Settings
+
+# typing costs the CLI's start-up time; the names are for type checkers only
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, TextIO
 
 __all__ = ["answer", "host_ca_bundle", "save"]
 

@@ -7,7 +7,6 @@ import gc
 import signal
 import sys
 from collections.abc import Sequence
-from typing import TextIO
 
 from boxsmith import __version__
 from boxsmith.config import load_settings
@@ -18,6 +17,11 @@ from boxsmith.errors import (
     BoxsmithError,
     UsageError,
 )
+
+# typing costs the CLI's start-up time; the names are for type checkers only
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 __all__ = ["build_parser", "main"]
 
@@ -58,18 +62,9 @@ def _local_validation(sub: argparse._SubParsersAction[_Parser]) -> None:
     )
     q.add_argument("--json", action="store_true", help="machine output on stdout")
 
-    p = sub.add_parser("build", help="build each rendered template on the Docker engine")
-    _selection(p)
-    p.add_argument(
-        "-j", "--jobs", type=int, default=2, metavar="N", help="builds at once (default: 2)"
+    _build_options(
+        sub.add_parser("build", help="build each rendered template on the Docker engine")
     )
-    p.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
-    p.add_argument(
-        "--allow-skip",
-        action="store_true",
-        help="report templates that cannot build on this machine as skipped, not failed",
-    )
-    p.add_argument("--json", action="store_true", help="machine output on stdout")
 
     p = sub.add_parser("smoke", help="run each template's smoke checks (container or sandbox)")
     _selection(p)
@@ -134,14 +129,64 @@ def _delivery(sub: argparse._SubParsersAction[_Parser]) -> None:
             q.add_argument("--json", action="store_true", help="machine output on stdout")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for every subcommand."""
-    parser = _Parser(prog="boxsmith", description="E2B sandbox templates as code.")
-    parser.add_argument("--version", action="version", version=f"boxsmith {__version__}")
+def _global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-C", "--root", default=None, help="project root (default: .)")
     parser.add_argument("--specs", default=None, help="spec folder (default: template_specs)")
     parser.add_argument("--generated", default=None, help="output folder (default: generated)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+
+
+def _build_options(p: argparse.ArgumentParser) -> None:
+    _selection(p)
+    p.add_argument(
+        "-j", "--jobs", type=int, default=2, metavar="N", help="builds at once (default: 2)"
+    )
+    p.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
+    p.add_argument(
+        "--allow-skip",
+        action="store_true",
+        help="report templates that cannot build on this machine as skipped, not failed",
+    )
+    p.add_argument("--json", action="store_true", help="machine output on stdout")
+
+
+class _NotForUs(Exception):
+    """The quick parser does not understand these arguments; the full one decides."""
+
+
+class _QuickParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _NotForUs(message)
+
+
+def _unchanged_build(argv: Sequence[str], out: TextIO, err: TextIO) -> int | None:
+    """Answer a no-change `boxsmith build` from the build record before the full parser is even
+    built (it costs more than the answer); None when the full run must decide."""
+    if "build" not in argv or {"-h", "--help", "--force", "--version"} & set(argv):
+        return None
+    parser = _QuickParser(prog="boxsmith", add_help=False)
+    _global_options(parser)
+    commands = parser.add_subparsers(dest="command", parser_class=_QuickParser)
+    _build_options(commands.add_parser("build", add_help=False))
+    try:
+        args = parser.parse_args(argv)
+    except _NotForUs:
+        return None
+    if args.command != "build" or args.jobs < 1 or args.debug:
+        return None
+    from boxsmith import buildrecord
+
+    settings = load_settings(args.root, specs_dir=args.specs, generated_dir=args.generated)
+    return buildrecord.answer(
+        settings, args.names, args.label, args.allow_skip, out=out, err=err, as_json=args.json
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = _Parser(prog="boxsmith", description="E2B sandbox templates as code.")
+    parser.add_argument("--version", action="version", version=f"boxsmith {__version__}")
+    _global_options(parser)
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     p = sub.add_parser("validate", help="check every spec; all errors at once")
@@ -372,6 +417,12 @@ def main(
     """Run the CLI; returns the exit code (see README, "Exit codes")."""
     out = out or sys.stdout
     err = err or sys.stderr
+    try:
+        quick = _unchanged_build(list(sys.argv[1:] if argv is None else argv), out, err)
+    except BoxsmithError:
+        quick = None  # the full run reports it, with the full parser's context
+    if quick is not None:
+        return quick
     args = build_parser().parse_args(argv)
     if args.debug:
         import logging  # only here: the CLI's start-up time is part of every command's

@@ -14,9 +14,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple  # not a dataclass: the CLI starts faster without them
 
-from boxsmith.errors import UsageError
+from boxsmith.errors import UsageError, Value
 
 __all__ = ["Settings", "load_settings"]
 
@@ -29,14 +28,31 @@ _TABLES = ("mirrors",)
 _ENV = {"specs_dir": "BOXSMITH_SPECS_DIR", "generated_dir": "BOXSMITH_GENERATED_DIR"}
 
 
-class Settings(NamedTuple):
+class Settings(Value):
     """Resolved, absolute locations for one project."""
 
+    __slots__ = ("generated_dir", "mirror_entries", "root", "schema_path", "specs_dir")
     root: Path
     specs_dir: Path
     generated_dir: Path
     schema_path: Path
-    mirror_entries: tuple[tuple[str, str], ...] = ()
+    mirror_entries: tuple[tuple[str, str], ...]
+
+    def __init__(
+        self,
+        root: Path,
+        specs_dir: Path,
+        generated_dir: Path,
+        schema_path: Path,
+        mirror_entries: tuple[tuple[str, str], ...] = (),
+    ) -> None:
+        self._init(
+            root=root,
+            specs_dir=specs_dir,
+            generated_dir=generated_dir,
+            schema_path=schema_path,
+            mirror_entries=mirror_entries,
+        )
 
     @property
     def mirrors(self) -> dict[str, str]:
