@@ -2,7 +2,8 @@
 
 `connect(settings, "local" | "e2b")` returns the SDK parameters for that target (passed to every
 `Template.*` / `Sandbox.*` call, so the process environment does not decide): for `local` the
-backend of this project (started in the background when it is not running, and said so); for
+backend of this project (started in the background when it is not running, and said so, on
+BOXSMITH_BACKEND_PORT or 49990, with its data in BOXSMITH_BACKEND_DIR or .boxsmith/backend); for
 `e2b` the key from E2B_API_KEY and the domain from E2B_DOMAIN (default e2b.app). The key is never
 printed.
 """
@@ -47,7 +48,10 @@ def connect(settings: Settings, name: str, *, err: TextIO) -> Target:
         from boxsmith.backend.server import data_dir
         from boxsmith.commands.backend import ensure_running
 
-        url, key, started = ensure_running(settings, data_dir(settings.root))
+        from boxsmith.backend.server import DEFAULT_PORT
+
+        port = int(os.environ.get("BOXSMITH_BACKEND_PORT") or DEFAULT_PORT)
+        url, key, started = ensure_running(settings, data_dir(settings.root), port=port)
         if started:
             err.write(f"started the local backend on {url} (`boxsmith backend stop` stops it)\n")
         return Target(

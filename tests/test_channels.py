@@ -1,0 +1,143 @@
+"""`smoke --target local`, `promote` and `rollback` against the local backend, end to end.
+
+Two versions of a template are published to the backend through the SDK's Template API from
+their generated folders (as publishing does) and recorded in generated/index.json; then the CLI
+smoke-tests them in sandboxes and moves the `stable` channel. Marked `docker`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from e2b import Sandbox, Template
+
+from boxsmith.backend.server import data_dir, stop
+from boxsmith.config import load_settings
+from boxsmith.index import INDEX_FILE, PublishRecord, load_index
+from boxsmith.targets import Target, connect
+from tests.helpers import cli, free_port, write_tree
+
+pytestmark = pytest.mark.docker
+
+SPEC = """\
+name: chan
+version: "{version}"
+description: channel test
+base_image: debian:bookworm-slim
+steps:
+  - run: echo {marker} > /opt/v
+smoke:
+  - name: marker
+    command: cat /opt/v
+    stdout: "^{expect}$"
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("BOXSMITH_BACKEND_PORT", str(free_port()))
+    monkeypatch.delenv("BOXSMITH_BACKEND_DIR", raising=False)
+    yield tmp_path
+    stop(data_dir(tmp_path))
+    _remove_images(tmp_path)
+
+
+def _remove_images(root: Path) -> None:
+    import hashlib
+
+    import docker
+
+    client = docker.from_env()
+    backend = hashlib.sha256(str(data_dir(root)).encode()).hexdigest()[:12]
+    for image in client.images.list(filters={"label": f"dev.boxsmith.backend={backend}"}):
+        for tag in image.tags or [image.id]:
+            client.images.remove(tag, force=True)
+
+
+def _publish(root: Path, target: Target, version: str) -> None:
+    """What `boxsmith publish` does for one version: build it from its folder, record it."""
+    folder = root / "generated/chan" / version
+    tpl = Template(file_context_path=str(folder)).from_dockerfile(
+        (folder / "e2b.Dockerfile").read_text()
+    )
+    info = Template.build(tpl, f"chan:{version}", **target.params)
+    path = root / "generated" / INDEX_FILE
+    index = load_index(path, INDEX_FILE)
+    entry = index.entry("chan", version)
+    assert entry is not None
+    entry.publishes.append(
+        PublishRecord(
+            target="local",
+            template_id=info.template_id,
+            build_id=info.build_id,
+            tags=[version],
+            published_at=datetime.now(UTC).isoformat(),
+            content_hash=entry.content_hash,
+        )
+    )
+    path.write_bytes(index.dumps())
+
+
+def test_sandbox_smoke_moves_the_channel_and_promote_rollback_move_it_back(
+    project: Path,
+) -> None:
+    write_tree(
+        project, {"template_specs/chan.yaml": SPEC.format(version="1.0.0", marker=1, expect=1)}
+    )
+    assert cli(project, "render").code == 0
+    settings = load_settings(project)
+    target = connect(settings, "local", err=io.StringIO())
+    _publish(project, target, "1.0.0")
+
+    not_published = cli(project, "smoke", "--target", "local", "nope")
+    assert not_published.code == 2
+
+    first = cli(project, "smoke", "--target", "local", "--json")
+    assert first.code == 0, first.err
+    (suite,) = json.loads(first.out)["suites"]
+    assert suite["status"] == "passed"
+    assert suite["target"].startswith("sandbox ")
+    assert (project / ".boxsmith/reports/smoke-local.xml").is_file()
+
+    def channel() -> str:
+        sbx = Sandbox.create("chan:stable", timeout=60, **target.params)
+        try:
+            return str(sbx.commands.run("cat /opt/v").stdout.strip())
+        finally:
+            sbx.kill()
+
+    assert channel() == "1"
+
+    # Version 2 fails its own check (it writes 2, the check wants 3): smoke says what came and
+    # the channel stays on 1.0.0.
+    write_tree(
+        project, {"template_specs/chan.yaml": SPEC.format(version="2.0.0", marker=2, expect=3)}
+    )
+    assert cli(project, "render").code == 0
+    _publish(project, target, "2.0.0")
+    failed = cli(project, "smoke", "--target", "local")
+    assert failed.code == 1
+    assert "check 'marker' failed: expected exit 0, stdout matching /^3$/" in failed.err
+    assert channel() == "1"
+
+    promoted = cli(project, "promote", "chan", "--target", "local")
+    assert promoted.code == 0, promoted.err
+    assert promoted.out == "chan:stable -> 2.0.0 (was 1.0.0)\n"
+    assert channel() == "2"
+
+    rolled = cli(project, "rollback", "chan", "--target", "local")
+    assert rolled.code == 0, rolled.err
+    assert rolled.out == "chan:stable -> 1.0.0 (was 2.0.0)\n"
+    assert channel() == "1"
+
+    again = cli(project, "rollback", "chan", "--target", "local")
+    assert again.code == 2
+    assert "nothing older to roll back to" in again.err
+
+    # No sandbox is left running on the backend after all this.
+    assert Sandbox.list(**target.params).next_items() == []
