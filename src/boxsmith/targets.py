@@ -45,10 +45,8 @@ def version_tag(version: str) -> str:
 def connect(settings: Settings, name: str, *, err: TextIO) -> Target:
     """The SDK parameters for target `name`; UsageError for an unknown target or no key."""
     if name == "local":
-        from boxsmith.backend.server import data_dir
+        from boxsmith.backend.server import DEFAULT_PORT, data_dir
         from boxsmith.commands.backend import ensure_running
-
-        from boxsmith.backend.server import DEFAULT_PORT
 
         port = int(os.environ.get("BOXSMITH_BACKEND_PORT") or DEFAULT_PORT)
         url, key, started = ensure_running(settings, data_dir(settings.root), port=port)
