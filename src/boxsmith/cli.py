@@ -99,7 +99,15 @@ def _local_validation(sub: argparse._SubParsersAction[_Parser]) -> None:
 
 
 def _delivery(sub: argparse._SubParsersAction[_Parser]) -> None:
-    """promote, rollback and backend: publishing and the local backend."""
+    """publish, promote, rollback and backend: publishing and the local backend."""
+    p = sub.add_parser("publish", help="build each rendered version on E2B (or the local backend)")
+    _selection(p)
+    p.add_argument("--target", choices=("local", "e2b"), default="local", help="where (local)")
+    p.add_argument(
+        "-j", "--jobs", type=int, default=4, metavar="N", help="builds at once (default: 4)"
+    )
+    p.add_argument("--json", action="store_true", help="machine output on stdout")
+
     for action, text in (
         ("promote", "point a channel tag (default stable) at a published version"),
         ("rollback", "point a channel tag back at the previous published version"),
@@ -365,6 +373,21 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             target=args.target,
             channel=args.channel,
             promote=not args.no_promote,
+        )
+    if args.command == "publish":
+        from boxsmith.commands import publish
+
+        if args.jobs < 1:
+            raise UsageError(f"--jobs must be at least 1, got {args.jobs}", "use --jobs 4")
+        return publish.run(
+            settings,
+            args.names,
+            args.label,
+            out=out,
+            err=err,
+            target=args.target,
+            jobs=args.jobs,
+            as_json=args.json,
         )
     if args.command in ("promote", "rollback"):
         from boxsmith.commands import promote

@@ -1,0 +1,516 @@
+"""PUBLISH: build each rendered version through the e2b SDK's Template API, record the result.
+
+Before any network: generated/ must match the specs (`check_project`; drift: `boxsmith render`),
+and a version already published to the target is `unchanged` (same content hash) or `refused`
+(other content: a published version is immutable, bump it). Each other version is built from
+its folder with `Template.build_in_background` (its e2b.Dockerfile; start and ready command, cpu
+and memory from its e2b.toml; named `<name>:<version>` plus the spec's `tags`) and followed with
+`Template.get_build_status` from a log offset, `jobs` at a time, the log streamed to the progress
+rows and `.boxsmith/logs/publish-<target>-<name>-<version>.log`. Transient failures (429, 5xx,
+upload and connection errors) are retried with backoff (`RetryPolicy`; the SDK's own retries
+are off, so each retry is decided and logged once, here); others fail that version, naming the
+step. A finished build is recorded at once, under a lock: a `PublishRecord` appended to
+generated/index.json first (the source of truth: `render` re-stamps e2b.toml from it), then
+e2b.toml re-stamped with the primary record (`stamp_publish`: tomlkit, comments kept). The
+content hash is unchanged, so `check` still passes.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import re
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any, TextIO, TypeVar
+
+from boxsmith.config import Settings
+from boxsmith.index import INDEX_FILE, PublishRecord, load_index
+from boxsmith.outputs import Change, write_atomic
+from boxsmith.pipeline import check_project
+from boxsmith.progress import Progress
+from boxsmith.render import DOCKERFILE, TOML, Rendered, stamp_publish
+from boxsmith.spec.catalog import Template
+from boxsmith.targets import Target, version_tag
+
+__all__ = [
+    "PublishPlan",
+    "PublishResult",
+    "PublishUnit",
+    "RetryPolicy",
+    "is_transient",
+    "plan_publish",
+    "publish_units",
+]
+
+_T = TypeVar("_T")
+_STATUS = re.compile(r"^(\d{3})\b")  # the SDK's messages start with the HTTP status: "502: ..."
+
+
+@dataclass(frozen=True, slots=True)
+class PublishUnit:
+    """One rendered version to publish; the commands and sizes are its e2b.toml's."""
+
+    template: Template
+    folder: Path  # generated/<name>/<version>/, the build context
+    name: str  # `<name>:<version tag>`, E2B's name of the build
+    tags: tuple[str, ...]  # the spec's extra tags
+    start_cmd: str | None
+    ready_cmd: str | None
+    cpu_count: int | None
+    memory_mb: int | None
+    content_hash: str
+
+    @property
+    def ref(self) -> str:
+        """`name:version`."""
+        return self.template.ref
+
+
+@dataclass(frozen=True, slots=True)
+class PublishResult:
+    """What happened to one version: `published`, `unchanged`, `failed` or `refused`."""
+
+    name: str
+    version: str
+    target: str
+    status: str
+    seconds: float = 0.0
+    template_id: str = ""
+    build_id: str = ""
+    tags: tuple[str, ...] = ()
+    step: str = ""  # the failing step (failed), e.g. `build step 5 (RUN make)`
+    error: str = ""
+    hint: str = ""
+    log: str = ""  # the build log file, as users see it
+    tail: tuple[str, ...] = ()  # its last lines that say something (failed)
+    retries: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain mapping for `--json` output."""
+        data = asdict(self)
+        data.update(seconds=round(self.seconds, 3), tags=list(self.tags), tail=list(self.tail))
+        return data
+
+
+@dataclass(frozen=True, slots=True)
+class PublishPlan:
+    """What the checks before any network found: versions to build, versions already settled
+    (unchanged or refused), or drift (then nothing else)."""
+
+    units: tuple[PublishUnit, ...] = ()
+    settled: tuple[PublishResult, ...] = ()
+    drift: tuple[Change, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Exponential backoff with jitter for transient failures.
+
+    Attributes:
+        attempts: tries per request in all (the first one included).
+        base: seconds before the first retry; doubled for each next one.
+        cap: the longest wait.
+    """
+
+    attempts: int = 6
+    base: float = 1.0
+    cap: float = 30.0
+
+    def delay(self, retry: int) -> float:
+        """Seconds to wait before retry number `retry` (1 for the first)."""
+        return float(min(self.cap, self.base * 2 ** (retry - 1)) * random.uniform(0.5, 1.0))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether retrying may help: rate limits, 5xx, upload and connection errors."""
+    import httpx
+    from e2b import (
+        FileUploadException,
+        RateLimitException,
+        ServiceBusyException,
+        TimeoutException,
+    )
+
+    if isinstance(
+        exc,
+        RateLimitException
+        | ServiceBusyException
+        | FileUploadException
+        | TimeoutException
+        | httpx.TransportError
+        | ConnectionError,
+    ):
+        return True
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        match = _STATUS.match(str(exc))
+        status = int(match[1]) if match else None
+    return status is not None and (status == 429 or 500 <= status <= 599)
+
+
+def plan_publish(
+    settings: Settings, names: Sequence[str], labels: Sequence[str], target: str
+) -> PublishPlan:
+    """Check the selected versions before any network (see the module doc).
+
+    Raises:
+        SpecError: a published version whose spec would now render other content.
+    """
+    report = check_project(settings, names, labels)
+    if report.drift:
+        return PublishPlan(drift=report.drift)
+    index = report.generation.index
+    units: list[PublishUnit] = []
+    settled: list[PublishResult] = []
+    for rendered in report.generation.rendered:
+        entry = index.entry(rendered.template.name, rendered.template.version)
+        assert entry is not None  # no drift: the index has every rendered version
+        own = [p for p in entry.publishes if p.target == target]
+        if own:
+            settled.append(_settled(rendered.template, target, own, entry.content_hash))
+        else:
+            units.append(_unit(settings, rendered, entry.content_hash))
+    return PublishPlan(tuple(units), tuple(settled))
+
+
+def _settled(
+    template: Template, target: str, own: list[PublishRecord], content_hash: str
+) -> PublishResult:
+    """`unchanged` when every record of this target has the content hash, else `refused`."""
+    last = own[-1]
+    ids: dict[str, Any] = {
+        "template_id": last.template_id,
+        "build_id": last.build_id,
+        "tags": tuple(last.tags),
+    }
+    if all(p.content_hash == content_hash for p in own):
+        return PublishResult(template.name, template.version, target, "unchanged", **ids)
+    return PublishResult(
+        template.name,
+        template.version,
+        target,
+        "refused",
+        error=f"{template.ref} was published to {target} with content {last.content_hash}, "
+        f"but it is now {content_hash}",
+        hint="a published version is immutable: bump the version",
+        **ids,
+    )
+
+
+def _unit(settings: Settings, rendered: Rendered, content_hash: str) -> PublishUnit:
+    template = rendered.template
+    toml = tomllib.loads(rendered.file(TOML).content.decode())
+    tag = version_tag(template.version)
+    return PublishUnit(
+        template=template,
+        folder=settings.generated_dir / rendered.folder,
+        name=f"{template.name}:{tag}",
+        tags=tuple(t for t in template.spec.tags if t != tag),
+        start_cmd=_text(toml.get("start_cmd")),
+        ready_cmd=_text(toml.get("ready_cmd")),
+        cpu_count=_number(toml.get("cpu_count")),
+        memory_mb=_number(toml.get("memory_mb")),
+        content_hash=content_hash,
+    )
+
+
+def _text(value: object) -> str | None:
+    return str(value) if value else None
+
+
+def _number(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+class _Stopped(Exception):
+    """Ctrl-C in the main thread: a worker stops at its next wait."""
+
+
+class _Failure(Exception):
+    """A step failed for a reason that retrying does not fix."""
+
+    def __init__(self, step: str, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.step, self.message, self.hint = step, message, hint
+
+
+@dataclass
+class _Run:
+    """What the workers of one `publish_units` call share."""
+
+    settings: Settings
+    target: Target
+    progress: Progress
+    policy: RetryPolicy
+    poll_interval: float
+    stop: threading.Event = field(default_factory=threading.Event)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The SDK parameters, with its own retries off (ours decide, and log each one)."""
+        return {**self.target.params, "retries": 0}
+
+    def redact(self, text: str) -> str:
+        """`text` without the API key, whatever an error message carries."""
+        key = str(self.target.params.get("api_key") or "")
+        return text.replace(key, "***") if key else text
+
+
+def publish_units(
+    settings: Settings,
+    units: Sequence[PublishUnit],
+    target: Target,
+    *,
+    err: TextIO,
+    jobs: int = 4,
+    policy: RetryPolicy | None = None,
+    poll_interval: float = 0.5,
+) -> list[PublishResult]:
+    """Build and record `units` on `target`, `jobs` at a time; one result per unit, in order.
+
+    On Ctrl-C the waiting builds are cancelled, the running ones stop at their next wait (what
+    the target already started goes on there, unrecorded) and KeyboardInterrupt is raised.
+    """
+    if not units:
+        return []
+    with Progress(err, "publish") as progress:
+        run = _Run(settings, target, progress, policy or RetryPolicy(), poll_interval)
+        pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="publish")
+        futures: list[Future[PublishResult]] = []
+        try:
+            futures = [pool.submit(_Job(run, unit).publish) for unit in units]
+            pending = set(futures)
+            while pending:  # short waits, so that Ctrl-C reaches this thread
+                _done, pending = wait(pending, timeout=0.5)
+        except BaseException:
+            run.stop.set()
+            for future in futures:
+                future.cancel()
+            raise
+        finally:
+            pool.shutdown(wait=True)
+        return [future.result() for future in futures]
+
+
+_PHASES = (  # build_in_background's own log lines -> the step that runs next
+    ("Requesting build", "request the build"),
+    ("Template created", "upload the build context"),
+    ("All file uploads completed", "start the build"),
+)
+
+
+class _Job:
+    """Publish one version: build it on the target, follow its log, record it."""
+
+    def __init__(self, run: _Run, unit: PublishUnit) -> None:
+        self.ctx, self.unit = run, unit
+        self.step = "read the Dockerfile"
+        self.retries = 0
+        self.tail: collections.deque[str] = collections.deque(maxlen=12)
+        logs = run.settings.state_dir / "logs"
+        name = f"publish-{run.target.name}-{unit.template.name}-{unit.template.version}.log"
+        self.log_path = logs / name
+        self.sdk: Any = None  # the SDK's Template
+
+    def publish(self) -> PublishResult:
+        """The result; failures become a `failed` result naming the step."""
+        start = time.monotonic()
+        self.ctx.progress.add(self.unit.ref, "preparing")
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.log_path.open("w", encoding="utf-8") as self.log:
+                self.sdk = _sdk_template(self.unit)
+                info = self._retrying(self._request)
+                self.step = "follow the build"
+                self._follow(info)
+                self.step = "record"
+                record = self._record(info)
+        except _Stopped:
+            raise KeyboardInterrupt from None
+        except _Failure as exc:
+            return self._failed(start, exc.step, exc.message, exc.hint)
+        except Exception as exc:  # the SDK's and the network's errors: this version fails
+            return self._failed(start, self.step, str(exc) or type(exc).__name__, _hint(exc))
+        self.ctx.progress.finish(self.unit.ref, f"published: build {record.build_id}")
+        return self._result(
+            start,
+            "published",
+            template_id=record.template_id,
+            build_id=record.build_id,
+            tags=tuple(record.tags),
+        )
+
+    def _result(self, start: float, status: str, **values: Any) -> PublishResult:
+        unit, run = self.unit, self.ctx
+        return PublishResult(
+            unit.template.name,
+            unit.template.version,
+            run.target.name,
+            status,
+            time.monotonic() - start,
+            log=run.settings.display(self.log_path),
+            retries=self.retries,
+            **values,
+        )
+
+    def _failed(self, start: float, step: str, message: str, hint: str) -> PublishResult:
+        self.ctx.progress.finish(self.unit.ref, f"failed at {step}")
+        message = self.ctx.redact(message)
+        return self._result(
+            start, "failed", step=step, error=message, hint=hint, tail=(*self.tail,)
+        )
+
+    def _on_log(self, entry: Any) -> None:
+        message = self.ctx.redact(str(getattr(entry, "message", entry)))
+        level = str(getattr(entry, "level", "info"))
+        self.log.write(f"{getattr(entry, 'timestamp', '')} [{level}] {message}\n")
+        self.log.flush()
+        for prefix, step in _PHASES:
+            if message.startswith(prefix):
+                self.step = step
+        if level != "debug" and message.strip():
+            self.tail.append(message)
+            self.ctx.progress.update(self.unit.ref, message[:120])
+
+    def _retrying(self, action: Callable[[], _T]) -> _T:
+        """`action()`, retried on transient failures with backoff; each retry is logged."""
+        policy, attempt = self.ctx.policy, 1
+        while True:
+            try:
+                return action()
+            except Exception as exc:
+                if not is_transient(exc) or attempt >= policy.attempts:
+                    raise
+                delay = policy.delay(attempt)
+                reason = " ".join((str(exc) or type(exc).__name__).split())[:200]
+                self.ctx.progress.note(
+                    f"publish {self.unit.ref}: {self.step}: {self.ctx.redact(reason)}; "
+                    f"retry {attempt}/{policy.attempts - 1} in {delay:.1f}s"
+                )
+                self.retries += 1
+                attempt += 1
+                if self.ctx.stop.wait(delay):
+                    raise _Stopped from exc
+
+    def _request(self) -> Any:
+        """Request the build, upload the COPY sources, start it; retried as a whole."""
+        from e2b import Template as SdkTemplate
+
+        if self.ctx.stop.is_set():
+            raise _Stopped
+        self.step = "request the build"
+        return SdkTemplate.build_in_background(
+            self.sdk,
+            self.unit.name,
+            tags=list(self.unit.tags) or None,
+            cpu_count=self.unit.cpu_count,
+            memory_mb=self.unit.memory_mb,
+            on_build_logs=self._on_log,
+            **self.ctx.params,
+        )
+
+    def _follow(self, info: Any) -> None:
+        """Poll the status from the log offset until the build is ready; _Failure when not."""
+        from e2b import Template as SdkTemplate
+
+        offset, interval = 0, self.ctx.poll_interval
+        while True:
+            poll = partial(SdkTemplate.get_build_status, info, logs_offset=offset)
+            status = self._retrying(partial(poll, **self.ctx.params))
+            for entry in status.log_entries:
+                self._on_log(entry)
+            offset += len(status.log_entries)
+            state = str(getattr(status.status, "value", status.status))
+            if state in ("ready", "error") and status.log_entries:
+                continue  # a page holds at most 100 entries: drain the log first
+            if state == "ready":
+                return
+            if state == "error":
+                reason = status.reason
+                message = str(reason.message) if reason is not None else "the build failed"
+                raise _Failure(_step_name(self.sdk, reason.step if reason else None), message)
+            # slower polls while nothing happens (long builds, hundreds at once), fast on news
+            interval = self.ctx.poll_interval if status.log_entries else min(interval * 1.5, 5.0)
+            if self.ctx.stop.wait(interval):
+                raise _Stopped
+
+    def _record(self, info: Any) -> PublishRecord:
+        """Append the record to generated/index.json, then re-stamp e2b.toml (module doc)."""
+        unit, run = self.unit, self.ctx
+        version = unit.template.version
+        data: dict[str, Any] = {
+            "target": run.target.name,
+            "template_id": str(info.template_id),
+            "build_id": str(info.build_id),
+            "tags": [str(t) for t in (info.tags or [version_tag(version), *unit.tags])],
+            "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "content_hash": unit.content_hash,
+        }
+        if run.target.params.get("domain"):
+            data["domain"] = str(run.target.params["domain"])
+        record = PublishRecord.model_validate(data)
+        path = run.settings.generated_dir / INDEX_FILE
+        with run.lock:
+            index = load_index(path, run.settings.display(path))
+            entry = index.entry(unit.template.name, version)
+            if entry is None or entry.content_hash != unit.content_hash:
+                raise _Failure(
+                    "record",
+                    f"{run.settings.display(path)} changed while {unit.ref} was building; "
+                    f"build {record.build_id} on {run.target.name} is not recorded",
+                    "run `boxsmith render`, then publish again",
+                )
+            entry.publishes.append(record)
+            write_atomic(path, index.dumps())
+            primary = entry.primary_publish()
+            assert primary is not None
+            toml = unit.folder / TOML
+            stamped = stamp_publish(toml.read_text(encoding="utf-8"), primary.model_dump())
+            write_atomic(toml, stamped.encode())
+        return record
+
+
+def _hint(exc: Exception) -> str:
+    from e2b import AuthenticationException
+
+    if isinstance(exc, AuthenticationException):
+        return "the target refused the API key: check E2B_API_KEY (and E2B_DOMAIN)"
+    return ""
+
+
+def _sdk_template(unit: PublishUnit) -> Any:
+    """The SDK template of the rendered folder: its Dockerfile, start and ready command."""
+    from e2b import Template as SdkTemplate
+
+    dockerfile = (unit.folder / DOCKERFILE).read_text(encoding="utf-8")
+    template: Any = SdkTemplate(file_context_path=str(unit.folder)).from_dockerfile(dockerfile)
+    if unit.start_cmd:  # E2B's default ready command for a start command alone: sleep 20
+        return template.set_start_cmd(unit.start_cmd, unit.ready_cmd or "sleep 20")
+    if unit.ready_cmd:
+        return template.set_ready_cmd(unit.ready_cmd)
+    return template
+
+
+def _step_name(template: Any, step: str | None) -> str:
+    """`build step 5 (RUN make)`: E2B's reason.step counts the SDK's instructions from 1."""
+    if not step:
+        return "build"
+    if not step.isdigit():
+        return f"build step {step}"  # base, finalize
+    # the SDK keeps its instruction list private: name the instruction when it is there
+    items = getattr(getattr(template, "_template", None), "_instructions", None)
+    item = items[int(step) - 1] if isinstance(items, list) and 0 < int(step) <= len(items) else None
+    if not isinstance(item, dict):
+        return f"build step {step}"
+    kind = getattr(item.get("type"), "value", item.get("type"))
+    args = " ".join(str(a) for a in item.get("args", []) if a)
+    return f"build step {step} ({kind} {args})"
