@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+import os
 import socket
 import subprocess
 import sys
 import textwrap
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,3 +135,38 @@ class Backend:
     @property
     def key(self) -> str:
         return (self.data / "api_key").read_text().strip()
+
+
+@contextlib.contextmanager
+def serving_backend(root: Path) -> Iterator[Backend]:
+    """A backend serving from `root`, with the e2b SDK's environment pointed at it; afterwards
+    stopped, its images removed, and no sandbox container of it left (asserted). Skips without
+    a Docker engine (fails under CI)."""
+    import docker
+    import pytest
+
+    try:
+        docker.from_env().ping()
+    except Exception as exc:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"no Docker engine: {exc}")
+    server = Backend(root, root / "data")
+    server.start()
+    saved = {k: os.environ.get(k) for k in ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY")}
+    os.environ.update(
+        {"E2B_API_URL": server.url, "E2B_SANDBOX_URL": server.url, "E2B_API_KEY": server.key}
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+        server.remove_images()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        label = f"dev.boxsmith.backend={server.backend_id}"
+        left = docker.from_env().containers.list(all=True, filters={"label": label})
+        assert left == [], "the backend left sandbox containers behind"

@@ -13,7 +13,6 @@ import time
 import uuid
 from collections.abc import Iterator
 
-import docker
 import pytest
 from e2b import (
     AsyncSandbox,
@@ -28,7 +27,7 @@ from e2b import (
     wait_for_file,
 )
 
-from tests.helpers import Backend
+from tests.helpers import Backend, serving_backend
 
 pytestmark = pytest.mark.docker
 
@@ -37,32 +36,8 @@ BASE = "debian:bookworm-slim"
 
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    try:
-        docker.from_env().ping()
-    except Exception as exc:
-        if os.environ.get("CI"):
-            raise
-        pytest.skip(f"no Docker engine: {exc}")
-    root = tmp_path_factory.mktemp("backend")
-    server = Backend(root, root / "data")
-    server.start()
-    saved = {k: os.environ.get(k) for k in ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY")}
-    os.environ.update(
-        {"E2B_API_URL": server.url, "E2B_SANDBOX_URL": server.url, "E2B_API_KEY": server.key}
-    )
-    try:
+    with serving_backend(tmp_path_factory.mktemp("backend")) as server:
         yield server
-    finally:
-        server.stop()
-        server.remove_images()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        label = f"dev.boxsmith.backend={server.backend_id}"
-        left = docker.from_env().containers.list(all=True, filters={"label": label})
-        assert left == [], "the backend left sandbox containers behind"
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ container is removed at the end, also after a failure or Ctrl-C.
 
 from __future__ import annotations
 
-import base64
 import os
 import shlex
 import threading
@@ -21,7 +20,7 @@ from dataclasses import dataclass, field
 
 from boxsmith.buildrecord import host_ca_bundle
 from boxsmith.checks.kinds import OWN_MARKER
-from boxsmith.checks.target import CommandResult, TargetError
+from boxsmith.checks.target import CommandResult, TargetError, read_with_base64
 from boxsmith.engine import LABEL, Engine, EngineError
 from boxsmith.render import TOML
 from boxsmith.units import (
@@ -188,17 +187,7 @@ class ContainerTarget:
         self, path: str, *, user: str | None = None, timeout: float = 30.0
     ) -> bytes | None:
         """The file's bytes through `cat` (works for /proc files), None when it is missing."""
-        quoted = shlex.quote(path)
-        result = self.run(
-            f"if [ -e {quoted} ]; then cat {quoted} | base64; else exit 66; fi",
-            user=user,
-            timeout=timeout,
-        )
-        if result.exit_code == 66:
-            return None
-        if result.exit_code != 0:
-            raise TargetError(f"cannot read {path}: {result.stderr.strip() or result.exit_code}")
-        return base64.b64decode("".join(result.stdout.split()))
+        return read_with_base64(self, path, user=user, timeout=timeout)
 
 
 @dataclass(slots=True)

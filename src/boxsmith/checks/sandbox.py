@@ -8,13 +8,11 @@ user in its default workdir), files read with `base64` in a command, so pseudo-f
 
 from __future__ import annotations
 
-import base64
-import shlex
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from boxsmith.checks.target import CommandResult, TargetError
+from boxsmith.checks.target import CommandResult, TargetError, read_with_base64
 
 __all__ = ["SandboxTarget"]
 
@@ -77,14 +75,4 @@ class SandboxTarget:
         self, path: str, *, user: str | None = None, timeout: float = 30.0
     ) -> bytes | None:
         """The file's bytes, None when it does not exist."""
-        quoted = shlex.quote(path)
-        result = self.run(
-            f"if [ -e {quoted} ]; then base64 < {quoted}; else exit 66; fi",
-            user=user,
-            timeout=timeout,
-        )
-        if result.exit_code == 66:
-            return None
-        if result.exit_code != 0:
-            raise TargetError(f"cannot read {path}: {result.stderr.strip() or result.exit_code}")
-        return base64.b64decode("".join(result.stdout.split()))
+        return read_with_base64(self, path, user=user, timeout=timeout)

@@ -7,11 +7,13 @@ the local E2B-compatible backend or of E2B cloud (through the `e2b` SDK). The ch
 
 from __future__ import annotations
 
+import base64
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["CommandResult", "Target", "TargetError"]
+__all__ = ["CommandResult", "Target", "TargetError", "read_with_base64"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +79,19 @@ class Target(Protocol):
         Works for pseudo-files like /proc/net/tcp. Raises TargetError when the target is gone.
         """
         ...
+
+
+def read_with_base64(
+    target: Target, path: str, *, user: str | None = None, timeout: float = 30.0
+) -> bytes | None:
+    """`Target.read_file` through `target.run`: `base64` of the file in a command, so pseudo-files
+    such as /proc/net/tcp read the same on every target; None when the file does not exist."""
+    quoted = shlex.quote(path)
+    result = target.run(
+        f"if [ -e {quoted} ]; then base64 < {quoted}; else exit 66; fi", user=user, timeout=timeout
+    )
+    if result.exit_code == 66:
+        return None
+    if result.exit_code != 0:
+        raise TargetError(f"cannot read {path}: {result.stderr.strip() or result.exit_code}")
+    return base64.b64decode("".join(result.stdout.split()))
