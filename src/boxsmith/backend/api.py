@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from boxsmith.backend import builds
+from boxsmith.backend.limits import Limits
 from boxsmith.backend.runtime import ENVD_VERSION
 from boxsmith.backend.sandboxes import BACKEND_LABEL, CreateFailed, SandboxManager
 from boxsmith.backend.store import Build, SandboxRow, Store, now
@@ -79,6 +80,7 @@ class ControlPlane:
         api_key: the key every request must carry.
         base_url: how clients reach this server (for upload URLs).
         mirrors, ca: as for local builds (`boxsmith.parity.parity_base`).
+        limits: what this backend allows (`boxsmith.backend.limits`).
     """
 
     def __init__(
@@ -94,6 +96,7 @@ class ControlPlane:
         mirrors: dict[str, str],
         ca: bytes | None,
         build_jobs: int = 2,
+        limits: Limits | None = None,
     ) -> None:
         self.store = store
         self.engine = engine
@@ -104,6 +107,7 @@ class ControlPlane:
         self.backend_id = backend_id
         self.mirrors = mirrors
         self.ca = ca
+        self.limits = limits or Limits()
         self._pool = ThreadPoolExecutor(max_workers=build_jobs, thread_name_prefix="tbuild")
         self._upload_tokens: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()

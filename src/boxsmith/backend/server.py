@@ -141,6 +141,7 @@ def serve(
     from boxsmith.backend.api import ControlPlane
     from boxsmith.backend.builds import UploadStore
     from boxsmith.backend.envd import envd_app
+    from boxsmith.backend.limits import Limits
     from boxsmith.backend.sandboxes import SandboxManager
     from boxsmith.backend.store import STATE_FILE, Store
     from boxsmith.buildrecord import host_ca_bundle
@@ -160,6 +161,7 @@ def serve(
             f"a backend already runs for {folder} (pid {running['pid']}, {running['url']})",
             "use it (`boxsmith backend env`), or stop it with `boxsmith backend stop`",
         )
+    limits = Limits.from_env(os.environ)
     _check_port(host, port)
     gc.enable()  # the CLI turns the cyclic collector off for short commands; this one lives long
     folder.mkdir(parents=True, exist_ok=True)
@@ -191,6 +193,7 @@ def serve(
             backend_id=own_id,
             mirrors=resolve_mirrors(mirrors),
             ca=ca_path.read_bytes() if ca_path else None,
+            limits=limits,
         )
         envd, services = envd_app(manager, engine.client)
         envd_holder.extend(services)
