@@ -238,7 +238,7 @@ def test_async_sandbox(template: str) -> None:
 
 
 def test_the_users_pattern_runs_unchanged(template: str) -> None:
-    """../shared/seed: create with metadata and timeout, write files, run, close."""
+    """The integration pattern agent code follows: create with metadata and timeout, write files, run, close."""
     sbx = Sandbox.create(
         template, metadata={"template": template, "userID": "u1", "teamID": "t1"}, timeout=600
     )

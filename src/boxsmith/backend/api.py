@@ -1,7 +1,7 @@
 """The REST control plane the e2b SDK calls (E2B_API_URL): template builds v2 and sandboxes.
 
 Shapes, statuses and error bodies follow the SDK's generated client exactly
-(../shared/reference/e2b-local-protocol.md section 2): success with the documented status only,
+(docs/backend.md): success with the documented status only,
 every error as `{"code": <int>, "message": <text>}`, build ids as UUIDs. Requests need the
 `X-API-KEY` header except the build-context upload, whose URL carries a one-time token.
 """
@@ -16,7 +16,6 @@ import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,38 +24,20 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from boxsmith.backend import builds
+from boxsmith.backend.api_sandboxes import SandboxAPI
 from boxsmith.backend.limits import Limits
 from boxsmith.backend.runtime import ENVD_VERSION
-from boxsmith.backend.sandboxes import BACKEND_LABEL, CreateFailed, SandboxManager
-from boxsmith.backend.store import Build, SandboxRow, Store, now
+from boxsmith.backend.sandboxes import BACKEND_LABEL, SandboxManager
+from boxsmith.backend.store import Build, Store, now
+from boxsmith.backend.wire import DEFAULT_TAG, error, iso, split_name, template_ref
 from boxsmith.engine import LABEL, Engine, EngineError
 from boxsmith.targets import name_error, tag_error
 
-__all__ = ["ControlPlane", "error"]
+__all__ = ["ControlPlane"]
 
 _log = logging.getLogger(__name__)
-DEFAULT_TIMEOUT = 300  # seconds, as E2B
-MAX_TIMEOUT = 24 * 3600
 DEFAULT_CPU = 2
 DEFAULT_MEMORY = 512
-CLIENT_ID = "local"
-DEFAULT_TAG = "default"  # what a bare template name means, as on E2B
-
-
-def error(status: int, message: str) -> JSONResponse:
-    """E2B's error body; the SDK's parser needs both keys."""
-    return JSONResponse({"code": status, "message": message}, status_code=status)
-
-
-def _iso(value: Any) -> str:
-    return str(value.isoformat()).replace("+00:00", "Z")
-
-
-def _split_name(name: str) -> tuple[str, str | None]:
-    """(name, tag or None) of `name[:tag]`, trimmed and lowercased as E2B stores them (template
-    and build ids are lowercase already)."""
-    base, sep, tag = name.strip().lower().partition(":")
-    return base, (tag if sep else None)
 
 
 def _normalized(tags: list[str]) -> list[str]:
@@ -142,6 +123,7 @@ class ControlPlane:
     def app(self) -> Starlette:
         """The Starlette application with every control-plane route."""
         r = self._route
+        sb = SandboxAPI(self.store, self.sandboxes, self.limits)
         return Starlette(
             routes=[
                 r("/v3/templates", self.request_build, ["POST"]),
@@ -154,13 +136,13 @@ class ControlPlane:
                 r("/templates/{tid}/tags", self.list_tags, ["GET"]),
                 r("/templates/{tid}", self.delete_template, ["DELETE"]),
                 r("/v2/templates/{tid}/builds/{bid}", self.start_build, ["POST"]),
-                r("/v2/sandboxes", self.create_sandbox, ["POST"]),
-                r("/v2/sandboxes", self.list_sandboxes, ["GET"]),
-                r("/v2/sandboxes/{sid}/connect", self.connect_sandbox, ["POST"]),
-                r("/sandboxes/{sid}", self.get_sandbox, ["GET"]),
-                r("/sandboxes/{sid}", self.kill_sandbox, ["DELETE"]),
-                r("/sandboxes/{sid}/timeout", self.set_timeout, ["POST"]),
-                r("/sandboxes/{sid}/metrics", self.metrics, ["GET"]),
+                r("/v2/sandboxes", sb.create_sandbox, ["POST"]),
+                r("/v2/sandboxes", sb.list_sandboxes, ["GET"]),
+                r("/v2/sandboxes/{sid}/connect", sb.connect_sandbox, ["POST"]),
+                r("/sandboxes/{sid}", sb.get_sandbox, ["GET"]),
+                r("/sandboxes/{sid}", sb.kill_sandbox, ["DELETE"]),
+                r("/sandboxes/{sid}/timeout", sb.set_timeout, ["POST"]),
+                r("/sandboxes/{sid}/metrics", sb.metrics, ["GET"]),
                 Route("/_uploads/{token}", self.receive_upload, methods=["PUT"]),
                 Route("/health", self.health, methods=["GET"]),
             ]
@@ -172,29 +154,13 @@ class ControlPlane:
 
     # -- templates ---------------------------------------------------------------------------
 
-    def _template_ref(self, ref: str) -> tuple[str, str | None]:
-        """(template id, tag) for an id, a name or name:tag; ValueError when unknown."""
-        name, tag = _split_name(urllib.parse.unquote(ref))
-        template = self.store.template(name) or self.store.template_for_name(name)
-        if template is None:
-            raise LookupError(name)
-        return template.id, tag
-
-    def _resolve_build(self, template_id: str, tag: str | None) -> Build | None:
-        """The build `name:tag` means: a tag, or a build id (`name:<uuid>`); bare is default."""
-        by_tag = self.store.tagged_build(template_id, tag or DEFAULT_TAG)
-        if by_tag is not None or tag is None:
-            return by_tag
-        build = self.store.build(tag)
-        return build if build is not None and build.template_id == template_id else None
-
     async def request_build(self, request: Request) -> Response:
         """POST /v3/templates: a template (new or known by name) and a build in `waiting`."""
         body = await request.json()
         name = str(body.get("name") or body.get("alias") or "")
         if not name:
             return error(400, "name is required")
-        base, tag = _split_name(name)
+        base, tag = split_name(name)
         try:
             problem = name_error(base)
             if problem:
@@ -264,7 +230,7 @@ class ControlPlane:
         parent = None
         if build_request.from_template:
             try:
-                tid, tag = self._template_ref(build_request.from_template)
+                tid, tag = template_ref(self.store, build_request.from_template)
             except LookupError:
                 return error(400, f"template {build_request.from_template!r} not found")
             parent = self.store.tagged_build(tid, tag or DEFAULT_TAG)
@@ -327,7 +293,7 @@ class ControlPlane:
         rows = self.store.logs(build.id, offset, limit)
         entries = [
             {
-                "timestamp": _iso(row.timestamp),
+                "timestamp": iso(row.timestamp),
                 "message": row.message,
                 "level": row.level,
                 **({"step": row.step} if row.step else {}),
@@ -350,7 +316,7 @@ class ControlPlane:
 
     async def alias(self, request: Request) -> Response:
         """GET /templates/aliases/{alias}: 200 when a template by that name exists."""
-        name, _ = _split_name(urllib.parse.unquote(request.path_params["alias"]))
+        name, _ = split_name(urllib.parse.unquote(request.path_params["alias"]))
         template = self.store.template_for_name(name)
         if template is None:
             return error(404, f"template {name!r} not found")
@@ -373,8 +339,8 @@ class ControlPlane:
                     "public": False,
                     "aliases": [template.name],
                     "names": [template.name],
-                    "createdAt": _iso(template.created_at),
-                    "updatedAt": _iso(build.finished_at or build.created_at),
+                    "createdAt": iso(template.created_at),
+                    "updatedAt": iso(build.finished_at or build.created_at),
                     "createdBy": None,
                     "lastSpawnedAt": None,
                     "spawnCount": 0,
@@ -388,7 +354,7 @@ class ControlPlane:
     async def delete_template(self, request: Request) -> Response:
         """DELETE /templates/{tid}: forget a template (its images stay until pruned)."""
         try:
-            tid, _ = self._template_ref(request.path_params["tid"])
+            tid, _ = template_ref(self.store, request.path_params["tid"])
         except LookupError:
             return error(404, "template not found")
         self.store.delete_template(tid)
@@ -398,7 +364,7 @@ class ControlPlane:
         """POST /templates/tags {target: name:tag, tags}: point more tags at that build."""
         body = await request.json()
         try:
-            tid, tag = self._template_ref(str(body.get("target", "")))
+            tid, tag = template_ref(self.store, str(body.get("target", "")))
         except LookupError:
             return error(404, "template not found")
         build = self.store.tagged_build(tid, tag or DEFAULT_TAG)
@@ -415,7 +381,7 @@ class ControlPlane:
         """DELETE /templates/tags {name, tags}."""
         body = await request.json()
         try:
-            tid, _ = self._template_ref(str(body.get("name", "")))
+            tid, _ = template_ref(self.store, str(body.get("name", "")))
         except LookupError:
             return error(404, "template not found")
         tags = [str(t).strip().lower() for t in body.get("tags") or []]
@@ -427,135 +393,15 @@ class ControlPlane:
     async def list_tags(self, request: Request) -> Response:
         """GET /templates/{tid}/tags."""
         try:
-            tid, _ = self._template_ref(request.path_params["tid"])
+            tid, _ = template_ref(self.store, request.path_params["tid"])
         except LookupError:
             return error(404, "template not found")
         return JSONResponse(
             [
-                {"tag": tag, "buildID": build_id, "createdAt": _iso(created)}
+                {"tag": tag, "buildID": build_id, "createdAt": iso(created)}
                 for tag, build_id, created in self.store.tags(tid)
             ]
         )
-
-    # -- sandboxes ---------------------------------------------------------------------------
-
-    def _sandbox_json(self, row: SandboxRow, *, detail: bool) -> dict[str, Any]:
-        body: dict[str, Any] = {
-            "templateID": row.template_id,
-            "sandboxID": row.id,
-            "clientID": CLIENT_ID,
-            "envdVersion": ENVD_VERSION,
-            "alias": row.alias,
-            "domain": None,
-        }
-        if detail:
-            body.update(
-                {
-                    "startedAt": _iso(row.started_at),
-                    "endAt": _iso(row.end_at),
-                    "cpuCount": row.cpu_count,
-                    "memoryMB": row.memory_mb,
-                    "diskSizeMB": 0,
-                    "state": "running",
-                    "metadata": row.metadata,
-                }
-            )
-        return body
-
-    async def create_sandbox(self, request: Request) -> Response:
-        """POST /v2/sandboxes: boot a sandbox; returns once its ready command passed."""
-        body = await request.json()
-        ref = str(body.get("templateID") or "")
-        try:
-            tid, tag = self._template_ref(ref)
-        except LookupError:
-            return error(404, f"template {ref!r} not found")
-        build = self._resolve_build(tid, tag)
-        if build is None or build.status != "ready":
-            return error(404, f"template {ref!r} has no ready build")
-        template = self.store.template(tid)
-        timeout = int(body.get("timeout") or DEFAULT_TIMEOUT)
-        if not 0 < timeout <= MAX_TIMEOUT:
-            return error(400, f"timeout must be between 1 and {MAX_TIMEOUT} seconds")
-        metadata = {str(k): str(v) for k, v in (body.get("metadata") or {}).items()}
-        env = {str(k): str(v) for k, v in (body.get("envVars") or {}).items()}
-        try:
-            row = await asyncio.to_thread(
-                self.sandboxes.create,
-                build,
-                template.name if template else tid,
-                timeout=timeout,
-                metadata=metadata,
-                env=env,
-            )
-        except CreateFailed as exc:
-            return error(500, str(exc))
-        return JSONResponse(self._sandbox_json(row, detail=False), status_code=201)
-
-    async def connect_sandbox(self, request: Request) -> Response:
-        """POST /v2/sandboxes/{sid}/connect: a running sandbox (its timeout extended if asked)."""
-        row = self.sandboxes.running(request.path_params["sid"])
-        if row is None:
-            return error(404, f"sandbox {request.path_params['sid']} not found")
-        body = await _json_or_empty(request)
-        if body.get("timeout"):
-            end = now() + timedelta(seconds=int(body["timeout"]))
-            if end > row.end_at:
-                self.sandboxes.set_end(row.id, end)
-        return JSONResponse(self._sandbox_json(row, detail=False), status_code=200)
-
-    async def get_sandbox(self, request: Request) -> Response:
-        """GET /sandboxes/{sid}."""
-        row = self.sandboxes.running(request.path_params["sid"])
-        if row is None:
-            return error(404, f"sandbox {request.path_params['sid']} not found")
-        return JSONResponse(self._sandbox_json(row, detail=True))
-
-    async def list_sandboxes(self, request: Request) -> Response:
-        """GET /v2/sandboxes?metadata=k=v&...: running sandboxes whose metadata match."""
-        wanted = dict(urllib.parse.parse_qsl(request.query_params.get("metadata", "")))
-        states = request.query_params.get("state", "running").split(",")
-        rows = [
-            row
-            for row in self.store.sandboxes("running")
-            if "running" in states
-            and self.sandboxes.running(row.id) is not None
-            and all(row.metadata.get(k) == v for k, v in wanted.items())
-        ]
-        return JSONResponse([self._sandbox_json(row, detail=True) for row in rows])
-
-    async def kill_sandbox(self, request: Request) -> Response:
-        """DELETE /sandboxes/{sid}: 204, or 404 when it is not running."""
-        killed = await asyncio.to_thread(self.sandboxes.kill, request.path_params["sid"])
-        if not killed:
-            return error(404, f"sandbox {request.path_params['sid']} not found")
-        return Response(status_code=204)
-
-    async def set_timeout(self, request: Request) -> Response:
-        """POST /sandboxes/{sid}/timeout {timeout}: the sandbox ends that many seconds from now."""
-        body = await request.json()
-        timeout = int(body.get("timeout", 0))
-        if not 0 < timeout <= MAX_TIMEOUT:
-            return error(400, f"timeout must be between 1 and {MAX_TIMEOUT} seconds")
-        if not self.sandboxes.set_end(
-            request.path_params["sid"], now() + timedelta(seconds=timeout)
-        ):
-            return error(404, f"sandbox {request.path_params['sid']} not found")
-        return Response(status_code=204)
-
-    async def metrics(self, request: Request) -> Response:
-        """GET /sandboxes/{sid}/metrics: none are collected locally."""
-        if self.sandboxes.running(request.path_params["sid"]) is None:
-            return error(404, f"sandbox {request.path_params['sid']} not found")
-        return JSONResponse([])
-
-
-async def _json_or_empty(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
-        return {}
-    data = await request.json()
-    return data if isinstance(data, dict) else {}
 
 
 async def _spool(request: Request) -> Any:

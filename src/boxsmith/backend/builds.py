@@ -1,7 +1,7 @@
 """Template builds v2: the e2b SDK's build request as a Docker image, built as E2B would build it.
 
 The SDK uploads one tar (gzipped by default) per COPY step and then posts the steps
-(../shared/reference/e2b-local-protocol.md 2.2), validated in `build_request.py`. `run_build`
+(docs/backend.md), validated in `build_request.py`. `run_build`
 writes one Dockerfile on boxsmith's parity base (`boxsmith.parity.parity_base`) and builds it on
 the legacy builder, each step run the way E2B's build server runs it (e2b-dev/infra
 `orchestrator/.../template/build/commands/*.go`):
