@@ -21,6 +21,8 @@ from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
 __all__ = [
+    "MAX_NAME",
+    "MAX_TAG",
     "NAME_RE",
     "TAG_RE",
     "TARGETS",
@@ -37,6 +39,11 @@ TARGETS = ("local", "e2b")
 # E2B's rules (infra packages/shared/pkg/id/id.go, e2b-templates.md 6)
 NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 TAG_RE = re.compile(r"^[a-z0-9_.-]+$")
+# E2B's CLI refuses names longer than 128 (E2B packages/cli/src/utils/templateName.ts); its
+# server stores tags as unbounded text, so tags get the same bound, which is also Docker's
+# longest image tag.
+MAX_NAME = 128
+MAX_TAG = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,13 +68,19 @@ def version_tag(version: str) -> str:
 
 def name_error(name: str) -> str | None:
     """Why E2B refuses `name` as a template name, or None."""
-    if not NAME_RE.fullmatch(name) or len(name) > 128:
-        return f"template name {name!r} breaks E2B's rule ^[a-z0-9-_]+$ (at most 128 characters)"
+    rule = f"E2B's rule ^[a-z0-9-_]+$ (at most {MAX_NAME} characters)"
+    if len(name) > MAX_NAME:
+        return f"template name {name[:40]!r}... ({len(name)} characters) breaks {rule}"
+    if not NAME_RE.fullmatch(name):
+        return f"template name {name!r} breaks {rule}"
     return None
 
 
 def tag_error(tag: str) -> str | None:
-    """Why E2B refuses `tag` as a tag, or None: ^[a-z0-9-_.]+$ and not a UUID (build ids)."""
+    """Why E2B refuses `tag` as a tag, or None: ^[a-z0-9-_.]+$, at most 128 characters and not
+    a UUID (build ids)."""
+    if len(tag) > MAX_TAG:
+        return f"tag {tag[:40]!r}... ({len(tag)} characters) is longer than {MAX_TAG} characters"
     if not TAG_RE.fullmatch(tag):
         return f"tag {tag!r} breaks E2B's rule ^[a-z0-9-_.]+$"
     try:

@@ -4,21 +4,29 @@ Shapes, statuses and error bodies follow the SDK's generated client exactly
 (docs/backend.md): success with the documented status only,
 every error as `{"code": <int>, "message": <text>}`, build ids as UUIDs. Requests need the
 `X-API-KEY` header except the build-context upload, whose URL carries a one-time token.
+
+Every body is read as a JSON object with typed fields (`wire`); a wrong shape or type is a 400,
+an unknown route a 404, a wrong method a 405, an E2B cloud feature the backend lacks (pause,
+snapshots, volumes, ...) a 501, an unexpected failure a 500 with a generic message (the
+traceback goes to the backend's log), all in E2B's shape and without host paths.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hmac
+import json
 import logging
+import re
 import secrets
 import threading
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -29,8 +37,23 @@ from boxsmith.backend.limits import Limits
 from boxsmith.backend.runtime import ENVD_VERSION
 from boxsmith.backend.sandboxes import BACKEND_LABEL, SandboxManager
 from boxsmith.backend.store import Build, Store, now
-from boxsmith.backend.wire import DEFAULT_TAG, error, iso, split_name, template_ref
-from boxsmith.engine import LABEL, Engine, EngineError
+from boxsmith.backend.wire import (
+    DEFAULT_TAG,
+    BadRequest,
+    TooLarge,
+    error,
+    field_int,
+    field_str,
+    field_strings,
+    iso,
+    json_object,
+    query_int,
+    scrub,
+    split_name,
+    template_ref,
+)
+from boxsmith.engine import LABEL, Engine
+from boxsmith.errors import BoxsmithError
 from boxsmith.targets import name_error, tag_error
 
 __all__ = ["ControlPlane"]
@@ -38,16 +61,53 @@ __all__ = ["ControlPlane"]
 _log = logging.getLogger(__name__)
 DEFAULT_CPU = 2
 DEFAULT_MEMORY = 512
+MAX_CPU = 32  # E2B's ceiling (and the spec's); 1 or even, as E2B (infra team/limits.go)
+MIN_MEMORY, MAX_MEMORY = 128, 65536  # MiB, even; E2B's floor, a local ceiling of 64 GiB
+INTERNAL = "internal error in the local backend; its log (server.log in the data folder) says more"
+# E2B cloud features the local backend does not have: 501 naming them, so a caller learns why
+# (a 404 would make the SDK report a sandbox that runs as "not found").
+_CLOUD_ONLY = (
+    (re.compile(r"/sandboxes/[^/]+/(pause|resume)"), "pausing and resuming sandboxes"),
+    (re.compile(r"(/sandboxes/[^/]+)?/snapshots(/.*)?"), "snapshots"),
+    (re.compile(r"/volumes?(content)?(/.*)?"), "volumes"),
+    (re.compile(r"/secrets(/.*)?"), "secrets"),
+    (re.compile(r"(/v\d)?/sandboxes/[^/]+/(logs|refreshes)"), "sandbox logs and refreshes"),
+)
 
 
 def _normalized(tags: list[str]) -> list[str]:
-    """Tags as E2B stores them (trimmed, lowercased); ValueError naming the first it refuses."""
+    """Tags as E2B stores them (trimmed, lowercased); BadRequest naming the first it refuses."""
     out = [t.strip().lower() for t in tags]
     for tag in out:
         problem = tag_error(tag)
         if problem:
-            raise ValueError(problem)
+            raise BadRequest(problem)
     return out
+
+
+def _even_or_one(value: int | None, key: str) -> int | None:
+    if value is not None and value != 1 and value % 2:
+        raise BadRequest(f"{key} must be 1 or an even number, got {value}")
+    return value
+
+
+async def _unrouted(request: Request, exc: Exception) -> Response:
+    """404, 405 and 501 for what no route serves, in E2B's shape."""
+    status = exc.status_code if isinstance(exc, HTTPException) else 500
+    where = f"{request.method} {request.url.path}"
+    feature = next((name for rx, name in _CLOUD_ONLY if rx.fullmatch(request.url.path)), None)
+    if status == 404 and feature:
+        status, message = 501, f"{feature}: an E2B cloud feature the local backend lacks ({where})"
+    elif status == 404:
+        message = f"the local backend has no route {where}"
+    elif status == 405:
+        headers = exc.headers if isinstance(exc, HTTPException) else None
+        allowed = (headers or {}).get("Allow", "")
+        message = f"method {request.method} is not allowed on {request.url.path} ({allowed})"
+    else:
+        _log.error("%s failed", where, exc_info=exc)
+        status, message = 500, INTERNAL
+    return error(status, message)
 
 
 class ControlPlane:
@@ -62,6 +122,7 @@ class ControlPlane:
         base_url: how clients reach this server (for upload URLs).
         mirrors, ca: as for local builds (`boxsmith.parity.parity_base`).
         limits: what this backend allows (`boxsmith.backend.limits`).
+        host_folders: host folders no message may show (the uploads' parent always counts).
     """
 
     def __init__(
@@ -78,6 +139,7 @@ class ControlPlane:
         ca: bytes | None,
         build_jobs: int = 2,
         limits: Limits | None = None,
+        host_folders: Sequence[Path] = (),
     ) -> None:
         self.store = store
         self.engine = engine
@@ -89,6 +151,7 @@ class ControlPlane:
         self.mirrors = mirrors
         self.ca = ca
         self.limits = limits or Limits()
+        self.host_folders = (uploads.root.parent, *host_folders)
         self._pool = ThreadPoolExecutor(max_workers=build_jobs, thread_name_prefix="tbuild")
         self._upload_tokens: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
@@ -103,22 +166,43 @@ class ControlPlane:
         given = request.headers.get("x-api-key", "")
         return hmac.compare_digest(given.encode(), self.api_key.encode())
 
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self.host_folders)
+
     def _route(
-        self, path: str, handler: Callable[[Request], Awaitable[Response]], methods: list[str]
+        self,
+        path: str,
+        handler: Callable[[Request], Awaitable[Response]],
+        methods: list[str],
+        *,
+        key: bool = True,
     ) -> Route:
         async def guarded(request: Request) -> Response:
-            if not self._authorized(request):
+            if key and not self._authorized(request):
                 return error(
                     401, "Invalid API key, it must be the key `boxsmith backend env` prints"
                 )
             try:
-                return await handler(request)
-            except EngineError as exc:
-                return error(500, exc.message)
-            except ValueError as exc:
-                return error(400, f"invalid request: {exc}")
+                response = await handler(request)
+            except ValueError as exc:  # BadRequest, BuildRequestError, a refused value
+                response = error(getattr(exc, "status", 400), str(exc))
+            except BoxsmithError as exc:  # EngineError and the like: the message is for users
+                response = error(500, exc.message)
+            except Exception:
+                _log.exception("%s %s failed", request.method, request.url.path)
+                response = error(500, INTERNAL)
+            return self._scrubbed(response)
 
         return Route(path, guarded, methods=methods)
+
+    def _scrubbed(self, response: Response) -> Response:
+        """An error response without host paths in its message."""
+        if response.status_code < 400 or not isinstance(response, JSONResponse):
+            return response
+        body = json.loads(bytes(response.body))
+        if not isinstance(body, dict) or not isinstance(body.get("message"), str):
+            return response
+        return error(response.status_code, self._scrub(body["message"]))
 
     def app(self) -> Starlette:
         """The Starlette application with every control-plane route."""
@@ -143,9 +227,10 @@ class ControlPlane:
                 r("/sandboxes/{sid}", sb.kill_sandbox, ["DELETE"]),
                 r("/sandboxes/{sid}/timeout", sb.set_timeout, ["POST"]),
                 r("/sandboxes/{sid}/metrics", sb.metrics, ["GET"]),
-                Route("/_uploads/{token}", self.receive_upload, methods=["PUT"]),
-                Route("/health", self.health, methods=["GET"]),
-            ]
+                r("/_uploads/{token}", self.receive_upload, ["PUT"], key=False),
+                r("/health", self.health, ["GET"], key=False),
+            ],
+            exception_handlers={HTTPException: _unrouted, Exception: _unrouted},
         )
 
     async def health(self, request: Request) -> Response:
@@ -156,25 +241,26 @@ class ControlPlane:
 
     async def request_build(self, request: Request) -> Response:
         """POST /v3/templates: a template (new or known by name) and a build in `waiting`."""
-        body = await request.json()
-        name = str(body.get("name") or body.get("alias") or "")
+        body = await json_object(request)
+        name = field_str(body, "name") or field_str(body, "alias")
         if not name:
-            return error(400, "name is required")
+            raise BadRequest("name is required")
         base, tag = split_name(name)
-        try:
-            problem = name_error(base)
-            if problem:
-                raise ValueError(problem)
-            given = [tag or DEFAULT_TAG, *(str(t) for t in body.get("tags") or [])]
-            tags = list(dict.fromkeys(_normalized(given)))
-        except ValueError as exc:
-            return error(400, str(exc))
+        problem = name_error(base)
+        if problem:
+            raise BadRequest(problem)
+        given = [tag or DEFAULT_TAG, *field_strings(body, "tags")]
+        tags = list(dict.fromkeys(_normalized(given)))
+        cpu = _even_or_one(field_int(body, "cpuCount", low=1, high=MAX_CPU), "cpuCount")
+        memory = field_int(body, "memoryMB", low=MIN_MEMORY, high=MAX_MEMORY)
+        if memory is not None and memory % 2:
+            raise BadRequest(f"memoryMB must be an even number, got {memory}")
         template = self.store.template_for_name(base, create=True)
         assert template is not None
         build = self.store.new_build(
             template.id,
-            cpu_count=int(body.get("cpuCount") or DEFAULT_CPU),
-            memory_mb=int(body.get("memoryMB") or DEFAULT_MEMORY),
+            cpu_count=cpu or DEFAULT_CPU,
+            memory_mb=memory or DEFAULT_MEMORY,
             tags=tags,
         )
         return JSONResponse(
@@ -192,6 +278,8 @@ class ControlPlane:
     async def file_link(self, request: Request) -> Response:
         """GET /templates/{tid}/files/{hash}: present, or where to upload it."""
         files_hash = request.path_params["hash"]
+        if self.store.template(request.path_params["tid"]) is None:
+            return error(404, "template not found")
         if self.uploads.has(files_hash):
             return JSONResponse({"present": True}, status_code=201)
         token = secrets.token_urlsafe(24)
@@ -202,17 +290,28 @@ class ControlPlane:
         )
 
     async def receive_upload(self, request: Request) -> Response:
-        """PUT /_uploads/{token}: the build context of one COPY step (tar, usually gzipped)."""
+        """PUT /_uploads/{token}: the build context of one COPY step (tar, usually gzipped),
+        streamed to the upload store; 413 past the upload limit, with nothing kept."""
         with self._lock:
             target = self._upload_tokens.pop(request.path_params["token"], None)
         if target is None:
             return error(404, "unknown or used upload URL; ask for a new one")
         _, files_hash = target
-        spool = await _spool(request)
-        try:
-            await asyncio.to_thread(self.uploads.save, files_hash, spool)
-        finally:
-            spool.close()
+        limit = self.limits.max_upload_bytes
+        too_large = TooLarge(
+            f"the upload is larger than this backend's limit of {limit >> 20} MB "
+            "(BOXSMITH_BACKEND_MAX_UPLOAD_MB)"
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large  # before reading a byte
+        size = 0
+        with self.uploads.receiving(files_hash) as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                out.write(chunk)
         return Response(status_code=200)
 
     async def start_build(self, request: Request) -> Response:
@@ -223,10 +322,7 @@ class ControlPlane:
             return error(404, "build not found")
         if build.status != "waiting":
             return error(400, f"build {build.id} was already started ({build.status})")
-        try:
-            build_request = builds.BuildRequest.from_json(await request.json())
-        except builds.BuildRequestError as exc:
-            return error(400, str(exc))
+        build_request = builds.BuildRequest.from_json(await json_object(request))
         parent = None
         if build_request.from_template:
             try:
@@ -246,7 +342,8 @@ class ControlPlane:
         image = f"boxsmith-local/{name}:{build.id}"
 
         def log(entry: builds.LogEntry) -> None:
-            self.store.add_log(build.id, entry.timestamp, entry.level, entry.message, entry.step)
+            message = self._scrub(entry.message)
+            self.store.add_log(build.id, entry.timestamp, entry.level, message, entry.step)
 
         try:
             result = builds.run_build(
@@ -275,21 +372,24 @@ class ControlPlane:
             self.store.set_tags(build.template_id, build.id, build.tags)
             self.store.add_log(build.id, now(), "info", f"build {build.id} ready: {image}", None)
         except builds.StepFailed as exc:
-            self.store.add_log(build.id, now(), "error", str(exc), exc.step)
-            self.store.update_build(build.id, status="error", reason=str(exc), reason_step=exc.step)
-        except Exception as exc:
+            self._failed(build, self._scrub(str(exc)), exc.step)
+        except BoxsmithError as exc:  # the engine's and the like: their messages are for users
+            self._failed(build, self._scrub(exc.message), "base")
+        except Exception:
             _log.exception("build %s failed", build.id)
-            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
-            self.store.add_log(build.id, now(), "error", message, "base")
-            self.store.update_build(build.id, status="error", reason=message, reason_step="base")
+            self._failed(build, INTERNAL, "base")
+
+    def _failed(self, build: Build, message: str, step: str) -> None:
+        self.store.add_log(build.id, now(), "error", message, step)
+        self.store.update_build(build.id, status="error", reason=message, reason_step=step)
 
     async def build_status(self, request: Request) -> Response:
         """GET .../builds/{bid}/status?logsOffset&limit: status and log entries from the offset."""
         build = self.store.build(request.path_params["bid"])
         if build is None or build.template_id != request.path_params["tid"]:
             return error(404, "build not found")
-        offset = max(0, int(request.query_params.get("logsOffset", 0)))
-        limit = min(max(1, int(request.query_params.get("limit", 100))), 1000)
+        offset = query_int(request, "logsOffset", 0, low=0, high=2**31 - 1)
+        limit = query_int(request, "limit", 100, low=0, high=1000)
         rows = self.store.logs(build.id, offset, limit)
         entries = [
             {
@@ -362,29 +462,28 @@ class ControlPlane:
 
     async def assign_tags(self, request: Request) -> Response:
         """POST /templates/tags {target: name:tag, tags}: point more tags at that build."""
-        body = await request.json()
+        body = await json_object(request)
+        target = field_str(body, "target", required=True) or ""
+        tags = _normalized(field_strings(body, "tags"))
         try:
-            tid, tag = template_ref(self.store, str(body.get("target", "")))
+            tid, tag = template_ref(self.store, target)
         except LookupError:
             return error(404, "template not found")
         build = self.store.tagged_build(tid, tag or DEFAULT_TAG)
         if build is None:
             return error(404, f"tag {tag or DEFAULT_TAG!r} not found")
-        try:
-            tags = _normalized([str(t) for t in body.get("tags") or []])
-        except ValueError as exc:
-            return error(400, str(exc))
         self.store.set_tags(tid, build.id, tags)
         return JSONResponse({"tags": tags, "buildID": build.id}, status_code=201)
 
     async def delete_tags(self, request: Request) -> Response:
         """DELETE /templates/tags {name, tags}."""
-        body = await request.json()
+        body = await json_object(request)
+        name = field_str(body, "name", required=True) or ""
+        tags = _normalized(field_strings(body, "tags"))
         try:
-            tid, _ = template_ref(self.store, str(body.get("name", "")))
+            tid, _ = template_ref(self.store, name)
         except LookupError:
             return error(404, "template not found")
-        tags = [str(t).strip().lower() for t in body.get("tags") or []]
         if DEFAULT_TAG in tags:
             return error(400, f"the {DEFAULT_TAG!r} tag cannot be removed")
         self.store.remove_tags(tid, tags)
@@ -402,14 +501,3 @@ class ControlPlane:
                 for tag, build_id, created in self.store.tags(tid)
             ]
         )
-
-
-async def _spool(request: Request) -> Any:
-    """The request body in a spooled temp file (memory up to 8 MB, then disk)."""
-    import tempfile
-
-    spool = tempfile.SpooledTemporaryFile(max_size=8 << 20)  # noqa: SIM115 - caller closes it
-    async for chunk in request.stream():
-        spool.write(chunk)
-    spool.seek(0)
-    return spool

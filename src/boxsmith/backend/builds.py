@@ -38,8 +38,8 @@ import tarfile
 import tempfile
 import threading
 import uuid
-from collections.abc import Callable, Mapping
-from contextlib import suppress
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -111,11 +111,15 @@ class LogEntry:
 
 
 class UploadStore:
-    """The COPY steps' uploads by files hash, stored as received (gzipped tar or plain tar)."""
+    """The COPY steps' uploads by files hash, stored as received (gzipped tar or plain tar).
+
+    The folder is the owner's only (0700) and so is every upload (0600): build contexts may
+    hold whatever a template copies, secrets included.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        root.mkdir(parents=True, exist_ok=True)
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def path(self, files_hash: str) -> Path:
         """Where the upload for `files_hash` lives; BuildRequestError for a malformed hash."""
@@ -129,11 +133,18 @@ class UploadStore:
 
     def save(self, files_hash: str, stream: BinaryIO) -> None:
         """Store an upload atomically (a temp file in the store, then a rename)."""
+        with self.receiving(files_hash) as out:
+            shutil.copyfileobj(stream, out, 1 << 20)
+
+    @contextmanager
+    def receiving(self, files_hash: str) -> Iterator[BinaryIO]:
+        """A file (mode 0600) that becomes the upload for `files_hash` when the block ends
+        cleanly; an exception in the block removes it, so nothing partial stays on disk."""
         target = self.path(files_hash)
-        fd, temp = tempfile.mkstemp(dir=self.root, prefix=".upload-")
+        fd, temp = tempfile.mkstemp(dir=self.root, prefix=".upload-")  # 0600
         try:
             with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(stream, out, 1 << 20)
+                yield out
             os.replace(temp, target)
         except BaseException:
             with suppress(FileNotFoundError):

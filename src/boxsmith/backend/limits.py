@@ -8,7 +8,23 @@
 | BOXSMITH_BACKEND_ALLOW_INSECURE | off | `1` lets a create with `secure: false` open a data plane |
 
 A value that is not a positive whole number (or `0`/`1` for the switch) is a usage error at
-start, naming the variable, never a silent default.
+start, naming the variable, never a silent default. A running backend lists the limits in
+force in `server.json`, and `boxsmith backend status` prints them.
+
+Fixed bounds, E2B's where it has one (each refused with a 400 in E2B's error shape):
+
+| what | bound |
+| --- | --- |
+| template name | `^[a-z0-9-_]+$`, at most 128 characters (`boxsmith.targets.name_error`) |
+| tag | `^[a-z0-9-_.]+$`, not a UUID, at most 128 characters (`boxsmith.targets.tag_error`) |
+| cpuCount of a build | 1 or an even number up to 32 |
+| memoryMB of a build | an even number from 128 to 65536 |
+| a JSON request body | 16 MB (413 past it, read no further) |
+| logsOffset, limit of a build's status | whole numbers (offset >= 0, limit 0..1000) |
+
+A build-context upload past BOXSMITH_BACKEND_MAX_UPLOAD_MB is a 413: refused from its
+Content-Length before a byte is read, or as soon as the streamed body passes the limit, and
+nothing of it stays on disk.
 """
 
 from __future__ import annotations
@@ -50,6 +66,15 @@ class Limits:
             << 20,
             allow_insecure=_switch(environ, "ALLOW_INSECURE"),
         )
+
+    def as_dict(self) -> dict[str, int | bool]:
+        """The limits under their environment names' suffixes, lowercased (upload in MB)."""
+        return {
+            "max_timeout": self.max_timeout,
+            "max_sandboxes": self.max_sandboxes,
+            "max_upload_mb": self.max_upload_bytes >> 20,
+            "allow_insecure": self.allow_insecure,
+        }
 
 
 def _positive(environ: Mapping[str, str], name: str, default: int) -> int:

@@ -1,8 +1,14 @@
 """`boxsmith backend serve | env | status | stop`: run the local backend, tell clients where.
 
-The data folder (default `.boxsmith/backend` in the project) holds the API key (`api_key`, mode
-0600, made on first start), the state (`state.sqlite3`), build-context uploads and, while the
-server runs, `server.json` (pid, URL). One uvicorn listener on 127.0.0.1 serves both planes:
+The data folder (default `.boxsmith/backend` in the project) holds the API key (`api_key`, made
+on first start), the state (`state.sqlite3` and SQLite's `-wal`/`-shm`), build-context uploads
+(`uploads/`), the log of a backend started in the background (`server.log`) and, while the
+server runs, `server.json` (pid, URL, limits). All of it is the owner's only: the folders 0700,
+the files 0600. `make_private` creates the folder that way (and any parent it has to create,
+such as `.boxsmith`) and, at every start, puts back those modes on what the backend keeps there
+(a folder made by an older version, or loosened by hand), never following a symlink and never
+touching what another user owns; the serving process runs with umask 077, so files it creates
+later are private too. One uvicorn listener on 127.0.0.1 serves both planes:
 envd paths (`/process.Process/*`, `/filesystem.Filesystem/*`, `/files`, and `/health` with an
 `E2b-Sandbox-Id` header) go to the envd shim, everything else to the REST control plane.
 """
@@ -17,9 +23,11 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from boxsmith.backend.runtime import ASGIApp, Receive, Scope, Send
 from boxsmith.errors import EXIT_OK, BoxsmithError, UsageError
@@ -30,6 +38,8 @@ __all__ = [
     "backend_id",
     "data_dir",
     "env_lines",
+    "make_private",
+    "open_log",
     "read_info",
     "serve",
 ]
@@ -37,6 +47,16 @@ __all__ = [
 DEFAULT_PORT = 49990
 SERVER_FILE = "server.json"
 KEY_FILE = "api_key"
+LOG_FILE = "server.log"
+UPLOADS = "uploads"
+# What the backend keeps in its data folder besides uploads/: the only files it chmods there.
+_OWN_FILES = (
+    KEY_FILE,
+    KEY_FILE + ".tmp",
+    SERVER_FILE,
+    LOG_FILE,
+    *(f"state.sqlite3{suffix}" for suffix in ("", "-wal", "-shm", "-journal")),
+)
 
 
 class BackendUnavailable(BoxsmithError):
@@ -60,13 +80,85 @@ def api_key(folder: Path) -> str:
     path = folder / KEY_FILE
     with contextlib.suppress(FileNotFoundError):
         return path.read_text(encoding="utf-8").strip()
-    folder.mkdir(parents=True, exist_ok=True)
+    _mkdir_private(folder)
     key = "e2b_local_" + secrets.token_hex(20)
-    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key + "\n")
+    with _private_file(path.with_suffix(".tmp"), os.O_TRUNC) as handle:
+        handle.write(key.encode() + b"\n")
     os.replace(path.with_suffix(".tmp"), path)
     return key
+
+
+def make_private(folder: Path) -> None:
+    """Create the data folder (mode 0700, so are the parents it creates) or make it private
+    again: 0700 on it and `uploads/`, 0600 on the files the backend keeps there.
+
+    Raises:
+        BackendUnavailable: another user owns the folder (exit 3).
+    """
+    _mkdir_private(folder)
+    if not _restrict(folder, 0o700, stat.S_ISDIR):
+        raise BackendUnavailable(
+            f"the backend's data folder {folder} is not a folder of yours",
+            "use a data folder you own (--data-dir or BOXSMITH_BACKEND_DIR)",
+        )
+    for name in _OWN_FILES:
+        _restrict(folder / name, 0o600, stat.S_ISREG)
+    uploads = folder / UPLOADS
+    if _restrict(uploads, 0o700, stat.S_ISDIR):
+        with os.scandir(uploads) as entries:
+            for entry in entries:
+                _restrict(Path(entry.path), 0o600, stat.S_ISREG)
+
+
+def _mkdir_private(folder: Path) -> None:
+    """`folder` and the parents it lacks, each created 0700; existing ones are left alone."""
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # made meanwhile: another start won
+            path.mkdir(mode=0o700)
+            os.chmod(path, 0o700)  # whatever the umask
+
+
+def _restrict(path: Path, mode: int, kind: Any) -> bool:
+    """Set `mode` on `path` when it is of `kind` and ours; False (nothing changed) for a missing
+    path, a symlink (never followed) or another user's. The folder is the owner's only by the
+    time its entries are looked at, so nobody can swap one for a symlink in between."""
+    try:
+        info = os.lstat(path)
+    except FileNotFoundError:
+        return False
+    if not kind(info.st_mode) or info.st_uid != os.getuid():
+        return False
+    if stat.S_IMODE(info.st_mode) != mode:
+        os.chmod(path, mode)
+    return True
+
+
+@contextlib.contextmanager
+def _private_file(path: Path, flags: int) -> Iterator[BinaryIO]:
+    """`path` open for writing, mode 0600 whether it is new or not; never through a symlink."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | flags, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        yield handle
+
+
+def open_log(folder: Path) -> BinaryIO:
+    """The log of a backend started in the background, `folder`/server.log (0600), appended."""
+    fd = os.open(folder / LOG_FILE, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
+
+
+@contextlib.contextmanager
+def _owner_only_umask() -> Iterator[None]:
+    """Files and folders this process creates meanwhile (SQLite's WAL and SHM, uploads, temp
+    files) are the owner's only, whoever creates them."""
+    previous = os.umask(0o077)
+    try:
+        yield
+    finally:
+        os.umask(previous)
 
 
 class BackendInfo(dict[str, Any]):
@@ -148,6 +240,81 @@ def serve(
     from boxsmith.engine import Engine
     from boxsmith.images import resolve_mirrors
 
+    _check_start(host, folder)
+    limits = Limits.from_env(os.environ)
+    _check_port(host, port)
+    gc.enable()  # the CLI turns the cyclic collector off for short commands; this one lives long
+    with _owner_only_umask():
+        make_private(folder)
+        key = api_key(folder)
+        own_id = backend_id(folder)
+        url = f"http://{host}:{port}"
+        ca_path = host_ca_bundle()
+        with Engine() as engine:
+            store = Store(folder / STATE_FILE)
+            envd_holder: list[Any] = []
+
+            def forget(sandbox_id: str) -> None:
+                for service in envd_holder:
+                    service.forget(sandbox_id)
+
+            manager = SandboxManager(store, engine, own_id, on_killed=forget)
+            removed = manager.reconcile()
+            for build in store.interrupted_builds():
+                store.update_build(
+                    build.id, status="error", reason="the backend stopped during the build"
+                )
+            control = ControlPlane(
+                store,
+                engine,
+                manager,
+                UploadStore(folder / UPLOADS),
+                api_key=key,
+                base_url=url,
+                backend_id=own_id,
+                mirrors=resolve_mirrors(mirrors),
+                ca=ca_path.read_bytes() if ca_path else None,
+                limits=limits,
+                host_folders=(folder,),
+            )
+            envd, services = envd_app(manager, engine.client)
+            envd_holder.extend(services)
+            manager.start_reaper()
+            config = uvicorn.Config(
+                dispatcher(control.app(), envd),
+                host=host,
+                port=port,
+                log_level="warning",
+                lifespan="off",
+                timeout_graceful_shutdown=5,
+            )
+            server = uvicorn.Server(config)
+            info = {
+                "pid": os.getpid(),
+                "url": url,
+                "started": time.time(),
+                "data_dir": str(folder),
+                "limits": limits.as_dict(),
+            }
+            with _private_file(folder / SERVER_FILE, os.O_TRUNC) as handle:
+                handle.write(json.dumps(info).encode() + b"\n")
+            err.write(
+                f"boxsmith backend on {url} (data {folder}); "
+                f"{removed} container(s) of an earlier run removed\n"
+            )
+            out.write("\n".join(env_lines(url, key)) + "\n")
+            out.flush()
+            try:
+                server.run()
+            finally:
+                (folder / SERVER_FILE).unlink(missing_ok=True)
+                manager.close(kill_all=True)
+                control.close()
+    return EXIT_OK
+
+
+def _check_start(host: str, folder: Path) -> None:
+    """UsageError for a host other users could reach, or a backend already serving `folder`."""
     if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get(
         "BOXSMITH_BACKEND_ALLOW_REMOTE"
     ):
@@ -161,67 +328,6 @@ def serve(
             f"a backend already runs for {folder} (pid {running['pid']}, {running['url']})",
             "use it (`boxsmith backend env`), or stop it with `boxsmith backend stop`",
         )
-    limits = Limits.from_env(os.environ)
-    _check_port(host, port)
-    gc.enable()  # the CLI turns the cyclic collector off for short commands; this one lives long
-    folder.mkdir(parents=True, exist_ok=True)
-    key = api_key(folder)
-    own_id = backend_id(folder)
-    url = f"http://{host}:{port}"
-    ca_path = host_ca_bundle()
-    with Engine() as engine:
-        store = Store(folder / STATE_FILE)
-        envd_holder: list[Any] = []
-
-        def forget(sandbox_id: str) -> None:
-            for service in envd_holder:
-                service.forget(sandbox_id)
-
-        manager = SandboxManager(store, engine, own_id, on_killed=forget)
-        removed = manager.reconcile()
-        for build in store.interrupted_builds():
-            store.update_build(
-                build.id, status="error", reason="the backend stopped during the build"
-            )
-        control = ControlPlane(
-            store,
-            engine,
-            manager,
-            UploadStore(folder / "uploads"),
-            api_key=key,
-            base_url=url,
-            backend_id=own_id,
-            mirrors=resolve_mirrors(mirrors),
-            ca=ca_path.read_bytes() if ca_path else None,
-            limits=limits,
-        )
-        envd, services = envd_app(manager, engine.client)
-        envd_holder.extend(services)
-        manager.start_reaper()
-        config = uvicorn.Config(
-            dispatcher(control.app(), envd),
-            host=host,
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            timeout_graceful_shutdown=5,
-        )
-        server = uvicorn.Server(config)
-        info = {"pid": os.getpid(), "url": url, "started": time.time(), "data_dir": str(folder)}
-        (folder / SERVER_FILE).write_text(json.dumps(info) + "\n", encoding="utf-8")
-        err.write(
-            f"boxsmith backend on {url} (data {folder}); "
-            f"{removed} container(s) of an earlier run removed\n"
-        )
-        out.write("\n".join(env_lines(url, key)) + "\n")
-        out.flush()
-        try:
-            server.run()
-        finally:
-            (folder / SERVER_FILE).unlink(missing_ok=True)
-            manager.close(kill_all=True)
-            control.close()
-    return EXIT_OK
 
 
 def _check_port(host: str, port: int) -> None:

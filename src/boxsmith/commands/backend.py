@@ -1,9 +1,9 @@
 """`boxsmith backend serve | env | status | stop`: the local E2B-compatible backend.
 
 `serve` runs in the foreground until Ctrl-C; `serve --detach` starts it in the background (log in
-the data folder), waits until it answers and prints the same `export` lines. `env` prints them
-for a running backend (`eval "$(boxsmith backend env)"`), `status` says whether one runs (exit 3
-when not), `stop` stops it.
+the data folder, `server.log`, 0600 like the rest of it), waits until it answers and prints the
+same `export` lines. `env` prints them for a running backend (`eval "$(boxsmith backend env)"`),
+`status` says whether one runs (exit 3 when not) and the limits in force, `stop` stops it.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ from typing import TextIO
 
 from boxsmith.backend.server import (
     DEFAULT_PORT,
+    LOG_FILE,
     BackendUnavailable,
     api_key,
     env_lines,
+    make_private,
+    open_log,
     read_info,
     serve,
     stop,
@@ -76,8 +79,7 @@ def ensure_running(
             f"port {port} on 127.0.0.1 is in use by another process",
             "stop that process, or pick a free port (--port, BOXSMITH_BACKEND_PORT)",
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    log = folder / "server.log"
+    make_private(folder)
     command = [
         sys.executable,
         "-m",
@@ -91,7 +93,7 @@ def ensure_running(
         "--data-dir",
         str(folder),
     ]
-    with log.open("ab") as handle:
+    with open_log(folder) as handle:
         # `sh` starts the server in the background and exits at once: the server is nobody's
         # child here (init reaps it), so it outlives this process and leaves no zombie.
         subprocess.run(
@@ -103,6 +105,7 @@ def ensure_running(
             check=True,
         )
     url = f"http://127.0.0.1:{port}"
+    log = folder / LOG_FILE
     deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         ours = read_info(folder)  # this folder's server, not whatever answers on the port
@@ -166,6 +169,9 @@ def run(
             f"backend pid {info['pid']} on {url}: {'answers' if healthy else 'does NOT answer'}"
             f" (data {info.get('data_dir', folder)})\n"
         )
+        limits = info.get("limits")
+        if isinstance(limits, dict):
+            out.write("limits: " + ", ".join(f"{k}={v}" for k, v in limits.items()) + "\n")
     if not healthy:
         raise BackendUnavailable(f"the backend on {url} does not answer", "restart it")
     return EXIT_OK
