@@ -45,8 +45,10 @@ def test_reports_create_identical_update_delete(minimal_project: Path) -> None:
     assert "update    generated/app/1.0.0/e2b.toml" in update.out
     assert "identical generated/app/1.0.0/e2b.Dockerfile" not in update.out  # header hash moved
     (minimal_project / "generated/app/1.0.0/stray.txt").write_text("x")
-    assert "delete    generated/app/1.0.0/stray.txt" in cli(minimal_project, "render").out
-    assert not (minimal_project / "generated/app/1.0.0/stray.txt").exists()
+    stray = cli(minimal_project, "render")  # not boxsmith's: reported, never deleted
+    assert "foreign   generated/app/1.0.0/stray.txt" in stray.out
+    assert "warning: generated/app/1.0.0/stray.txt: not written by boxsmith" in stray.err
+    assert (minimal_project / "generated/app/1.0.0/stray.txt").read_text() == "x"
 
 
 def test_dry_run_writes_nothing_and_shows_diff(minimal_project: Path) -> None:
@@ -167,6 +169,8 @@ def test_check_reports_drift_with_diff(minimal_project: Path) -> None:
     assert "-USER root\n+USER user" in run.out
     assert "+++ b/generated/app/1.0.0/e2b.toml" in run.out
     assert "--- a/generated/orphan/0.1.0/e2b.toml" in run.out
+    assert "generated/orphan/0.1.0/e2b.toml was not written by boxsmith" in run.err
+    assert "generated/app/1.0.0/e2b.Dockerfile was edited by hand" in run.err
     assert "drift: 3 file(s)" in run.err
     assert dockerfile.read_text().endswith("USER root\n")  # check never writes
 

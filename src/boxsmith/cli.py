@@ -532,6 +532,13 @@ def main(
         )
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug in boxsmith, not the user's mistake
+        if isinstance(exc, OSError) and exc.filename is not None:  # but a disk's answer is not
+            err.write(
+                f"error: {exc.filename}: {exc.strerror or exc}\n"
+                "  fix: check that path's permissions (`ls -ld`, `lsattr -d`), file system and "
+                "free space, then run again\n"
+            )
+            return EXIT_INFRA
         if args.debug:
             import traceback
 

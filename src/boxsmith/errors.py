@@ -4,7 +4,7 @@ Exit codes (documented in the README):
     0   ok
     1   findings, drift or failed checks (a result, not an exception)
     2   spec or usage error
-    3   build, engine, backend or publish failure
+    3   build, engine, backend or publish failure; a file that cannot be read or written
     130 interrupted, after cleaning up
 """
 

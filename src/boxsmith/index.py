@@ -1,8 +1,10 @@
 """`generated/index.json`: the record of every rendered template version and its publishes.
 
 For each `name` and `version`: the spec file, the resolved spec's hash, the content hash of the
-rendered folder and its files, and the publish records (added by `boxsmith publish`). A version
-with a publish record is immutable: rendering other content into it is refused.
+rendered folder, its files and the hash of each as written (`hashes`, to tell a hand edit from a
+render), and the publish records (added by `boxsmith publish`). A version with a publish record
+is immutable: rendering other content into it is refused. The files listed here are the only
+ones boxsmith ever deletes.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from collections.abc import Container
 from pathlib import Path
 from typing import Any, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    model_serializer,
+)
 
 from boxsmith.errors import UsageError
 from boxsmith.outputs import write_atomic
@@ -61,7 +70,17 @@ class VersionEntry(BaseModel):
     spec_hash: str
     content_hash: str
     files: list[str]
+    # rel -> `pipeline.file_hash` of what render wrote; empty in indexes written before it
+    # (and then left out of the JSON, so such an index reads and writes back unchanged)
+    hashes: dict[str, str] = Field(default_factory=dict)
     publishes: list[PublishRecord] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _without_empty_hashes(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if not self.hashes:
+            data.pop("hashes", None)
+        return data
 
     @property
     def published(self) -> bool:

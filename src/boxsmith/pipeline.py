@@ -1,21 +1,24 @@
 """From specs to the generated folder: the desired state, `render` (write it) and `check` (compare).
 
 Both commands compute the same desired state in memory (`generate`); `render` writes the
-difference atomically, `check` reports it as drift. Nothing is written when any spec is invalid.
+difference atomically, `check` reports it as drift. Nothing is written when any spec is invalid,
+or when the generated folder is not boxsmith's (`outputs.claim`). Only the files the index
+records are ever deleted; an update or delete of a file whose content is not what boxsmith
+recorded is flagged as replacing a hand edit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 from boxsmith.config import Settings
 from boxsmith.errors import Issue, SpecError
 from boxsmith.index import INDEX_FILE, Index, VersionEntry, load_index
-from boxsmith.outputs import Action, Change, DesiredFile, apply, plan
+from boxsmith.outputs import Action, Change, DesiredFile, apply, claim, plan
 from boxsmith.perf import paused_gc
 from boxsmith.render import Rendered, RenderedFile, render_template, stamp_publish
-from boxsmith.render.engine import TOML
+from boxsmith.render.engine import TOML, content_hash, unstamp_publish
 from boxsmith.spec.catalog import Catalog, load_catalog
 
 __all__ = ["Generation", "RenderReport", "check_project", "generate", "render_project"]
@@ -31,6 +34,9 @@ class Generation:
     keep: tuple[str, ...]  # published version folders that no spec renders any more
     scope: tuple[str, ...] | None  # where stale files may be deleted; None means everywhere
     index: Index
+    # every file the index on disk records (boxsmith wrote it), with the hash of what it wrote
+    # when known (`file_hash`); only these are ever deleted
+    written: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +53,36 @@ class RenderReport:
     def drift(self) -> tuple[Change, ...]:
         """The changes that are not `identical`."""
         return tuple(c for c in self.changes if c.action is not Action.IDENTICAL)
+
+
+def file_hash(rel: str, data: bytes) -> str:
+    """The hash of a generated file's content as recorded in the index (`VersionEntry.hashes`):
+    header comments and stamped publish ids left out, as in the content hash, so neither
+    rewording a header nor publishing counts as an edit."""
+    if rel == TOML:
+        data = unstamp_publish(data.decode("utf-8", "replace")).encode()
+    return content_hash((RenderedFile(rel, data),))
+
+
+def _hashes(rendered: Rendered) -> dict[str, str]:
+    return {f.rel: file_hash(f.rel, f.content) for f in rendered.files}
+
+
+def _written(old: Index, rendered: Sequence[Rendered]) -> dict[str, str | None]:
+    """Every file the old index records, with the hash boxsmith wrote when known: recorded
+    (`hashes`), or, for an index from before per-file hashes, the fresh render's when the
+    version's content hash is unchanged (then the render is what was written)."""
+    fresh = {(r.template.name, r.template.version): r for r in rendered}
+    written: dict[str, str | None] = {INDEX_FILE: None}
+    for name, versions in old.templates.items():
+        for version, entry in versions.items():
+            known: dict[str, str] = dict(entry.hashes)
+            same = fresh.get((name, version))
+            if not known and same is not None and same.content_hash == entry.content_hash:
+                known = _hashes(same)
+            for rel in entry.files:
+                written[f"{name}/{version}/{rel}"] = known.get(rel)
+    return written
 
 
 def _stamped(rendered: Rendered, entry: VersionEntry | None) -> Rendered:
@@ -68,6 +104,13 @@ def generate(
     """
     catalog = load_catalog(settings)
     selected = catalog.select(names, labels)
+    claim(
+        settings.generated_dir,
+        project=settings.root,
+        specs=settings.specs_dir,
+        index=INDEX_FILE,
+        shown=settings.display(settings.generated_dir),
+    )
     old = load_index(
         settings.generated_dir / INDEX_FILE, settings.display(settings.generated_dir / INDEX_FILE)
     )
@@ -101,11 +144,15 @@ def generate(
             )
             continue
         rendered.append(_stamped(result, previous))
+        unchanged = previous is not None and previous.content_hash == result.content_hash
         templates.setdefault(template.name, {})[template.version] = VersionEntry(
             spec=template.spec_file,
             spec_hash=template.spec_hash,
             content_hash=result.content_hash,
             files=[f.rel for f in result.files],
+            # kept as recorded while the content is unchanged: an index from before per-file
+            # hashes stays byte-identical until its content changes
+            hashes=previous.hashes if previous and unchanged else _hashes(result),
             publishes=list(previous.publishes) if previous else [],
         )
     if issues:
@@ -125,7 +172,36 @@ def generate(
             desired[f"{item.folder}/{f.rel}"] = DesiredFile(f.content, f.executable)
     desired[INDEX_FILE] = DesiredFile(index.dumps())
     scope = tuple(sorted(chosen)) if filtered else None
-    return Generation(catalog, tuple(rendered), desired, tuple(sorted(keep)), scope, index)
+    written = _written(old, results)
+    return Generation(catalog, tuple(rendered), desired, tuple(sorted(keep)), scope, index, written)
+
+
+def _plan(settings: Settings, generation: Generation) -> list[Change]:
+    """The plan, with each update or delete of a file that is not what boxsmith wrote (content
+    differs from the recorded hash, or not recorded at all) flagged as a hand edit."""
+    written = generation.written
+    changes = plan(
+        settings.generated_dir,
+        generation.desired,
+        generation.keep,
+        generation.scope,
+        owned=written,
+    )
+    return [
+        replace(c, hand_edit=True)
+        if c.action in (Action.UPDATE, Action.DELETE)
+        and c.rel != INDEX_FILE
+        and _edited(c, written)
+        else c
+        for c in changes
+    ]
+
+
+def _edited(change: Change, written: Mapping[str, str | None]) -> bool:
+    if change.rel not in written or change.old is None:  # not boxsmith's, or now a link
+        return True
+    recorded = written[change.rel]
+    return recorded is not None and recorded != file_hash(change.rel.split("/", 2)[-1], change.old)
 
 
 def _report(
@@ -183,7 +259,7 @@ def render_project(
 ) -> RenderReport:
     """Render the selected templates into the generated folder (or only plan, with `dry_run`)."""
     generation = generate(settings, names, labels)
-    changes = plan(settings.generated_dir, generation.desired, generation.keep, generation.scope)
+    changes = _plan(settings, generation)
     if not dry_run:
         apply(settings.generated_dir, changes, last=INDEX_FILE)
     return _report(settings, generation, not dry_run, changes)
@@ -194,7 +270,7 @@ def check_project(
 ) -> RenderReport:
     """Re-render in memory and compare with the generated folder; writes nothing."""
     generation = generate(settings, names, labels)
-    changes = plan(settings.generated_dir, generation.desired, generation.keep, generation.scope)
+    changes = _plan(settings, generation)
     if generation.scope is not None:  # a filtered check judges only its own templates
         prefixes = tuple(f"{s}/" for s in generation.scope)
         index_path = settings.generated_dir / INDEX_FILE

@@ -23,10 +23,14 @@ def _first_changed_line(change: Change) -> int:
 
 
 def _describe(change: Change) -> str:
+    if change.hand_edit and change.action is Action.UPDATE:
+        return "was edited by hand (it differs from what boxsmith wrote and the specs render)"
     return {
         Action.CREATE: "is missing",
         Action.UPDATE: "differs from what the specs render",
         Action.DELETE: "is not rendered by any spec",
+        Action.FOREIGN: "was not written by boxsmith (not in index.json) and is not rendered; "
+        "render leaves it, remove it by hand",
     }.get(change.action, "is identical")
 
 
@@ -63,7 +67,12 @@ def run(
     if as_json:
         data = report_json(report, prefix)
         data["drift"] = [
-            {"action": c.action.value, "path": f"{prefix}{c.rel}", "diff": unified_diff(c, prefix)}
+            {
+                "action": c.action.value,
+                "path": f"{prefix}{c.rel}",
+                "hand_edit": c.hand_edit,
+                "diff": unified_diff(c, prefix),
+            }
             for c in drift
         ]
         data["tampered"] = [{"path": f, "problem": m} for f, m in report.tampered]
@@ -79,8 +88,12 @@ def run(
             stream.write(
                 annotation(
                     "error",
-                    f"{prefix}{change.rel} {_describe(change)}; run `boxsmith render` and "
-                    "commit the result",
+                    f"{prefix}{change.rel} {_describe(change)}"
+                    + (
+                        ""
+                        if change.action is Action.FOREIGN
+                        else "; run `boxsmith render` and commit the result"
+                    ),
                     file=f"{prefix}{change.rel}",
                     line=line,
                     title="boxsmith check: generated output drift",
@@ -102,6 +115,9 @@ def run(
             f"error: {folder}: {problem}\n  fix: a published version is immutable: restore it "
             f"from git (`git checkout -- {folder}`)\n"
         )
+    for change in drift:
+        if change.hand_edit or change.action is Action.FOREIGN:
+            err.write(f"{prefix}{change.rel} {_describe(change)}\n")
     if drift:
         err.write(
             f"drift: {len(drift)} file(s) in {prefix} do not match the specs; "

@@ -1,4 +1,8 @@
-"""`boxsmith render`: write the generated folder, reporting create / update / identical / delete."""
+"""`boxsmith render`: write the generated folder, reporting create / update / identical / delete.
+
+Files boxsmith did not write are reported as `foreign` and left in place; an update or delete
+that replaces a hand edit says so (on stdout, and as a warning on stderr).
+"""
 
 from __future__ import annotations
 
@@ -30,12 +34,36 @@ def unified_diff(change: Change, prefix: str) -> str:
     return text
 
 
+def hand_edit(change: Change, dry_run: bool = False) -> str:
+    """ "replaces a hand edit" (or "deletes", "would replace", ...) when the change overwrites a
+    file whose content is not what boxsmith wrote; "" otherwise."""
+    if not change.hand_edit:
+        return ""
+    verb = "replace" if change.action is Action.UPDATE else "delete"
+    return f"would {verb} a hand edit" if dry_run else f"{verb}s a hand edit"
+
+
+def warning(change: Change, dry_run: bool = False) -> str:
+    """The warning a change deserves (a hand edit replaced, a foreign file left), or ""."""
+    if change.action is Action.FOREIGN:
+        return "not written by boxsmith (not in index.json): left in place; remove it by hand"
+    if change.hand_edit:
+        return (
+            f"{hand_edit(change, dry_run)} (the file differs from what boxsmith wrote); "
+            "change the spec instead"
+        )
+    return ""
+
+
 def report_json(report: RenderReport, prefix: str) -> dict[str, object]:
     """The report as a JSON-ready mapping."""
     return {
         "applied": report.applied,
         "counts": report.counts,
-        "files": [{"action": c.action.value, "path": f"{prefix}{c.rel}"} for c in report.changes],
+        "files": [
+            {"action": c.action.value, "path": f"{prefix}{c.rel}", "hand_edit": c.hand_edit}
+            for c in report.changes
+        ],
         "templates": [
             {"name": r.template.name, "version": r.template.version, "content_hash": r.content_hash}
             for r in report.generation.rendered
@@ -76,9 +104,13 @@ def run(
     for change in report.changes:
         if quiet and change.action is Action.IDENTICAL:
             continue
-        out.write(f"{verb}{change.action.value:<9} {prefix}{change.rel}\n")
+        flag = f" ({hand_edit(change)})" if change.hand_edit else ""
+        out.write(f"{verb}{change.action.value:<9} {prefix}{change.rel}{flag}\n")
         if dry_run and change.action is Action.UPDATE:
             out.write(unified_diff(change, prefix))
+    for change in report.changes:
+        if text := warning(change, dry_run):
+            err.write(f"warning: {prefix}{change.rel}: {text}\n")
     counts = ", ".join(f"{n} {a}" for a, n in report.counts.items() if n)
     err.write(
         f"{len(report.generation.rendered)} template(s) rendered"
