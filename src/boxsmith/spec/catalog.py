@@ -21,7 +21,7 @@ from boxsmith.errors import Issue, SpecError, UsageError
 from boxsmith.perf import paused_gc
 from boxsmith.spec.diagnostics import issues_from_validation, suggest
 from boxsmith.spec.expand import expand
-from boxsmith.spec.located import LDict, LList, Pos, YamlIssue, load_yaml, locate
+from boxsmith.spec.located import LDict, LList, Pos, YamlIssue, load_yaml, locate, read_spec
 from boxsmith.spec.merge import merge
 from boxsmith.spec.models import META_KEYS, CopyStep, FileEntry, TemplateSpec, check_name
 
@@ -148,7 +148,7 @@ class _Loader:
         display = self.settings.display(path)
         self.folders[display] = path.parent
         try:
-            data = load_yaml(path.read_text(encoding="utf-8"), display)
+            data = load_yaml(read_spec(path, display), display)
         except YamlIssue as exc:
             self.issues.append(exc.issue)
             return
@@ -506,8 +506,9 @@ def _digest(paths: Iterable[str]) -> str:
             if os.path.isdir(path):
                 digest.update("\0".join(sorted(os.listdir(path))).encode())
             else:
-                with open(path, "rb") as handle:
-                    digest.update(handle.read())
+                with open(path, "rb") as handle:  # in blocks: a spec file may be huge
+                    while block := handle.read(1 << 20):
+                        digest.update(block)
         except OSError:
             digest.update(b"\1missing")
         digest.update(b"\0")

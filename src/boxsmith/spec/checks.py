@@ -10,7 +10,15 @@ from typing import Annotated, Any, ClassVar
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
-from boxsmith.spec.fields import EnvInput, EnvName, SpecModel, absolute, env_values, fail
+from boxsmith.spec.fields import (
+    EnvInput,
+    EnvName,
+    OneLine,
+    SpecModel,
+    absolute,
+    env_values,
+    fail,
+)
 
 __all__ = [
     "CHECK_KINDS",
@@ -30,7 +38,7 @@ __all__ = [
 class WaitForUrl(SpecModel):
     """`wait_for_url` with an explicit status."""
 
-    url: str
+    url: OneLine
     status: int = Field(200, ge=100, le=599)
 
 
@@ -40,9 +48,10 @@ class ReadyCheck(SpecModel):
     model_config = ConfigDict(json_schema_extra={"minProperties": 1, "maxProperties": 1})
 
     wait_for_port: int | None = Field(None, ge=1, le=65535)
-    wait_for_url: str | WaitForUrl | None = None
-    wait_for_file: str | None = None
-    wait_for_process: str | None = None
+    # these become part of e2b.toml's ready_cmd, which is one line
+    wait_for_url: OneLine | WaitForUrl | None = None
+    wait_for_file: OneLine | None = None
+    wait_for_process: OneLine | None = None
     wait_for_timeout: int | None = Field(None, ge=0, description="Milliseconds (at least 1 s).")
 
     @model_validator(mode="after")

@@ -20,6 +20,7 @@ from boxsmith.spec.located import LDict, LList, Pos
 __all__ = ["MAX_VARIANTS", "Variant", "expand"]
 
 MAX_VARIANTS = 256
+LIMITS_HINT = "make the expression smaller; docs/spec.md lists the limits under Limits"
 _REF = re.compile(r"\b(vars|matrix)\.([A-Za-z_][A-Za-z0-9_]*)")
 _AXIS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # `{{ vars.x }}` / `{{ matrix.y }}` with nothing else: substituted without compiling a Jinja
@@ -37,6 +38,7 @@ class _Substituter:
         self.context = context
         self.issues: list[Issue] = []
         self.failed: set[str] = set()
+        self.texts: dict[tuple[str, str], str] = {}
 
     def string(self, value: str, where: Pos, path: str) -> str:
         if "{{" not in value and "{%" not in value:
@@ -62,13 +64,15 @@ class _Substituter:
                 self.failed.add(path)
                 return value
         if "{%" not in value and value.count("{{") == len(_SIMPLE.findall(value)):
-            return _SIMPLE.sub(lambda m: str(self.context[m[1]][m[2]]), value)
+            return self._simple(value, where, path)
         import jinja2  # only for real expressions: most specs never need Jinja
 
-        from boxsmith.jinja_env import compile_string
+        from boxsmith.jinja_env import LimitError, render_string
 
         try:
-            return compile_string(value).render(self.context)
+            return render_string(value, self.context)
+        except LimitError as exc:
+            self._fail(where, path, f"template: {exc}", LIMITS_HINT)
         except jinja2.TemplateSyntaxError as exc:
             self.failed.add(path)
             self.issues.append(
@@ -99,6 +103,35 @@ class _Substituter:
                 )
             )
         return value
+
+    def _simple(self, value: str, where: Pos, path: str) -> str:
+        """`{{ vars.x }}` substitutions without Jinja, as long as the result stays in bounds
+        (vars made of other vars could double at each level)."""
+        from boxsmith.jinja_env import MAX_VALUE_CHARS
+
+        size = len(value)
+        for match in _SIMPLE.finditer(value):
+            size += len(self._text(match[1], match[2]))
+            if size > MAX_VALUE_CHARS:
+                self._fail(
+                    where,
+                    path,
+                    f"template: the value would be more than {MAX_VALUE_CHARS} characters long",
+                    LIMITS_HINT,
+                )
+                return value
+        return _SIMPLE.sub(lambda m: self._text(m[1], m[2]), value)
+
+    def _text(self, scope: str, name: str) -> str:
+        """A var or matrix value as text, made once (a big list would cost at every use)."""
+        key = (scope, name)
+        if key not in self.texts:
+            self.texts[key] = str(self.context[scope][name])
+        return self.texts[key]
+
+    def _fail(self, where: Pos, path: str, message: str, hint: str) -> None:
+        self.failed.add(path)
+        self.issues.append(Issue(where.file, where.line, where.column, message, hint, path))
 
     def tree(self, node: Any, where: Pos, path: str) -> Any:
         """Substitute every string under `node`; unchanged containers are returned as they are
@@ -252,9 +285,69 @@ def expand(merged: LDict, matrix: LDict | None, issues: list[Issue]) -> Iterator
     for key in merged:
         if key != "vars":
             body.copy_entry(merged, key)
+    order = _var_order(variables, issues)
+    if order is None:
+        return
     combos = _combinations(matrix, issues) if matrix is not None else [{}]
     for combo in combos:
-        sub = _Substituter({"vars": _plain(variables), "matrix": _plain(combo)})
+        resolved = _plain(variables)
+        sub = _Substituter({"vars": resolved, "matrix": _plain(combo)})
+        for name in order:  # a var may use the vars before it in this order, and the matrix
+            at = variables.val_pos[name] if isinstance(variables, LDict) else body.pos
+            resolved[name] = _plain(sub.tree(variables[name], at, f"vars.{name}"))
+        sub.texts.clear()
         result = sub.tree(body, body.pos, "")
         issues.extend(sub.issues)
         yield combo, result, frozenset(sub.failed)
+
+
+# `vars.name` or `vars['name']` in a var's own value: the vars it needs first
+_USES = re.compile(r"\bvars(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
+
+
+def _strings(node: Any) -> Iterator[str]:
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from _strings(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _strings(value)
+
+
+def _var_order(variables: dict[str, Any], issues: list[Issue]) -> list[str] | None:
+    """Names of the vars that use other vars, each after the vars it uses; None (and an issue)
+    for a cycle."""
+    uses = {
+        name: {a or b for text in _strings(value) for a, b in _USES.findall(text)} & set(variables)
+        for name, value in variables.items()
+        if any("{{" in text or "{%" in text for text in _strings(value))
+    }
+    order: list[str] = []
+    state: dict[str, str] = {}  # "open" while its uses are being ordered, then "done"
+
+    def visit(name: str, chain: tuple[str, ...]) -> bool:
+        if state.get(name) == "done" or name not in uses:
+            return True
+        if state.get(name) == "open":
+            cycle = " -> ".join([*chain[chain.index(name) :], name])
+            at = variables.val_pos[name] if isinstance(variables, LDict) else Pos("", 0, 0)
+            issues.append(
+                Issue(
+                    at.file,
+                    at.line,
+                    at.column,
+                    f"vars cycle: {cycle}",
+                    "remove one of the references, or write one value out",
+                    f"vars.{name}",
+                )
+            )
+            return False
+        state[name] = "open"
+        ok = all(visit(used, (*chain, name)) for used in sorted(uses[name]))
+        state[name] = "done"
+        order.append(name)
+        return ok
+
+    return order if all(visit(name, ()) for name in uses) else None

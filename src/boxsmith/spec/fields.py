@@ -15,6 +15,7 @@ from boxsmith.targets import NAME_RE, TAG_RE, tag_error
 __all__ = [
     "ENV_KEY_RE",
     "IMAGE_RE",
+    "LINE_BREAKS",
     "MODE_RE",
     "NAME_RE",
     "SEMVER_RE",
@@ -26,10 +27,13 @@ __all__ = [
     "EnvName",
     "EnvValue",
     "ImageEnv",
+    "OneLine",
     "SpecModel",
+    "Text",
     "absolute",
     "env_values",
     "fail",
+    "one_line",
     "single_line",
 ]
 
@@ -58,20 +62,63 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 
+# Characters that end a line for Docker, the e2b SDK's Dockerfile parser, TOML or Python's
+# splitlines (NUL cuts a C string): control characters except tab, DEL, C1 controls (U+0085 is a
+# line break), and the Unicode line and paragraph separators.
+LINE_BREAKS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# The same, for free text that may span lines (newline allowed).
+_TEXT_BREAKS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMES = {"\n": "a line break (\\n)", "\r": "a carriage return (\\r)", "\x00": "a NUL byte (\\0)"}
+
+
+def _what(char: str) -> str:
+    return _NAMES.get(char, f"the control character U+{ord(char):04X}")
+
+
+def one_line(value: str) -> str:
+    """`value` when it can be one Dockerfile line or e2b.toml value: no line break or other
+    control character (a tab is fine), no trailing backslash (Docker's line continuation)."""
+    found = LINE_BREAKS.search(value)
+    if found:
+        raise fail(
+            f"this value holds {_what(found[0])} at character {found.start() + 1}; it becomes "
+            "one line of e2b.Dockerfile or e2b.toml, where the rest would start a new line "
+            "(another instruction)",
+            "write the value on one line, without control characters",
+        )
+    if value.rstrip(" \t").endswith("\\"):
+        raise fail(
+            "this value ends with a backslash, which would join the next Dockerfile line to it",
+            "remove the trailing backslash",
+        )
+    return value
+
+
+def _text(value: str) -> str:
+    found = _TEXT_BREAKS.search(value)
+    if found:
+        raise fail(
+            f"this text holds {_what(found[0])} at character {found.start() + 1}",
+            "remove the control character",
+        )
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(one_line)]  # becomes (part of) one output line
+Text = Annotated[str, AfterValidator(_text)]  # free text: line breaks allowed
+
+
 def single_line(value: str, what: str) -> str:
-    """`value` as one Dockerfile line: no inner newline, no trailing backslash."""
-    if "\n" in value.strip("\n"):
+    """A command as one Dockerfile line or e2b.toml value: surrounding newlines (a `|` block's
+    last one) are dropped; an inner line break, another control character or a trailing
+    backslash is an error."""
+    line = value.strip("\n")
+    if "\n" in line:
         raise fail(
             f"{what} spans several lines",
             "write a list of commands (joined with &&) or a folded scalar (`>-`)",
         )
-    line = value.strip("\n")
-    if line.rstrip().endswith("\\"):
-        raise fail(
-            f"{what} ends with a backslash, which would join the next Dockerfile line to it",
-            "remove the trailing backslash",
-        )
-    return line
+    return one_line(line)
 
 
 def absolute(value: str, what: str) -> str:
@@ -82,7 +129,7 @@ def absolute(value: str, what: str) -> str:
 
 
 def _env_name(key: str) -> str:
-    if not ENV_KEY_RE.match(key):
+    if not ENV_KEY_RE.fullmatch(key):
         raise fail(
             f"env name {key!r} is not a valid variable name",
             "use letters, digits and _, not starting with a digit",
@@ -91,16 +138,21 @@ def _env_name(key: str) -> str:
 
 
 def _env_value(value: str) -> str:
-    if "\n" in value or "\r" in value:
+    found = LINE_BREAKS.search(value)
+    if found:
         raise fail(
-            "an ENV value must be one line: a Dockerfile ENV cannot hold a line break",
+            f"an ENV value must be one line: it holds {_what(found[0])}, and a Dockerfile ENV "
+            "cannot hold a line break or a control character",
             "write it on one line (a folded scalar `>-` joins lines with spaces)",
         )
-    return value
+    return value  # a trailing backslash is fine: ENV values are quoted (env_quoted)
+
+
+_APT_RE = re.compile(r"[a-z0-9][a-z0-9+.-]*(?:[=:][A-Za-z0-9.+~:-]+)?")
 
 
 def _apt_package(package: str) -> str:
-    if not re.match(r"^[a-z0-9][a-z0-9+.-]*(?:[=:][A-Za-z0-9.+~:-]+)?$", package):
+    if not _APT_RE.fullmatch(package):
         raise fail(
             f"{package!r} is not a Debian package name",
             "one package per item, optionally pinned as name=version",

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import posixpath
 import re
-import uuid
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
@@ -29,7 +28,6 @@ from boxsmith.spec.checks import (
 from boxsmith.spec.fields import (
     IMAGE_RE,
     MODE_RE,
-    NAME_RE,
     SEMVER_RE,
     TAG_RE,
     USER_RE,
@@ -37,12 +35,16 @@ from boxsmith.spec.fields import (
     E2BTag,
     EnvInput,
     ImageEnv,
+    OneLine,
     SpecModel,
+    Text,
     absolute,
     env_values,
     fail,
+    one_line,
     single_line,
 )
+from boxsmith.targets import name_error
 
 __all__ = [
     "META_KEYS",
@@ -98,10 +100,12 @@ class Resources(SpecModel):
 class FileEntry(SpecModel):
     """A file or folder copied from the spec's own folder into the image."""
 
-    src: str = Field(description="Path relative to the folder of the spec that declares it.")
-    dest: str = Field(description="Absolute path in the image.")
+    src: OneLine = Field(description="Path relative to the folder of the spec that declares it.")
+    dest: OneLine = Field(description="Absolute path in the image.")
     mode: str | None = Field(None, description="Octal permission string, for example '0755'.")
-    owner: str | None = Field(None, description="user[:group] that owns the copy (COPY --chown).")
+    owner: OneLine | None = Field(
+        None, description="user[:group] that owns the copy (COPY --chown)."
+    )
 
     @field_validator("src")
     @classmethod
@@ -136,7 +140,7 @@ class FileEntry(SpecModel):
                 f"mode must be a quoted octal string like '0755', got {value!r}",
                 "quote it: YAML reads an unquoted 0755 as the number 493",
             )
-        if not MODE_RE.match(value):
+        if not MODE_RE.fullmatch(value):
             raise fail(
                 f"mode {value!r} is not an octal permission",
                 "use 3 or 4 octal digits (0-7), e.g. '0755'",
@@ -146,9 +150,15 @@ class FileEntry(SpecModel):
     @field_validator("owner")
     @classmethod
     def _owner(cls, value: str | None) -> str | None:
-        if value is not None and not USER_RE.match(value):
+        if value is not None and not USER_RE.fullmatch(value):
             raise fail(f"owner {value!r} is not user[:group]", "write it like 'user:user'")
         return value
+
+
+def _user_name(value: str | None) -> str | None:
+    if value is not None and not USER_RE.fullmatch(value):
+        raise fail(f"user {value!r} is not a valid user name", "use a name like 'user'")
+    return value
 
 
 class CopyStep(FileEntry):
@@ -159,7 +169,7 @@ class RunStep(SpecModel):
     """A `run` step: one command, or a list joined with &&, optionally as another user."""
 
     cmd: str | list[str] = Field(description="Shell command, or a list of them joined with &&.")
-    user: str | None = Field(None, description="Run as this user, then switch back.")
+    user: OneLine | None = Field(None, description="Run as this user, then switch back.")
 
     @field_validator("cmd")
     @classmethod
@@ -169,6 +179,11 @@ class RunStep(SpecModel):
             raise fail("cmd is empty", "give the shell command to run")
         cleaned = [single_line(item, "cmd") for item in items]
         return cleaned[0] if isinstance(value, str) else cleaned
+
+    @field_validator("user")
+    @classmethod
+    def _user(cls, value: str | None) -> str | None:
+        return _user_name(value)
 
     @property
     def commands(self) -> list[str]:
@@ -187,8 +202,8 @@ class Step(SpecModel):
     run: RunStep | None = Field(None, description="Shell command (string, list, or {cmd, user}).")
     copy_: CopyStep | None = Field(None, alias="copy", description="Copy a file: {src, dest}.")
     env: ImageEnv | None = Field(None, description="Environment variables from here on.")
-    workdir: str | None = Field(None, description="Working directory from here on (absolute).")
-    user: str | None = Field(None, description="User for the steps that follow.")
+    workdir: OneLine | None = Field(None, description="Working directory from here on (absolute).")
+    user: OneLine | None = Field(None, description="User for the steps that follow.")
 
     @field_validator("run", mode="before", json_schema_input_type=str | list[str] | RunStep | None)
     @classmethod
@@ -208,9 +223,7 @@ class Step(SpecModel):
     @field_validator("user")
     @classmethod
     def _user(cls, value: str | None) -> str | None:
-        if value is not None and not USER_RE.match(value):
-            raise fail(f"user {value!r} is not a valid user name", "use a name like 'user'")
-        return value
+        return _user_name(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Step:
@@ -248,7 +261,7 @@ class LintSettings(SpecModel):
     @classmethod
     def _codes(cls, value: list[str]) -> list[str]:
         for code in value:
-            if not LINT_CODE_RE.match(code):
+            if not LINT_CODE_RE.fullmatch(code):
                 raise fail(
                     f"{code!r} is not a lint rule code",
                     "use a hadolint (DL3008), ShellCheck (SC2086) or boxsmith (E2B001) code",
@@ -256,12 +269,14 @@ class LintSettings(SpecModel):
         return value
 
 
+# The canonical form only: uuid.UUID() also takes braces, `urn:uuid:` and whitespace.
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}")
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
 HOST_RE = re.compile(rf"^{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?$")
 
 
 def _host_port(value: str) -> str:
-    if not HOST_RE.match(value) or int(value.partition(":")[2] or 443) > 65535:
+    if not HOST_RE.fullmatch(value) or int(value.partition(":")[2] or 443) > 65535:
         raise fail(
             f"{value!r} is not a host or host:port",
             "write a host name like codeload.github.com, or host:port like example.com:8443",
@@ -275,24 +290,28 @@ HostPort = Annotated[str, AfterValidator(_host_port)]
 class TemplateSpec(SpecModel):
     """One E2B sandbox template, fully resolved."""
 
-    name: str = Field(description="E2B template name: a-z, 0-9, - and _, at most 128 characters.")
+    name: OneLine = Field(
+        description="E2B template name: a-z, 0-9, - and _, at most 128 characters."
+    )
     version: str = Field(description="Semantic version; published as the tag name:version.")
-    description: str = Field(description="What the template is for.")
-    base_image: str = Field(description="FROM image, e.g. debian:bookworm-slim.")
+    description: Text = Field(description="What the template is for.")
+    base_image: OneLine = Field(description="FROM image, e.g. debian:bookworm-slim.")
     resources: Resources = Field(default_factory=Resources)
-    team_id: str | None = Field(None, description="E2B team (UUID) that owns the template.")
+    team_id: OneLine | None = Field(None, description="E2B team (UUID) that owns the template.")
     env: ImageEnv = Field(default_factory=dict, description="ENV set right after FROM.")
     system_packages: list[AptPackage] = Field(
         default_factory=list, description="apt packages, installed and cleaned in one layer."
     )
     files: list[FileEntry] = Field(default_factory=list, description="Copied before the steps.")
-    workdir: str = Field("/home/user", description="Final WORKDIR (the sandbox default).")
-    user: str = Field("user", description="Final USER (the sandbox default).")
+    workdir: OneLine = Field("/home/user", description="Final WORKDIR (the sandbox default).")
+    user: OneLine = Field("user", description="Final USER (the sandbox default).")
     steps: list[Step] = Field(default_factory=list, description="Ordered build steps.")
     start_cmd: str | None = Field(None, description="Started in the background before ready.")
     ready_cmd: ReadyCmd | None = Field(None, description="Shell check or a wait_for_* helper.")
     smoke: list[SmokeCheck] = Field(default_factory=list, description="Checks run after build.")
-    labels: dict[str, str] = Field(default_factory=dict, description="Free labels for grouping.")
+    labels: dict[OneLine, OneLine] = Field(
+        default_factory=dict, description="Free labels for grouping."
+    )
     tags: list[E2BTag] = Field(default_factory=list, description="Extra E2B tags on publish.")
     lint: LintSettings = Field(default_factory=LintSettings, description="Lint settings.")
     build_hosts: list[HostPort] = Field(
@@ -307,7 +326,7 @@ class TemplateSpec(SpecModel):
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
-        if not NAME_RE.match(value) or len(value) > 128:
+        if name_error(value):
             fixed = re.sub(r"[^a-z0-9_-]+", "-", value.strip().lower())[:128] or "my-template"
             raise fail(
                 f"name {value!r} breaks E2B's rule ^[a-z0-9-_]+$ (at most 128 characters)",
@@ -323,9 +342,10 @@ class TemplateSpec(SpecModel):
                 f"version must be a quoted semantic version string, got {value!r}",
                 'quote it, e.g. version: "1.0.0"',
             )
-        if not SEMVER_RE.match(value):
+        one_line(value)
+        if not SEMVER_RE.fullmatch(value):
             raise fail(f"version {value!r} is not a semantic version", "use MAJOR.MINOR.PATCH")
-        if not TAG_RE.match(value):
+        if not TAG_RE.fullmatch(value):
             raise fail(
                 f"version {value!r} cannot be an E2B tag (a-z, 0-9, -, _ and . only)",
                 "drop +build metadata and use lowercase pre-release names",
@@ -342,20 +362,15 @@ class TemplateSpec(SpecModel):
     @field_validator("base_image")
     @classmethod
     def _image(cls, value: str) -> str:
-        if not IMAGE_RE.match(value):
+        if not IMAGE_RE.fullmatch(value):
             raise fail(f"base_image {value!r} is not an image reference", "e.g. debian:bookworm")
         return value
 
     @field_validator("team_id")
     @classmethod
     def _team(cls, value: str | None) -> str | None:
-        if value is not None:
-            try:
-                uuid.UUID(value)
-            except ValueError as exc:
-                raise fail(
-                    f"team_id {value!r} is not a UUID", "copy it from the E2B dashboard"
-                ) from exc
+        if value is not None and not UUID_RE.fullmatch(value):
+            raise fail(f"team_id {value!r} is not a UUID", "copy it from the E2B dashboard")
         return value
 
     @field_validator("env", mode="before", json_schema_input_type=EnvInput | None)
@@ -371,7 +386,7 @@ class TemplateSpec(SpecModel):
     @field_validator("user")
     @classmethod
     def _user(cls, value: str) -> str:
-        if not USER_RE.match(value):
+        if not USER_RE.fullmatch(value):
             raise fail(f"user {value!r} is not a valid user name", "use 'user', E2B's default")
         return value
 
