@@ -84,7 +84,10 @@ def run(
 ) -> int:
     """Render the selected templates; with `dry_run`, show what would change."""
     report = render_project(settings, names, labels, dry_run=dry_run)
-    if not dry_run and not names and not labels:
+    # the stamp says "generated/ matches the specs": not while a foreign file or an edited
+    # published version remains, which render leaves for a person to deal with
+    left = report.tampered or report.counts.get(Action.FOREIGN.value)
+    if not dry_run and not names and not labels and not left:
         from boxsmith import stamp
         from boxsmith.spec.catalog import inputs
 
