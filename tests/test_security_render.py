@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,15 @@ def _tree(root: Path) -> dict[str, bytes]:
         for rel, data in snapshot(root).items()
         if not rel.startswith(("generated/", ".boxsmith/"))
     }
+
+
+@contextlib.contextmanager
+def edited_index(root: Path) -> Iterator[dict[str, Any]]:
+    """generated/index.json as data, written back (as boxsmith writes it) after the block."""
+    index = root / "generated/index.json"
+    data = json.loads(index.read_text())
+    yield data
+    index.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 @pytest.fixture
@@ -207,12 +217,10 @@ def test_only_recorded_files_are_deleted_and_foreign_ones_are_left(real_project:
 
 def test_a_forged_index_cannot_reach_outside_the_generated_folder(real_project: Path) -> None:
     assert cli(real_project, "render").code == 0
-    index = real_project / "generated/index.json"
-    data = json.loads(index.read_text())
-    entry = data["templates"]["app"]["1.0.0"]
-    data["templates"][".."] = {"..": {**entry, "files": ["src/pkg/__init__.py", ".git/HEAD"]}}
-    data["templates"]["app"]["0.9.0"] = {**entry, "files": ["../../../README.md"]}
-    index.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    with edited_index(real_project) as data:
+        entry = data["templates"]["app"]["1.0.0"]
+        data["templates"][".."] = {"..": {**entry, "files": ["src/pkg/__init__.py", ".git/HEAD"]}}
+        data["templates"]["app"]["0.9.0"] = {**entry, "files": ["../../../README.md"]}
     before = _tree(real_project)
     run = cli(real_project, "render")
     assert run.code == 0, run.err
@@ -224,10 +232,8 @@ def test_no_write_or_delete_through_a_linked_folder(real_project: Path) -> None:
     assert cli(real_project, "render").code == 0
     victim = real_project / "victim"
     write_tree(victim, {"1.0.0/e2b.toml": "someone's\n", "1.0.0/e2b.Dockerfile": "FROM x\n"})
-    index = real_project / "generated/index.json"
-    data = json.loads(index.read_text())
-    data["templates"]["old"] = {"1.0.0": data["templates"]["app"]["1.0.0"]}
-    index.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    with edited_index(real_project) as data:
+        data["templates"]["old"] = {"1.0.0": data["templates"]["app"]["1.0.0"]}
     (real_project / "generated/old").symlink_to(victim)  # a recorded stale version, now a link
     before = _tree(real_project)
     run = cli(real_project, "render")
@@ -370,20 +376,11 @@ def test_a_hand_edit_is_named_when_the_spec_changed_too(real_project: Path) -> N
 
 def test_publishing_is_not_a_hand_edit(real_project: Path) -> None:
     assert cli(real_project, "render").code == 0
-    index = real_project / "generated/index.json"
-    data = json.loads(index.read_text())
-    entry = data["templates"]["app"]["1.0.0"]
-    entry["publishes"].append(
-        {
-            "target": "local",
-            "template_id": "tpl-1",
-            "build_id": "build-1",
-            "tags": ["1.0.0"],
-            "published_at": "2026-11-28T00:00:00Z",
-            "content_hash": entry["content_hash"],
-        }
-    )
-    index.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    with edited_index(real_project) as data:
+        entry = data["templates"]["app"]["1.0.0"]
+        record: dict[str, Any] = {"target": "local", "template_id": "tpl-1", "build_id": "b-1"}
+        record.update(tags=["1.0.0"], published_at="2026-11-28T00:00:00Z")
+        entry["publishes"].append({**record, "content_hash": entry["content_hash"]})
     stamped = cli(real_project, "render")  # writes the ids into e2b.toml
     assert "update    generated/app/1.0.0/e2b.toml\n" in stamped.out
     assert "hand edit" not in stamped.out + stamped.err
@@ -392,11 +389,10 @@ def test_publishing_is_not_a_hand_edit(real_project: Path) -> None:
 
 def test_an_index_from_before_per_file_hashes_still_works(real_project: Path) -> None:
     assert cli(real_project, "render").code == 0
+    with edited_index(real_project) as data:
+        assert set(data["templates"]["app"]["1.0.0"]["hashes"]) == {"e2b.Dockerfile", "e2b.toml"}
+        del data["templates"]["app"]["1.0.0"]["hashes"]
     index = real_project / "generated/index.json"
-    data = json.loads(index.read_text())
-    assert set(data["templates"]["app"]["1.0.0"]["hashes"]) == {"e2b.Dockerfile", "e2b.toml"}
-    del data["templates"]["app"]["1.0.0"]["hashes"]
-    index.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     legacy = index.read_bytes()
 
     assert cli(real_project, "check").code == 0
