@@ -239,9 +239,12 @@ def _no_links(base: str, real: str, rel: str) -> None:
         return
     if os.path.realpath(os.path.join(base, parent)) != os.path.join(real, parent):
         link = next(
-            p
-            for p in _ancestors(base, parent)
-            if os.path.islink(p) or not os.path.lexists(p)  # lexists: raced away
+            (
+                p
+                for p in _ancestors(base, parent)
+                if os.path.islink(p) or not os.path.lexists(p)  # lexists: raced away
+            ),
+            os.path.join(base, parent),
         )
         raise UsageError(
             f"cannot write or remove {_shown(base, os.path.join(base, rel))}: "
@@ -275,8 +278,9 @@ def _translated(base: str, verb: str, path: str) -> Iterator[None]:
         shown = _shown(base, culprit)
         if exc.errno in (errno.EACCES, errno.EPERM):
             problem = f"permission denied on {shown} ({exc.strerror})"
+            able = "readable" if verb == "read" else "writable"
             hint = (
-                f"make {shown} writable for this user (see `ls -ld {shown}` and, for the "
+                f"make {shown} {able} for this user (see `ls -ld {shown}` and, for the "
                 f"immutable flag, `lsattr -d {shown}`), then run again"
             )
         elif exc.errno == errno.EROFS:
