@@ -95,6 +95,8 @@ def _opt_str(data: Mapping[str, object], key: str, where: str = "") -> str | Non
     value = data.get(key)
     if value is not None and not isinstance(value, str):
         raise BuildRequestError(f"{where}{key} must be a string")
+    if value and "\x00" in value:
+        raise BuildRequestError(f"{where}{key} has a NUL character")
     return value or None
 
 
@@ -117,6 +119,8 @@ def _parse_step(number: int, raw: object) -> BuildStep:
     args = raw.get("args") or []
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise BuildRequestError(f"{where}args must be a list of strings")
+    if any("\x00" in arg for arg in args):  # no Dockerfile line, no command line carries one
+        raise BuildRequestError(f"{where}args must not hold a NUL character")
     step = BuildStep(
         type=_TYPES[kind],
         args=tuple(args),
