@@ -2,12 +2,17 @@
 `file:line:column` (1-based, at the offending value, or at the key for unknown keys), a `fix:` line,
 and a generated folder left exactly as it was.
 
+Each run must also end in under 2 s: the rows under "injection", "YAML that would hang" and
+"Jinja that would hang" are the security corpus (a value that would break its Dockerfile line, an
+alias or merge bomb, an expression that would take minutes or gigabytes).
+
 Rows with `bug=` are strict xfails: they state the behaviour we expect, which boxsmith lacks today.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -85,6 +90,29 @@ def case(
     """A row of the table; `bug` marks a known bug (a strict xfail stating what we expect)."""
     marks = [pytest.mark.xfail(strict=True, reason=f"bug: {bug}")] if bug else []
     return pytest.param(Bad(files, where, message, fix, errors), id=id_, marks=marks)
+
+
+# A "billion laughs": nine levels of nine aliases would expand to 9**9 values.
+LAUGHS = "vars:\n  l0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
+    f"  l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)
+)
+
+
+def _merge_bomb(levels: int = 8) -> str:
+    """Merge keys (<<) whose merged mappings merge others, ten each: 10**levels keys."""
+    node = "&m0 {k0: 0, k1: 1, k2: 2, k3: 3, k4: 4, k5: 5, k6: 6, k7: 7, k8: 8, k9: 9}"
+    for i in range(1, levels):
+        node = f"&m{i} {{<<: [{node}, {', '.join([f'*m{i - 1}'] * 9)}]}}"
+    return f"vars:\n  bomb: {{<<: [{node}]}}\n"
+
+
+MERGES = _merge_bomb()
+# Each var doubles the one before: h would be 128 000 characters.
+_DOUBLED = "".join(
+    f"  {b}: '{{{{ vars.{a} }}}}{{{{ vars.{a} }}}}'\n"
+    for a, b in zip("abcdefg", "bcdefgh", strict=True)
+)
+DOUBLING = f"vars:\n  a: '{'x' * 1000}'\n{_DOUBLED}"
 
 
 # One row per case: the formatter would spread every row over five to eight lines.
@@ -384,6 +412,173 @@ CASES = [
           "template_specs/b.yaml": app()[SPEC]},
          "template_specs/b.yaml:1:7", "'app' is already defined in template_specs/a.yaml",
          "names are unique across files"),
+    # --- injection: every value that becomes (part of) one e2b.Dockerfile line or e2b.toml value
+    case("inject-workdir-newline", app('workdir: "/home/user\\nRUN touch /tmp/x"\n'),
+         f"{SPEC}:5:10",
+         "workdir: this value holds a line break (\\n)", "write the value on one line"),
+    case("inject-workdir-carriage-return", app('workdir: "/srv\\rRUN touch /tmp/x"\n'),
+         f"{SPEC}:5:10", "holds a carriage return (\\r)", "write the value on one line"),
+    case("inject-workdir-trailing-backslash", app("workdir: '/srv\\'\n"), f"{SPEC}:5:10",
+         "workdir: this value ends with a backslash", "remove the trailing backslash"),
+    case("inject-step-workdir-newline", app('steps:\n  - workdir: "/srv\\nRUN touch /x"\n'),
+         f"{SPEC}:6:14",
+         "steps[0].workdir: this value holds a line break", "write the value on one line"),
+    case("inject-user-newline", app('user: "user\\nRUN touch /x"\n'), f"{SPEC}:5:7",
+         "user: this value holds a line break", "write the value on one line"),
+    case("inject-step-user-newline", app('steps:\n  - user: "root\\nRUN touch /x"\n'),
+         f"{SPEC}:6:11", "steps[0].user: this value holds a line break"),
+    case("inject-run-user-newline",
+         app('steps:\n  - run:\n      cmd: ls\n      user: "root\\nRUN touch /x"\n'),
+         f"{SPEC}:8:13", "steps[0].run.user: this value holds a line break"),
+    case("run-user-not-a-name", app("steps:\n  - run:\n      cmd: ls\n      user: 'root; rm'\n"),
+         f"{SPEC}:8:13", "user 'root; rm' is not a valid user name", "use a name like 'user'"),
+    case("inject-run-nul", app('steps:\n  - run: "echo \\0hi"\n'), f"{SPEC}:6:10",
+         "steps[0].run.cmd: this value holds a NUL byte", "without control characters"),
+    case("inject-run-carriage-return", app('steps:\n  - run: "echo a\\rRUN touch /x"\n'),
+         f"{SPEC}:6:10", "holds a carriage return"),
+    case("inject-run-list-item-newline", app('steps:\n  - run: [ls, "echo\\nRUN touch /x"]\n'),
+         f"{SPEC}:6:10", "steps[0].run.cmd: cmd spans several lines"),
+    case("inject-run-line-separator", app('steps:\n  - run: "echo a\\u2028RUN x"\n'),
+         f"{SPEC}:6:10", "the control character U+2028"),
+    case("inject-copy-dest-newline",
+         {**app('files:\n  - src: a.sh\n    dest: "/a\\nRUN touch /x"\n'),
+          "template_specs/a.sh": "x\n"},
+         f"{SPEC}:7:11", "files[0].dest: this value holds a line break"),
+    case("inject-copy-dest-trailing-backslash",
+         {**app("files:\n  - src: a.sh\n    dest: '/a\\'\n"), "template_specs/a.sh": "x\n"},
+         f"{SPEC}:7:11", "files[0].dest: this value ends with a backslash"),
+    case("inject-copy-src-newline",
+         app('files:\n  - src: "a.sh\\nRUN touch /x"\n    dest: /a\n'), f"{SPEC}:6:10",
+         "files[0].src: this value holds a line break"),
+    case("inject-copy-owner-newline",
+         {**app('files:\n  - src: a.sh\n    dest: /a\n    owner: "user\\nRUN x"\n'),
+          "template_specs/a.sh": "x\n"},
+         f"{SPEC}:8:12", "files[0].owner: this value holds a line break"),
+    case("inject-copy-mode-newline",
+         {**app('files:\n  - src: a.sh\n    dest: /a\n    mode: "0755\\n"\n'),
+          "template_specs/a.sh": "x\n"},
+         f"{SPEC}:8:11", "mode '0755\\n' is not an octal permission"),
+    case("inject-step-copy-dest-newline",
+         {**app('steps:\n  - copy:\n      src: a.sh\n      dest: "/a\\nRUN x"\n'),
+          "template_specs/a.sh": "x\n"},
+         f"{SPEC}:8:13", "steps[0].copy.dest: this value holds a line break"),
+    case("inject-env-name-newline", app('env:\n  "A\\nRUN touch /x": y\n'), f"{SPEC}:6:3",
+         "env['A\\nRUN touch /x']: env name 'A\\nRUN touch /x' is not a valid variable name"),
+    case("inject-env-name-trailing-newline", app('env:\n  "A\\n": y\n'), f"{SPEC}:6:3",
+         "env name 'A\\n' is not a valid variable name"),
+    case("inject-env-value-nul", app('env:\n  A: "x\\0y"\n'), f"{SPEC}:6:6",
+         "env.A: an ENV value must be one line: it holds a NUL byte"),
+    case("inject-env-value-carriage-return", app('env:\n  A: "x\\rRUN touch /x"\n'), f"{SPEC}:6:6",
+         "an ENV value must be one line: it holds a carriage return"),
+    case("inject-step-env-value-vertical-tab", app('steps:\n  - env:\n      A: "x\\vy"\n'),
+         f"{SPEC}:7:10",
+         "steps[0].env.A: an ENV value must be one line: it holds the control character U+000B"),
+    case("inject-base-image-newline", app(base_image='"debian:bookworm-slim\\nRUN touch /x"'),
+         f"{SPEC}:4:13", "base_image: this value holds a line break"),
+    case("inject-base-image-trailing-newline", app(base_image='"debian:bookworm-slim\\n"'),
+         f"{SPEC}:4:13", "base_image: this value holds a line break"),
+    case("inject-name-trailing-newline", app(name='"app\\n"'), f"{SPEC}:1:7",
+         "name: this value holds a line break"),
+    case("inject-version-trailing-newline", app(version='"1.0.0\\n"'), f"{SPEC}:2:10",
+         "version: this value holds a line break"),
+    case("inject-description-nul", app(description='"a\\0b"'), f"{SPEC}:3:14",
+         "description: this text holds a NUL byte", "remove the control character"),
+    case("inject-team-id-newline", app(f'team_id: "\\n{A_UUID[1:]}"\n'), f"{SPEC}:5:10",
+         "team_id: this value holds a line break"),
+    case("inject-label-value-newline", app('labels:\n  tier: "web\\nRUN x"\n'), f"{SPEC}:6:9",
+         "labels.tier: this value holds a line break"),
+    case("inject-label-key-newline", app('labels:\n  "a\\nb": web\n'), f"{SPEC}:6:3",
+         "this value holds a line break"),
+    case("inject-start-cmd-carriage-return", app('start_cmd: "node a\\rRUN x"\n'), f"{SPEC}:5:12",
+         "start_cmd: this value holds a carriage return"),
+    case("inject-start-cmd-trailing-backslash", app("start_cmd: 'node app \\'\n"), f"{SPEC}:5:12",
+         "start_cmd: this value ends with a backslash"),
+    case("inject-ready-cmd-nul", app('ready_cmd: "test -f /a\\0"\n'), f"{SPEC}:5:12",
+         "this value holds a NUL byte"),
+    case("inject-wait-for-file-newline", app('ready_cmd:\n  wait_for_file: "/a\\nb"\n'),
+         f"{SPEC}:6:18", "ready_cmd.wait_for_file: this value holds a line break"),
+    case("inject-wait-for-url-newline",
+         app('ready_cmd:\n  wait_for_url: "http://localhost/\\nx"\n'), f"{SPEC}:6:17",
+         "this value holds a line break"),
+    case("inject-wait-for-process-newline", app('ready_cmd:\n  wait_for_process: "node\\nx"\n'),
+         f"{SPEC}:6:21", "ready_cmd.wait_for_process: this value holds a line break"),
+    case("inject-apt-package-newline", app('system_packages: ["curl\\n"]\n'), f"{SPEC}:5:19",
+         "is not a Debian package name"),
+    case("inject-build-host-newline", app('build_hosts: ["example.com\\n"]\n'), f"{SPEC}:5:15",
+         "is not a host or host:port"),
+    case("inject-lint-code-newline", app('lint:\n  ignore: ["DL3008\\n"]\n'), f"{SPEC}:6:11",
+         "is not a lint rule code"),
+    case("inject-workdir-from-var",
+         app('vars:\n  dir: "/srv\\nRUN touch /x"\nworkdir: "{{ vars.dir }}"\n'), f"{SPEC}:7:10",
+         "workdir: this value holds a line break"),
+    case("inject-env-in-base",
+         {**app("extends: [b]\n"), **base('env:\n  A: "x\\ny"\n')}, f"{BASE}:4:6",
+         "env.A: an ENV value must be one line"),
+    # --- YAML that would hang or exhaust -----------------------------------------------------
+    case("yaml-billion-laughs", app(LAUGHS), f"{SPEC}:6:52",
+         "YAML aliases expand to more than 1000 copies", "write the repeated values out"),
+    case("yaml-merge-key-bomb", app(MERGES), f"{SPEC}:6:35",
+         "YAML merge keys (<<) here bring in more than", "write the repeated values out"),
+    case("yaml-file-too-large", app("labels:\n  big: " + "x" * (1 << 20) + "\n"), f"{SPEC}:1:1",
+         "the spec file is larger than 1024 KiB", "split it"),
+    case("yaml-too-many-values", app("labels: [" + "a," * 100_001 + "a]\n"), f"{SPEC}:5:199998",
+         "the file holds more than 100000 values", "split the file"),
+    case("yaml-too-deep", app("labels: " + "[" * 150 + "]" * 150 + "\n"), f"{SPEC}:5:109",
+         "values nest more than 100 levels deep", "flatten the structure"),
+    # --- Jinja that would hang or exhaust ----------------------------------------------------
+    case("jinja-huge-power", app("env:\n  X: '{{ 9 ** 99999999 }}'\n"), f"{SPEC}:6:6",
+         "env.X: template: 9 ** 99999999 would make an integer", "docs/spec.md"),
+    case("jinja-huge-repetition", app("env:\n  X: \"{{ 'x' * 10**9 }}\"\n"), f"{SPEC}:6:6",
+         "template: the repetition would make a value of 1000000000 characters", "docs/spec.md"),
+    case("jinja-huge-range", app("env:\n  X: '{{ range(10**9) | list }}'\n"), f"{SPEC}:6:6",
+         "Range too big"),
+    case("jinja-huge-join", app("env:\n  X: \"{{ range(99999) | join('x' * 9999) }}\"\n"),
+         f"{SPEC}:6:6", "the join would make a value of", "docs/spec.md"),
+    case("jinja-nested-loops",
+         app("env:\n  X: '{% for i in range(99999) %}{% for j in range(99999) %}"
+             "{% endfor %}{% endfor %}'\n"), f"{SPEC}:6:6",
+         "the expression takes more than 50000 steps", "docs/spec.md"),
+    case("jinja-macro-recursion",
+         app("env:\n  X: '{% macro f(n) %}{% if n %}{{ f(n - 1) }}{{ f(n - 1) }}{% endif %}"
+             "{% endmacro %}{{ f(60) }}'\n"), f"{SPEC}:6:6",
+         "the expression takes more than 50000 steps"),
+    case("jinja-concat-doubling",
+         app("env:\n  X: \"{% set ns = namespace(s='x') %}{% for i in range(99) %}"
+             "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}\"\n"), f"{SPEC}:6:6",
+         "the ~ concatenation makes a value of"),
+    case("jinja-int-squaring",
+         app("env:\n  X: \"{% set ns = namespace(n=3) %}{% for i in range(99) %}"
+             "{% set ns.n = ns.n * ns.n %}{% endfor %}{{ ns.n }}\"\n"), f"{SPEC}:6:6",
+         "the product would make an integer"),
+    case("jinja-printf-width", app("env:\n  X: \"{{ '%0999999999d' % 1 }}\"\n"), f"{SPEC}:6:6",
+         "printf formatting with a width or count of 999999999"),
+    case("jinja-str-format-width", app("env:\n  X: \"{{ '{:>999999999}'.format(1) }}\"\n"),
+         f"{SPEC}:6:6", "str.format is not available in spec values"),
+    case("jinja-replace-empty",
+         app("env:\n  X: \"{{ ('x' * 9999) | replace('', 'y' * 9999) }}\"\n"),
+         f"{SPEC}:6:6", "the replace would make a value of"),
+    case("jinja-center-width", app("env:\n  X: \"{{ 'x' | center(10**9) }}\"\n"), f"{SPEC}:6:6",
+         "the center filter with a width or count of 1000000000"),
+    case("jinja-ljust-width", app("env:\n  X: \"{{ 'x'.ljust(10**9) }}\"\n"), f"{SPEC}:6:6",
+         "str.ljust with a width or count of 1000000000"),
+    case("jinja-output-in-set-block",
+         app("env:\n  X: '{% set x %}{% for i in range(99999) %}xxxxxxxxxx{% endfor %}{% endset %}"
+             "{{ x | length }}'\n"), f"{SPEC}:6:6", "the output would make a value of"),
+    case("jinja-sum-of-lists", app("env:\n  X: '{{ [[1]] * 9999 | sum(start=[]) }}'\n"),
+         f"{SPEC}:6:6", "the sum filter adds numbers only"),
+    case("jinja-recursive-loop",
+         app("env:\n  X: '{% for x in [1] recursive %}{{ loop([x]) }}{% endfor %}'\n"),
+         f"{SPEC}:6:6", "template syntax: recursive loops are not available"),
+    # --- vars that use vars ------------------------------------------------------------------
+    case("vars-doubling-chain", app(DOUBLING), f"{SPEC}:13:6",
+         "characters long", "docs/spec.md"),
+    case("vars-cycle",
+         app("vars:\n  a: '{{ vars.b }}'\n  b: 'x-{{ vars.a }}'\nenv:\n  A: '{{ vars.a }}'\n"),
+         f"{SPEC}:6:6", "vars cycle: a -> b -> a", "remove one of the references"),
+    case("vars-self-reference", app("vars:\n  a: 'x{{ vars.a }}'\n"), f"{SPEC}:6:6",
+         "vars cycle: a -> a"),
+    case("vars-undefined-in-var", app("vars:\n  a: '{{ vars.nope }}'\nenv:\n  A: '{{ vars.a }}'\n"),
+         f"{SPEC}:6:6", "vars.a: undefined var 'nope'"),
 ]
 # fmt: on
 
@@ -393,9 +588,14 @@ def test_bad_spec_is_rejected(project: Path, bad: Bad) -> None:
     make_project(project, {**MARKER, **bad.files})
     before = snapshot(project / "generated")
 
+    started = time.monotonic()
     run = cli(project, "render")
+    elapsed = time.monotonic() - started
 
     assert run.code == 2, run.err
+    # bounded checks end in milliseconds; 2 s is the issue's generous ceiling (a spec that
+    # injects, hangs or exhausts must fail at once)
+    assert elapsed < 2.0, f"took {elapsed:.1f} s"
     assert "internal error" not in run.err
     assert "Traceback" not in run.err
     assert run.out == ""

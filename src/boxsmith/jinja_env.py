@@ -37,7 +37,7 @@ __all__ = [
 
 MAX_VALUE_CHARS = 100_000  # a rendered value, and any string or list made on the way
 MAX_INT_BITS = 4096  # an integer made by * or ** (about 1200 decimal digits)
-MAX_STEPS = 100_000  # loop iterations, calls, filters and operators in one value
+MAX_STEPS = 50_000  # loop iterations, calls, filters and operators in one value
 
 
 def _toml_value(value: Any) -> str:

@@ -18,6 +18,7 @@ from boxsmith.spec.fields import (
     absolute,
     env_values,
     fail,
+    one_line,
 )
 
 __all__ = [
@@ -49,10 +50,15 @@ class ReadyCheck(SpecModel):
 
     wait_for_port: int | None = Field(None, ge=1, le=65535)
     # these become part of e2b.toml's ready_cmd, which is one line
-    wait_for_url: OneLine | WaitForUrl | None = None
+    wait_for_url: str | WaitForUrl | None = None
     wait_for_file: OneLine | None = None
     wait_for_process: OneLine | None = None
     wait_for_timeout: int | None = Field(None, ge=0, description="Milliseconds (at least 1 s).")
+
+    @field_validator("wait_for_url", mode="before")
+    @classmethod
+    def _url(cls, value: Any) -> Any:
+        return one_line(value) if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def _exactly_one(self) -> ReadyCheck:

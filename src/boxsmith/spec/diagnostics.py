@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from boxsmith.errors import Issue
+from boxsmith.spec.fields import LINE_BREAKS
 from boxsmith.spec.located import Pos, locate
 
 __all__ = ["field_names_at", "issues_from_validation", "suggest"]
@@ -95,7 +96,10 @@ def _dotted(loc: Sequence[str | int], data: Any) -> str:
             out += f"[{part}]"
             node = node[part] if isinstance(node, list) and part < len(node) else None
         elif isinstance(node, dict) and part in node:
-            out += f".{part}" if out else part
+            if LINE_BREAKS.search(part):  # a key that would break the error line: quoted
+                out += f"[{part!r}]"
+            else:
+                out += f".{part}" if out else part
             node = node[part]
         elif node is None or not isinstance(node, dict):
             out += f".{part}" if out else part

@@ -198,8 +198,8 @@ class _Converter:
             if self.aliases > MAX_ALIASES:
                 raise self._limit(
                     node,
-                    f"YAML aliases: the anchor here is expanded more than {MAX_ALIASES} times "
-                    "in all (each alias inside an expanded alias counts)",
+                    f"YAML aliases expand to more than {MAX_ALIASES} copies of anchored values "
+                    "(aliases inside a copied value count too); this value is copied once more",
                     _ALIAS_HINT,
                 )
         else:
