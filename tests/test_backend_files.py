@@ -59,6 +59,9 @@ class Registry:
             raise SandboxGone(sandbox_id)
         return self.handle
 
+    def handles(self) -> list[SandboxHandle]:
+        return [self.handle]
+
 
 @dataclass
 class Env:
@@ -103,7 +106,7 @@ def env() -> Iterator[Env]:
         home = "/home/user"
         registry = Registry(SandboxHandle(SANDBOX, str(container.id), "user", home, home))
         rpc = guard_sandbox(filesystem_app(registry, client), registry)
-        files = files_app(registry, client)
+        files = files_app(registry, client, max_upload_bytes=1 << 30)
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["path"].startswith("/filesystem.Filesystem/"):

@@ -64,6 +64,9 @@ class OneSandbox:
             raise SandboxGone(sandbox_id)
         return self.handle
 
+    def handles(self) -> list[SandboxHandle]:
+        return [self.handle]
+
 
 def _parity_image(client: docker.DockerClient) -> str:
     tagged = [

@@ -2,12 +2,20 @@
 
 Registered by `boxsmith.backend.api.ControlPlane.app`, behind the same API-key guard as every
 other route; the sandboxes themselves are containers of `boxsmith.backend.sandboxes`.
+
+Bodies are checked field by field (a wrong type, an env var name with `=` or NUL, a timeout past
+`Limits.max_timeout`: `wire.BadRequest`, answered 400 in E2B's shape). Create and connect return
+the sandbox's `envdAccessToken`, as E2B does; a create asking for `secure: false` is refused
+unless the backend allows insecure sandboxes (`Limits.allow_insecure`), because an open data
+plane lets every local user into the sandbox. At most `Limits.max_sandboxes` sandboxes run or
+start at once; past it a create gets 429.
 """
 
 from __future__ import annotations
 
 import asyncio
 import urllib.parse
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -15,15 +23,29 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from boxsmith.backend.limits import Limits
-from boxsmith.backend.runtime import ENVD_VERSION
+from boxsmith.backend.runtime import ENVD_VERSION, SandboxGone
 from boxsmith.backend.sandboxes import CreateFailed, SandboxManager
 from boxsmith.backend.store import SandboxRow, Store, now
-from boxsmith.backend.wire import error, iso, resolve_build, template_ref
+from boxsmith.backend.wire import (
+    BadRequest,
+    error,
+    field_int,
+    field_str,
+    iso,
+    json_object,
+    resolve_build,
+    template_ref,
+)
 
 __all__ = ["SandboxAPI"]
 
 DEFAULT_TIMEOUT = 300  # seconds, as E2B
 CLIENT_ID = "local"
+INSECURE_REFUSED = (
+    "secure: false is refused: every sandbox of this backend (as on E2B) needs its envd access "
+    "token, because an open data plane lets any user of this machine run commands in it; start "
+    "the backend with BOXSMITH_BACKEND_ALLOW_INSECURE=1 to allow insecure sandboxes"
+)
 
 
 class SandboxAPI:
@@ -39,8 +61,9 @@ class SandboxAPI:
         self.store = store
         self.sandboxes = sandboxes
         self.limits = limits
+        self._starting = 0  # creates in flight, counted against limits.max_sandboxes
 
-    def _sandbox_json(self, row: SandboxRow, *, detail: bool) -> dict[str, Any]:
+    def _sandbox_json(self, row: SandboxRow, token: str | None, *, detail: bool) -> dict[str, Any]:
         body: dict[str, Any] = {
             "templateID": row.template_id,
             "sandboxID": row.id,
@@ -48,7 +71,11 @@ class SandboxAPI:
             "envdVersion": ENVD_VERSION,
             "alias": row.alias,
             "domain": None,
+            # E2B gives one only to sandboxes whose ports are not public; none are served here
+            "trafficAccessToken": None,
         }
+        if token is not None:  # E2B leaves it out for an insecure sandbox
+            body["envdAccessToken"] = token
         if detail:
             body.update(
                 {
@@ -63,10 +90,24 @@ class SandboxAPI:
             )
         return body
 
+    def _running(self, sandbox_id: str) -> tuple[SandboxRow, str | None] | None:
+        """(record, access token) of a running sandbox."""
+        row = self.sandboxes.running(sandbox_id)
+        try:
+            return None if row is None else (row, self.sandboxes.get(sandbox_id).access_token)
+        except SandboxGone:  # killed in between
+            return None
+
     async def create_sandbox(self, request: Request) -> Response:
         """POST /v2/sandboxes: boot a sandbox; returns once its ready command passed."""
-        body = await request.json()
-        ref = str(body.get("templateID") or "")
+        body = await json_object(request)
+        ref = field_str(body, "templateID", required=True) or ""
+        timeout = self._timeout(body) or DEFAULT_TIMEOUT
+        metadata = _strings(body, "metadata")
+        env = _env_vars(body)
+        secure = _flag(body, "secure", default=True)
+        if not secure and not self.limits.allow_insecure:
+            return error(400, INSECURE_REFUSED)
         try:
             tid, tag = template_ref(self.store, ref)
         except LookupError:
@@ -75,11 +116,13 @@ class SandboxAPI:
         if build is None or build.status != "ready":
             return error(404, f"template {ref!r} has no ready build")
         template = self.store.template(tid)
-        timeout = int(body.get("timeout") or DEFAULT_TIMEOUT)
-        if not 0 < timeout <= self.limits.max_timeout:
-            return error(400, f"timeout must be between 1 and {self.limits.max_timeout} seconds")
-        metadata = {str(k): str(v) for k, v in (body.get("metadata") or {}).items()}
-        env = {str(k): str(v) for k, v in (body.get("envVars") or {}).items()}
+        # Counted and reserved with no await in between: concurrent creates cannot both pass.
+        if self.sandboxes.count() + self._starting >= self.limits.max_sandboxes:
+            refused = error(429, self._too_many())
+            # the SDK would retry a bare 429 for up to ~20 s; a full backend stays full
+            refused.headers["Should-Retry"] = "false"
+            return refused
+        self._starting += 1
         try:
             row = await asyncio.to_thread(
                 self.sandboxes.create,
@@ -88,29 +131,50 @@ class SandboxAPI:
                 timeout=timeout,
                 metadata=metadata,
                 env=env,
+                secure=secure,
             )
         except CreateFailed as exc:
             return error(500, str(exc))
-        return JSONResponse(self._sandbox_json(row, detail=False), status_code=201)
+        finally:
+            self._starting -= 1
+        running = self._running(row.id)
+        if running is None:
+            return error(500, f"sandbox {row.id} stopped as it started")
+        return JSONResponse(self._sandbox_json(*running, detail=False), status_code=201)
+
+    def _too_many(self) -> str:
+        limit = self.limits.max_sandboxes
+        return (
+            f"you have reached the maximum number of concurrent sandboxes of this backend "
+            f"({limit}); kill one, or start the backend with a higher "
+            "BOXSMITH_BACKEND_MAX_SANDBOXES"
+        )
+
+    def _timeout(self, body: Mapping[str, Any]) -> int | None:
+        """The body's `timeout` in seconds (None when absent); BadRequest past the limit
+        (BOXSMITH_BACKEND_MAX_TIMEOUT, 24 h by default as on E2B)."""
+        return field_int(body, "timeout", low=1, high=self.limits.max_timeout)
 
     async def connect_sandbox(self, request: Request) -> Response:
         """POST /v2/sandboxes/{sid}/connect: a running sandbox (its timeout extended if asked)."""
-        row = self.sandboxes.running(request.path_params["sid"])
-        if row is None:
+        body = await json_object(request, empty_ok=True)
+        timeout = self._timeout(body)
+        running = self._running(request.path_params["sid"])
+        if running is None:
             return error(404, f"sandbox {request.path_params['sid']} not found")
-        body = await _json_or_empty(request)
-        if body.get("timeout"):
-            end = now() + timedelta(seconds=int(body["timeout"]))
+        row, _ = running
+        if timeout is not None:
+            end = now() + timedelta(seconds=timeout)
             if end > row.end_at:
                 self.sandboxes.set_end(row.id, end)
-        return JSONResponse(self._sandbox_json(row, detail=False), status_code=200)
+        return JSONResponse(self._sandbox_json(*running, detail=False), status_code=200)
 
     async def get_sandbox(self, request: Request) -> Response:
-        """GET /sandboxes/{sid}."""
-        row = self.sandboxes.running(request.path_params["sid"])
-        if row is None:
+        """GET /sandboxes/{sid} (with the access token, as E2B's detail has it)."""
+        running = self._running(request.path_params["sid"])
+        if running is None:
             return error(404, f"sandbox {request.path_params['sid']} not found")
-        return JSONResponse(self._sandbox_json(row, detail=True))
+        return JSONResponse(self._sandbox_json(*running, detail=True))
 
     async def list_sandboxes(self, request: Request) -> Response:
         """GET /v2/sandboxes?metadata=k=v&...: running sandboxes whose metadata match."""
@@ -123,7 +187,7 @@ class SandboxAPI:
             and self.sandboxes.running(row.id) is not None
             and all(row.metadata.get(k) == v for k, v in wanted.items())
         ]
-        return JSONResponse([self._sandbox_json(row, detail=True) for row in rows])
+        return JSONResponse([self._sandbox_json(row, None, detail=True) for row in rows])
 
     async def kill_sandbox(self, request: Request) -> Response:
         """DELETE /sandboxes/{sid}: 204, or 404 when it is not running."""
@@ -134,10 +198,9 @@ class SandboxAPI:
 
     async def set_timeout(self, request: Request) -> Response:
         """POST /sandboxes/{sid}/timeout {timeout}: the sandbox ends that many seconds from now."""
-        body = await request.json()
-        timeout = int(body.get("timeout", 0))
-        if not 0 < timeout <= self.limits.max_timeout:
-            return error(400, f"timeout must be between 1 and {self.limits.max_timeout} seconds")
+        timeout = self._timeout(await json_object(request))
+        if timeout is None:
+            raise BadRequest("timeout is required")
         if not self.sandboxes.set_end(
             request.path_params["sid"], now() + timedelta(seconds=timeout)
         ):
@@ -151,9 +214,37 @@ class SandboxAPI:
         return JSONResponse([])
 
 
-async def _json_or_empty(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw.strip():
+def _flag(body: Mapping[str, Any], name: str, *, default: bool) -> bool:
+    value = body.get(name)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be true or false")
+    return value
+
+
+def _strings(body: Mapping[str, Any], name: str) -> dict[str, str]:
+    """An object of strings (metadata, envVars); absent or null is empty."""
+    value = body.get(name)
+    if value is None:
         return {}
-    data = await request.json()
-    return data if isinstance(data, dict) else {}
+    if not isinstance(value, dict):
+        raise BadRequest(f"{name} must be an object of strings")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise BadRequest(f"{name}[{key!r}] must be a string")
+    return dict(value)
+
+
+def _env_vars(body: Mapping[str, Any]) -> dict[str, str]:
+    """envVars, each a name a process environment can hold: not empty, no `=` or NUL in it,
+    no NUL in the value. Messages name the variable, never its value (a secret)."""
+    env = _strings(body, "envVars")
+    for name, value in env.items():
+        if not name or "=" in name or "\0" in name:
+            raise BadRequest(
+                f"envVars name {name!r} is not valid: it must be non-empty, without '=' or NUL"
+            )
+        if "\0" in value:
+            raise BadRequest(f"envVars[{name!r}] must not contain a NUL character")
+    return env

@@ -3,16 +3,20 @@
 `/process.Process/*` (commands), `/filesystem.Filesystem/*` (file operations), `/files`
 (upload, download) and `/health`, each served host-side on the sandbox's container. A request
 for a sandbox that is not running gets 502 "... was not found", as E2B's proxy answers, so the
-SDK raises its not-running exception.
+SDK raises its not-running exception. As in envd, every path but `/health` needs the sandbox's
+access token (`X-Access-Token`; `/files` also takes a URL signature), else 401 and nothing runs.
 """
 
 from __future__ import annotations
+
+import os
 
 import docker
 
 from boxsmith.backend.envd_files import filesystem_app
 from boxsmith.backend.envd_process import ProcessService, process_app
 from boxsmith.backend.envd_transfer import files_app
+from boxsmith.backend.limits import Limits
 from boxsmith.backend.runtime import ASGIApp, Receive, Sandboxes, Scope, Send, guard_sandbox
 
 __all__ = ["envd_app"]
@@ -25,14 +29,18 @@ async def _health(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def envd_app(
-    sandboxes: Sandboxes, client: docker.DockerClient
+    sandboxes: Sandboxes, client: docker.DockerClient, limits: Limits | None = None
 ) -> tuple[ASGIApp, list[ProcessService]]:
     """(the envd ASGI app, its services that keep per-sandbox state: call `forget(id)` on them
-    when a sandbox stops)."""
+    when a sandbox stops). `limits` defaults to the environment's (`Limits.from_env`)."""
+    limits = limits or Limits.from_env(os.environ)
     process = process_app(sandboxes, client)
     filesystem = filesystem_app(sandboxes, client)
-    files = files_app(sandboxes, client)
-    health = guard_sandbox(_health, sandboxes)
+    files = files_app(sandboxes, client, max_upload_bytes=limits.max_upload_bytes)
+    # envd lets GET /health in without a token (the SDK probes it after a failed request); it
+    # tells no more than whether the sandbox runs, which the 502 of every other path tells too.
+    health = guard_sandbox(_health, sandboxes, auth=False)
+    other = guard_sandbox(_health, sandboxes)  # other methods on /health need the token
     guarded_process = guard_sandbox(process, sandboxes)
     guarded_filesystem = guard_sandbox(filesystem, sandboxes)
     services: list[ProcessService] = [process.service]  # the files service keeps no state
@@ -45,7 +53,9 @@ def envd_app(
             await guarded_filesystem(scope, receive, send)
         elif path == "/files":
             await files(scope, receive, send)
-        else:
+        elif scope.get("method") in ("GET", "HEAD"):
             await health(scope, receive, send)
+        else:
+            await other(scope, receive, send)
 
     return app, services

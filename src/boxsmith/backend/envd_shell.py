@@ -19,7 +19,13 @@ import requests.exceptions
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from boxsmith.backend.runtime import Sandboxes, SandboxGone, SandboxHandle, not_found
+from boxsmith.backend.runtime import (
+    Sandboxes,
+    SandboxGone,
+    SandboxHandle,
+    not_found,
+    without_host_paths,
+)
 
 __all__ = [
     "CHUNK",
@@ -135,19 +141,29 @@ class Shell:
 
 @contextlib.contextmanager
 def docker_errors(sandbox_id: str, missing: str = "") -> Iterator[None]:
-    """Translate docker's exceptions into ConnectError; a vanished container is a gone sandbox."""
+    """Translate docker's exceptions into ConnectError; a vanished container is a gone sandbox.
+
+    Messages keep the path in the container, never where the host stores it.
+    """
     try:
         yield
     except docker.errors.APIError as exc:
-        text = str(exc.explanation or exc)
+        text = without_host_paths(str(exc.explanation or exc))
         if exc.status_code == 409 or "No such container" in text:
             raise gone(sandbox_id) from exc
         if exc.status_code == 404 and missing:
             raise ConnectError(Code.NOT_FOUND, missing) from exc
-        code = Code.RESOURCE_EXHAUSTED if "no space left" in text else Code.INTERNAL
-        raise ConnectError(code, f"docker: {text}") from exc
+        raise ConnectError(_code(text), f"docker: {text}") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise ConnectError(Code.INTERNAL, f"docker: {exc}") from exc
+        raise ConnectError(Code.INTERNAL, f"docker: {without_host_paths(str(exc))}") from exc
+
+
+def _code(text: str) -> Code:
+    if "no space left" in text:
+        return Code.RESOURCE_EXHAUSTED
+    if "file name too long" in text or "not a directory" in text:
+        return Code.INVALID_ARGUMENT  # the request's path, not the backend, is at fault
+    return Code.INTERNAL
 
 
 def resolve(path: str, home: str) -> str:

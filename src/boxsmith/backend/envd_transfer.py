@@ -4,6 +4,11 @@ asks for exactly that); POST uploads multipart or octet-stream bodies (gunzipped
 spooled to temporary files and then streamed into `put_archive` as a tar owned by the
 requesting user (`?username=`, else the sandbox's user), keeping an overwritten file's mode.
 Errors are envd's JSON `{"code", "message"}`.
+
+Access is envd's: the sandbox's token in `X-Access-Token`, or a v1 signature of the path, the
+operation (GET read, POST write) and the user in the URL (`runtime.signature_error`); else 401
+before anything else. An upload larger than the backend's limit is refused with 413 as soon as
+its size is known (Content-Length) or, streamed, once it passes the limit: nothing is written.
 """
 
 from __future__ import annotations
@@ -28,7 +33,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from boxsmith.backend.envd_shell import CHUNK, Identity, Shell, resolve
-from boxsmith.backend.runtime import Sandboxes, SandboxHandle
+from boxsmith.backend.runtime import (
+    FileRequest,
+    Sandboxes,
+    SandboxHandle,
+    signature_error,
+    signed_by,
+)
 
 __all__ = ["files_app"]
 
@@ -61,6 +72,16 @@ done
 
 def _error(status: int, message: str) -> Response:
     return JSONResponse({"code": status, "message": message}, status_code=status)
+
+
+class _TooLarge(Exception):
+    """An upload past the backend's size limit (413)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            f"the upload is larger than this backend's limit of {limit >> 20} MiB "
+            "(BOXSMITH_BACKEND_MAX_UPLOAD_MB)"
+        )
 
 
 class _ChunkReader(io.RawIOBase):
@@ -137,6 +158,17 @@ async def _download(shell: Shell, handle: SandboxHandle, path: str, accept: str)
 
     headers = {"Content-Encoding": "gzip"} if gzip else {"Content-Length": str(download.size)}
     return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
+
+
+async def _bounded(request: Request, limit: int) -> AsyncIterator[bytes]:
+    """The request body, gunzipped, raising _TooLarge once more than `limit` bytes came (so a
+    huge body, or a small gzip bomb, never reaches the disk)."""
+    received = 0
+    async for chunk in _decoded(request):
+        received += len(chunk)
+        if received > limit:
+            raise _TooLarge(limit)
+        yield chunk
 
 
 async def _decoded(request: Request) -> AsyncIterator[bytes]:
@@ -256,7 +288,7 @@ async def _write(
 
 
 async def _upload(
-    request: Request, shell: Shell, handle: SandboxHandle, who: Identity
+    request: Request, shell: Shell, handle: SandboxHandle, who: Identity, limit: int
 ) -> list[dict[str, str]]:
     kind, _, rest = request.headers.get("content-type", "").partition(";")
     kind, path = kind.strip().lower(), request.query_params.get("path")
@@ -267,13 +299,13 @@ async def _upload(
                 message = "path query parameter is required for raw body upload"
                 raise ConnectError(Code.INVALID_ARGUMENT, message)
             files.append((path, _spool()))
-            async for chunk in _decoded(request):
+            async for chunk in _bounded(request, limit):
                 files[0][1].write(chunk)
         elif kind.startswith("multipart/"):
             params = {k.lower(): q or t for k, q, t in _PARAM.findall(";" + rest)}
             if not params.get("boundary"):
                 raise ConnectError(Code.INVALID_ARGUMENT, "multipart body without a boundary")
-            await _multipart(_decoded(request), params["boundary"], files)
+            await _multipart(_bounded(request, limit), params["boundary"], files)
             # envd: `?path=` (sent for single-file writes) wins over the part's filename
             files[:] = [(path or name, spool) for name, spool in files]
         else:
@@ -285,23 +317,62 @@ async def _upload(
             spool.close()
 
 
-def files_app(sandboxes: Sandboxes, client: docker.DockerClient) -> Starlette:
+def files_app(
+    sandboxes: Sandboxes, client: docker.DockerClient, *, max_upload_bytes: int
+) -> Starlette:
     """The `/files` endpoint: GET downloads `?path=`, POST uploads (multipart or octet-stream).
 
-    Errors are envd's JSON `{"code", "message"}`: 404 missing, 400 a directory or a bad
-    request, 401 an unknown user, 502 an unknown sandbox.
+    Errors are envd's JSON `{"code", "message"}`: 401 without the token or a valid signature,
+    404 missing, 400 a directory or a bad request, 401 an unknown user, 413 an upload over
+    `max_upload_bytes`, 502 an unknown sandbox.
     """
     shell = Shell(sandboxes, client)
 
     async def endpoint(request: Request) -> Response:
+        query = request.query_params
+        signed = FileRequest(
+            path=query.get("path", ""),
+            operation="write" if request.method == "POST" else "read",
+            username=query.get("username", ""),
+            signature=query.get("signature"),
+            expiration=query.get("signature_expiration"),
+        )
         try:
-            handle = shell.handle(request.headers.get("e2b-sandbox-id", ""))
-            who = await shell.identity(handle, request.query_params.get("username") or handle.user)
+            handle = _sandbox(request, shell, sandboxes, signed)
+            if handle is None:
+                return _error(401, "invalid signature")
+            refused = signature_error(handle, signed, request.headers.get("x-access-token", ""))
+            if refused:
+                return _error(401, refused)
+            if request.method == "POST" and _declared_size(request) > max_upload_bytes:
+                return _error(413, str(_TooLarge(max_upload_bytes)))
+            who = await shell.identity(handle, signed.username or handle.user)
             if request.method == "POST":
-                return JSONResponse(await _upload(request, shell, handle, who))
-            path = resolve(request.query_params.get("path", ""), who.home)
+                return JSONResponse(await _upload(request, shell, handle, who, max_upload_bytes))
+            path = resolve(signed.path, who.home)
             return await _download(shell, handle, path, request.headers.get("accept-encoding", ""))
         except ConnectError as exc:
             return _error(_HTTP_STATUS.get(exc.code, 500), exc.message)
+        except _TooLarge as exc:
+            return _error(413, str(exc))
 
     return Starlette(routes=[Route("/files", endpoint, methods=["GET", "POST"])])
+
+
+def _sandbox(
+    request: Request, shell: Shell, sandboxes: Sandboxes, signed: FileRequest
+) -> SandboxHandle | None:
+    """The sandbox a request is for: the `E2b-Sandbox-Id` header's (ConnectError when it does
+    not run), else the one whose token signed the URL (None when none did)."""
+    sandbox_id = request.headers.get("e2b-sandbox-id")
+    if sandbox_id is not None or signed.signature is None:
+        return shell.handle(sandbox_id or "")
+    return signed_by(sandboxes, signed)
+
+
+def _declared_size(request: Request) -> int:
+    """The body's Content-Length (0 when absent or compressed: then it is counted as it comes)."""
+    raw = request.headers.get("content-length", "")
+    if request.headers.get("content-encoding") or not raw.isdigit():
+        return 0
+    return int(raw)

@@ -5,6 +5,10 @@ A sandbox is a container of its template build's image, started like a local smo
 and labels naming this backend (`dev.boxsmith.backend=<data folder id>`). A reaper kills
 sandboxes past their end time. On start, containers an earlier run left are removed: their
 processes (and the envd state around them) did not survive, as on E2B after a host restart.
+
+So nothing about a sandbox is needed across a restart but its record: its envVars (users'
+secrets) and its envd access token live in memory only (`SandboxHandle`), never in the state
+file or a log.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 
 from boxsmith import buildenv
-from boxsmith.backend.runtime import SandboxGone, SandboxHandle
+from boxsmith.backend.runtime import (
+    SandboxGone,
+    SandboxHandle,
+    new_access_token,
+)
 from boxsmith.backend.store import Build, SandboxRow, Store, now
 from boxsmith.engine import LABEL, Engine, EngineError
 from boxsmith.smoke_local import ROLE_LABEL, SandboxSettings, boot
@@ -77,6 +85,16 @@ class SandboxManager:
             raise SandboxGone(sandbox_id)
         return handle
 
+    def handles(self) -> list[SandboxHandle]:
+        """Every running sandbox."""
+        with self._lock:
+            return list(self._running.values())
+
+    def count(self) -> int:
+        """How many sandboxes run."""
+        with self._lock:
+            return len(self._running)
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     def reconcile(self) -> int:
@@ -127,8 +145,10 @@ class SandboxManager:
         timeout: int,
         metadata: Mapping[str, str],
         env: Mapping[str, str],
+        secure: bool = True,
     ) -> SandboxRow:
-        """Start a sandbox of `build` and return once its ready command passed.
+        """Start a sandbox of `build` and return once its ready command passed; with `secure`
+        (the default) its envd plane needs a fresh access token (`get(id).access_token`).
 
         Raises CreateFailed (with the start command's output) when it does not get ready.
         """
@@ -172,7 +192,6 @@ class SandboxManager:
             alias=alias,
             container_id=target.container_id,
             metadata=dict(metadata),
-            env=dict(env),
             started_at=started,
             end_at=started + timedelta(seconds=timeout),
             cpu_count=build.cpu_count,
@@ -191,6 +210,7 @@ class SandboxManager:
                 home=_home(build.user),
                 env=dict(env),
                 build_env=build_env,
+                access_token=new_access_token() if secure else None,
             )
         return row
 

@@ -3,6 +3,10 @@
 One file in the data folder (`state.sqlite3`), so a restart keeps published templates. Every
 method opens its own short transaction on a per-thread connection; WAL mode lets the build
 threads write logs while requests read them.
+
+Sandbox envVars are not kept: they hold users' secrets, and no sandbox outlives the backend
+(`SandboxManager.reconcile`). A state file of an older version that kept them in an `env`
+column has the column dropped and the freed pages zeroed when it is opened.
 """
 
 from __future__ import annotations
@@ -78,7 +82,6 @@ CREATE TABLE IF NOT EXISTS sandboxes (
     alias TEXT NOT NULL,
     container_id TEXT NOT NULL,
     metadata TEXT NOT NULL,
-    env TEXT NOT NULL,
     started_at TEXT NOT NULL,
     end_at TEXT NOT NULL,
     cpu_count INTEGER NOT NULL,
@@ -171,7 +174,6 @@ class SandboxRow:
     alias: str
     container_id: str
     metadata: dict[str, str]
-    env: dict[str, str]
     started_at: datetime
     end_at: datetime
     cpu_count: int
@@ -188,6 +190,22 @@ class Store:
         self.path = path
         self._local = threading.local()
         self._connection().executescript(_SCHEMA)  # commits on its own
+        self._forget_sandbox_env()
+
+    def _forget_sandbox_env(self) -> None:
+        """Drop the `env` column older versions kept sandbox envVars in, leaving no copy of
+        them in the file: secure_delete zeroes what is freed, VACUUM rewrites the rest, and the
+        checkpoint empties the WAL."""
+        db = self._connection()
+        columns = {row["name"] for row in db.execute("PRAGMA table_info(sandboxes)")}
+        if "env" not in columns:
+            return
+        db.execute("PRAGMA secure_delete=ON")
+        with self._tx() as tx:
+            tx.execute("UPDATE sandboxes SET env = '{}'")
+            tx.execute("ALTER TABLE sandboxes DROP COLUMN env")
+        db.execute("VACUUM")
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _connection(self) -> sqlite3.Connection:
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
@@ -358,7 +376,9 @@ class Store:
         """Record a running sandbox."""
         with self._tx() as db:
             db.execute(
-                "INSERT INTO sandboxes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO sandboxes (id, template_id, build_id, alias, container_id, metadata,"
+                " started_at, end_at, cpu_count, memory_mb, user, workdir, state)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     row.id,
                     row.template_id,
@@ -366,7 +386,6 @@ class Store:
                     row.alias,
                     row.container_id,
                     json.dumps(row.metadata),
-                    json.dumps(row.env),
                     _iso(row.started_at),
                     _iso(row.end_at),
                     row.cpu_count,
@@ -433,7 +452,6 @@ def _build(row: sqlite3.Row) -> Build:
 
 def _sandbox(row: sqlite3.Row) -> SandboxRow:
     metadata: Mapping[str, str] = json.loads(row["metadata"])
-    env: Mapping[str, str] = json.loads(row["env"])
     return SandboxRow(
         id=row["id"],
         template_id=row["template_id"],
@@ -441,7 +459,6 @@ def _sandbox(row: sqlite3.Row) -> SandboxRow:
         alias=row["alias"],
         container_id=row["container_id"],
         metadata=dict(metadata),
-        env=dict(env),
         started_at=_time(row["started_at"]) or now(),
         end_at=_time(row["end_at"]) or now(),
         cpu_count=row["cpu_count"],
