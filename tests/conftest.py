@@ -7,7 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import MINIMAL, free_port, remove_backend_images, write_tree
+from tests.helpers import (
+    MINIMAL,
+    Backend,
+    free_port,
+    remove_backend_images,
+    serving_backend,
+    write_tree,
+)
 
 
 @pytest.fixture
@@ -34,3 +41,11 @@ def backend_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
     yield tmp_path
     stop(data_dir(tmp_path))
     remove_backend_images(data_dir(tmp_path))
+
+
+@pytest.fixture(scope="module")
+def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+    """A backend process serving the module, the e2b SDK's environment pointed at it
+    (`serving_backend`)."""
+    with serving_backend(tmp_path_factory.mktemp("backend")) as server:
+        yield server

@@ -11,7 +11,7 @@ import sys
 import textwrap
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,10 +84,12 @@ def remove_backend_images(data: Path) -> None:
 
 
 class Backend:
-    """A `boxsmith backend serve` process (a real one, on a free port) for tests."""
+    """A `boxsmith backend serve` process (a real one, on a free port) for tests; `env` adds to
+    its environment (limits such as BOXSMITH_BACKEND_MAX_SANDBOXES)."""
 
-    def __init__(self, root: Path, data: Path) -> None:
+    def __init__(self, root: Path, data: Path, env: Mapping[str, str] | None = None) -> None:
         self.root, self.data = root, data
+        self.env = {**os.environ, **(env or {})}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -111,6 +113,7 @@ class Backend:
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=log,
+                env=self.env,
             )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -144,10 +147,10 @@ class Backend:
 
 
 @contextlib.contextmanager
-def serving_backend(root: Path) -> Iterator[Backend]:
-    """A backend serving from `root`, with the e2b SDK's environment pointed at it; afterwards
-    stopped, its images removed, and no sandbox container of it left (asserted). Skips without
-    a Docker engine (fails under CI)."""
+def serving_backend(root: Path, env: Mapping[str, str] | None = None) -> Iterator[Backend]:
+    """A backend serving from `root` (with `env` added to its environment), the e2b SDK's
+    environment pointed at it; afterwards stopped, its images removed, and no sandbox container
+    of it left (asserted). Skips without a Docker engine (fails under CI)."""
     import docker
     import pytest
 
@@ -157,7 +160,7 @@ def serving_backend(root: Path) -> Iterator[Backend]:
         if os.environ.get("CI"):
             raise
         pytest.skip(f"no Docker engine: {exc}")
-    server = Backend(root, root / "data")
+    server = Backend(root, root / "data", env)
     server.start()
     saved = {k: os.environ.get(k) for k in ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY")}
     os.environ.update(

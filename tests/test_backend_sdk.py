@@ -11,7 +11,6 @@ import asyncio
 import os
 import time
 import uuid
-from collections.abc import Iterator
 
 import pytest
 from e2b import (
@@ -27,17 +26,11 @@ from e2b import (
     wait_for_file,
 )
 
-from tests.helpers import Backend, serving_backend
+from tests.helpers import Backend
 
 pytestmark = pytest.mark.docker
 
 BASE = "debian:bookworm-slim"
-
-
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    with serving_backend(tmp_path_factory.mktemp("backend")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
@@ -238,7 +231,8 @@ def test_async_sandbox(template: str) -> None:
 
 
 def test_the_users_pattern_runs_unchanged(template: str) -> None:
-    """The integration pattern agent code follows: create with metadata and timeout, write files, run, close."""
+    """The integration pattern agent code follows: create with metadata and timeout, write
+    files, run, close."""
     sbx = Sandbox.create(
         template, metadata={"template": template, "userID": "u1", "teamID": "t1"}, timeout=600
     )

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -49,7 +48,7 @@ from boxsmith.sandbox import (
     SandboxSessionSync,
     with_retries,
 )
-from tests.helpers import Backend, serving_backend
+from tests.helpers import Backend
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -215,12 +214,6 @@ def test_authentication_failure_is_not_retried() -> None:
 
 
 # --- sessions end to end on the local backend ----------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
-    with serving_backend(tmp_path_factory.mktemp("backend")) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
