@@ -20,9 +20,8 @@ import re
 import secrets
 import threading
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -122,7 +121,6 @@ class ControlPlane:
         base_url: how clients reach this server (for upload URLs).
         mirrors, ca: as for local builds (`boxsmith.parity.parity_base`).
         limits: what this backend allows (`boxsmith.backend.limits`).
-        host_folders: host folders no message may show (the uploads' parent always counts).
     """
 
     def __init__(
@@ -139,7 +137,6 @@ class ControlPlane:
         ca: bytes | None,
         build_jobs: int = 2,
         limits: Limits | None = None,
-        host_folders: Sequence[Path] = (),
     ) -> None:
         self.store = store
         self.engine = engine
@@ -151,7 +148,7 @@ class ControlPlane:
         self.mirrors = mirrors
         self.ca = ca
         self.limits = limits or Limits()
-        self.host_folders = (uploads.root.parent, *host_folders)
+        self.host_folders = (uploads.root.parent,)  # the data folder: no message shows it
         self._pool = ThreadPoolExecutor(max_workers=build_jobs, thread_name_prefix="tbuild")
         self._upload_tokens: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()

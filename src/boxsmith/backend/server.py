@@ -93,21 +93,29 @@ def make_private(folder: Path) -> None:
     again: 0700 on it and `uploads/`, 0600 on the files the backend keeps there.
 
     Raises:
-        BackendUnavailable: another user owns the folder (exit 3).
+        BackendUnavailable: another user owns the folder, or it cannot be made (exit 3).
     """
-    _mkdir_private(folder)
-    if not _restrict(folder, 0o700, stat.S_ISDIR):
+    try:
+        _mkdir_private(folder)
+        mine = _restrict(folder, 0o700, stat.S_ISDIR)
+        if mine:
+            for name in _OWN_FILES:
+                _restrict(folder / name, 0o600, stat.S_ISREG)
+            uploads = folder / UPLOADS
+            if _restrict(uploads, 0o700, stat.S_ISDIR):
+                with os.scandir(uploads) as entries:
+                    for entry in entries:
+                        _restrict(Path(entry.path), 0o600, stat.S_ISREG)
+    except OSError as exc:
+        raise BackendUnavailable(
+            f"cannot make the backend's data folder {folder} private: {exc.strerror or exc}",
+            "make sure you may write there, or use another (--data-dir, BOXSMITH_BACKEND_DIR)",
+        ) from exc
+    if not mine:
         raise BackendUnavailable(
             f"the backend's data folder {folder} is not a folder of yours",
             "use a data folder you own (--data-dir or BOXSMITH_BACKEND_DIR)",
         )
-    for name in _OWN_FILES:
-        _restrict(folder / name, 0o600, stat.S_ISREG)
-    uploads = folder / UPLOADS
-    if _restrict(uploads, 0o700, stat.S_ISDIR):
-        with os.scandir(uploads) as entries:
-            for entry in entries:
-                _restrict(Path(entry.path), 0o600, stat.S_ISREG)
 
 
 def _mkdir_private(folder: Path) -> None:
@@ -275,7 +283,6 @@ def serve(
                 mirrors=resolve_mirrors(mirrors),
                 ca=ca_path.read_bytes() if ca_path else None,
                 limits=limits,
-                host_folders=(folder,),
             )
             envd, services = envd_app(manager, engine.client)
             envd_holder.extend(services)
