@@ -239,3 +239,37 @@ def test_toml_strings_round_trip_through_a_toml_parser(value: str) -> None:
 
 def test_random_text_is_not_available_to_templates() -> None:
     assert "lipsum" not in environment().globals
+
+
+def test_legit_multi_line_forms_of_run_render_as_one_instruction_each(project: Path) -> None:
+    write_tree(
+        project,
+        {
+            "template_specs/app.yaml": APP
+            + dedent("""\
+            steps:
+              - run: |
+                  echo block
+              - run: >-
+                  apt-get install
+                  curl
+              - run:
+                  - echo one
+                  - printf 'a\\tb'
+              - run: "printf 'tab\there'"
+            env:
+              WIN: 'C:\\dir\\'
+            """)
+        },
+    )
+    text = dockerfile(project)
+    body = [line for line in text.splitlines() if not line.startswith("#")]
+    assert body[3:8] == [
+        "RUN echo block",
+        "RUN apt-get install curl",
+        "RUN echo one \\",
+        "    && printf 'a\\tb'",
+        "RUN printf 'tab\there'",
+    ]
+    # an ENV value may end with a backslash: it is quoted, so it does not continue the line
+    assert body[2] == 'ENV WIN="C:\\\\dir\\\\"'
