@@ -46,6 +46,14 @@ def spec(body: str) -> str:
     return MINIMAL.format(name="app") + body
 
 
+def rendered(project: Path, body: str) -> str:
+    """Render template_specs/app.yaml (the minimal spec plus body); its e2b.Dockerfile."""
+    write_tree(project, {"template_specs/app.yaml": spec(body)})
+    run = cli(project, "render")
+    assert run.code == 0, run.err
+    return (project / "generated/app/1.0.0/e2b.Dockerfile").read_text()
+
+
 SHAPES = {
     "billion-laughs": (spec(LAUGHS), "app.yaml:6:52: error: YAML aliases expand"),
     "merge-key-bomb": (spec(MERGES), "app.yaml:6:35: error: YAML merge keys (<<)"),
@@ -88,21 +96,12 @@ def test_a_spec_file_at_the_size_limit_is_read(project: Path) -> None:
 
 
 def test_aliases_within_the_limit_still_work(project: Path) -> None:
-    write_tree(
+    dockerfile = rendered(
         project,
-        {
-            "template_specs/app.yaml": spec(
-                "labels: &common {tier: web}\n"
-                "vars:\n  shared: *common\n"
-                "steps:\n  - run: &cmd echo hi\n  - run: *cmd\n"
-            )
-        },
+        "labels: &common {tier: web}\n"
+        "vars:\n  shared: *common\n"
+        "steps:\n  - run: &cmd echo hi\n  - run: *cmd\n",
     )
-
-    run = cli(project, "render")
-
-    assert run.code == 0, run.err
-    dockerfile = (project / "generated/app/1.0.0/e2b.Dockerfile").read_text()
     assert dockerfile.count("RUN echo hi\n") == 2
 
 
@@ -230,26 +229,17 @@ def test_the_budget_is_per_value() -> None:
 
 
 def test_a_var_using_another_var_is_resolved(project: Path) -> None:
-    write_tree(
+    dockerfile = rendered(
         project,
-        {
-            "template_specs/app.yaml": spec(
-                "vars:\n"
-                "  b: 'x-{{ vars.a }}'\n"  # before the var it uses
-                "  a: '{{ vars.root }}/app'\n"
-                "  root: /srv\n"
-                "  port: '{{ vars.base_port + 1 }}'\n"
-                "  base_port: 8000\n"
-                "workdir: '{{ vars.a }}'\n"
-                "env:\n  B: '{{ vars.b }}'\n  PORT: '{{ vars.port }}'\n"
-            )
-        },
+        "vars:\n"
+        "  b: 'x-{{ vars.a }}'\n"  # before the var it uses
+        "  a: '{{ vars.root }}/app'\n"
+        "  root: /srv\n"
+        "  port: '{{ vars.base_port + 1 }}'\n"
+        "  base_port: 8000\n"
+        "workdir: '{{ vars.a }}'\n"
+        "env:\n  B: '{{ vars.b }}'\n  PORT: '{{ vars.port }}'\n",
     )
-
-    run = cli(project, "render")
-
-    assert run.code == 0, run.err
-    dockerfile = (project / "generated/app/1.0.0/e2b.Dockerfile").read_text()
     assert 'ENV B="x-/srv/app" \\\n    PORT="8001"\n' in dockerfile
     assert "WORKDIR /srv/app\n" in dockerfile
     assert "{{" not in dockerfile
@@ -284,15 +274,7 @@ def dockerfile_lines(project: Path, folder: str) -> list[str]:
 
 
 def test_a_matrix_value_with_a_line_break_stays_in_its_comment(project: Path) -> None:
-    write_tree(
-        project,
-        {"template_specs/app.yaml": spec('matrix:\n  note: ["a\\nRUN touch /tmp/pwned"]\n')},
-    )
-
-    run = cli(project, "render")
-
-    assert run.code == 0, run.err
-    lines = dockerfile_lines(project, "app/1.0.0")
+    lines = rendered(project, 'matrix:\n  note: ["a\\nRUN touch /tmp/pwned"]\n').splitlines()
     assert not any(line.startswith("RUN") for line in lines)
     assert "(matrix: note=a\\nRUN touch /tmp/pwned)" in lines[0]
 
