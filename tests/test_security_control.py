@@ -430,3 +430,18 @@ def test_build_errors_show_paths_inside_the_image_not_on_the_host(backend: Backe
     assert "file name too long" in message
     for host in ("overlay2", "/var/lib/docker", str(backend.data)):
         assert host not in message
+
+
+def test_scrub_keeps_paths_in_the_image_and_hides_the_hosts() -> None:
+    from boxsmith.backend.wire import scrub
+
+    layer = "/var/lib/docker/overlay2/" + "0f" * 32 + "/merged"
+    assert scrub(f"mkdir {layer}/home/user/x: denied") == "mkdir /home/user/x: denied"
+    assert scrub(f"stat {layer}: gone") == "stat /: gone"
+    context = "COPY failed: stat /var/lib/docker/tmp/docker-builder123/ab/c: no such file"
+    assert scrub(context) == "COPY failed: stat <build context>/ab/c: no such file"
+    data = "/home/me/proj/.boxsmith/backend"
+    text = f"open {data}/uploads/.upload-1: no space; /home/me/proj/.boxsmith/backend2 stays"
+    assert scrub(text, [data]) == (
+        "open <host folder>/uploads/.upload-1: no space; /home/me/proj/.boxsmith/backend2 stays"
+    )

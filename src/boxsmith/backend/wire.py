@@ -137,7 +137,7 @@ def query_int(request: Request, name: str, default: int, *, low: int, high: int)
         return default
     if not re.fullmatch(r"\d{1,12}", raw.strip()):
         raise BadRequest(f"query parameter {name}={raw[:40]!r} is not a whole number")
-    value = int(raw)
+    value = int(raw.strip())
     if not low <= value <= high:
         raise BadRequest(f"query parameter {name} must be between {low} and {high}, got {value}")
     return value
@@ -146,21 +146,21 @@ def query_int(request: Request, name: str, default: int, *, low: int, high: int)
 # Docker's own folders on the host: a layer's root (`.../overlay2/<id>/merged/etc` is `/etc`
 # in the image) and the legacy builder's unpacked build context.
 _LAYER = re.compile(
-    r"/[^\s'\"]*?/(?:overlay2|fuse-overlayfs|aufs|btrfs|zfs|vfs)/[0-9a-z]{16,}(?:-init)?"
+    r"/[^\s'\":]*?/(?:overlay2|fuse-overlayfs|aufs|btrfs|zfs|vfs)/[0-9a-z]{16,}(?:-init)?"
     r"/(?:merged|diff|work|mnt)(?=(/?))"
 )
-_CONTEXT = re.compile(r"/[^\s'\"]*?/tmp/docker-builder\d+")
+_CONTEXT = re.compile(r"/[^\s'\":]*?/tmp/docker-builder\d+")
 
 
 def scrub(text: str, folders: Iterable[Path | str] = ()) -> str:
     """`text` without host paths: Docker's layer folders give way to the path inside the image,
-    its build-context folder to `<build context>`, each of `folders` (the data folder, the
-    project) to `<host folder>`. Paths inside a sandbox or image are kept."""
+    its build-context folder to `<build context>`, each of `folders` (say the data folder) and
+    what is under it to `<host folder>/...`. Paths inside a sandbox or image are kept."""
     text = _LAYER.sub(lambda m: "" if m.group(1) else "/", text)
     text = _CONTEXT.sub("<build context>", text)
     names = {str(folder).rstrip("/") for folder in folders} - {""}
     for name in sorted(names, key=len, reverse=True):  # the longest (most specific) first
-        text = text.replace(name, "<host folder>")
+        text = re.sub(re.escape(name) + r"(?![\w.-])", "<host folder>", text)
     return text
 
 
