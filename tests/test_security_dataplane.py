@@ -39,7 +39,7 @@ from e2b.envd.api import ENVD_API_FILES_ROUTE
 from e2b.sandbox_sync.commands.command import Commands
 from packaging.version import Version
 
-from boxsmith.backend.runtime import ENVD_VERSION, UNAUTHORIZED
+from boxsmith.backend.runtime import ENVD_VERSION
 from tests.helpers import Backend, serving_backend
 
 pytestmark = pytest.mark.docker
@@ -53,6 +53,10 @@ LIMITS = {
     "BOXSMITH_BACKEND_MAX_UPLOAD_MB": "1",
 }
 WRONG_TOKENS = [None, "", "wrong-token"]
+# envd's answer to a request without the right token, word for word
+UNAUTHORIZED = (
+    "unauthorized access, please provide a valid access token or method signing if supported"
+)
 
 
 # --- fixtures -----------------------------------------------------------------------------------
