@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import docker
 import httpx
 import pytest
 from e2b import (
@@ -578,10 +579,15 @@ def test_envd_errors_name_no_host_path(backend: Backend, sbx: Sandbox) -> None:
     assert "/home/user/aaa" in download.json()["message"]
 
 
-def test_env_values_reach_no_log_and_no_state_file(backend: Backend, sbx: Sandbox) -> None:
+def test_env_values_reach_no_log_no_state_file_and_no_container_config(
+    backend: Backend, sbx: Sandbox
+) -> None:
     assert sbx.commands.run("echo $SECRET_VALUE").stdout == SECRET + "\n"
     for path in [backend.log, *sorted(p for p in backend.data.rglob("*") if p.is_file())]:
         assert SECRET.encode() not in path.read_bytes(), path
+    label = f"dev.boxsmith.sandbox={sbx.sandbox_id}"
+    (container,) = docker.from_env().containers.list(filters={"label": label})
+    assert SECRET not in json.dumps(container.attrs)  # what `docker inspect` shows
 
 
 def test_an_older_state_file_loses_its_env_column(limited: Backend) -> None:

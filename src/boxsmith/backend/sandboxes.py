@@ -1,14 +1,14 @@
 """Sandboxes as Docker containers: create (start_cmd running, ready_cmd passed), kill, time out.
 
 A sandbox is a container of its template build's image, started like a local smoke container
-(`boxsmith.smoke_local.boot`) with the sandbox's envVars, the build's cpu and memory as limits
-and labels naming this backend (`dev.boxsmith.backend=<data folder id>`). A reaper kills
-sandboxes past their end time. On start, containers an earlier run left are removed: their
-processes (and the envd state around them) did not survive, as on E2B after a host restart.
+(`boxsmith.smoke_local.boot`) with the build's cpu and memory as limits and labels naming this
+backend (`dev.boxsmith.backend=<data folder id>`). A reaper kills sandboxes past their end time.
+On start, containers an earlier run left are removed: their processes (and the envd state
+around them) did not survive, as on E2B after a host restart.
 
 So nothing about a sandbox is needed across a restart but its record: its envVars (users'
 secrets) and its envd access token live in memory only (`SandboxHandle`), never in the state
-file or a log.
+file, a log or the container's config; each command gets the envVars when it starts.
 """
 
 from __future__ import annotations
@@ -174,7 +174,9 @@ class SandboxManager:
                 user=build.user,
                 workdir=build.workdir,
                 labels=labels,
-                env=env,
+                # envVars go to each command (`SandboxHandle.env`), not into the container's
+                # config, where `docker inspect` shows them: as on E2B, where the start command
+                # runs from the template's snapshot, it does not see them either
                 build_env=build_env,
                 ready_timeout=self._ready_timeout,
             )
