@@ -9,8 +9,6 @@ access token (`X-Access-Token`; `/files` also takes a URL signature), else 401 a
 
 from __future__ import annotations
 
-import os
-
 import docker
 
 from boxsmith.backend.envd_files import filesystem_app
@@ -29,11 +27,10 @@ async def _health(scope: Scope, receive: Receive, send: Send) -> None:
 
 
 def envd_app(
-    sandboxes: Sandboxes, client: docker.DockerClient, limits: Limits | None = None
+    sandboxes: Sandboxes, client: docker.DockerClient, limits: Limits
 ) -> tuple[ASGIApp, list[ProcessService]]:
     """(the envd ASGI app, its services that keep per-sandbox state: call `forget(id)` on them
-    when a sandbox stops). `limits` defaults to the environment's (`Limits.from_env`)."""
-    limits = limits or Limits.from_env(os.environ)
+    when a sandbox stops), within the backend's `limits`."""
     process = process_app(sandboxes, client)
     filesystem = filesystem_app(sandboxes, client)
     files = files_app(sandboxes, client, max_upload_bytes=limits.max_upload_bytes)

@@ -17,7 +17,7 @@ import requests.exceptions
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-from boxsmith.backend.runtime import without_host_paths
+from boxsmith.backend.wire import scrub
 
 __all__ = [
     "DOCKER_ERRORS",
@@ -38,12 +38,12 @@ async def in_thread(func: Callable[..., Any], *args: Any) -> Any:
     try:
         return await asyncio.to_thread(func, *args)
     except docker.errors.APIError as exc:
-        text = without_host_paths(str(exc))
+        text = scrub(str(exc))
         if exc.status_code in (404, 409):  # the container is gone or stopped: so is the sandbox
             raise ConnectError(Code.UNAVAILABLE, f"the sandbox was not found ({text})") from exc
         raise ConnectError(Code.INTERNAL, f"docker: {text}") from exc
     except DOCKER_ERRORS as exc:
-        raise ConnectError(Code.INTERNAL, f"docker: {without_host_paths(str(exc))}") from exc
+        raise ConnectError(Code.INTERNAL, f"docker: {scrub(str(exc))}") from exc
     except OSError as exc:
         raise ConnectError(Code.FAILED_PRECONDITION, f"the process ended ({exc})") from exc
 

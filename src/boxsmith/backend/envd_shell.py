@@ -24,8 +24,8 @@ from boxsmith.backend.runtime import (
     SandboxGone,
     SandboxHandle,
     not_found,
-    without_host_paths,
 )
+from boxsmith.backend.wire import scrub
 
 __all__ = [
     "CHUNK",
@@ -148,14 +148,14 @@ def docker_errors(sandbox_id: str, missing: str = "") -> Iterator[None]:
     try:
         yield
     except docker.errors.APIError as exc:
-        text = without_host_paths(str(exc.explanation or exc))
+        text = scrub(str(exc.explanation or exc))
         if exc.status_code == 409 or "No such container" in text:
             raise gone(sandbox_id) from exc
         if exc.status_code == 404 and missing:
             raise ConnectError(Code.NOT_FOUND, missing) from exc
         raise ConnectError(_code(text), f"docker: {text}") from exc
     except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
-        raise ConnectError(Code.INTERNAL, f"docker: {without_host_paths(str(exc))}") from exc
+        raise ConnectError(Code.INTERNAL, f"docker: {scrub(str(exc))}") from exc
 
 
 def _code(text: str) -> Code:

@@ -26,8 +26,6 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from boxsmith.backend.wire import scrub
-
 __all__ = [
     "ENVD_PORT",
     "ENVD_VERSION",
@@ -46,7 +44,6 @@ __all__ = [
     "signature_error",
     "signed_by",
     "token_matches",
-    "without_host_paths",
 ]
 
 Scope = MutableMapping[str, Any]
@@ -222,18 +219,3 @@ def guard_sandbox(app: ASGIApp, sandboxes: Sandboxes, *, auth: bool = True) -> A
         await app(scope, receive, send)
 
     return guarded
-
-
-# What `wire.scrub` (overlay-style layer roots) leaves: a containerd snapshot's root (`.../
-# snapshots/<n>/fs/etc` is `/etc` in the container), then any other path in Docker's or
-# containerd's state folders.
-_SNAPSHOT = re.compile(r"/[^\s:'\"]*?/snapshots/[0-9]+/fs(?=(/?))")
-_DOCKER_STATE = re.compile(
-    r"/(?:var/lib/docker|var/lib/containerd|run/containerd|run/docker)[^\s:'\"]*"
-)
-
-
-def without_host_paths(text: str) -> str:
-    """Docker's error text with its host paths cut to the path in the container, or hidden."""
-    text = _SNAPSHOT.sub(lambda m: "" if m.group(1) else "/", scrub(text))
-    return _DOCKER_STATE.sub("<docker>", text)

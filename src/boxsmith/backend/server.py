@@ -284,7 +284,7 @@ def serve(
                 ca=ca_path.read_bytes() if ca_path else None,
                 limits=limits,
             )
-            envd, services = envd_app(manager, engine.client)
+            envd, services = envd_app(manager, engine.client, limits)
             envd_holder.extend(services)
             manager.start_reaper()
             config = uvicorn.Config(

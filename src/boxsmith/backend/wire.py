@@ -150,18 +150,26 @@ _LAYER = re.compile(
     r"/(?:merged|diff|work|mnt)(?=(/?))"
 )
 _CONTEXT = re.compile(r"/[^\s'\":]*?/tmp/docker-builder\d+")
+# A containerd snapshot's root (`.../snapshots/<n>/fs/etc` is `/etc` in the container), then
+# whatever else names Docker's or containerd's state folders.
+_SNAPSHOT = re.compile(r"/[^\s:'\"]*?/snapshots/[0-9]+/fs(?=(/?))")
+_DOCKER_STATE = re.compile(
+    r"/(?:var/lib/docker|var/lib/containerd|run/containerd|run/docker)[^\s:'\"]*"
+)
 
 
 def scrub(text: str, folders: Iterable[Path | str] = ()) -> str:
-    """`text` without host paths: Docker's layer folders give way to the path inside the image,
-    its build-context folder to `<build context>`, each of `folders` (say the data folder) and
-    what is under it to `<host folder>/...`. Paths inside a sandbox or image are kept."""
+    """`text` without host paths: Docker's layer and snapshot folders give way to the path inside
+    the image or container, its build-context folder to `<build context>`, each of `folders` (say
+    the data folder) and what is under it to `<host folder>/...`, any other path in Docker's state
+    folders to `<docker>`. Paths inside a sandbox or image are kept."""
     text = _LAYER.sub(lambda m: "" if m.group(1) else "/", text)
+    text = _SNAPSHOT.sub(lambda m: "" if m.group(1) else "/", text)
     text = _CONTEXT.sub("<build context>", text)
     names = {str(folder).rstrip("/") for folder in folders} - {""}
     for name in sorted(names, key=len, reverse=True):  # the longest (most specific) first
         text = re.sub(re.escape(name) + r"(?![\w.-])", "<host folder>", text)
-    return text
+    return _DOCKER_STATE.sub("<docker>", text)
 
 
 def split_name(name: str) -> tuple[str, str | None]:
