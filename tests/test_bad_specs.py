@@ -376,6 +376,9 @@ CASES = [
          "template syntax: Expected an expression", "fix the {{ }} expression"),
     case("jinja-unknown-filter", app("env:\n  X: \"{{ 'a' | shout }}\"\n"), f"{SPEC}:6:6",
          "No filter named 'shout'", "fix the {{ }} expression"),
+    # a random pick would make rendering irreproducible (drift on every run)
+    case("jinja-random-filter", app("env:\n  X: \"{{ ['a', 'b'] | random }}\"\n"), f"{SPEC}:6:6",
+         "No filter named 'random'", "fix the {{ }} expression"),
     case("jinja-runtime-error", app("vars:\n  n: 0\nenv:\n  X: '{{ 1 // vars.n }}'\n"),
          f"{SPEC}:8:6", "env.X: template: ZeroDivisionError: integer division or modulo by zero",
          "fix the {{ }} expression"),

@@ -76,6 +76,7 @@ def environment() -> SandboxedEnvironment:
     env.filters["toml"] = _toml_value
     env.filters["comment"] = _comment
     env.globals.pop("lipsum", None)  # random text: rendering must be reproducible
+    env.filters.pop("random", None)  # likewise a random pick
     return env
 
 
@@ -319,6 +320,7 @@ class _SpecEnvironment(ImmutableSandboxedEnvironment):
 def _spec_environment() -> _SpecEnvironment:
     env = _SpecEnvironment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     env.globals.pop("lipsum", None)  # random text: rendering must be reproducible
+    env.filters.pop("random", None)  # likewise a random pick
     env.globals["_bx_loop"] = _loop
     env.globals["_bx_concat"] = _concat
     env.globals["_bx_output"] = _output
