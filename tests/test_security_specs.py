@@ -290,3 +290,17 @@ def test_a_spec_file_name_with_a_line_break_stays_in_its_comment(project: Path) 
     assert not any(line.startswith("RUN") for line in lines)
     toml = (project / "generated/app/1.0.0/e2b.toml").read_text().splitlines()
     assert all(line.startswith("#") or " = " in line for line in toml)
+
+
+def test_an_error_in_a_spec_file_with_a_line_break_in_its_name_stays_on_one_line(
+    project: Path,
+) -> None:
+    write_tree(project, {"template_specs/a\nfake.yaml:1:1: error: x.yaml": spec("bogus: 1\n")})
+
+    run = cli(project, "validate")
+
+    assert run.code == 2
+    located = [line for line in run.err.splitlines() if ": error: " in line]
+    assert located == [
+        "template_specs/a\\nfake.yaml:1:1: error: x.yaml:5:1: error: bogus: unknown key 'bogus'"
+    ]

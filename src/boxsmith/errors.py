@@ -90,8 +90,10 @@ class Issue(Value):
         self._init(file=file, line=line, column=column, message=message, hint=hint, path=path)
 
     def format(self) -> str:
-        """Render as `file:line:col: error: message` plus an indented fix line."""
-        where = self.file if self.line == 0 else f"{self.file}:{self.line}:{self.column}"
+        """Render as `file:line:col: error: message` plus an indented fix line; a file name with
+        a line break or another control character shows it escaped, so it cannot fake a line."""
+        file = self.file if self.file.isprintable() else repr(self.file)[1:-1]
+        where = file if self.line == 0 else f"{file}:{self.line}:{self.column}"
         head = f"{where}: error: {self.path + ': ' if self.path else ''}{self.message}"
         return f"{head}\n  fix: {self.hint}" if self.hint else head
 
