@@ -173,11 +173,14 @@ def _delivery(sub: argparse._SubParsersAction[_Parser]) -> None:
         ("env", "print the export lines for a running backend"),
         ("status", "whether a backend runs and answers (exit 3 when not)"),
         ("stop", "stop the running backend"),
+        ("reset", "stop it, remove its containers and images, and clear its data folder"),
     ):
         q = actions.add_parser(action, help=text)
         q.add_argument("--data-dir", default=None, help="state folder (default: .boxsmith/backend)")
         if action == "status":
             q.add_argument("--json", action="store_true", help="machine output on stdout")
+        if action == "reset":
+            q.add_argument("-y", "--yes", action="store_true", help="do not ask first")
 
 
 def _global_options(parser: argparse.ArgumentParser) -> None:
@@ -486,6 +489,7 @@ def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             host=getattr(args, "host", "127.0.0.1"),
             detach=getattr(args, "detach", False),
             as_json=getattr(args, "json", False),
+            yes=getattr(args, "yes", False),
         )
     if args.command == "schema":
         from boxsmith.commands import schema

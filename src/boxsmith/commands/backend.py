@@ -129,8 +129,9 @@ def run(
     host: str = "127.0.0.1",
     detach: bool = False,
     as_json: bool = False,
+    yes: bool = False,
 ) -> int:
-    """Dispatch one `backend` action; the exit code."""
+    """Dispatch one `backend` action; the exit code. `yes`: `reset` does not ask first."""
     if action == "serve" and not detach:
         return serve(
             settings.root,
