@@ -23,6 +23,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import TextIO
 
+    from boxsmith.config import Settings
+
 __all__ = ["build_parser", "main"]
 
 
@@ -188,6 +190,12 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--specs", default=None, help="spec folder (default: template_specs)")
     parser.add_argument("--generated", default=None, help="output folder (default: generated)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    parser.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="when another run holds this project's lock, exit 3 instead of waiting "
+        "(also BOXSMITH_NO_WAIT=1)",
+    )
 
 
 def _build_options(p: argparse.ArgumentParser) -> None:
@@ -230,9 +238,18 @@ def _unchanged_build(argv: Sequence[str], out: TextIO, err: TextIO) -> int | Non
         return None
     from boxsmith import buildrecord
 
-    settings = load_settings(args.root, specs_dir=args.specs, generated_dir=args.generated)
+    settings = _settings(args)
     return buildrecord.answer(
         settings, args.names, args.label, args.allow_skip, out=out, err=err, as_json=args.json
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(
+        args.root,
+        specs_dir=args.specs,
+        generated_dir=args.generated,
+        no_wait=True if args.no_wait else None,  # unset: BOXSMITH_NO_WAIT decides
     )
 
 
@@ -324,7 +341,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _dispatch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    settings = load_settings(args.root, specs_dir=args.specs, generated_dir=args.generated)
+    settings = _settings(args)
     if args.command == "validate":
         from boxsmith.commands import validate
 

@@ -4,6 +4,13 @@ Precedence, resolved in one place (`load_settings`): explicit arguments (the CLI
 environment variables (`BOXSMITH_SPECS_DIR`, `BOXSMITH_GENERATED_DIR`) over `[tool.boxsmith]` in the
 project's pyproject.toml over built-in defaults.
 
+Run settings come from the environment (or a flag) only, never from pyproject.toml: they are
+about this machine and this run, not the project. `BOXSMITH_NO_WAIT=1` (the CLI's `--no-wait`):
+a state-changing command refuses (exit 3) instead of waiting while another run holds the
+project's lock (`boxsmith.lock`). `BOXSMITH_CONTAINER_LIFETIME=<seconds>`: the most a container
+boxsmith starts for `smoke --local` lives, even when boxsmith is killed (default: sized from the
+ready timeout and the smoke checks' timeouts, `boxsmith.smoke_local`).
+
 `[tool.boxsmith.mirrors]` holds the base-image mirror map (`boxsmith.images`): image reference or
 fnmatch pattern -> `stand-in:<recipe>` or a reference to pull instead (`{ref}`, `{name}`, `{tag}`
 are replaced); an empty value removes a built-in entry.
@@ -11,6 +18,7 @@ are replaced); an empty value removes a built-in entry.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -26,17 +34,35 @@ _DEFAULTS = {
 }
 _TABLES = ("mirrors",)
 _ENV = {"specs_dir": "BOXSMITH_SPECS_DIR", "generated_dir": "BOXSMITH_GENERATED_DIR"}
+NO_WAIT_ENV = "BOXSMITH_NO_WAIT"
+LIFETIME_ENV = "BOXSMITH_CONTAINER_LIFETIME"
 
 
 class Settings(Value):
-    """Resolved, absolute locations for one project."""
+    """Resolved, absolute locations for one project, and the run settings.
 
-    __slots__ = ("generated_dir", "mirror_entries", "root", "schema_path", "specs_dir")
+    Attributes:
+        no_wait: refuse (exit 3) instead of waiting for another run's project lock.
+        container_lifetime: seconds a `smoke --local` container lives at most; None to size it
+            from the ready timeout and the checks.
+    """
+
+    __slots__ = (
+        "container_lifetime",
+        "generated_dir",
+        "mirror_entries",
+        "no_wait",
+        "root",
+        "schema_path",
+        "specs_dir",
+    )
     root: Path
     specs_dir: Path
     generated_dir: Path
     schema_path: Path
     mirror_entries: tuple[tuple[str, str], ...]
+    no_wait: bool
+    container_lifetime: float | None
 
     def __init__(
         self,
@@ -45,6 +71,9 @@ class Settings(Value):
         generated_dir: Path,
         schema_path: Path,
         mirror_entries: tuple[tuple[str, str], ...] = (),
+        *,
+        no_wait: bool = False,
+        container_lifetime: float | None = None,
     ) -> None:
         self._init(
             root=root,
@@ -52,6 +81,8 @@ class Settings(Value):
             generated_dir=generated_dir,
             schema_path=schema_path,
             mirror_entries=mirror_entries,
+            no_wait=no_wait,
+            container_lifetime=container_lifetime,
         )
 
     @property
@@ -63,6 +94,11 @@ class Settings(Value):
     def state_dir(self) -> Path:
         """Machine-local state (never committed): stamps, build logs, reports."""
         return self.root / ".boxsmith"
+
+    @property
+    def project_id(self) -> str:
+        """A short id of the project root, for labels on what boxsmith starts for it."""
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
 
     def display(self, path: Path) -> str:
         """A path as users see it: relative to the project root, with forward slashes."""
@@ -76,6 +112,7 @@ def load_settings(
     root: Path | str | None = None,
     *,
     env: Mapping[str, str] | None = None,
+    no_wait: bool | None = None,
     **overrides: str | Path | None,
 ) -> Settings:
     """Resolve settings for the project at `root` (default: the current directory).
@@ -83,6 +120,7 @@ def load_settings(
     Args:
         root: project root; pyproject.toml there may hold a `[tool.boxsmith]` table.
         env: environment to read overrides from (default: `os.environ`).
+        no_wait: the `--no-wait` flag; None leaves it to BOXSMITH_NO_WAIT.
         **overrides: explicit values (`specs_dir`, `generated_dir`, `schema_path`); None is unset.
     """
     base = Path(root if root is not None else Path.cwd()).resolve()
@@ -106,7 +144,38 @@ def load_settings(
         raw = overrides.get(key) or environ.get(_ENV.get(key, ""), "") or value or default
         path = Path(raw)
         values[key] = path if path.is_absolute() else base / path
-    return Settings(root=base, mirror_entries=_string_table(table, "mirrors"), **values)
+    return Settings(
+        root=base,
+        mirror_entries=_string_table(table, "mirrors"),
+        no_wait=no_wait if no_wait is not None else _flag(environ, NO_WAIT_ENV),
+        container_lifetime=_seconds(environ, LIFETIME_ENV),
+        **values,
+    )
+
+
+def _flag(environ: Mapping[str, str], name: str) -> bool:
+    raw = environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise UsageError(f"{name} must be 1 or 0, got {raw!r}", f"set {name}=1, or unset it")
+
+
+def _seconds(environ: Mapping[str, str], name: str) -> float | None:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise UsageError(
+            f"{name} must be a positive number of seconds, got {raw!r}",
+            f"set e.g. {name}=900, or unset it",
+        )
+    return value
 
 
 def _string_table(table: Mapping[str, object], key: str) -> tuple[tuple[str, str], ...]:

@@ -6,6 +6,12 @@ container it started, also after an exception or Ctrl-C. Everything it creates c
 `dev.boxsmith=1`; containers also carry a per-session label so a sweep finds them even when the
 process was interrupted between creating and recording one. docker's and requests' exceptions are
 translated into `EngineError` here and nowhere else, chained with `from`.
+
+A process killed with kill -9 never leaves its `with` block. So an `Engine` made for a project
+(`project=settings.project_id`) labels its containers with the project, and a container started
+with a `lifetime` with its expiry (unix seconds): its command must end by then (the caller's
+part, e.g. `sleep` as the main process) and docker then removes it (`auto_remove`). Entering such
+an `Engine` also removes the project's containers past their expiry that are still there.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import shlex
 import socket
 import tarfile
 import threading
+import time
 import uuid
 import weakref
 from collections import deque
@@ -36,8 +43,10 @@ import requests.exceptions
 from boxsmith.errors import BoxsmithError
 
 __all__ = [
+    "EXPIRES_LABEL",
     "LABEL",
     "MIN_API",
+    "PROJECT_LABEL",
     "BuildFailed",
     "Engine",
     "EngineError",
@@ -49,6 +58,8 @@ __all__ = [
 
 LABEL = "dev.boxsmith"
 SESSION_LABEL = "dev.boxsmith.session"
+PROJECT_LABEL = "dev.boxsmith.project"  # settings.project_id of the project it was started for
+EXPIRES_LABEL = "dev.boxsmith.expires"  # unix seconds after which it is removed on sight
 MIN_API = "1.41"  # Docker 20.10, the engine Debian 12 ships as docker.io
 _HINT = "run `scripts/docker-up` (as root on Debian it installs and starts dockerd)"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")  # the legacy builder colours a step's stderr
@@ -146,6 +157,8 @@ class Engine:
         err: where to log each Docker call (default: nowhere).
         environ: environment to read DOCKER_HOST and friends from (default: `os.environ`).
         timeout: seconds to wait for one API response (a build step's output counts as one).
+        project: the project's id (`Settings.project_id`): containers carry it, and entering
+            removes the project's expired ones.
     """
 
     def __init__(
@@ -154,10 +167,12 @@ class Engine:
         err: TextIO | None = None,
         environ: Mapping[str, str] | None = None,
         timeout: int = 900,
+        project: str | None = None,
     ) -> None:
         self._err = err
         self._environ = environ
         self._timeout = timeout
+        self._project = project
         self._client: docker.DockerClient | None = None
         self._session = uuid.uuid4().hex[:12]
         self._streams: set[requests.Response] = set()
@@ -200,6 +215,11 @@ class Engine:
         client.api.timeout = self._timeout
         self._client = client
         self._log(f"engine {self.version} (API {self.api_version})")
+        if self._project is not None:
+            try:
+                self.sweep_expired()
+            except EngineError as error:  # a sweep is housekeeping; the command goes on
+                self._log(f"warning: could not sweep expired containers: {error.message}")
         return self
 
     def __exit__(
@@ -439,14 +459,15 @@ class Engine:
         environment: Mapping[str, str] | None = None,
         user: str | None = None,
     ) -> RunResult:
-        """Run `command` in a new container of `image`, wait for it, and remove the container."""
+        """Run `command` in a new container of `image`, wait for it, and remove the container
+        (a run killed before that leaves it to the next sweep, a minute past `timeout`)."""
         self._log(f"run {image}: {shlex.join(command)}")
         action = f"running `{shlex.join(command)}` in {image}"
         with _translated(action):
             container = self._docker.containers.create(
                 image,
                 list(command),
-                labels={LABEL: "1", SESSION_LABEL: self._session},
+                labels=self._labels(timeout + 60),
                 environment=dict(environment or {}),
                 user=user or "",
                 detach=True,
@@ -475,25 +496,38 @@ class Engine:
         environment: Mapping[str, str] | None = None,
         cpus: float | None = None,
         memory_mb: int | None = None,
+        lifetime: float | None = None,
     ) -> str:
         """Create and start a long-running container of `image`; returns its id.
 
         It carries boxsmith's labels (and this session's, so leaving the `Engine` removes it)
-        and docker's init as PID 1, which reaps the orphans background commands leave.
+        and docker's init as PID 1, which reaps the orphans background commands leave. With
+        `lifetime` (seconds), `command` must end within it: the container is labelled with its
+        expiry and removed by docker when it ends, so a killed boxsmith leaves nothing behind.
         """
         self._log(f"start {image}: {shlex.join(command)}")
         with _translated(f"starting a container of {image}"):
             container = self._docker.containers.run(
                 image,
                 list(command),
-                labels={LABEL: "1", SESSION_LABEL: self._session, **(labels or {})},
+                labels={**self._labels(lifetime), **(labels or {})},
                 environment=dict(environment or {}),
                 detach=True,
+                auto_remove=lifetime is not None,
                 init=True,
                 nano_cpus=int(cpus * 1e9) if cpus else None,
                 mem_limit=f"{memory_mb}m" if memory_mb else None,
             )
         return str(container.id)
+
+    def _labels(self, lifetime: float | None) -> dict[str, str]:
+        """boxsmith's, this session's, and (when known) the project's and the expiry's labels."""
+        own = {LABEL: "1", SESSION_LABEL: self._session}
+        if self._project is not None:
+            own[PROJECT_LABEL] = self._project
+        if lifetime is not None:
+            own[EXPIRES_LABEL] = str(int(time.time() + lifetime) + 1)
+        return own
 
     def exec(
         self,
@@ -547,6 +581,27 @@ class Engine:
                 all=True, filters={"label": [f"{k}={v}" for k, v in wanted.items()]}
             )
         return [str(c.id) for c in found]
+
+    def sweep_expired(self) -> list[str]:
+        """Remove this project's containers past their expiry (left by a killed run); their ids."""
+        if self._project is None:
+            return []
+        with _translated("listing containers"):
+            found = self._docker.containers.list(
+                all=True, filters={"label": [f"{PROJECT_LABEL}={self._project}", EXPIRES_LABEL]}
+            )
+        now = time.time()
+        expired = []
+        for container in found:
+            try:
+                expires = float(container.labels.get(EXPIRES_LABEL, ""))
+            except ValueError:
+                continue  # not boxsmith's writing: leave it
+            if expires <= now:
+                self._log(f"rm -f {container.short_id} (expired, left by a killed run)")
+                self._remove(str(container.id))
+                expired.append(str(container.id))
+        return expired
 
     def _remove(self, container_id: str) -> None:
         try:

@@ -5,11 +5,15 @@ the template's cpu and memory as limits and `E2B_SANDBOX=true`; then, as on E2B 
 7.3), `start_cmd` in the background as the template's final user, `ready_cmd` retried every 2 s
 until it passes (or the start command fails, or the ready timeout passes); then the spec's smoke
 checks through `docker exec` (`ContainerTarget`, the `boxsmith.checks.Target` protocol). The
-container is removed at the end, also after a failure or Ctrl-C.
+container is removed at the end, also after a failure or Ctrl-C; and since a boxsmith killed
+with kill -9 removes nothing, its main process ends by itself at a deadline (`lifetime`: the
+ready timeout plus the checks' `budget` plus a margin, or BOXSMITH_CONTAINER_LIFETIME), after
+which docker removes it.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shlex
 import threading
@@ -21,6 +25,7 @@ from dataclasses import dataclass, field
 from boxsmith import buildenv
 from boxsmith.buildrecord import host_ca_bundle
 from boxsmith.checks.kinds import OWN_MARKER
+from boxsmith.checks.runner import budget
 from boxsmith.checks.target import CommandResult, TargetError, read_with_base64
 from boxsmith.engine import LABEL, Engine, EngineError
 from boxsmith.render import TOML
@@ -39,13 +44,16 @@ __all__ = [
     "Readiness",
     "SandboxSettings",
     "boot",
+    "container_lifetime",
     "start_sandbox",
 ]
 
 READY_INTERVAL = 2.0  # seconds between ready_cmd attempts, as E2B
 DEFAULT_READY_TIMEOUT = 600.0  # E2B's limit: 10 minutes
+LIFETIME_MARGIN = 120.0  # seconds past the ready timeout and the checks: start-up, slow engines
 ROLE_LABEL = "dev.boxsmith.role"
 _KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
+_DEADLINE = "trap 'exit 0' TERM INT; sleep {seconds} & wait $!"  # then the container ends
 _STATE = "/tmp/.boxsmith"  # start command log and exit status inside the container
 # $1: seconds ("" for none), $2: the command. bash -l when the image has bash, as E2B runs them.
 _SHELL = (
@@ -227,15 +235,22 @@ def _container_env(ca: bool) -> dict[str, str]:
     return env
 
 
+def container_lifetime(unit: BuildUnit, ready_timeout: float) -> float:
+    """Seconds a smoke container of `unit` needs at most: ready, every check, a margin."""
+    return ready_timeout + budget(unit.template.spec.smoke) + LIFETIME_MARGIN
+
+
 def start_sandbox(
     engine: Engine,
     unit: BuildUnit,
     *,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    lifetime: float | None = None,
     on_status: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[ContainerTarget, Readiness]:
-    """Start a container of `unit`'s image as E2B starts a sandbox; the caller removes it.
+    """Start a container of `unit`'s image as E2B starts a sandbox; the caller removes it, and
+    it ends by itself after `lifetime` seconds (default: `container_lifetime(unit, ready_timeout)`).
 
     Raises EngineError when the container cannot start (the image missing, for one).
     """
@@ -255,6 +270,7 @@ def start_sandbox(
         labels={LABEL: "1", ROLE_LABEL: "smoke", "dev.boxsmith.template": unit.ref},
         build_env=buildenv.parse(info.labels),
         ready_timeout=ready_timeout,
+        lifetime=lifetime or container_lifetime(unit, ready_timeout),
         on_status=on_status,
         clock=clock,
     )
@@ -271,6 +287,7 @@ def boot(
     env: Mapping[str, str] | None = None,
     build_env: Mapping[str, str | None] | None = None,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    lifetime: float | None = None,
     on_status: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
 ) -> tuple[ContainerTarget, Readiness]:
@@ -280,7 +297,8 @@ def boot(
     every 2 s until it passes, the start command fails, or `ready_timeout` passes. Both see the
     template's ENV; once ready, commands through the target do not (`build_env`, the image's
     `buildenv` label). The container is left running either way: the caller removes it (and
-    does so when not ready).
+    does so when not ready). With `lifetime` (seconds) its main process ends by then and docker
+    removes it (`Engine.start_container`); without, it runs until removed.
     """
     say = on_status or (lambda text: None)
     notes: list[str] = []
@@ -297,11 +315,12 @@ def boot(
     start = clock()
     container = engine.start_container(
         image,
-        _main_command(settings.start_cmd, log=log, status=status),
+        _main_command(settings.start_cmd, log=log, status=status, lifetime=lifetime),
         labels=labels,
         environment=environment,
         cpus=cpus,
         memory_mb=settings.memory_mb,
+        lifetime=lifetime,
     )
     target = ContainerTarget(
         engine, container, image=image, user=user, workdir=workdir, env=environment
@@ -350,21 +369,25 @@ def boot(
         time.sleep(min(READY_INTERVAL, remaining))
 
 
-def _main_command(start_cmd: str | None, *, log: str, status: str) -> list[str]:
+def _main_command(
+    start_cmd: str | None, *, log: str, status: str, lifetime: float | None = None
+) -> list[str]:
     """The container's main process: start_cmd in the background (as the image's final user, in
-    its final workdir, output to `log`, exit code to `status`), then wait until stopped.
+    its final workdir, output to `log`, exit code to `status`), then wait until stopped, or
+    until `lifetime` seconds passed.
 
     Starting it here rather than with a `docker exec` saves a round trip; the marker keeps this
     shell out of process checks.
     """
+    keepalive = _KEEPALIVE if lifetime is None else _DEADLINE.format(seconds=math.ceil(lifetime))
     if not start_cmd:
-        return ["sh", "-c", _KEEPALIVE]
+        return ["sh", "-c", keepalive]
     launch = (
         f"mkdir -p {_STATE} 2>/dev/null; "
         f"( {shlex.join(ContainerTarget.shell(start_cmd))} > {shlex.quote(log)} 2>&1; "
         f"echo $? > {shlex.quote(status)} ) & "
     )
-    return ["sh", "-c", f"{OWN_MARKER} {launch}{_KEEPALIVE}"]
+    return ["sh", "-c", f"{OWN_MARKER} {launch}{keepalive}"]
 
 
 def _tail(target: ContainerTarget, path: str, lines: int = 20) -> str:

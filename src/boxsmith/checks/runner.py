@@ -17,7 +17,7 @@ from boxsmith.checks.kinds import KINDS, Attempt, Check
 from boxsmith.checks.target import Target, TargetError
 from boxsmith.spec.checks import check_name
 
-__all__ = ["CheckResult", "Status", "run_check", "run_checks"]
+__all__ = ["CheckResult", "Status", "budget", "run_check", "run_checks"]
 
 Status = Literal["passed", "failed", "error"]
 
@@ -105,6 +105,15 @@ def run_check(
         attempts=attempts,
         seconds=clock() - start,
         output=attempt.output,
+    )
+
+
+def budget(checks: Iterable[Check]) -> float:
+    """The most seconds `run_checks` can take on a target that answers: every attempt of every
+    check to its timeout (a few calls each, with their client-side backstops) and every pause."""
+    return sum(
+        (1 + check.retries) * 3 * (check.timeout + 15) + check.retries * check.interval
+        for check in checks
     )
 
 

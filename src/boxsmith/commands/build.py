@@ -16,6 +16,7 @@ from boxsmith.build import BuildResult, build_templates, describe_failure
 from boxsmith.config import Settings
 from boxsmith.engine import Engine
 from boxsmith.errors import EXIT_INFRA, EXIT_OK
+from boxsmith.lock import hold
 from boxsmith.progress import Progress
 from boxsmith.spec.catalog import inputs, load_catalog
 from boxsmith.units import BuildUnit, select_units
@@ -40,24 +41,28 @@ def run(
     allow_skip: bool = False,
     as_json: bool = False,
 ) -> int:
-    """Build the selected templates; exit 3 when any build fails (skips are not failures)."""
-    units = select_units(settings, names, labels)
-    results = execute(settings, units, err=err, jobs=jobs, force=force, allow_skip=allow_skip)
-    if results and all(r.status in ("built", "cached") for r in results):
-        images: dict[str, str] = {}
-        for unit, r in zip(units, results, strict=True):
-            images.update({r.image: r.image_id, r.parity: r.parity_id, unit.base_image: r.base_id})
-        buildrecord.save(
-            settings,
-            names,
-            labels,
-            allow_skip,
-            context=inputs(load_catalog(settings)),
-            rows=[r.to_json() for r in results],
-            images=images,
-        )
-    else:
-        buildrecord.forget(settings)
+    """Build the selected templates; exit 3 when any build fails (skips are not failures).
+    Holds the project lock (`boxsmith.lock`)."""
+    with hold(settings, "build", err=err):
+        units = select_units(settings, names, labels)
+        results = execute(settings, units, err=err, jobs=jobs, force=force, allow_skip=allow_skip)
+        if results and all(r.status in ("built", "cached") for r in results):
+            images: dict[str, str] = {}
+            for unit, r in zip(units, results, strict=True):
+                images.update(
+                    {r.image: r.image_id, r.parity: r.parity_id, unit.base_image: r.base_id}
+                )
+            buildrecord.save(
+                settings,
+                names,
+                labels,
+                allow_skip,
+                context=inputs(load_catalog(settings)),
+                rows=[r.to_json() for r in results],
+                images=images,
+            )
+        else:
+            buildrecord.forget(settings)
     return report(results, out=out, err=err, as_json=as_json)
 
 
@@ -71,7 +76,10 @@ def execute(
     allow_skip: bool = False,
 ) -> list[BuildResult]:
     """Build `units` with progress on `err`; one result per unit."""
-    with Engine(err=None) as engine, Progress(err, "build") as progress:
+    with (
+        Engine(err=None, project=settings.project_id) as engine,
+        Progress(err, "build") as progress,
+    ):
         return build_templates(
             settings,
             units,

@@ -40,7 +40,7 @@ def run(
     def progress(line: str) -> None:
         err.write(f"images: {line}\n")
 
-    with Engine(err=err) as engine:
+    with Engine(err=err, project=settings.project_id) as engine:
         for ref in wanted:
             try:
                 for item in ensure_image(

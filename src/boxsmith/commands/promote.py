@@ -15,6 +15,7 @@ from typing import Any, TextIO
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, UsageError
 from boxsmith.index import INDEX_FILE, load_index
+from boxsmith.lock import hold
 from boxsmith.spec.catalog import load_catalog
 from boxsmith.targets import check_channel, connect, live_builds, version_tag
 
@@ -52,71 +53,73 @@ def run(
     out: TextIO,
     err: TextIO,
 ) -> int:
-    """Move `channel` for each selected template; UsageError when there is nothing to move to."""
+    """Move `channel` for each selected template; UsageError when there is nothing to move to.
+    Holds the project lock (`boxsmith.lock`): the channel it reads is the one it moves."""
     check_channel(channel)
-    templates = load_catalog(settings).select(names, labels)
-    if version is not None and len(templates) != 1:
-        raise UsageError("--version needs exactly one template", "name one template")
-    path = settings.generated_dir / INDEX_FILE
-    index = load_index(path, settings.display(path))
-    plan: list[tuple[str, str, str | None]] = []  # (name, new version, old version)
-    remote = None
-    live = live_builds(settings, target)
-    for template in templates:
-        published = {
-            v: entry
-            for v, entry in index.templates.get(template.name, {}).items()
-            if entry.records(target, live)
-        }
-        if not published:
-            raise UsageError(
-                f"{template.name} has no version published to {target}",
-                f"run `boxsmith publish --target {target} {template.name}` first",
-            )
-        if remote is None:
-            remote = connect(settings, target, err=err)
-        from e2b import Template
+    with hold(settings, action, err=err):
+        templates = load_catalog(settings).select(names, labels)
+        if version is not None and len(templates) != 1:
+            raise UsageError("--version needs exactly one template", "name one template")
+        path = settings.generated_dir / INDEX_FILE
+        index = load_index(path, settings.display(path))
+        plan: list[tuple[str, str, str | None]] = []  # (name, new version, old version)
+        remote = None
+        live = live_builds(settings, target)
+        for template in templates:
+            published = {
+                v: entry
+                for v, entry in index.templates.get(template.name, {}).items()
+                if entry.records(target, live)
+            }
+            if not published:
+                raise UsageError(
+                    f"{template.name} has no version published to {target}",
+                    f"run `boxsmith publish --target {target} {template.name}` first",
+                )
+            if remote is None:
+                remote = connect(settings, target, err=err)
+            from e2b import Template
 
-        tags = Template.get_tags(template.name, **remote.params)
-        build = next((t.build_id for t in tags if t.tag == channel), None)
-        current = next(
-            (
-                v
-                for v, entry in published.items()
-                for p in entry.records(target, live)
-                if build is not None and p.build_id == str(build)
-            ),
-            None,
-        )
-        if action == "promote":
-            wanted = version or template.version
-            if wanted not in published:
-                raise UsageError(
-                    f"{template.name}:{wanted} is not published to {target}",
-                    f"publish it first, or pick one of {', '.join(sorted(published))}",
-                )
-        else:
-            if current is None:
-                raise UsageError(
-                    f"{template.name}:{channel} points at no version boxsmith published",
-                    f"promote one first: `boxsmith promote {template.name} --target {target}`",
-                )
-            older = sorted(
-                (v for v in published if semver_key(v) < semver_key(current)), key=semver_key
+            tags = Template.get_tags(template.name, **remote.params)
+            build = next((t.build_id for t in tags if t.tag == channel), None)
+            current = next(
+                (
+                    v
+                    for v, entry in published.items()
+                    for p in entry.records(target, live)
+                    if build is not None and p.build_id == str(build)
+                ),
+                None,
             )
-            if not older:
-                raise UsageError(
-                    f"{template.name}:{channel} is at {current}, the oldest published version",
-                    "there is nothing older to roll back to",
+            if action == "promote":
+                wanted = version or template.version
+                if wanted not in published:
+                    raise UsageError(
+                        f"{template.name}:{wanted} is not published to {target}",
+                        f"publish it first, or pick one of {', '.join(sorted(published))}",
+                    )
+            else:
+                if current is None:
+                    raise UsageError(
+                        f"{template.name}:{channel} points at no version boxsmith published",
+                        f"promote one first: `boxsmith promote {template.name} --target {target}`",
+                    )
+                older = sorted(
+                    (v for v in published if semver_key(v) < semver_key(current)), key=semver_key
                 )
-            wanted = older[-1]
-        plan.append((template.name, wanted, current))
-    for name, wanted, current in plan:
-        from e2b import Template
+                if not older:
+                    raise UsageError(
+                        f"{template.name}:{channel} is at {current}, the oldest published version",
+                        "there is nothing older to roll back to",
+                    )
+                wanted = older[-1]
+            plan.append((template.name, wanted, current))
+        for name, wanted, current in plan:
+            from e2b import Template
 
-        assert remote is not None
-        Template.assign_tags(f"{name}:{version_tag(wanted)}", [channel], **remote.params)
-        was = f" (was {current})" if current and current != wanted else ""
-        out.write(f"{name}:{channel} -> {wanted}{was}\n")
-    err.write(f"ok: {len(plan)} channel tag(s) moved on {target}\n")
-    return EXIT_OK
+            assert remote is not None
+            Template.assign_tags(f"{name}:{version_tag(wanted)}", [channel], **remote.params)
+            was = f" (was {current})" if current and current != wanted else ""
+            out.write(f"{name}:{channel} -> {wanted}{was}\n")
+        err.write(f"ok: {len(plan)} channel tag(s) moved on {target}\n")
+        return EXIT_OK

@@ -17,6 +17,7 @@ from typing import TextIO
 
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE, UsageError
+from boxsmith.lock import hold
 from boxsmith.progress import table
 from boxsmith.publish import PublishResult, RetryPolicy, plan_publish, publish_units
 from boxsmith.targets import TARGETS, Target, connect
@@ -40,13 +41,43 @@ def run(
     results: list[PublishResult] | None = None,
 ) -> int:
     """Publish the selected templates to `target` (`local`, `e2b`, or a connected Target);
-    `results`, when given, receives one result per version (drift: none)."""
+    `results`, when given, receives one result per version (drift: none). Holds the project
+    lock (`boxsmith.lock`)."""
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}", "use e.g. -j 4")
     name = target.name if isinstance(target, Target) else target
     if name not in TARGETS:
         raise UsageError(f"unknown target {name!r}", f"use one of {', '.join(TARGETS)}")
     gc.enable()  # a long-running command (the CLI turns the collector off for short ones)
+    with hold(settings, "publish", err=err):
+        return _publish(
+            settings,
+            names,
+            labels,
+            out=out,
+            err=err,
+            target=target,
+            jobs=jobs,
+            as_json=as_json,
+            retry=retry,
+            results=[] if results is None else results,
+        )
+
+
+def _publish(
+    settings: Settings,
+    names: Sequence[str],
+    labels: Sequence[str],
+    *,
+    out: TextIO,
+    err: TextIO,
+    target: str | Target,
+    jobs: int,
+    as_json: bool,
+    retry: RetryPolicy | None,
+    results: list[PublishResult],
+) -> int:
+    name = target.name if isinstance(target, Target) else target
     plan = plan_publish(settings, names, labels, name)
     if plan.drift:
         prefix = settings.display(settings.generated_dir)
@@ -68,7 +99,6 @@ def run(
                 f"{result.name}:{result.version}: already published to {name} with the same "
                 f"content (template {result.template_id}, build {result.build_id}); nothing to do\n"
             )
-    results = [] if results is None else results
     results += plan.settled
     if plan.units:
         remote = target if isinstance(target, Target) else connect(settings, target, err=err)

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, TextIO
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, BoxsmithError, UsageError
 from boxsmith.gha import in_github_actions, write_step_summary
+from boxsmith.lock import hold
 from boxsmith.release_report import STAGES, Release, Row, counts, markdown, summary
 from boxsmith.targets import TARGETS, check_channel, live_builds
 
@@ -85,7 +86,9 @@ def run(
     release = Release(target, channel)
     for name in STAGES:
         release.stage(name)
-    _Pipeline(settings, names, labels, release, err, build, allow_skip, jobs, build_jobs).run()
+    # one hold for every stage: the plan reads the index the publish and smoke stages write
+    with hold(settings, "release", err=err):
+        _Pipeline(settings, names, labels, release, err, build, allow_skip, jobs, build_jobs).run()
     if as_json:
         json.dump(release.to_json(), out, indent=2)
         out.write("\n")

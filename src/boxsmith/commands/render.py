@@ -6,6 +6,7 @@ that replaces a hand edit says so (on stdout, and as a warning on stderr).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import json
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from typing import TextIO
 
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK
+from boxsmith.lock import hold
 from boxsmith.outputs import Action, Change
 from boxsmith.pipeline import RenderReport, render_project
 
@@ -82,20 +84,22 @@ def run(
     as_json: bool = False,
     quiet: bool = False,
 ) -> int:
-    """Render the selected templates; with `dry_run`, show what would change."""
-    report = render_project(settings, names, labels, dry_run=dry_run)
-    # the stamp says "generated/ matches the specs": not while a foreign file or an edited
-    # published version remains, which render leaves for a person to deal with
-    left = report.tampered or report.counts.get(Action.FOREIGN.value)
-    if not dry_run and not names and not labels and not left:
-        from boxsmith import stamp
-        from boxsmith.spec.catalog import inputs
+    """Render the selected templates; with `dry_run`, show what would change. A render that
+    writes holds the project lock (`boxsmith.lock`)."""
+    with contextlib.nullcontext() if dry_run else hold(settings, "render", err=err):
+        report = render_project(settings, names, labels, dry_run=dry_run)
+        # the stamp says "generated/ matches the specs": not while a foreign file or an edited
+        # published version remains, which render leaves for a person to deal with
+        left = report.tampered or report.counts.get(Action.FOREIGN.value)
+        if not dry_run and not names and not labels and not left:
+            from boxsmith import stamp
+            from boxsmith.spec.catalog import inputs
 
-        stamp.save(
-            settings,
-            inputs(report.generation.catalog),
-            {"templates": len(report.generation.rendered), "files": len(report.changes)},
-        )
+            stamp.save(
+                settings,
+                inputs(report.generation.catalog),
+                {"templates": len(report.generation.rendered), "files": len(report.changes)},
+            )
     prefix = settings.display(settings.generated_dir) + "/"
     for folder, problem in report.tampered:  # render cannot restore it: no spec renders it
         err.write(f"warning: {folder}: {problem}; restore it from git\n")

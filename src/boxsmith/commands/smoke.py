@@ -28,6 +28,7 @@ from boxsmith.config import Settings
 from boxsmith.engine import Engine, EngineError
 from boxsmith.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 from boxsmith.index import INDEX_FILE, PublishRecord, load_index, mark_verified
+from boxsmith.lock import hold
 from boxsmith.progress import Progress
 from boxsmith.smoke_local import DEFAULT_READY_TIMEOUT, start_sandbox
 from boxsmith.targets import Target, check_channel, connect, live_builds, version_tag
@@ -40,7 +41,11 @@ DEFAULT_JOBS = 4  # sandboxes at once on a target
 
 
 def _smoke_one(
-    engine: Engine, unit: BuildUnit, progress: Progress, ready_timeout: float
+    engine: Engine,
+    unit: BuildUnit,
+    progress: Progress,
+    ready_timeout: float,
+    lifetime: float | None,
 ) -> SuiteResult:
     key = unit.ref
     start = time.monotonic()
@@ -52,6 +57,7 @@ def _smoke_one(
                 engine,
                 unit,
                 ready_timeout=ready_timeout,
+                lifetime=lifetime,
                 on_status=lambda text: progress.update(key, text),
             )
         except EngineError as exc:
@@ -110,7 +116,7 @@ def execute(
     suites = [SuiteResult(u.ref, skipped=reason, stage="build") for u, reason in skipped]
     if not units:
         return suites
-    with Engine(err=None) as engine:
+    with Engine(err=None, project=settings.project_id) as engine:
         missing = [u for u in units if engine.image(u.image) is None]
         if missing:
             names = " ".join(u.template.name for u in missing)
@@ -120,7 +126,9 @@ def execute(
             )
         with Progress(err, "smoke") as progress:
             for unit in units:
-                suites.append(_smoke_one(engine, unit, progress, ready_timeout))
+                suites.append(
+                    _smoke_one(engine, unit, progress, ready_timeout, settings.container_lifetime)
+                )
     return suites
 
 
@@ -201,7 +209,9 @@ def _smoke_sandbox(run: _Remote, unit: BuildUnit, record: PublishRecord) -> Suit
             progress.update(key, f"{result.status}: {result.name}", completed=len(done), quiet=True)
 
         checks = run_checks(
-            SandboxTarget(sandbox, label), unit.template.spec.smoke, on_result=on_result
+            SandboxTarget(sandbox, label, target.description),
+            unit.template.spec.smoke,
+            on_result=on_result,
         )
     finally:
         with run.lock:
@@ -361,16 +371,18 @@ def run(
     jobs: int = DEFAULT_JOBS,
 ) -> int:
     """Smoke-test the selected templates: built images in local containers (no `target`), or
-    published versions in sandboxes of `target` (`local` backend or `e2b`)."""
+    published versions in sandboxes of `target` (`local` backend or `e2b`). A sandbox run
+    records its passes, so it holds the project lock (`boxsmith.lock`); a local one does not."""
     if target is not None and promote:
         check_channel(channel)
     units = select_units(settings, names, labels)
     if target is None:
         suites = execute(settings, units, err=err, ready_timeout=ready_timeout)
     else:
-        suites = execute_remote(
-            settings, units, target, err=err, channel=channel, promote=promote, jobs=jobs
-        )
+        with hold(settings, "smoke", err=err):
+            suites = execute_remote(
+                settings, units, target, err=err, channel=channel, promote=promote, jobs=jobs
+            )
     return report(
         settings,
         suites,
