@@ -193,6 +193,8 @@ class FakeE2B:
             if self.failures.get(route):
                 code = self.failures[route].pop(0)
                 return code, {"code": code, "message": f"fake {route} failure"}
+        if route == "tags":  # no template of that name yet: nothing published
+            return 404, {"code": 404, "message": "template not found"}
         if route == "request":
             return 202, {
                 "templateID": "tpl-fake",
@@ -231,6 +233,8 @@ class FakeE2B:
                 route = (
                     "request"
                     if path == "/v3/templates"
+                    else "tags"
+                    if urllib.parse.urlsplit(path).path.endswith("/tags")
                     else "files"
                     if "/files/" in path
                     else "upload"

@@ -15,11 +15,24 @@ step. A finished build is recorded at once, under a lock: a `PublishRecord` appe
 generated/index.json first (the source of truth: `render` re-stamps e2b.toml from it), then
 e2b.toml re-stamped with the primary record (`stamp_publish`: tomlkit, comments kept). The
 content hash is unchanged, so `check` still passes.
+
+A version is immutable, on the target too: before building, publish asks the target for the
+version's tag (`Template.get_tags`). A tag on a ready build means the version is already there
+(its record was lost): the record is restored, nothing is built. A tag on a running build, or
+the build an interrupted publish started (remembered in `.boxsmith/publish/`, since E2B has no
+way to cancel a build and tags only a finished one), is followed instead of starting another.
+Every wait has a deadline: a version's publish, from the request to the finished build, may
+take `BOXSMITH_PUBLISH_TIMEOUT` seconds (default 3600); past it the version fails, naming its
+build, which goes on on the target and is waited for by the next publish. The retry counter
+counts per step (`Retries`), however many status polls the step makes.
 """
 
 from __future__ import annotations
 
 import collections
+import json
+import math
+import os
 import threading
 import time
 import tomllib
@@ -32,23 +45,27 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from boxsmith.config import Settings
+from boxsmith.errors import UsageError
 from boxsmith.index import INDEX_FILE, PublishRecord, load_index
 from boxsmith.outputs import Change, write_atomic
 from boxsmith.pipeline import check_project
 from boxsmith.progress import Progress
 from boxsmith.render import DOCKERFILE, TOML, Rendered, stamp_publish
-from boxsmith.retry import RetryPolicy, is_transient
+from boxsmith.retry import Retries, RetryPolicy, http_status, is_transient
 from boxsmith.spec.catalog import Template
 from boxsmith.targets import Target, live_builds, version_tag
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "PUBLISH_RETRY",
+    "TIMEOUT_SETTING",
     "PublishPlan",
     "PublishResult",
     "PublishUnit",
     "RetryPolicy",
     "is_transient",
     "plan_publish",
+    "publish_timeout",
     "publish_units",
 ]
 
@@ -113,6 +130,30 @@ class PublishPlan:
 
 
 PUBLISH_RETRY = RetryPolicy(attempts=6, base_delay=1.0, max_delay=30.0)  # builds are long
+TIMEOUT_SETTING = "BOXSMITH_PUBLISH_TIMEOUT"
+DEFAULT_TIMEOUT = 3600.0  # seconds; real template builds take minutes, large ones tens of them
+
+
+def publish_timeout(environ: dict[str, str] | None = None) -> float:
+    """Seconds one version's publish may take (`BOXSMITH_PUBLISH_TIMEOUT`, default 3600).
+
+    Raises:
+        UsageError: a value that is not a number of seconds above 0.
+    """
+    raw = (os.environ if environ is None else environ).get(TIMEOUT_SETTING, "").strip()
+    if not raw:
+        return DEFAULT_TIMEOUT
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise UsageError(
+            f"{TIMEOUT_SETTING}={raw!r} is not a number of seconds above 0",
+            f"set {TIMEOUT_SETTING} to the longest one version's publish may take, "
+            f"e.g. {DEFAULT_TIMEOUT:g}",
+        )
+    return value
 
 
 def plan_publish(
@@ -214,6 +255,7 @@ class _Run:
     progress: Progress
     policy: RetryPolicy
     poll_interval: float
+    timeout: float  # seconds per version (`publish_timeout`)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -237,16 +279,23 @@ def publish_units(
     jobs: int = 4,
     policy: RetryPolicy | None = None,
     poll_interval: float = 0.5,
+    timeout: float | None = None,
 ) -> list[PublishResult]:
     """Build and record `units` on `target`, `jobs` at a time; one result per unit, in order.
 
-    On Ctrl-C the waiting builds are cancelled, the running ones stop at their next wait (what
-    the target already started goes on there, unrecorded) and KeyboardInterrupt is raised.
+    `timeout` is each version's deadline in seconds (default: `publish_timeout()`). On Ctrl-C
+    the waiting builds are cancelled, the running ones stop at their next wait (what the target
+    already started goes on there; the next publish of that version waits for it) and
+    KeyboardInterrupt is raised.
+
+    Raises:
+        UsageError: a bad `BOXSMITH_PUBLISH_TIMEOUT`.
     """
     if not units:
         return []
+    seconds = publish_timeout() if timeout is None else timeout
     with Progress(err, "publish") as progress:
-        run = _Run(settings, target, progress, policy or PUBLISH_RETRY, poll_interval)
+        run = _Run(settings, target, progress, policy or PUBLISH_RETRY, poll_interval, seconds)
         pool = ThreadPoolExecutor(max_workers=max(1, jobs), thread_name_prefix="publish")
         futures: list[Future[PublishResult]] = []
         try:
@@ -282,28 +331,41 @@ class _Job:
         logs = run.settings.state_dir / "logs"
         name = f"publish-{run.target.name}-{unit.template.name}-{unit.template.version}.log"
         self.log_path = logs / name
+        # the build this version's publish started, until it is recorded (module doc)
+        self.marker = run.settings.state_dir / "publish" / f"{name.removesuffix('.log')}.json"
         self.sdk: Any = None  # the SDK's Template
+        self.budgets: dict[str, Retries] = {}  # one retry budget per step, however many calls
+        self.deadline = math.inf
+        self.build_id = ""  # once the target named it
+        self.state = ""  # the build's last status
 
     def publish(self) -> PublishResult:
         """The result; failures become a `failed` result naming the step."""
         start = time.monotonic()
+        self.deadline = start + self.ctx.timeout
         self.ctx.progress.add(self.unit.ref, "preparing")
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         try:
             with self.log_path.open("w", encoding="utf-8") as self.log:
                 self.sdk = _sdk_template(self.unit)
-                info = self._retrying(self._request)
-                self.step = "follow the build"
-                self._follow(info)
+                info, ready = self._existing() or (None, False)
+                if info is None:
+                    info = self._retrying(self._request, "request")
+                    self._remember(info)
+                if not ready:
+                    self.step = "follow the build"
+                    self._follow(info)
                 self.step = "record"
                 record = self._record(info)
+                self.marker.unlink(missing_ok=True)
         except _Stopped:
             raise KeyboardInterrupt from None
         except _Failure as exc:
             return self._failed(start, exc.step, exc.message, exc.hint)
         except Exception as exc:  # the SDK's and the network's errors: this version fails
             return self._failed(start, self.step, str(exc) or type(exc).__name__, _hint(exc))
-        self.ctx.progress.finish(self.unit.ref, f"published: build {record.build_id}")
+        done = "record restored" if ready else "published"
+        self.ctx.progress.finish(self.unit.ref, f"{done}: build {record.build_id}")
         return self._result(
             start,
             "published",
@@ -344,25 +406,154 @@ class _Job:
             self.tail.append(message)
             self.ctx.progress.update(self.unit.ref, message[:120])
 
-    def _retrying(self, action: Callable[[], _T]) -> _T:
-        """`action()`, retried on transient failures with backoff; each retry is logged."""
-        policy, attempt = self.ctx.policy, 1
+    def _retrying(self, action: Callable[[], _T], budget: str) -> _T:
+        """`action()`, retried on transient failures with backoff; each retry is logged.
+
+        Every call with the same `budget` (a step: request, follow, lookup) shares its retries,
+        so the counter counts on across the polls of one build."""
+        retries = self.budgets.setdefault(budget, Retries(self.ctx.policy))
         while True:
             try:
                 return action()
             except Exception as exc:
-                if not is_transient(exc) or attempt >= policy.attempts:
+                delay = retries.take() if is_transient(exc) else None
+                if delay is None:
                     raise
-                delay = policy.delay(attempt - 1)
                 reason = " ".join((str(exc) or type(exc).__name__).split())[:200]
                 self.ctx.progress.note(
                     f"publish {self.unit.ref}: {self.step}: {self.ctx.redact(reason)}; "
-                    f"retry {attempt}/{policy.attempts - 1} in {delay:.1f}s"
+                    f"retry {retries.used}/{retries.allowed} in {delay:.1f}s"
                 )
                 self.retries += 1
-                attempt += 1
-                if self.ctx.stop.wait(delay):
-                    raise _Stopped from exc
+                self._wait(delay)
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep `seconds`, or less: _Stopped on Ctrl-C, _Failure once the deadline passed."""
+        left = self.deadline - time.monotonic()
+        if self.ctx.stop.wait(max(0.0, min(seconds, left))):
+            raise _Stopped
+        if time.monotonic() >= self.deadline:
+            raise self._overdue()
+
+    def _overdue(self) -> _Failure:
+        run, limit = self.ctx, f"{self.ctx.timeout:g}"
+        setting = f"the publish deadline ({TIMEOUT_SETTING}={limit} seconds) passed"
+        if not self.build_id:
+            return _Failure(
+                self.step,
+                f"no build started within {limit}s: {setting}",
+                f"check that {run.target.name} answers; set {TIMEOUT_SETTING} higher to wait "
+                "longer",
+            )
+        return _Failure(
+            self.step,
+            f"build {self.build_id} on {run.target.name} is still {self.state or 'running'} "
+            f"after {limit}s: {setting}",
+            f"the build goes on there and the next publish of {self.unit.ref} waits for it "
+            f"instead of starting another; for builds this long set {TIMEOUT_SETTING} higher",
+        )
+
+    # -- what the target already has (module doc) ------------------------------------------
+
+    def _existing(self) -> tuple[Any, bool] | None:
+        """A build of this version on the target, and whether it is ready; None to build."""
+        self.step = "look up the version on the target"
+        run, ref = self.ctx, self.unit.ref
+        found = [self._retrying(self._tagged, "lookup"), self._pending()]
+        for info in (i for i in found if i is not None):
+            self.build_id = str(info.build_id)
+            self.state = self._retrying(partial(self._status_of, info), "lookup")
+            if self.state == "ready":
+                run.progress.note(
+                    f"publish {ref}: already on {run.target.name} as build {self.build_id}, "
+                    "record restored; bump the version if the content changed"
+                )
+                return info, True
+            if self.state in ("waiting", "building"):
+                run.progress.note(
+                    f"publish {ref}: build {self.build_id} of this version already runs on "
+                    f"{run.target.name} (an earlier publish was interrupted); waiting for it "
+                    "instead of starting another"
+                )
+                return info, False
+        self.build_id = self.state = ""
+        self.marker.unlink(missing_ok=True)  # failed or unknown there: build anew
+        return None
+
+    def _tagged(self) -> Any:
+        """The build the target's `<name>:<version>` tag points at (BuildInfo), or None."""
+        from e2b import Template as SdkTemplate
+        from e2b.template.types import BuildInfo
+
+        name = self.unit.template.name
+        try:
+            tags = SdkTemplate.get_tags(name, **self.ctx.params)
+        except Exception as exc:
+            if http_status(exc) == 404:  # no template of that name: nothing published yet
+                return None
+            raise
+        tag = version_tag(self.unit.template.version)
+        build_id = next((str(t.build_id) for t in tags if t.tag == tag), None)
+        if build_id is None:
+            return None
+        return BuildInfo(self._template_id(name), build_id, self.unit.name, name)
+
+    def _template_id(self, name: str) -> str:
+        """The target's id of template `name` (the SDK's alias lookup answers it)."""
+        from e2b.api import encode_path_param, handle_api_exception
+        from e2b.api.client.api.templates import get_templates_aliases_alias
+        from e2b.api.client_sync import get_api_client
+        from e2b.connection_config import ConnectionConfig
+        from e2b.exceptions import TemplateException
+
+        client = get_api_client(ConnectionConfig(**self.ctx.params))
+        answer = get_templates_aliases_alias.sync_detailed(
+            alias=encode_path_param(name), client=client
+        )
+        parsed = answer.parsed
+        if answer.status_code >= 300 or parsed is None or not hasattr(parsed, "template_id"):
+            raise handle_api_exception(answer, TemplateException)
+        return str(parsed.template_id)
+
+    def _status_of(self, info: Any) -> str:
+        """The status of a build the target may or may not know ("unknown" when it does not)."""
+        from e2b import Template as SdkTemplate
+
+        try:
+            status = SdkTemplate.get_build_status(info, logs_offset=0, **self.ctx.params)
+        except Exception as exc:
+            if http_status(exc) == 404:
+                return "unknown"
+            raise
+        return str(getattr(status.status, "value", status.status))
+
+    def _remember(self, info: Any) -> None:
+        """Note the build this publish started, so an interrupted one is waited for later."""
+        self.build_id = str(info.build_id)
+        data = {
+            "template_id": str(info.template_id),
+            "build_id": self.build_id,
+            "content_hash": self.unit.content_hash,
+            "api_url": str(self.ctx.target.params.get("api_url") or ""),
+        }
+        write_atomic(self.marker, json.dumps(data, indent=2).encode() + b"\n")
+
+    def _pending(self) -> Any:
+        """The build an earlier publish of this content to this target started, or None."""
+        from e2b.template.types import BuildInfo
+
+        try:
+            data = json.loads(self.marker.read_text(encoding="utf-8"))
+            same = (data["content_hash"], data["api_url"]) == (
+                self.unit.content_hash,
+                str(self.ctx.target.params.get("api_url") or ""),
+            )
+            info = BuildInfo(
+                str(data["template_id"]), str(data["build_id"]), self.unit.name, self.unit.name
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # none, or not ours to trust: a new build
+        return info if same else None
 
     def _request(self) -> Any:
         """Request the build, upload the COPY sources, start it; retried as a whole."""
@@ -388,23 +579,23 @@ class _Job:
         offset, interval = 0, self.ctx.poll_interval
         while True:
             poll = partial(SdkTemplate.get_build_status, info, logs_offset=offset)
-            status = self._retrying(partial(poll, **self.ctx.params))
+            status = self._retrying(partial(poll, **self.ctx.params), "follow")
             for entry in status.log_entries:
                 self._on_log(entry)
             offset += len(status.log_entries)
-            state = str(getattr(status.status, "value", status.status))
+            state = self.state = str(getattr(status.status, "value", status.status))
             if state in ("ready", "error") and status.log_entries:
                 continue  # a page holds at most 100 entries: drain the log first
             if state == "ready":
                 return
             if state == "error":
+                self.marker.unlink(missing_ok=True)  # the next publish builds anew
                 reason = status.reason
                 message = str(reason.message) if reason is not None else "the build failed"
                 raise _Failure(_step_name(self.sdk, reason.step if reason else None), message)
             # slower polls while nothing happens (long builds, hundreds at once), fast on news
             interval = self.ctx.poll_interval if status.log_entries else min(interval * 1.5, 5.0)
-            if self.ctx.stop.wait(interval):
-                raise _Stopped
+            self._wait(interval)
 
     def _record(self, info: Any) -> PublishRecord:
         """Append the record to generated/index.json, then re-stamp e2b.toml (module doc)."""
