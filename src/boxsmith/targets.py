@@ -100,17 +100,42 @@ def check_channel(channel: str) -> None:
 def live_builds(settings: Settings, name: str) -> frozenset[str] | None:
     """The builds that target `name` still has, where boxsmith can tell without a request.
 
-    For `local`: the finished builds in the local backend's data folder, so publish records of
-    a backend whose data was deleted (or of another machine's backend, committed by mistake)
-    count as not published and are published again. None for `e2b` (its records are trusted),
-    and when the local state cannot be read.
+    For `local`: the finished builds in the local backend's data folder whose image Docker
+    still has, so publish records of a backend whose data was deleted or is damaged, of one
+    whose image was removed behind its back, or of another machine's backend (committed by
+    mistake) count as not published and are published again. None for `e2b` (its records are
+    trusted), and when the local state cannot be read for a reason other than damage (locked
+    by a writer for over 5 s, no permission): unknown, the records are trusted.
     """
     if name != "local":
         return None
-    from boxsmith.backend.server import data_dir
-    from boxsmith.backend.store import ready_builds
+    from boxsmith.backend.server import backend_id, data_dir
+    from boxsmith.backend.store import ready_images
 
-    return ready_builds(data_dir(settings.root))
+    folder = data_dir(settings.root)
+    builds = ready_images(folder)
+    if not builds:
+        return None if builds is None else frozenset()
+    present = _backend_images(backend_id(folder))
+    if present is None:  # no engine to ask: the state file decides
+        return frozenset(builds)
+    return frozenset(build for build, image in builds.items() if image in present)
+
+
+def _backend_images(owner: str) -> set[str] | None:
+    """Ids of the images the local backend `owner` built that Docker has; None when no engine
+    answers."""
+    from docker.errors import DockerException
+
+    from boxsmith.backend.sandboxes import BACKEND_LABEL
+    from boxsmith.engine import Engine, EngineError
+
+    try:
+        with Engine() as engine:
+            found = engine.client.images.list(filters={"label": f"{BACKEND_LABEL}={owner}"})
+    except (EngineError, DockerException, OSError):  # OSError: requests' errors too
+        return None
+    return {str(image.id) for image in found}
 
 
 def connect(settings: Settings, name: str, *, err: TextIO) -> Target:

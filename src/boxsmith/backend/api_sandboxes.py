@@ -9,11 +9,17 @@ the sandbox's `envdAccessToken`, as E2B does; a create asking for `secure: false
 unless the backend allows insecure sandboxes (`Limits.allow_insecure`), because an open data
 plane lets every local user into the sandbox. At most `Limits.max_sandboxes` sandboxes run or
 start at once; past it a create gets 429.
+
+A create whose build's image was removed behind the backend's back gets 404 naming the build
+(which is marked broken, so the next publish publishes it again). A create whose client goes
+away while it waits for ready (a disconnect, a killed process) is cancelled: its container is
+removed and its place under the limit given back when the request ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import urllib.parse
 from collections.abc import Mapping
 from datetime import timedelta
@@ -24,8 +30,8 @@ from starlette.responses import JSONResponse, Response
 
 from boxsmith.backend.limits import Limits
 from boxsmith.backend.runtime import ENVD_VERSION, SandboxGone
-from boxsmith.backend.sandboxes import CreateFailed, SandboxManager
-from boxsmith.backend.store import SandboxRow, Store, now
+from boxsmith.backend.sandboxes import CreateCancelled, CreateFailed, SandboxManager
+from boxsmith.backend.store import Build, SandboxRow, Store, now
 from boxsmith.backend.wire import (
     BadRequest,
     error,
@@ -114,7 +120,10 @@ class SandboxAPI:
             return error(404, f"template {ref!r} not found")
         build = resolve_build(self.store, tid, tag)
         if build is None or build.status != "ready":
-            return error(404, f"template {ref!r} has no ready build")
+            return error(404, _no_ready(ref, build))
+        broken = await asyncio.to_thread(self.sandboxes.check_image, build)
+        if broken:
+            return error(404, f"template {ref!r} has no ready build: {broken}")
         template = self.store.template(tid)
         # Counted and reserved with no await in between: concurrent creates cannot both pass.
         if self.sandboxes.count() + self._starting >= self.limits.max_sandboxes:
@@ -123,20 +132,38 @@ class SandboxAPI:
             refused.headers["Should-Retry"] = "false"
             return refused
         self._starting += 1
+        cancel = threading.Event()
         try:
-            row = await asyncio.to_thread(
-                self.sandboxes.create,
-                build,
-                template.name if template else tid,
-                timeout=timeout,
-                metadata=metadata,
-                env=env,
-                secure=secure,
+            create = asyncio.ensure_future(
+                asyncio.to_thread(
+                    self.sandboxes.create,
+                    build,
+                    template.name if template else tid,
+                    timeout=timeout,
+                    metadata=metadata,
+                    env=env,
+                    secure=secure,
+                    cancel=cancel,
+                )
             )
+            left = asyncio.ensure_future(_client_left(request))
+            await asyncio.wait({create, left}, return_when=asyncio.FIRST_COMPLETED)
+            if not create.done():
+                cancel.set()  # the wait for ready ends, its container is removed
+            left.cancel()
+            row = await create  # once cancelled, within one ready attempt
+        except asyncio.CancelledError:  # the server stops: the same for the container
+            cancel.set()
+            raise
+        except CreateCancelled as exc:
+            return error(499, str(exc))  # nobody reads it
         except CreateFailed as exc:
             return error(500, str(exc))
         finally:
             self._starting -= 1
+        if cancel.is_set():  # ready just as its client left
+            await asyncio.to_thread(self.sandboxes.kill, row.id)
+            return error(499, f"sandbox {row.id}: cancelled, its client left")
         running = self._running(row.id)
         if running is None:
             return error(500, f"sandbox {row.id} stopped as it started")
@@ -212,6 +239,20 @@ class SandboxAPI:
         if self.sandboxes.running(request.path_params["sid"]) is None:
             return error(404, f"sandbox {request.path_params['sid']} not found")
         return JSONResponse([])
+
+
+async def _client_left(request: Request) -> None:
+    """Return once the client of `request` went away (its body is read by then: the next ASGI
+    message is the disconnect)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def _no_ready(ref: str, build: Build | None) -> str:
+    """Why template `ref` cannot be started: no build, or its build failed or broke."""
+    if build is None or build.status != "error":
+        return f"template {ref!r} has no ready build"
+    return f"template {ref!r} has no ready build: {build.reason or f'build {build.id} failed'}"
 
 
 def _flag(body: Mapping[str, Any], name: str, *, default: bool) -> bool:

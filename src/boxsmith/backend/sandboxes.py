@@ -3,8 +3,13 @@
 A sandbox is a container of its template build's image, started like a local smoke container
 (`boxsmith.smoke_local.boot`) with the build's cpu and memory as limits and labels naming this
 backend (`dev.boxsmith.backend=<data folder id>`). A reaper kills sandboxes past their end time.
-On start, containers an earlier run left are removed: their processes (and the envd state
-around them) did not survive, as on E2B after a host restart.
+On start (`reconcile`), containers an earlier run left are removed: their processes (and the
+envd state around them) did not survive, as on E2B after a host restart (also after a kill -9
+of the backend). Then the images: a ready build whose image was removed behind the backend's
+back is marked broken (status error, the reason names it), and images labelled with this
+backend's id that no ready build uses (builds interrupted, failed or forgotten) are removed.
+Only this backend's: every query filters on its id label. A create whose client went away
+while it waited for ready has its container removed (`create`'s `cancel`).
 
 So nothing about a sandbox is needed across a restart but its record: its envVars (users'
 secrets) and its envd access token live in memory only (`SandboxHandle`), never in the state
@@ -16,7 +21,9 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from boxsmith import buildenv
@@ -25,11 +32,19 @@ from boxsmith.backend.runtime import (
     SandboxHandle,
     new_access_token,
 )
-from boxsmith.backend.store import Build, SandboxRow, Store, now
+from boxsmith.backend.store import Build, SandboxRow, StateDamaged, Store, now
+from boxsmith.checks.target import TargetError
 from boxsmith.engine import LABEL, Engine, EngineError
 from boxsmith.smoke_local import ROLE_LABEL, SandboxSettings, boot
 
-__all__ = ["BACKEND_LABEL", "CreateFailed", "SandboxManager"]
+__all__ = [
+    "BACKEND_LABEL",
+    "CreateCancelled",
+    "CreateFailed",
+    "Reconciled",
+    "SandboxManager",
+    "remove_backend_objects",
+]
 
 BACKEND_LABEL = "dev.boxsmith.backend"
 SANDBOX_LABEL = "dev.boxsmith.sandbox"
@@ -38,6 +53,54 @@ _log = logging.getLogger(__name__)
 
 class CreateFailed(Exception):
     """A sandbox could not be started (the message says why); nothing is left running."""
+
+
+class CreateCancelled(CreateFailed):
+    """The create was cancelled (its client went away); its container is removed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciled:
+    """What `SandboxManager.reconcile` cleaned up at start."""
+
+    containers: int
+    images: int
+    broken: tuple[str, ...]  # the reasons of builds marked broken (their image is gone)
+
+    def summary(self) -> str:
+        """One line for the server's log."""
+        return (
+            f"{self.containers} container(s) and {self.images} orphan image(s) of an earlier "
+            f"run removed, {len(self.broken)} build(s) marked broken"
+        )
+
+
+def _remove_images(engine: Engine, backend_id: str, keep: set[str]) -> int:
+    """Remove the images labelled with `backend_id` whose id is not in `keep`; how many."""
+    import docker
+
+    removed = 0
+    for image in engine.client.images.list(filters={"label": f"{BACKEND_LABEL}={backend_id}"}):
+        image_id = str(image.id)
+        if image_id in keep:
+            continue
+        try:  # forced: an image two forgotten builds share has two tags
+            engine.client.images.remove(image_id, force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:  # a child image still uses it, say
+            _log.warning("could not remove image %s: %s", image_id[:19], exc.explanation or exc)
+    return removed
+
+
+def remove_backend_objects(engine: Engine, backend_id: str) -> tuple[int, int]:
+    """Remove every container and image labelled with `backend_id` (`boxsmith backend reset`);
+    (containers, images) removed."""
+    containers = engine.containers({BACKEND_LABEL: backend_id})
+    for container_id in containers:
+        engine.remove_container(container_id)
+    return len(containers), _remove_images(engine, backend_id, set())
 
 
 def _home(user: str) -> str:
@@ -97,23 +160,50 @@ class SandboxManager:
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    def reconcile(self) -> int:
-        """Remove containers and forget sandboxes an earlier run of this backend left."""
-        removed = 0
-        for container_id in self._engine.containers({BACKEND_LABEL: self._backend_id}):
+    def reconcile(self) -> Reconciled:
+        """Make Docker and the state agree after an earlier run (stopped or killed): remove its
+        containers and forget its sandboxes, fail its unfinished builds, mark ready builds
+        whose image is gone broken, and remove this backend's images no ready build uses."""
+        containers = self._engine.containers({BACKEND_LABEL: self._backend_id})
+        for container_id in containers:
             self._engine.remove_container(container_id)
-            removed += 1
         for row in self._store.sandboxes("running"):
             self._store.set_sandbox(row.id, state="killed")
-        return removed
+        for build in self._store.interrupted_builds():
+            self._store.update_build(
+                build.id, status="error", reason="the backend stopped during the build"
+            )
+        broken = [r for r in map(self.check_image, self._store.builds("ready")) if r]
+        keep = {build.image for build in self._store.builds("ready")}
+        images = _remove_images(self._engine, self._backend_id, keep)
+        return Reconciled(len(containers), images, tuple(broken))
+
+    def check_image(self, build: Build) -> str | None:
+        """None when the image of a ready `build` is there; else the build is marked broken
+        (status error) and the reason returned."""
+        if self._engine.image(build.image) is not None:
+            return None
+        template = self._store.template(build.template_id)
+        name = template.name if template else build.template_id
+        reason = (
+            f"build {build.id} of template {name!r} is broken: its image was removed outside "
+            "the backend (docker rmi?); publish the template again"
+        )
+        self._store.update_build(build.id, status="error", reason=reason, reason_step="base")
+        return reason
 
     def start_reaper(self, interval: float = 1.0) -> None:
         """Kill sandboxes past their end time, every `interval` seconds, in a daemon thread."""
 
         def loop() -> None:
+            damaged = False
             while not self._stop.wait(interval):
                 try:
                     self.reap()
+                except StateDamaged as exc:  # said once, not every second
+                    if not damaged:
+                        _log.error("reaper: %s", exc.message)
+                    damaged = True
                 except Exception:  # a failed sweep must not end the reaper
                     _log.exception("reaper sweep failed")
 
@@ -133,9 +223,9 @@ class SandboxManager:
         self._stop.set()
         if self._reaper is not None:
             self._reaper.join(timeout=5)
-        if kill_all:
-            for row in self._store.sandboxes("running"):
-                self.kill(row.id)
+        if kill_all:  # the ones in memory: a damaged state must not leave containers behind
+            for handle in self.handles():
+                self.kill(handle.id)
 
     def create(
         self,
@@ -146,13 +236,27 @@ class SandboxManager:
         metadata: Mapping[str, str],
         env: Mapping[str, str],
         secure: bool = True,
+        cancel: threading.Event | None = None,
     ) -> SandboxRow:
         """Start a sandbox of `build` and return once its ready command passed; with `secure`
         (the default) its envd plane needs a fresh access token (`get(id).access_token`).
 
+        `cancel` set (its client went away) ends the wait for ready: the container is removed
+        and CreateCancelled raised, within one ready attempt.
+
         Raises CreateFailed (with the start command's output) when it does not get ready.
         """
         sandbox_id = "i" + secrets.token_hex(10)
+        cancelled = cancel or threading.Event()
+        mine = {SANDBOX_LABEL: sandbox_id, BACKEND_LABEL: self._backend_id}
+
+        def clock() -> float:
+            # boot reads the clock before each ready attempt: a cancelled create's container
+            # goes there, so the attempt fails at once instead of waiting up to ready_timeout
+            if cancelled.is_set():
+                self._remove(mine)
+            return time.monotonic()
+
         settings = SandboxSettings(
             start_cmd=build.start_cmd,
             ready_cmd=build.ready_cmd,
@@ -179,9 +283,17 @@ class SandboxManager:
                 # runs from the template's snapshot, it does not see them either
                 build_env=build_env,
                 ready_timeout=self._ready_timeout,
+                clock=clock,
             )
-        except EngineError as exc:
-            raise CreateFailed(f"cannot start a container of {build.image}: {exc.message}") from exc
+        except (EngineError, TargetError) as exc:  # TargetError: the container went away
+            self._remove(mine)
+            if cancelled.is_set():
+                raise CreateCancelled(f"sandbox {sandbox_id}: cancelled, its client left") from exc
+            message = exc.message if isinstance(exc, EngineError) else str(exc)
+            raise CreateFailed(f"cannot start a container of {build.image}: {message}") from exc
+        if cancelled.is_set():
+            self._remove(mine)
+            raise CreateCancelled(f"sandbox {sandbox_id}: cancelled, its client left")
         if not readiness.ready:
             self._engine.remove_container(target.container_id)
             detail = f"\n{readiness.start_log}" if readiness.start_log else ""
@@ -216,6 +328,10 @@ class SandboxManager:
             )
         return row
 
+    def _remove(self, labels: Mapping[str, str]) -> None:
+        for container_id in self._engine.containers(labels):
+            self._engine.remove_container(container_id)
+
     def _build_env(self, build: Build) -> dict[str, str | None]:
         """The `buildenv` label of a build's image, read once per build (images do not change)."""
         known = self._build_envs.get(build.id)
@@ -245,8 +361,8 @@ class SandboxManager:
             handle = self._running.pop(sandbox_id, None)
         if handle is None:
             return False
-        self._store.set_sandbox(sandbox_id, state="killed", end_at=now())
         self._engine.remove_container(handle.container_id)
         if self._on_killed is not None:
             self._on_killed(sandbox_id)
+        self._store.set_sandbox(sandbox_id, state="killed", end_at=now())
         return True

@@ -11,11 +11,20 @@ touching what another user owns; the serving process runs with umask 077, so fil
 later are private too. One uvicorn listener on 127.0.0.1 serves both planes:
 envd paths (`/process.Process/*`, `/filesystem.Filesystem/*`, `/files`, and `/health` with an
 `E2b-Sandbox-Id` header) go to the envd shim, everything else to the REST control plane.
+
+One data folder has one backend: the server holds an exclusive lock (flock) on `server.lock` in
+the folder for its whole life (the kernel releases it when the process ends, kill -9 too). A
+second server for the folder refuses to start, whatever its port, so its start-up never touches
+the first one's sandboxes; `server.json` counts only while its pid runs and the lock is held,
+and only the server holding the lock writes or removes it. Starting one in the background
+(`commands.backend.ensure_running`) is serialized by `start.lock`: of two commands starting a
+stopped backend at once, the second waits and attaches to the server the first started.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import gc
 import hashlib
 import json
@@ -27,19 +36,28 @@ import stat
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, TextIO
+from typing import TYPE_CHECKING, Any, BinaryIO, TextIO
 
 from boxsmith.backend.runtime import ASGIApp, Receive, Scope, Send
 from boxsmith.errors import EXIT_OK, BoxsmithError, UsageError
 
+if TYPE_CHECKING:
+    from boxsmith.backend.limits import Limits
+
 __all__ = [
     "DEFAULT_PORT",
+    "LOCK_FILE",
+    "OWN_FILES",
+    "START_LOCK",
     "BackendInfo",
+    "acquire",
     "backend_id",
     "data_dir",
     "env_lines",
+    "lock_held",
     "make_private",
     "open_log",
+    "pid_alive",
     "read_info",
     "serve",
 ]
@@ -49,14 +67,22 @@ SERVER_FILE = "server.json"
 KEY_FILE = "api_key"
 LOG_FILE = "server.log"
 UPLOADS = "uploads"
-# What the backend keeps in its data folder besides uploads/: the only files it chmods there.
-_OWN_FILES = (
+LOCK_FILE = "server.lock"  # held by the running server
+START_LOCK = "start.lock"  # held by a command starting one in the background
+# What the backend keeps in its data folder besides uploads/: the only files it chmods there
+# (and the only ones `boxsmith backend reset` deletes).
+OWN_FILES = (
     KEY_FILE,
     KEY_FILE + ".tmp",
     SERVER_FILE,
     LOG_FILE,
+    LOCK_FILE,
+    START_LOCK,
     *(f"state.sqlite3{suffix}" for suffix in ("", "-wal", "-shm", "-journal")),
 )
+# How long a starting server retries the folder lock: other commands take it for an instant
+# to see whether a server holds it (`lock_held`).
+_LOCK_RETRY = 2.0
 
 
 class BackendUnavailable(BoxsmithError):
@@ -99,7 +125,7 @@ def make_private(folder: Path) -> None:
         _mkdir_private(folder)
         mine = _restrict(folder, 0o700, stat.S_ISDIR)
         if mine:
-            for name in _OWN_FILES:
+            for name in OWN_FILES:
                 _restrict(folder / name, 0o600, stat.S_ISREG)
             uploads = folder / UPLOADS
             if _restrict(uploads, 0o700, stat.S_ISDIR):
@@ -169,20 +195,65 @@ def _owner_only_umask() -> Iterator[None]:
         os.umask(previous)
 
 
+def acquire(path: Path, *, wait: float) -> int | None:
+    """An fd holding an exclusive flock on `path` (created 0600), or None when another process
+    still holds it after `wait` seconds. Closing the fd (or the process ending) releases it.
+
+    The lock is on the file at `path` when this returns: one that was removed and made again
+    meanwhile (`boxsmith backend reset` removes them) is locked anew, never the old one."""
+    deadline = time.monotonic() + wait
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+            continue
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            return fd
+        os.close(fd)
+
+
+def lock_held(folder: Path) -> bool:
+    """Whether a server holds the folder's lock (runs, starts or stops), probed without
+    waiting: a shared lock for an instant, which fails while the server's exclusive one
+    is held."""
+    try:
+        fd = os.open(folder / LOCK_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 class BackendInfo(dict[str, Any]):
     """`server.json`: pid, url, started."""
 
 
 def read_info(folder: Path) -> BackendInfo | None:
-    """The running server's info, or None when none runs (a stale file is ignored)."""
+    """The running server's info, or None when none runs: a file left by a server that was
+    killed (its pid gone, or now another process's: the folder lock is free) is ignored."""
     try:
         data = json.loads((folder / SERVER_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        pid = int(data.get("pid", 0))
+    except (OSError, ValueError, TypeError, AttributeError):
         return None
-    return BackendInfo(data) if _alive(int(data.get("pid", 0))) else None
+    return BackendInfo(data) if pid_alive(pid) and lock_held(folder) else None
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     """Whether `pid` runs (a zombie, exited but not yet reaped by its parent, does not)."""
     try:
         os.kill(pid, 0)
@@ -235,105 +306,143 @@ def serve(
     out: TextIO,
     mirrors: dict[str, str],
 ) -> int:
-    """Run the backend until SIGINT/SIGTERM; kills its sandboxes on the way out."""
+    """Run the backend until SIGINT/SIGTERM; kills its sandboxes on the way out.
+
+    Raises:
+        UsageError: a host others could reach, or another backend holds the folder (exit 2).
+        BackendUnavailable: the port is taken (exit 3).
+        StateDamaged: the state file is damaged (exit 3; `boxsmith backend reset`).
+    """
+    from boxsmith.backend.limits import Limits
+
+    _check_host(host)
+    limits = Limits.from_env(os.environ)
+    with _owner_only_umask():
+        make_private(folder)
+        lock = _lock_folder(folder)
+        try:
+            _check_port(host, port)
+            return _serve(folder, host, port, limits, err=err, out=out, mirrors=mirrors)
+        finally:
+            os.close(lock)
+
+
+def _serve(
+    folder: Path,
+    host: str,
+    port: int,
+    limits: Limits,
+    *,
+    err: TextIO,
+    out: TextIO,
+    mirrors: dict[str, str],
+) -> int:
+    """`serve` once the folder is locked and the port free."""
     import uvicorn
 
     from boxsmith.backend.api import ControlPlane
     from boxsmith.backend.builds import UploadStore
     from boxsmith.backend.envd import envd_app
-    from boxsmith.backend.limits import Limits
     from boxsmith.backend.sandboxes import SandboxManager
     from boxsmith.backend.store import STATE_FILE, Store
     from boxsmith.buildrecord import host_ca_bundle
     from boxsmith.engine import Engine
     from boxsmith.images import resolve_mirrors
 
-    _check_start(host, folder)
-    limits = Limits.from_env(os.environ)
-    _check_port(host, port)
     gc.enable()  # the CLI turns the cyclic collector off for short commands; this one lives long
-    with _owner_only_umask():
-        make_private(folder)
-        key = api_key(folder)
-        own_id = backend_id(folder)
-        url = f"http://{host}:{port}"
-        ca_path = host_ca_bundle()
-        with Engine() as engine:
-            store = Store(folder / STATE_FILE)
-            envd_holder: list[Any] = []
+    key = api_key(folder)
+    own_id = backend_id(folder)
+    url = f"http://{host}:{port}"
+    ca_path = host_ca_bundle()
+    with Engine() as engine:
+        store = Store(folder / STATE_FILE)
+        envd_holder: list[Any] = []
 
-            def forget(sandbox_id: str) -> None:
-                for service in envd_holder:
-                    service.forget(sandbox_id)
+        def forget(sandbox_id: str) -> None:
+            for service in envd_holder:
+                service.forget(sandbox_id)
 
-            manager = SandboxManager(store, engine, own_id, on_killed=forget)
-            removed = manager.reconcile()
-            for build in store.interrupted_builds():
-                store.update_build(
-                    build.id, status="error", reason="the backend stopped during the build"
-                )
-            control = ControlPlane(
-                store,
-                engine,
-                manager,
-                UploadStore(folder / UPLOADS),
-                api_key=key,
-                base_url=url,
-                backend_id=own_id,
-                mirrors=resolve_mirrors(mirrors),
-                ca=ca_path.read_bytes() if ca_path else None,
-                limits=limits,
-            )
-            envd, services = envd_app(manager, engine.client, limits)
-            envd_holder.extend(services)
-            manager.start_reaper()
-            config = uvicorn.Config(
-                dispatcher(control.app(), envd),
-                host=host,
-                port=port,
-                log_level="warning",
-                lifespan="off",
-                timeout_graceful_shutdown=5,
-            )
-            server = uvicorn.Server(config)
-            info = {
-                "pid": os.getpid(),
-                "url": url,
-                "started": time.time(),
-                "data_dir": str(folder),
-                "limits": limits.as_dict(),
-            }
-            with _private_file(folder / SERVER_FILE, os.O_TRUNC) as handle:
-                handle.write(json.dumps(info).encode() + b"\n")
-            err.write(
-                f"boxsmith backend on {url} (data {folder}); "
-                f"{removed} container(s) of an earlier run removed\n"
-            )
-            out.write("\n".join(env_lines(url, key)) + "\n")
-            out.flush()
-            try:
-                server.run()
-            finally:
-                (folder / SERVER_FILE).unlink(missing_ok=True)
-                manager.close(kill_all=True)
-                control.close()
+        manager = SandboxManager(store, engine, own_id, on_killed=forget)
+        reconciled = manager.reconcile()
+        control = ControlPlane(
+            store,
+            engine,
+            manager,
+            UploadStore(folder / UPLOADS),
+            api_key=key,
+            base_url=url,
+            backend_id=own_id,
+            mirrors=resolve_mirrors(mirrors),
+            ca=ca_path.read_bytes() if ca_path else None,
+            limits=limits,
+        )
+        envd, services = envd_app(manager, engine.client, limits)
+        envd_holder.extend(services)
+        manager.start_reaper()
+        config = uvicorn.Config(
+            dispatcher(control.app(), envd),
+            host=host,
+            port=port,
+            log_level="warning",
+            lifespan="off",
+            timeout_graceful_shutdown=5,
+        )
+        server = uvicorn.Server(config)
+        info = {
+            "pid": os.getpid(),
+            "url": url,
+            "started": time.time(),
+            "data_dir": str(folder),
+            "limits": limits.as_dict(),
+        }
+        with _private_file(folder / SERVER_FILE, os.O_TRUNC) as handle:
+            handle.write(json.dumps(info).encode() + b"\n")
+        err.write(f"boxsmith backend on {url} (data {folder}); {reconciled.summary()}\n")
+        for reason in reconciled.broken:
+            err.write(f"  {reason}\n")
+        out.write("\n".join(env_lines(url, key)) + "\n")
+        out.flush()
+        try:
+            server.run()
+        finally:
+            _forget_info(folder)
+            manager.close(kill_all=True)
+            control.close()
     return EXIT_OK
 
 
-def _check_start(host: str, folder: Path) -> None:
-    """UsageError for a host other users could reach, or a backend already serving `folder`."""
+def _forget_info(folder: Path) -> None:
+    """Remove `server.json` if it is this process's (it is, while it holds the lock; checked
+    anyway, so no path removes another server's file)."""
+    with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+        data = json.loads((folder / SERVER_FILE).read_text(encoding="utf-8"))
+        if int(data.get("pid", 0)) == os.getpid():
+            (folder / SERVER_FILE).unlink()
+
+
+def _lock_folder(folder: Path) -> int:
+    """The fd holding the folder's lock for this server's life; UsageError when another server
+    (running, starting or stopping) holds it."""
+    fd = acquire(folder / LOCK_FILE, wait=_LOCK_RETRY)
+    if fd is not None:
+        return fd
+    running = read_info(folder)
+    where = f" (pid {running['pid']}, {running['url']})" if running else " (starting or stopping)"
+    raise UsageError(
+        f"a backend already runs for {folder}{where}: one data folder has one backend",
+        "use it (`boxsmith backend env`), stop it (`boxsmith backend stop`), or give this one "
+        "another --data-dir",
+    )
+
+
+def _check_host(host: str) -> None:
+    """UsageError for a host other users could reach."""
     if host not in ("127.0.0.1", "localhost", "::1") and not os.environ.get(
         "BOXSMITH_BACKEND_ALLOW_REMOTE"
     ):
         raise UsageError(
             f"refusing to listen on {host}: the backend runs containers for anyone who reaches it",
             "listen on 127.0.0.1, or set BOXSMITH_BACKEND_ALLOW_REMOTE=1 if you really mean it",
-        )
-    running = read_info(folder)
-    if running is not None:
-        raise UsageError(
-            f"a backend already runs for {folder} (pid {running['pid']}, {running['url']})",
-            "use it (`boxsmith backend env`), or stop it with `boxsmith backend stop`",
         )
 
 
@@ -359,7 +468,7 @@ def stop(folder: Path, *, timeout: float = 20.0) -> bool:
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not pid_alive(pid):
             return True
         time.sleep(0.1)
     raise BackendUnavailable(

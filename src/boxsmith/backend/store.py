@@ -7,34 +7,117 @@ threads write logs while requests read them.
 Sandbox envVars are not kept: they hold users' secrets, and no sandbox outlives the backend
 (`SandboxManager.reconcile`). A state file of an older version that kept them in an `env`
 column has the column dropped and the freed pages zeroed when it is opened.
+
+A damaged file (truncated, overwritten, replaced or removed while the backend runs) raises
+`StateDamaged` (exit 3, naming `boxsmith backend reset`): when it is opened (a quick check), and
+in a running backend from the first request that finds it so; from then on every call does, so
+no build waits forever for a write that cannot happen.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
+import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
+
+from boxsmith.errors import BoxsmithError
 
 __all__ = [
     "STATE_FILE",
     "Build",
     "LogRow",
     "SandboxRow",
+    "StateDamaged",
     "Store",
     "Template",
+    "check_state",
     "now",
     "ready_builds",
+    "ready_images",
 ]
 
 STATE_FILE = "state.sqlite3"
+RESET_HINT = (
+    "run `boxsmith backend reset` (it stops the backend, removes its sandboxes and images and "
+    "clears its data folder; the next publish publishes every template again)"
+)
+_MAGIC = b"SQLite format 3\0"
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+class StateDamaged(BoxsmithError):
+    """The backend's state file is not a database any more (exit 3). The message says how to
+    recover, without host paths (a running backend answers it to clients)."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(
+            f"the local backend's state (state.sqlite3 in its data folder) {problem}; {RESET_HINT}",
+            "`boxsmith backend reset` (add --data-dir when the backend is not the project's)",
+        )
+
+
+def _damage(exc: sqlite3.Error) -> StateDamaged | None:
+    """StateDamaged for SQLite's answer to a damaged file ("file is not a database", "database
+    disk image is malformed": DatabaseError itself); None for its subclasses, which mean
+    something else (OperationalError: locked, busy, read-only, I/O; IntegrityError; a bug)."""
+    return StateDamaged(f"is damaged ({exc})") if type(exc) is sqlite3.DatabaseError else None
+
+
+def _file_problem(path: Path, identity: tuple[int, int] | None) -> str | None:
+    """What is wrong with the file itself, seen without SQLite: gone, replaced, too short or
+    not SQLite's. SQLite keeps serving its cache and WAL for a while when the file under it is
+    truncated or overwritten, so a running backend would answer from state it can no longer
+    write; this check, a stat and a 16-byte read, notices first."""
+    try:
+        with open(path, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            head = handle.read(len(_MAGIC))
+    except FileNotFoundError:
+        return "was removed while the backend ran"
+    except OSError:
+        return None  # unreadable for another reason: SQLite says what
+    if identity is not None and (info.st_dev, info.st_ino) != identity:
+        return "was replaced while the backend ran"
+    if info.st_size == 0:
+        return None  # new, or everything still in the WAL
+    if info.st_size < 512 or head != _MAGIC:  # 512: SQLite's smallest page
+        return f"is damaged (not an SQLite database: {info.st_size} bytes)"
+    return None
+
+
+def check_state(folder: Path) -> None:
+    """Raise StateDamaged when the state file of data folder `folder` is damaged (a quick
+    check); a missing, locked or otherwise unreadable file passes (SQLite says more later)."""
+    path = folder / STATE_FILE
+    if not path.is_file():
+        return
+    problem = _file_problem(path, None)
+    if problem:
+        raise StateDamaged(problem)
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
+        ) as db:
+            (result,) = db.execute("PRAGMA quick_check(1)").fetchone()
+    except sqlite3.Error as exc:
+        damaged = _damage(exc)
+        if damaged:
+            raise damaged from exc
+        return
+    if result != "ok":
+        raise StateDamaged(f"is damaged ({result})")
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS templates (
@@ -93,21 +176,54 @@ CREATE TABLE IF NOT EXISTS sandboxes (
 """
 
 
-def ready_builds(folder: Path) -> frozenset[str] | None:
-    """The ids of the finished builds of the backend of data folder `folder`, read without
-    starting it: empty when it never ran or its data was deleted, None when the state file
-    cannot be read (locked, damaged): unknown, not empty."""
+def ready_images(folder: Path) -> dict[str, str] | None:
+    """{build id: image id} of the finished builds of the backend of data folder `folder`,
+    read without starting it.
+
+    Empty when it never ran, its data was deleted or its state file is damaged (the backend
+    cannot serve those builds: their versions are published again once it is reset). None
+    when the file cannot be read for another reason (locked by a writer for longer than 5 s,
+    no permission): unknown, so the publish records are trusted.
+    """
     path = folder / STATE_FILE
     if not path.is_file():
-        return frozenset()
+        return {}
+    if _file_problem(path, None):
+        return {}
     try:
         with contextlib.closing(
             sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
         ) as db:
-            rows = db.execute("SELECT id FROM builds WHERE status = 'ready'").fetchall()
-    except sqlite3.Error:
-        return None
-    return frozenset(str(row[0]) for row in rows)
+            rows = db.execute("SELECT id, image FROM builds WHERE status = 'ready'").fetchall()
+    except sqlite3.Error as exc:
+        return {} if _damage(exc) else None
+    return {str(build): str(image) for build, image in rows}
+
+
+def ready_builds(folder: Path) -> frozenset[str] | None:
+    """The ids of `ready_images`."""
+    images = ready_images(folder)
+    return None if images is None else frozenset(images)
+
+
+def _guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """`method` of Store, raising StateDamaged once the file is found damaged (and ever after)."""
+
+    @functools.wraps(method)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        store = args[0]
+        assert isinstance(store, Store)
+        store.check_file()
+        try:
+            return method(*args, **kwargs)
+        except sqlite3.Error as exc:
+            damaged = _damage(exc)
+            if damaged is None:
+                raise
+            store.damaged = damaged
+            raise damaged from exc
+
+    return call
 
 
 def now() -> datetime:
@@ -188,9 +304,29 @@ class Store:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.damaged: StateDamaged | None = None
         self._local = threading.local()
-        self._connection().executescript(_SCHEMA)  # commits on its own
-        self._forget_sandbox_env()
+        self._identity: tuple[int, int] | None = None
+        check_state(path.parent)
+        try:
+            self._connection().executescript(_SCHEMA)  # commits on its own
+            self._forget_sandbox_env()
+        except sqlite3.Error as exc:
+            damaged = _damage(exc)
+            if damaged is None:
+                raise
+            raise damaged from exc
+        info = os.stat(path)
+        self._identity = (info.st_dev, info.st_ino)
+
+    def check_file(self) -> None:
+        """StateDamaged when the file was found damaged before, or is now (`_file_problem`)."""
+        if self.damaged is None:
+            problem = _file_problem(self.path, self._identity)
+            if problem:
+                self.damaged = StateDamaged(problem)
+        if self.damaged is not None:
+            raise self.damaged
 
     def _forget_sandbox_env(self) -> None:
         """Drop the `env` column older versions kept sandbox envVars in, leaving no copy of
@@ -235,6 +371,7 @@ class Store:
 
     # -- templates ---------------------------------------------------------------------------
 
+    @_guarded
     def template_for_name(self, name: str, *, create: bool = False) -> Template | None:
         """The template with this name; with `create`, made when missing."""
         row = self._one("SELECT * FROM templates WHERE name = ?", name)
@@ -251,16 +388,19 @@ class Store:
                     ).fetchone()
         return None if row is None else _template(row)
 
+    @_guarded
     def template(self, template_id: str) -> Template | None:
         """The template with this id."""
         row = self._one("SELECT * FROM templates WHERE id = ?", template_id)
         return None if row is None else _template(row)
 
+    @_guarded
     def templates(self) -> list[Template]:
         """Every template, by name."""
         rows = self._connection().execute("SELECT * FROM templates ORDER BY name").fetchall()
         return [_template(row) for row in rows]
 
+    @_guarded
     def delete_template(self, template_id: str) -> None:
         """Forget a template with its builds and tags."""
         with self._tx() as db:
@@ -283,11 +423,13 @@ class Store:
         assert build is not None
         return build
 
+    @_guarded
     def build(self, build_id: str) -> Build | None:
         """A build by id."""
         row = self._one("SELECT * FROM builds WHERE id = ?", build_id)
         return None if row is None else _build(row)
 
+    @_guarded
     def update_build(self, build_id: str, **values: Any) -> None:
         """Set columns of a build (status, image, start_cmd, ready_cmd, user, workdir, ...)."""
         if values.get("status") in ("ready", "error"):
@@ -309,6 +451,7 @@ class Store:
                 (build_id, seq, _iso(when), level, message, step),
             )
 
+    @_guarded
     def logs(self, build_id: str, offset: int, limit: int) -> list[LogRow]:
         """Log entries from `offset` on, at most `limit`."""
         rows = (
@@ -324,6 +467,13 @@ class Store:
             for r in rows
         ]
 
+    @_guarded
+    def builds(self, status: str) -> list[Build]:
+        """The builds in `status` (waiting, building, ready, error)."""
+        rows = self._connection().execute("SELECT * FROM builds WHERE status = ?", (status,))
+        return [_build(row) for row in rows.fetchall()]
+
+    @_guarded
     def interrupted_builds(self) -> list[Build]:
         """Builds a previous run left unfinished."""
         rows = (
@@ -335,6 +485,7 @@ class Store:
 
     # -- tags --------------------------------------------------------------------------------
 
+    @_guarded
     def set_tags(self, template_id: str, build_id: str, tags: list[str]) -> None:
         """Point each tag at `build_id`."""
         with self._tx() as db:
@@ -345,12 +496,14 @@ class Store:
                     (template_id, tag, build_id, _iso(now())),
                 )
 
+    @_guarded
     def remove_tags(self, template_id: str, tags: list[str]) -> None:
         """Drop tags (missing ones are ignored)."""
         with self._tx() as db:
             for tag in tags:
                 db.execute("DELETE FROM tags WHERE template_id = ? AND tag = ?", (template_id, tag))
 
+    @_guarded
     def tags(self, template_id: str) -> list[tuple[str, str, datetime]]:
         """(tag, build id, created) of a template."""
         rows = (
@@ -360,6 +513,7 @@ class Store:
         )
         return [(r["tag"], r["build_id"], _time(r["created_at"]) or now()) for r in rows]
 
+    @_guarded
     def tagged_build(self, template_id: str, tag: str) -> Build | None:
         """The build a tag points at."""
         row = self._one(
@@ -372,6 +526,7 @@ class Store:
 
     # -- sandboxes ---------------------------------------------------------------------------
 
+    @_guarded
     def add_sandbox(self, row: SandboxRow) -> None:
         """Record a running sandbox."""
         with self._tx() as db:
@@ -396,11 +551,13 @@ class Store:
                 ),
             )
 
+    @_guarded
     def sandbox(self, sandbox_id: str) -> SandboxRow | None:
         """A sandbox by id (running or not)."""
         row = self._one("SELECT * FROM sandboxes WHERE id = ?", sandbox_id)
         return None if row is None else _sandbox(row)
 
+    @_guarded
     def sandboxes(self, state: str = "running") -> list[SandboxRow]:
         """Sandboxes in `state`, oldest first."""
         rows = (
@@ -410,6 +567,7 @@ class Store:
         )
         return [_sandbox(row) for row in rows]
 
+    @_guarded
     def set_sandbox(self, sandbox_id: str, **values: Any) -> None:
         """Set columns of a sandbox (state, end_at)."""
         for key in ("end_at", "started_at"):

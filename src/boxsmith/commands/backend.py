@@ -1,15 +1,24 @@
-"""`boxsmith backend serve | env | status | stop`: the local E2B-compatible backend.
+"""`boxsmith backend serve | env | status | stop | reset`: the local E2B-compatible backend.
 
 `serve` runs in the foreground until Ctrl-C; `serve --detach` starts it in the background (log in
 the data folder, `server.log`, 0600 like the rest of it), waits until it answers and prints the
 same `export` lines. `env` prints them for a running backend (`eval "$(boxsmith backend env)"`),
 `status` says whether one runs (exit 3 when not) and the limits in force, `stop` stops it.
+`reset` stops it, removes its containers and images and clears its data folder (after asking,
+unless `--yes`): the way out of a damaged state file.
+
+One data folder has one backend (`boxsmith.backend.server`): a command that finds the backend
+stopped starts it while holding `start.lock`, so a second command starting it at the same time
+waits, then attaches to the server the first one started (its port, whatever it asked for).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -20,18 +29,27 @@ from typing import TextIO
 
 from boxsmith.backend.server import (
     DEFAULT_PORT,
+    KEY_FILE,
+    LOCK_FILE,
     LOG_FILE,
+    OWN_FILES,
+    START_LOCK,
+    UPLOADS,
     BackendUnavailable,
+    acquire,
     api_key,
+    backend_id,
     env_lines,
+    lock_held,
     make_private,
     open_log,
+    pid_alive,
     read_info,
     serve,
     stop,
 )
 from boxsmith.config import Settings
-from boxsmith.errors import EXIT_OK
+from boxsmith.errors import EXIT_OK, UsageError
 
 __all__ = ["ensure_running", "run"]
 
@@ -68,18 +86,62 @@ def ensure_running(
     """(url, api key, started): the running backend of `folder`, started detached if needed.
 
     `port` None means DEFAULT_PORT, or any free port when another process (say the backend of
-    another checkout) has that one; a `port` asked for must be free (BackendUnavailable)."""
+    another checkout) has that one; a `port` asked for must be free (BackendUnavailable). When
+    another command starts the backend at the same time, this one waits for that server and
+    returns it (started False), whatever port it took.
+
+    Raises:
+        StateDamaged: the backend's state file is damaged (`boxsmith backend reset`).
+        BackendUnavailable: it did not start, or did not answer within `wait` seconds.
+    """
+    from boxsmith.backend.store import check_state
+
     info = read_info(folder)
     if info is not None and _healthy(str(info["url"])):
         return str(info["url"]), api_key(folder), False
+    make_private(folder)
+    check_state(folder)  # said here, not through the log of a server that did not start
+    deadline = time.monotonic() + wait
+    start_lock = acquire(folder / START_LOCK, wait=wait)
+    if start_lock is None:
+        raise BackendUnavailable(
+            f"another boxsmith command has been starting the backend of {folder} for {wait:g}s",
+            f"see {folder / LOG_FILE}",
+        )
+    try:
+        child: int | None = None
+        while time.monotonic() < deadline:
+            info = read_info(folder)
+            if info is not None and _healthy(str(info["url"])):
+                return str(info["url"]), api_key(folder), info.get("pid") == child
+            if lock_held(folder):
+                pass  # a server starts or stops (ours, or a `serve` in the foreground): wait
+            elif child is None:
+                child = _spawn(settings, folder, _free(port))
+            elif not pid_alive(child):
+                raise _did_not_start(folder)
+            time.sleep(0.1)
+    finally:
+        os.close(start_lock)
+    raise BackendUnavailable(
+        f"the backend did not answer within {wait:g}s", f"see {folder / LOG_FILE}"
+    )
+
+
+def _free(port: int | None) -> int:
+    """`port` when it is free (BackendUnavailable when not); for None the default or any."""
     if port is None:
-        port = DEFAULT_PORT if _port_free(DEFAULT_PORT) else _any_free_port()
-    elif not _port_free(port):
+        return DEFAULT_PORT if _port_free(DEFAULT_PORT) else _any_free_port()
+    if not _port_free(port):
         raise BackendUnavailable(
             f"port {port} on 127.0.0.1 is in use by another process",
             "stop that process, or pick a free port (--port, BOXSMITH_BACKEND_PORT)",
         )
-    make_private(folder)
+    return port
+
+
+def _spawn(settings: Settings, folder: Path, port: int) -> int:
+    """Start `backend serve` in the background; its pid."""
     command = [
         sys.executable,
         "-m",
@@ -94,28 +156,98 @@ def ensure_running(
         str(folder),
     ]
     with open_log(folder) as handle:
-        # `sh` starts the server in the background and exits at once: the server is nobody's
-        # child here (init reaps it), so it outlives this process and leaves no zombie.
-        subprocess.run(
-            ["sh", "-c", 'exec "$@" &', "sh", *command],
-            stdout=subprocess.DEVNULL,
+        # `sh` starts the server in the background, says its pid and exits at once: the server
+        # is nobody's child here (init reaps it), so it outlives this process as no zombie.
+        done = subprocess.run(
+            # its stdout not our pipe, or reading the pid would wait for the server to end
+            ["sh", "-c", 'exec "$@" >/dev/null & echo $!', "sh", *command],
+            stdout=subprocess.PIPE,
             stderr=handle,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             check=True,
         )
-    url = f"http://127.0.0.1:{port}"
+    return int(done.stdout.decode().strip())
+
+
+def _did_not_start(folder: Path) -> BackendUnavailable:
     log = folder / LOG_FILE
-    deadline = time.monotonic() + wait
-    while time.monotonic() < deadline:
-        ours = read_info(folder)  # this folder's server, not whatever answers on the port
-        if ours is not None and str(ours["url"]) == url and _healthy(url):
-            return url, api_key(folder), True
-        if read_info(folder) is None and time.monotonic() > deadline - wait + 5:
-            tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
-            raise BackendUnavailable("the backend did not start: " + " / ".join(tail), f"see {log}")
-        time.sleep(0.1)
-    raise BackendUnavailable(f"the backend did not answer within {wait:g}s", f"see {log}")
+    tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
+    return BackendUnavailable("the backend did not start: " + " / ".join(tail), f"see {log}")
+
+
+def reset(folder: Path, *, yes: bool, err: TextIO) -> int:
+    """`backend reset`: stop the backend, remove its containers and images (label
+    `dev.boxsmith.backend=<its id>`), delete the files it keeps in `folder` (nothing else).
+
+    Raises:
+        UsageError: `folder` does not look like a backend's data folder, or no terminal to
+            ask on and no `yes` (exit 2).
+        BackendUnavailable: the backend does not stop, or a server holds the folder (exit 3).
+    """
+    from boxsmith.backend.sandboxes import remove_backend_objects
+    from boxsmith.engine import Engine
+
+    _check_resettable(folder)
+    if not yes:
+        _confirm(folder, err)
+    stopped = stop(folder)
+    lock = acquire(folder / LOCK_FILE, wait=10.0)  # no server starts while this runs
+    if lock is None:
+        raise BackendUnavailable(
+            f"a backend process still holds {folder} (starting, or not stopping)",
+            f"see {folder / LOG_FILE}; stop that process, then reset again",
+        )
+    try:
+        with Engine() as engine:
+            containers, images = remove_backend_objects(engine, backend_id(folder))
+        for name in OWN_FILES:
+            if name != LOCK_FILE:
+                (folder / name).unlink(missing_ok=True)
+        uploads = folder / UPLOADS
+        if uploads.is_dir() and not uploads.is_symlink():
+            shutil.rmtree(uploads)
+        (folder / LOCK_FILE).unlink(missing_ok=True)
+    finally:
+        os.close(lock)
+    err.write(
+        f"backend reset: {'stopped it, ' if stopped else ''}removed {containers} container(s) "
+        f"and {images} image(s), cleared {folder}; the next publish publishes every template "
+        "again\n"
+    )
+    return EXIT_OK
+
+
+def _check_resettable(folder: Path) -> None:
+    """UsageError unless `folder` is a folder of the backend's own: a real folder (no symlink)
+    holding its key or its state file."""
+    try:
+        info = os.lstat(folder)
+    except FileNotFoundError:
+        raise UsageError(f"{folder} does not exist: there is no backend to reset", "") from None
+    marks = (KEY_FILE, "state.sqlite3")
+    if not stat.S_ISDIR(info.st_mode) or not any((folder / m).is_file() for m in marks):
+        raise UsageError(
+            f"{folder} does not look like a backend's data folder (no {' or '.join(marks)})",
+            "pass the folder the backend serves from (--data-dir, BOXSMITH_BACKEND_DIR)",
+        )
+
+
+def _confirm(folder: Path, err: TextIO) -> None:
+    """Ask on the terminal; UsageError when there is none, or the answer is not yes."""
+    if not sys.stdin.isatty():
+        raise UsageError(
+            f"`backend reset` deletes the backend's state in {folder} and asks first, "
+            "but there is no terminal to ask on",
+            "add --yes to reset without asking",
+        )
+    err.write(
+        f"reset the backend of {folder}: stop it, remove its sandboxes and images, delete its "
+        "templates and key? [y/N] "
+    )
+    err.flush()
+    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        raise UsageError("reset cancelled: nothing was changed", "")
 
 
 def run(
@@ -147,6 +279,8 @@ def run(
         err.write(f"backend {'started' if started else 'already running'} on {url}\n")
         out.write("\n".join(env_lines(url, key)) + "\n")
         return EXIT_OK
+    if action == "reset":
+        return reset(folder, yes=yes, err=err)
     if action == "stop":
         stopped = stop(folder)
         err.write("backend stopped\n" if stopped else "no backend runs for this data folder\n")

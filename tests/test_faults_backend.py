@@ -1,0 +1,368 @@
+"""Faults of the local backend as a user's machine produces them: two starts at once, kill -9,
+a damaged state file, an image removed behind the backend's back, orphans, a client killed
+while its sandbox starts.
+
+Marked `docker`. Each test starts its own backend the way commands do (`backend serve --detach`
+or `targets.connect`, a real detached process on a free port, data in the project), drives it
+with the e2b SDK over real HTTP, and afterwards stops it (kill -9 when it does not stop) and
+removes what its id label marks, asserting no container of it is left.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+from e2b import RateLimitException, Sandbox, SandboxException, Template
+
+from tests.helpers import cli, free_port, remove_backend_images
+
+pytestmark = pytest.mark.docker
+
+BASE = "debian:bookworm-slim"
+LABEL = "dev.boxsmith.backend"
+WAIT = 60.0  # seconds a cleanup may take before a test gives up on it (the old code: 600 s)
+
+
+@dataclass
+class Local:
+    """A project whose local backend the test starts, with its data folder and id."""
+
+    root: Path
+    data: Path
+    port: int
+    pids: list[int] = field(default_factory=list)  # every server it started
+
+    @property
+    def id(self) -> str:
+        from boxsmith.backend.server import backend_id
+
+        return backend_id(self.data)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> str:
+        """Start the backend as commands do (`targets.connect`); its URL."""
+        from boxsmith.config import load_settings
+        from boxsmith.targets import connect
+
+        target = connect(load_settings(self.root), "local", err=io.StringIO())
+        url = str(target.params["api_url"])
+        key = str(target.params["api_key"])
+        os.environ.update({"E2B_API_URL": url, "E2B_SANDBOX_URL": url, "E2B_API_KEY": key})
+        self.pids.append(self.pid())
+        return url
+
+    def pid(self) -> int:
+        return int(json.loads((self.data / "server.json").read_text())["pid"])
+
+    def containers(self) -> list[str]:
+        found = docker.from_env().containers.list(all=True, filters={"label": f"{LABEL}={self.id}"})
+        return [str(c.id) for c in found]
+
+    def get(self, path: str) -> tuple[int, Any]:
+        """GET `path` with the API key: (status, JSON body); fails rather than hangs."""
+        key = (self.data / "api_key").read_text().strip()
+        request = urllib.request.Request(self.url + path, headers={"X-API-KEY": key})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+
+@pytest.fixture
+def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Local]:
+    from boxsmith.backend.server import pid_alive, read_info, stop
+
+    (tmp_path / "template_specs").mkdir()
+    port = free_port()
+    monkeypatch.setenv("BOXSMITH_BACKEND_PORT", str(port))
+    monkeypatch.delenv("BOXSMITH_BACKEND_DIR", raising=False)
+    for name in ("E2B_API_URL", "E2B_SANDBOX_URL", "E2B_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    project = Local(tmp_path, tmp_path / ".boxsmith/backend", port)
+    yield project
+    info = read_info(project.data)
+    pids = [*project.pids, *([int(info["pid"])] if info else [])]
+    with contextlib.suppress(Exception):
+        stop(project.data)
+    for pid in pids:  # one whose server.json a test removed, or that did not stop
+        if pid_alive(pid):
+            os.kill(pid, signal.SIGKILL)
+    for container_id in project.containers():
+        docker.from_env().containers.get(container_id).remove(force=True)
+    remove_backend_images(project.data)
+    assert project.containers() == []
+
+
+def _build(name: str, template: Any = None) -> Any:
+    """Build `template` (default: the bare base image) as `name:v1`; its BuildInfo."""
+    return Template.build(template or Template().from_image(BASE), f"{name}:v1")
+
+
+def _until(condition: Any, what: str) -> None:
+    """Poll `condition` until it holds; fail after WAIT seconds (a cleanup that never comes)."""
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {WAIT:g}s"
+        time.sleep(0.2)
+
+
+def _serve(local: Local, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "boxsmith", "-C", str(local.root), "backend", "serve", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        **kwargs,
+    )
+
+
+# -- one data folder, one backend ----------------------------------------------------------------
+
+
+def test_two_commands_starting_the_backend_at_once_end_with_one_server(local: Local) -> None:
+    from boxsmith.backend.server import pid_alive
+
+    other = free_port()
+    starts = [_serve(local, "--detach", "--port", str(p)) for p in (local.port, other)]
+    results = [p.communicate(timeout=120) for p in starts]
+    assert [p.returncode for p in starts] == [0, 0], [r[1] for r in results]
+    # the loser attached to the winner: both print the same server's export lines
+    assert results[0][0] == results[1][0]
+    status = cli(local.root, "backend", "status", "--json")
+    assert status.code == 0, status.err
+    url = json.loads(status.out)["url"]
+    assert f"export E2B_API_URL={url}".encode() in results[0][0]
+    loser = other if url.endswith(f":{local.port}") else local.port
+    with pytest.raises(urllib.error.URLError, match="refused"):  # nothing on the loser's port
+        urllib.request.urlopen(f"http://127.0.0.1:{loser}/health", timeout=5)
+    pid = local.pid()
+    stopped = cli(local.root, "backend", "stop")
+    assert "backend stopped" in stopped.err
+    assert not pid_alive(pid)
+
+
+def test_a_second_server_on_another_port_never_starts_on_a_folder_in_use(local: Local) -> None:
+    local.start()
+    _build(name := f"lock-{uuid.uuid4().hex[:6]}")
+    sandbox = Sandbox.create(f"{name}:v1", timeout=120)
+    # the state the old race left: the running server's server.json deleted by the loser
+    (local.data / "server.json").unlink()
+    second = _serve(local, "--port", str(free_port()))
+    try:
+        _, err = second.communicate(timeout=60)
+    finally:
+        if second.poll() is None:
+            second.kill()
+            second.wait()
+    assert second.returncode == 2, err
+    assert b"a backend already runs for" in err
+    assert sandbox.commands.run("echo alive").stdout == "alive\n"  # its start-up killed nothing
+    sandbox.kill()
+
+
+# -- a damaged state file ------------------------------------------------------------------------
+
+
+def test_a_damaged_state_file_is_named_with_the_way_out_and_reset_clears_it(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from boxsmith.config import load_settings
+    from boxsmith.targets import live_builds
+
+    local.start()
+    info = _build(f"dmg-{uuid.uuid4().hex[:6]}")
+    assert live_builds(load_settings(local.root), "local") == {info.build_id}
+    assert cli(local.root, "backend", "stop").code == 0
+    with (local.data / "state.sqlite3").open("r+b") as state:
+        state.truncate(10)
+
+    started = cli(local.root, "backend", "serve", "--detach", "--port", str(local.port))
+    assert started.code == 3, started.err
+    assert "state (state.sqlite3 in its data folder) is damaged" in started.err
+    assert "boxsmith backend reset" in started.err
+    assert "internal error" not in started.err
+    # releases plan the versions it had as new, never as released
+    assert live_builds(load_settings(local.root), "local") == frozenset()
+
+    asked = cli(local.root, "backend", "reset")  # no terminal here, no --yes
+    assert asked.code == 2
+    assert "add --yes" in asked.err
+    assert (local.data / "state.sqlite3").exists()
+
+    reset = cli(local.root, "backend", "reset", "--yes")
+    assert reset.code == 0, reset.err
+    assert "removed 0 container(s) and 1 image(s)" in reset.err
+    assert list(local.data.iterdir()) == []
+    images = docker.from_env().images.list(filters={"label": f"{LABEL}={local.id}"})
+    assert images == []
+    local.start()  # a fresh backend
+    assert local.get("/templates") == (200, [])
+
+
+def test_reset_refuses_a_folder_that_is_not_a_backends(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine\n")
+    refused = cli(tmp_path, "backend", "reset", "--yes", "--data-dir", str(tmp_path))
+    assert refused.code == 2
+    assert "does not look like a backend's data folder" in refused.err
+    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+
+
+def test_a_state_file_damaged_under_a_running_backend_is_a_clear_500(local: Local) -> None:
+    local.start()
+    _build(name := f"run-{uuid.uuid4().hex[:6]}")
+    with (local.data / "state.sqlite3").open("r+b") as state:
+        state.truncate(10)
+    for path in ("/templates", f"/templates/aliases/{name}"):
+        status, body = local.get(path)
+        assert status == 500
+        assert set(body) == {"code", "message"}
+        assert "is damaged" in body["message"]
+        assert "boxsmith backend reset" in body["message"]
+    with pytest.raises(SandboxException, match="boxsmith backend reset"):
+        Sandbox.create(f"{name}:v1", timeout=60)
+    stopped = cli(local.root, "backend", "stop")  # it still stops
+    assert "backend stopped" in stopped.err
+
+
+# -- images removed behind the backend's back, orphans --------------------------------------------
+
+
+def test_a_removed_image_marks_its_build_broken_at_create_and_at_start(local: Local) -> None:
+    from boxsmith.config import load_settings
+    from boxsmith.targets import live_builds
+
+    local.start()
+    first, second = (f"img-{uuid.uuid4().hex[:6]}" for _ in range(2))
+    one = _build(first)
+    two = _build(second, Template().from_image(BASE).run_cmd("echo second > /tmp/second"))
+    engine = docker.from_env()
+    engine.images.remove(f"boxsmith-local/{first}:{one.build_id}")
+    settings = load_settings(local.root)
+    assert live_builds(settings, "local") == {two.build_id}  # publish/release: new again
+
+    with pytest.raises(SandboxException) as refused:
+        Sandbox.create(f"{first}:v1", timeout=60)
+    assert one.build_id in str(refused.value)
+    assert "its image was removed outside the backend" in str(refused.value)
+    assert "pull" not in str(refused.value)
+    status, body = local.get(f"/templates/{one.template_id}/builds/{one.build_id}/status")
+    assert (status, body["status"]) == (200, "error")
+    assert one.build_id in body["reason"]["message"]
+
+    engine.images.remove(f"boxsmith-local/{second}:{two.build_id}")
+    assert cli(local.root, "backend", "stop").code == 0
+    local.start()  # the check at start
+    status, body = local.get(f"/templates/{two.template_id}/builds/{two.build_id}/status")
+    assert body["status"] == "error"
+    assert "its image was removed outside the backend" in body["reason"]["message"]
+    assert live_builds(settings, "local") == frozenset()
+
+
+def test_orphan_images_and_containers_of_this_backend_only_are_removed_at_start(
+    local: Local, tmp_path: Path
+) -> None:
+    local.start()
+    kept = _build(f"kept-{uuid.uuid4().hex[:6]}")
+    assert cli(local.root, "backend", "stop").code == 0
+    engine = docker.from_env()
+    other = f"other{uuid.uuid4().hex[:7]}"  # another backend's id on the same engine
+    made: dict[str, tuple[str, str]] = {}
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text(f"FROM {BASE}\nLABEL orphan-of=test\n")
+    try:
+        for owner in (local.id, other):
+            image, _ = engine.images.build(
+                path=str(context), labels={LABEL: owner, "case": uuid.uuid4().hex}, rm=True
+            )
+            container = engine.containers.run(
+                BASE, ["sleep", "600"], labels={LABEL: owner}, detach=True
+            )
+            made[owner] = (str(image.id), str(container.id))
+        local.start()
+        mine_image, mine_container = made[local.id]
+        with pytest.raises(docker.errors.ImageNotFound):
+            engine.images.get(mine_image)
+        with pytest.raises(docker.errors.NotFound):
+            engine.containers.get(mine_container)
+        theirs_image, theirs_container = made[other]
+        assert engine.images.get(theirs_image).id == theirs_image
+        assert engine.containers.get(theirs_container).status == "running"
+        sandbox = Sandbox.create(kept.name, timeout=60)  # the known build's image stayed
+        sandbox.kill()
+    finally:
+        for image_id, container_id in made.values():
+            with contextlib.suppress(docker.errors.NotFound):
+                engine.containers.get(container_id).remove(force=True)
+            with contextlib.suppress(docker.errors.ImageNotFound):
+                engine.images.remove(image_id, force=True)
+
+
+# -- sandboxes whose client or backend dies ------------------------------------------------------
+
+_CLIENT = """
+import sys
+from e2b import Sandbox
+Sandbox.create(sys.argv[1], timeout=60)
+"""
+
+
+def test_a_create_whose_client_is_killed_removes_its_container_and_frees_its_place(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOXSMITH_BACKEND_MAX_SANDBOXES", "1")
+    local.start()
+    never = f"never-{uuid.uuid4().hex[:6]}"
+    _build(never, Template().from_image(BASE).set_start_cmd("sleep 3600", "false"))
+    _build(ready := f"ready-{uuid.uuid4().hex[:6]}")
+    client = subprocess.Popen([sys.executable, "-c", _CLIENT, f"{never}:v1"])
+    try:
+        _until(lambda: local.containers() != [], "the sandbox container's start")
+    finally:
+        client.send_signal(signal.SIGKILL)
+        client.wait()
+    _until(lambda: local.containers() == [], "the removal of the abandoned sandbox's container")
+
+    def created() -> bool:
+        try:
+            Sandbox.create(f"{ready}:v1", timeout=60).kill()
+        except RateLimitException:
+            return False
+        return True
+
+    _until(created, "the return of its place under BOXSMITH_BACKEND_MAX_SANDBOXES=1")
+
+
+def test_the_next_start_reaps_the_sandbox_of_a_backend_killed_with_kill_9(local: Local) -> None:
+    from boxsmith.backend.server import read_info
+
+    local.start()
+    _build(name := f"reap-{uuid.uuid4().hex[:6]}")
+    sandbox = Sandbox.create(f"{name}:v1", timeout=600)
+    (container,) = local.containers()
+    os.kill(local.pid(), signal.SIGKILL)
+    _until(lambda: read_info(local.data) is None, "the killed backend's exit")
+    assert local.containers() == [container]  # nobody reaped it yet
+    local.start()
+    assert local.containers() == []
+    assert local.get("/v2/sandboxes") == (200, [])
+    assert not sandbox.is_running()
