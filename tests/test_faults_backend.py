@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +46,6 @@ class Local:
     root: Path
     data: Path
     port: int
-    pids: list[int] = field(default_factory=list)  # every server it started
 
     @property
     def id(self) -> str:
@@ -67,7 +66,6 @@ class Local:
         url = str(target.params["api_url"])
         key = str(target.params["api_key"])
         os.environ.update({"E2B_API_URL": url, "E2B_SANDBOX_URL": url, "E2B_API_KEY": key})
-        self.pids.append(self.pid())
         return url
 
     def pid(self) -> int:
@@ -90,7 +88,7 @@ class Local:
 
 @pytest.fixture
 def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Local]:
-    from boxsmith.backend.server import pid_alive, read_info, stop
+    from boxsmith.backend.server import stop
 
     (tmp_path / "template_specs").mkdir()
     port = free_port()
@@ -100,17 +98,28 @@ def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Local]:
         monkeypatch.delenv(name, raising=False)
     project = Local(tmp_path, tmp_path / ".boxsmith/backend", port)
     yield project
-    info = read_info(project.data)
-    pids = [*project.pids, *([int(info["pid"])] if info else [])]
     with contextlib.suppress(Exception):
         stop(project.data)
-    for pid in pids:  # one whose server.json a test removed, or that did not stop
-        if pid_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    for pid in _servers(project.data):  # one whose server.json a test removed, or a second one
+        os.kill(pid, signal.SIGKILL)
     for container_id in project.containers():
         docker.from_env().containers.get(container_id).remove(force=True)
     remove_backend_images(project.data)
     assert project.containers() == []
+
+
+def _servers(data: Path) -> list[int]:
+    """Pids of the `backend serve` processes of data folder `data` (this test's only)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if state != "Z" and b"serve" in argv and str(data).encode() in argv:
+            found.append(int(entry.name))
+    return found
 
 
 def _build(name: str, template: Any = None) -> Any:
@@ -139,8 +148,6 @@ def _serve(local: Local, *args: str, **kwargs: Any) -> subprocess.Popen[bytes]:
 
 
 def test_two_commands_starting_the_backend_at_once_end_with_one_server(local: Local) -> None:
-    from boxsmith.backend.server import pid_alive
-
     other = free_port()
     starts = [_serve(local, "--detach", "--port", str(p)) for p in (local.port, other)]
     results = [p.communicate(timeout=120) for p in starts]
@@ -154,10 +161,10 @@ def test_two_commands_starting_the_backend_at_once_end_with_one_server(local: Lo
     loser = other if url.endswith(f":{local.port}") else local.port
     with pytest.raises(urllib.error.URLError, match="refused"):  # nothing on the loser's port
         urllib.request.urlopen(f"http://127.0.0.1:{loser}/health", timeout=5)
-    pid = local.pid()
+    assert _servers(local.data) == [local.pid()]
     stopped = cli(local.root, "backend", "stop")
     assert "backend stopped" in stopped.err
-    assert not pid_alive(pid)
+    assert _servers(local.data) == []
 
 
 def test_a_second_server_on_another_port_never_starts_on_a_folder_in_use(local: Local) -> None:
