@@ -9,15 +9,24 @@ Every body is read as a JSON object with typed fields (`wire`); a wrong shape or
 an unknown route a 404, a wrong method a 405, an E2B cloud feature the backend lacks (pause,
 snapshots, volumes, ...) a 501, an unexpected failure a 500 with a generic message (the
 traceback goes to the backend's log), all in E2B's shape and without host paths.
+
+E2B's API has no way to cancel a build, so neither has this one: a client that is interrupted
+finds its build again (the version's tag once ready, `GET /templates/{id}` lists the builds)
+and waits for it. A build ends as `ready` with its image, or as `error` without one: a failed
+build's image (tagged before the failure, e.g. when recording it failed) is removed, and when
+the backend stops, the running builds are cancelled (their Docker builds cut) and marked
+`error`, so no image outlives the build that made it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
 import re
 import secrets
+import sqlite3
 import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -63,6 +72,7 @@ DEFAULT_MEMORY = 512
 MAX_CPU = 32  # E2B's ceiling (and the spec's); 1 or even, as E2B (infra team/limits.go)
 MIN_MEMORY, MAX_MEMORY = 128, 65536  # MiB, even; E2B's floor, a local ceiling of 64 GiB
 INTERNAL = "internal error in the local backend; its log (server.log in the data folder) says more"
+STOPPED = "the backend stopped during the build"  # as `Store.interrupted_builds` are marked
 # E2B cloud features the local backend does not have: 501 naming them, so a caller learns why
 # (a 404 would make the SDK report a sandbox that runs as "not found").
 _CLOUD_ONLY = (
@@ -88,6 +98,21 @@ def _even_or_one(value: int | None, key: str) -> int | None:
     if value is not None and value != 1 and value % 2:
         raise BadRequest(f"{key} must be 1 or an even number, got {value}")
     return value
+
+
+def _template_builds(store: Store, template_id: str) -> list[Build]:
+    """Every build of a template, newest first.
+
+    Store has no such query yet (its owner may move this there): the ids are read on a
+    read-only connection of the state file, each build then through the Store."""
+    uri = f"{store.path.as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
+        rows = db.execute(
+            "SELECT id FROM builds WHERE template_id = ? ORDER BY created_at DESC, rowid DESC",
+            (template_id,),
+        ).fetchall()
+    found = (store.build(str(row[0])) for row in rows)
+    return [build for build in found if build is not None]
 
 
 async def _unrouted(request: Request, exc: Exception) -> Response:
@@ -152,9 +177,13 @@ class ControlPlane:
         self._pool = ThreadPoolExecutor(max_workers=build_jobs, thread_name_prefix="tbuild")
         self._upload_tokens: dict[str, tuple[str, str]] = {}
         self._lock = threading.Lock()
+        self._closing = threading.Event()
 
     def close(self) -> None:
-        """Stop accepting builds and wait for the running ones."""
+        """Stop accepting builds and cancel the running ones (each marked `error`, its image
+        removed); queued ones are marked at the next start (`Store.interrupted_builds`)."""
+        self._closing.set()
+        self.engine.abort()  # cuts the build streams: the engine cancels those builds
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     # -- plumbing ----------------------------------------------------------------------------
@@ -216,6 +245,7 @@ class ControlPlane:
                 r("/templates/{tid}/builds/{bid}/status", self.build_status, ["GET"]),
                 r("/templates/{tid}/tags", self.list_tags, ["GET"]),
                 r("/templates/{tid}", self.delete_template, ["DELETE"]),
+                r("/templates/{tid}", self.list_builds, ["GET"]),
                 r("/v2/templates/{tid}/builds/{bid}", self.start_build, ["POST"]),
                 r("/v2/sandboxes", sb.create_sandbox, ["POST"]),
                 r("/v2/sandboxes", sb.list_sandboxes, ["GET"]),
@@ -342,6 +372,9 @@ class ControlPlane:
             message = self._scrub(entry.message)
             self.store.add_log(build.id, entry.timestamp, entry.level, message, entry.step)
 
+        if self._closing.is_set():  # started as the backend stopped: never ran
+            self._failed(build, STOPPED, "base")
+            return
         try:
             result = builds.run_build(
                 self.engine,
@@ -369,14 +402,22 @@ class ControlPlane:
             self.store.set_tags(build.template_id, build.id, build.tags)
             self.store.add_log(build.id, now(), "info", f"build {build.id} ready: {image}", None)
         except builds.StepFailed as exc:
-            self._failed(build, self._scrub(str(exc)), exc.step)
+            self._failed(build, self._stopped_or(self._scrub(str(exc))), exc.step, image)
         except BoxsmithError as exc:  # the engine's and the like: their messages are for users
-            self._failed(build, self._scrub(exc.message), "base")
+            self._failed(build, self._stopped_or(self._scrub(exc.message)), "base", image)
         except Exception:
             _log.exception("build %s failed", build.id)
-            self._failed(build, INTERNAL, "base")
+            self._failed(build, self._stopped_or(INTERNAL), "base", image)
 
-    def _failed(self, build: Build, message: str, step: str) -> None:
+    def _stopped_or(self, message: str) -> str:
+        return STOPPED if self._closing.is_set() else message
+
+    def _failed(self, build: Build, message: str, step: str, image: str = "") -> None:
+        if image:  # a build that failed late (or was cancelled) may have tagged its image
+            try:
+                self.engine.remove_image(image)
+            except Exception:
+                _log.exception("removing image %s of failed build %s", image, build.id)
         self.store.add_log(build.id, now(), "error", message, step)
         self.store.update_build(build.id, status="error", reason=message, reason_step=step)
 
@@ -447,6 +488,52 @@ class ControlPlane:
                 }
             )
         return JSONResponse(out)
+
+    async def list_builds(self, request: Request) -> Response:
+        """GET /templates/{tid}: the template with every build, newest first (E2B's
+        TemplateWithBuilds; no pagination: a local backend has few builds)."""
+        try:
+            tid, _ = template_ref(self.store, request.path_params["tid"])
+        except LookupError:
+            return error(404, "template not found")
+        template = self.store.template(tid)
+        assert template is not None
+        all_builds = _template_builds(self.store, tid)
+        latest = self.store.tagged_build(tid, DEFAULT_TAG)
+        return JSONResponse(
+            {
+                "templateID": tid,
+                "buildID": latest.id if latest else "",
+                "cpuCount": latest.cpu_count if latest else DEFAULT_CPU,
+                "memoryMB": latest.memory_mb if latest else DEFAULT_MEMORY,
+                "diskSizeMB": 0,
+                "public": False,
+                "aliases": [template.name],
+                "names": [template.name],
+                "createdAt": iso(template.created_at),
+                "updatedAt": iso(all_builds[0].created_at if all_builds else template.created_at),
+                "createdBy": None,
+                "lastSpawnedAt": None,
+                "spawnCount": 0,
+                "buildCount": len(all_builds),
+                "envdVersion": ENVD_VERSION,
+                "buildStatus": latest.status if latest else "waiting",
+                "builds": [
+                    {
+                        "buildID": b.id,
+                        "status": b.status,
+                        "createdAt": iso(b.created_at),
+                        "updatedAt": iso(b.finished_at or b.created_at),
+                        **({"finishedAt": iso(b.finished_at)} if b.finished_at else {}),
+                        "cpuCount": b.cpu_count,
+                        "memoryMB": b.memory_mb,
+                        "diskSizeMB": 0,
+                        "envdVersion": ENVD_VERSION,
+                    }
+                    for b in all_builds
+                ],
+            }
+        )
 
     async def delete_template(self, request: Request) -> Response:
         """DELETE /templates/{tid}: forget a template (its images stay until pruned)."""
