@@ -124,7 +124,7 @@ def test_a_fresh_data_folder_and_everything_in_it_are_private(
         assert f"limits: max_timeout=86400, max_sandboxes=20, max_upload_mb={1024}" in status.out
         folders = [tmp_path / ".boxsmith", data, data / "uploads"]
         files = ["api_key", "state.sqlite3", "state.sqlite3-wal", "state.sqlite3-shm"]
-        files += ["server.json", "server.log", f"uploads/{HASH}"]
+        files += ["server.json", "server.log", "server.lock", "start.lock", f"uploads/{HASH}"]
         assert {str(p): mode(p) for p in folders} == {str(p): "700" for p in folders}
         assert {f: mode(data / f) for f in files} == dict.fromkeys(files, "600")
         assert sorted(p.name for p in data.iterdir()) == sorted([*files[:-1], "uploads"])
