@@ -20,13 +20,11 @@ the backend stops, the running builds are cancelled (their Docker builds cut) an
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import json
 import logging
 import re
 import secrets
-import sqlite3
 import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable
@@ -98,21 +96,6 @@ def _even_or_one(value: int | None, key: str) -> int | None:
     if value is not None and value != 1 and value % 2:
         raise BadRequest(f"{key} must be 1 or an even number, got {value}")
     return value
-
-
-def _template_builds(store: Store, template_id: str) -> list[Build]:
-    """Every build of a template, newest first.
-
-    Store has no such query yet (its owner may move this there): the ids are read on a
-    read-only connection of the state file, each build then through the Store."""
-    uri = f"{store.path.as_uri()}?mode=ro"
-    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=30)) as db:
-        rows = db.execute(
-            "SELECT id FROM builds WHERE template_id = ? ORDER BY created_at DESC, rowid DESC",
-            (template_id,),
-        ).fetchall()
-    found = (store.build(str(row[0])) for row in rows)
-    return [build for build in found if build is not None]
 
 
 async def _unrouted(request: Request, exc: Exception) -> Response:
@@ -498,7 +481,7 @@ class ControlPlane:
             return error(404, "template not found")
         template = self.store.template(tid)
         assert template is not None
-        all_builds = _template_builds(self.store, tid)
+        all_builds = self.store.template_builds(tid)
         latest = self.store.tagged_build(tid, DEFAULT_TAG)
         return JSONResponse(
             {

@@ -430,6 +430,19 @@ class Store:
         return None if row is None else _build(row)
 
     @_guarded
+    def template_builds(self, template_id: str) -> list[Build]:
+        """Every build of a template, newest first."""
+        rows = (
+            self._connection()
+            .execute(
+                "SELECT * FROM builds WHERE template_id = ? ORDER BY created_at DESC, rowid DESC",
+                (template_id,),
+            )
+            .fetchall()
+        )
+        return [_build(row) for row in rows]
+
+    @_guarded
     def update_build(self, build_id: str, **values: Any) -> None:
         """Set columns of a build (status, image, start_cmd, ready_cmd, user, workdir, ...)."""
         if values.get("status") in ("ready", "error"):
