@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -49,3 +53,128 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
     (`serving_backend`)."""
     with serving_backend(tmp_path_factory.mktemp("backend")) as server:
         yield server
+
+
+_SESSION_ENV = (
+    "BOXSMITH_TESTS_SESSION"  # read by no boxsmith code: it marks this session's processes
+)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """After the whole session, no container, template image or backend process of its tests is
+    left (asserted).
+
+    Other test sessions may share the machine and the Docker engine, so only what is this
+    session's counts, and only when it is new since the session started:
+
+    - containers labelled `dev.boxsmith=1` whose project label (`dev.boxsmith.project`) is the
+      id of a project folder under this session's temporary folder, or whose backend label
+      (`dev.boxsmith.backend`) is the id of a backend data folder there;
+    - template images: the backends' `boxsmith-local/*` (by the same backend label) and the
+      local builds `boxsmith/<name>:*` whose name is a template of a project folder there,
+      created during the session. Caches that tests keep on purpose and share are not leaks:
+      the parity bases `boxsmith/parity:*`, the base images and their stand-ins (`images
+      ensure`), and anything that was there before the session;
+    - `boxsmith backend serve` processes that carry this session's marker in their environment
+      (every process the tests start inherits it, detached backends too).
+    """
+    os.environ[_SESSION_ENV] = uuid.uuid4().hex
+    started = time.time()
+    before = _docker_state()
+    yield
+    base = tmp_path_factory.getbasetemp()
+    projects, backends, names = _session_folders(base)
+    after = _docker_state()
+    leaks = [
+        f"container {c.short_id} {c.name} ({c.attrs['Config'].get('Image')}): {c.labels}"
+        for c in after[0]
+        if c.id not in {b.id for b in before[0]}
+        and (
+            c.labels.get("dev.boxsmith.project") in projects
+            or c.labels.get("dev.boxsmith.backend") in backends
+        )
+    ]
+    old_images = {i.id for i in before[1]}
+    for image in after[1]:
+        if image.id in old_images or _created(image) < started - 1:
+            continue
+        repos = {tag.rsplit(":", 1)[0] for tag in image.tags}
+        mine = image.labels.get("dev.boxsmith.backend") in backends or any(
+            repo.startswith("boxsmith/") and repo.removeprefix("boxsmith/") in names
+            for repo in repos - {"boxsmith/parity"}
+        )
+        if mine:
+            leaks.append(f"image {image.short_id} {image.tags}")
+    leaks += [f"backend process {pid}: {cmd}" for pid, cmd in _session_backends()]
+    assert leaks == [], "the tests left these behind:\n" + "\n".join(leaks)
+
+
+def _docker_state() -> tuple[list[Any], list[Any]]:
+    """(containers labelled dev.boxsmith=1, images); nothing without an engine."""
+    import docker
+    import docker.errors
+
+    try:
+        client = docker.from_env()
+        containers = client.containers.list(
+            all=True, filters={"label": "dev.boxsmith=1"}, ignore_removed=True
+        )
+        return containers, client.images.list()
+    except docker.errors.DockerException:
+        return [], []
+
+
+def _created(image: Any) -> float:
+    from datetime import datetime
+
+    raw = str(image.attrs.get("Created", ""))[:26].rstrip("Z")
+    try:
+        return datetime.fromisoformat(raw + "+00:00").timestamp()
+    except ValueError:
+        return 0.0
+
+
+def _session_folders(base: Path) -> tuple[set[str], set[str], set[str]]:
+    """Project ids, backend ids and template names of the folders under `base`."""
+    import re
+
+    from boxsmith.backend.server import backend_id
+    from boxsmith.config import project_id
+
+    projects: set[str] = set()
+    backends: set[str] = set()
+    names: set[str] = set()
+    name_line = re.compile(r"^name:\s*['\"]?([a-z0-9_-]+)", re.MULTILINE)
+    for folder, dirs, files in os.walk(base):  # not into symlinks; unreadable folders skipped
+        here = Path(folder)
+        if "template_specs" in dirs or ".boxsmith" in dirs:
+            projects.add(project_id(here))
+        if "api_key" in files:
+            backends.add(backend_id(here))
+        if here.name == "template_specs":
+            for spec in files:
+                try:
+                    text = (here / spec).read_text(errors="replace")
+                except OSError:
+                    continue
+                names.update(name_line.findall(text))
+    return projects, backends, names
+
+
+def _session_backends() -> list[tuple[int, str]]:
+    """`boxsmith backend serve` processes (not zombies) started by this session's tests."""
+    marker = f"{_SESSION_ENV}={os.environ[_SESSION_ENV]}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"backend" not in cmd or b"serve" not in cmd:
+                continue
+            if marker in (proc / "environ").read_bytes().split(b"\0"):
+                found.append((int(proc.name), b" ".join(cmd).decode(errors="replace")))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return found

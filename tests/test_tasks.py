@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from boxsmith.config import load_settings
+from boxsmith.lock import hold
 from tests.helpers import MINIMAL, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _invoke(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _invoke(
+    project: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
         cwd=project,
@@ -19,6 +24,7 @@ def _invoke(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
         text=True,
         timeout=120,
         check=False,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -47,3 +53,13 @@ def test_tasks_exit_with_boxsmith_codes(project: Path) -> None:
     usage = _invoke(project, "release", "--jobs", "0")
     assert usage.returncode == 2
     assert "--jobs and --build-jobs must be at least 1" in usage.stderr
+
+
+def test_tasks_take_the_project_lock_as_the_commands_do(project: Path) -> None:
+    """The tasks call the same commands, which hold the project lock themselves."""
+    write_tree(project, {"template_specs/app.yaml": MINIMAL.format(name="app")})
+    with hold(load_settings(project), "test-holder"):
+        refused = _invoke(project, "render", env={"BOXSMITH_NO_WAIT": "1"})
+    assert refused.returncode == 3, refused.stderr
+    assert f"pid {os.getpid()} (test-holder)" in refused.stderr
+    assert not (project / "generated").exists()

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from boxsmith.errors import UsageError, Value
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "load_settings", "project_id"]
 
 _DEFAULTS = {
     "specs_dir": "template_specs",
@@ -98,7 +98,7 @@ class Settings(Value):
     @property
     def project_id(self) -> str:
         """A short id of the project root, for labels on what boxsmith starts for it."""
-        return hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+        return project_id(self.root)
 
     def display(self, path: Path) -> str:
         """A path as users see it: relative to the project root, with forward slashes."""
@@ -106,6 +106,12 @@ class Settings(Value):
             return path.relative_to(self.root).as_posix()
         except ValueError:
             return path.as_posix()
+
+
+def project_id(root: Path) -> str:
+    """A short id of the project at `root`: the label boxsmith puts on containers it starts for
+    the project (`boxsmith.engine.PROJECT_LABEL`)."""
+    return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
 
 
 def load_settings(
