@@ -253,12 +253,14 @@ def test_a_reset_local_backend_gets_its_templates_again(released: Path) -> None:
     assert _rows(report)["rel"]["change"] == "released"
 
 
-def test_ready_builds_missing_state_is_empty_and_unreadable_state_unknown(tmp_path: Path) -> None:
+def test_ready_builds_missing_or_damaged_state_is_empty(tmp_path: Path) -> None:
+    """A backend that never ran, or whose state file is damaged, cannot serve any build: its
+    versions plan as new (publish again after `backend reset`), never as released."""
     from boxsmith.backend.store import STATE_FILE, ready_builds
 
     assert ready_builds(tmp_path / "never-ran") == frozenset()
     (tmp_path / STATE_FILE).write_bytes(b"not a database")
-    assert ready_builds(tmp_path) is None  # unknown: the records are trusted, not dropped
+    assert ready_builds(tmp_path) == frozenset()
 
 
 def test_spec_errors_stop_the_release_before_anything_runs(project: Path) -> None:
