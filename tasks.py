@@ -33,7 +33,10 @@ def _run(step: Callable[[], int]) -> int:
         sys.stderr.write(exc.format() + "\n")
         return exc.exit_code
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted; builds cancelled and containers removed\n")
+        sys.stderr.write(
+            "interrupted; local builds cancelled and containers removed (a build already sent"
+            " to a target runs on there, and the next publish waits for it)\n"
+        )
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug in boxsmith: the CLI's code for it, not invoke's 1
         sys.stderr.write(

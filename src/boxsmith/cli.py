@@ -549,7 +549,9 @@ def main(
         return exc.exit_code
     except KeyboardInterrupt:
         err.write(
-            "interrupted; cleaned up (no partial files, builds cancelled, containers removed)\n"
+            "interrupted; cleaned up (no partial files, local builds cancelled, containers"
+            " removed; a build already sent to a target runs on there, and the next publish"
+            " waits for it)\n"
         )
         return EXIT_INTERRUPTED
     except Exception as exc:  # a bug in boxsmith, not the user's mistake
