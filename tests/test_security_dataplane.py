@@ -206,6 +206,51 @@ def test_process_start_without_the_token_is_401_and_runs_nothing(
     assert exists(sbx, marker)
 
 
+@pytest.mark.parametrize(
+    ("path", "order"),
+    [
+        ("/process.Process/Start", "victim-first"),
+        ("/files", "victim-first"),
+        ("/process.Process/Start", "victim-last"),
+    ],
+)
+def test_one_sandboxs_token_never_opens_another_through_repeated_headers(
+    backend: Backend, template: str, sbx: Sandbox, path: str, order: str
+) -> None:
+    victim = Sandbox.create(template, timeout=300, **sdk(backend))
+    try:
+        marker = f"/tmp/pwned-{uuid.uuid4().hex[:8]}"
+        ids = [("E2b-Sandbox-Id", victim.sandbox_id), ("E2b-Sandbox-Id", sbx.sandbox_id)]
+        headers = [*(ids if order == "victim-first" else ids[::-1])]
+        headers.append(("X-Access-Token", token_of(sbx)))  # the attacker's own sandbox's token
+        if path == "/files":
+            response = httpx.post(
+                f"{backend.url}/files",
+                params={"path": marker, "username": "root"},
+                files={"file": ("x", b"pwned")},
+                headers=headers,
+                timeout=60,
+            )
+        else:
+            headers += [("Content-Type", "application/connect+json")]
+            headers += [("Connect-Protocol-Version", "1")]
+            response = httpx.post(
+                backend.url + path,
+                content=start_request(f"touch {marker}"),
+                headers=headers,
+                timeout=60,
+            )
+        assert response.status_code == 400, response.text
+        assert response.json() == {
+            "code": 400,
+            "message": "the e2b-sandbox-id header may be sent once",
+        }
+        assert not exists(victim, marker)
+        assert not exists(sbx, marker)
+    finally:
+        victim.kill()
+
+
 def test_the_sdk_without_the_token_gets_its_authentication_error(
     backend: Backend, sbx: Sandbox
 ) -> None:

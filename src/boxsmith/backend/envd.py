@@ -5,6 +5,8 @@
 for a sandbox that is not running gets 502 "... was not found", as E2B's proxy answers, so the
 SDK raises its not-running exception. As in envd, every path but `/health` needs the sandbox's
 access token (`X-Access-Token`; `/files` also takes a URL signature), else 401 and nothing runs.
+A request that repeats either header is refused (400) before anything reads it: the check and
+the services must see one and the same sandbox.
 """
 
 from __future__ import annotations
@@ -15,9 +17,19 @@ from boxsmith.backend.envd_files import filesystem_app
 from boxsmith.backend.envd_process import ProcessService, process_app
 from boxsmith.backend.envd_transfer import files_app
 from boxsmith.backend.limits import Limits
-from boxsmith.backend.runtime import ASGIApp, Receive, Sandboxes, Scope, Send, guard_sandbox
+from boxsmith.backend.runtime import (
+    ASGIApp,
+    Receive,
+    Sandboxes,
+    Scope,
+    Send,
+    guard_sandbox,
+    send_json,
+)
 
 __all__ = ["envd_app"]
+
+_ONCE = (b"e2b-sandbox-id", b"x-access-token")  # the headers that choose and open a sandbox
 
 
 async def _health(scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,7 +56,12 @@ def envd_app(
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))
-        if path.startswith("/process.Process/"):
+        names = [name.lower() for name, _ in scope.get("headers", [])]
+        repeated = [n.decode() for n in _ONCE if names.count(n) > 1]
+        if repeated:
+            message = f"the {repeated[0]} header may be sent once"
+            await send_json(send, 400, {"code": 400, "message": message})
+        elif path.startswith("/process.Process/"):
             await guarded_process(scope, receive, send)
         elif path.startswith("/filesystem.Filesystem/"):
             await guarded_filesystem(scope, receive, send)

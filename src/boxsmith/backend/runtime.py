@@ -41,6 +41,7 @@ __all__ = [
     "guard_sandbox",
     "new_access_token",
     "not_found",
+    "send_json",
     "signature_error",
     "signed_by",
     "token_matches",
@@ -181,7 +182,8 @@ def signed_by(sandboxes: Sandboxes, request: FileRequest) -> SandboxHandle | Non
     return next((h for h in sandboxes.handles() if _signed_with(h, request)), None)
 
 
-async def _json(send: Send, status: int, body: dict[str, Any]) -> None:
+async def send_json(send: Send, status: int, body: dict[str, Any]) -> None:
+    """Answer a plain HTTP request with JSON `body` and `status`."""
     await send(
         {
             "type": "http.response.start",
@@ -210,11 +212,11 @@ def guard_sandbox(app: ASGIApp, sandboxes: Sandboxes, *, auth: bool = True) -> A
             try:
                 handle = sandboxes.get(sandbox_id)
             except SandboxGone:
-                await _json(send, 502, {"code": 502, "message": not_found(sandbox_id)})
+                await send_json(send, 502, {"code": 502, "message": not_found(sandbox_id)})
                 return
             given = headers.get(b"x-access-token", b"").decode("latin-1")
             if auth and not token_matches(handle, given):
-                await _json(send, 401, {"code": 401, "message": UNAUTHORIZED})
+                await send_json(send, 401, {"code": 401, "message": UNAUTHORIZED})
                 return
         await app(scope, receive, send)
 
