@@ -186,6 +186,35 @@ def test_a_lost_publish_record_is_restored_from_the_target_not_built_again(
 
 
 @pytest.mark.docker
+def test_a_lost_record_of_other_content_is_refused_not_adopted(backend_project: Path) -> None:
+    root = _project(backend_project, demo=DEMO)
+    first = _publish(root)
+    assert first.code == 0, first.err
+    index_path = root / "generated" / INDEX_FILE
+    data = json.loads(index_path.read_text())
+    (record,) = data["templates"]["demo"]["1.0.0"]["publishes"]
+    data["templates"]["demo"]["1.0.0"]["publishes"] = []  # the record is lost ...
+    index_path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    spec = root / "template_specs/demo.yaml"  # ... and the same version gets other content
+    spec.write_text(spec.read_text().replace("echo built", "echo rebuilt"))
+    assert cli(root, "render").code == 0
+
+    again = _publish(root, as_json=True)
+
+    assert again.code == 3, again.err
+    (result,) = json.loads(again.out)["publishes"]
+    assert result["status"] == "failed"
+    assert result["error"].startswith(
+        f"demo:1.0.0 is on local already (build {record['build_id']}), but not with this content"
+    )
+    assert "bump the version" in result["hint"]
+    assert [b["buildID"] for b in _builds(root, "demo")] == [record["build_id"]]
+    entry = load_index(index_path, INDEX_FILE).entry("demo", "1.0.0")
+    assert entry is not None
+    assert entry.publishes == []
+
+
+@pytest.mark.docker
 def test_an_interrupted_publish_is_waited_for_not_built_twice(backend_project: Path) -> None:
     root = _project(backend_project, slow=SLOW)
     marker = root / ".boxsmith/publish/publish-local-slow-1.0.0.json"

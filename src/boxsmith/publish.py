@@ -209,6 +209,12 @@ def _settled(
     )
 
 
+def content_tag(content_hash: str) -> str:
+    """The tag every build of this content also gets on the target: how publish later tells
+    whether the build a version's tag points at holds the content it would publish."""
+    return CONTENT_TAG_PREFIX + content_hash.removeprefix("sha256:")[:20]
+
+
 def _unit(settings: Settings, rendered: Rendered, content_hash: str) -> PublishUnit:
     template = rendered.template
     toml = tomllib.loads(rendered.file(TOML).content.decode())
@@ -236,6 +242,9 @@ def _number(value: object) -> int | None:
 
 class _Stopped(Exception):
     """Ctrl-C in the main thread: a worker stops at its next wait."""
+
+
+CONTENT_TAG_PREFIX = "content-"
 
 
 class _Failure(Exception):
@@ -460,6 +469,8 @@ class _Job:
         self.step = "look up the version on the target"
         run, ref = self.ctx, self.unit.ref
         found = [self._retrying(self._tagged, "lookup"), self._pending()]
+        if found[1] is None:
+            self._other_content_running()
         for info in (i for i in found if i is not None):
             self.build_id = str(info.build_id)
             self.state = self._retrying(partial(self._status_of, info), "lookup")
@@ -496,6 +507,15 @@ class _Job:
         build_id = next((str(t.build_id) for t in tags if t.tag == tag), None)
         if build_id is None:
             return None
+        ours = content_tag(self.unit.content_hash)
+        if not any(t.tag == ours and str(t.build_id) == build_id for t in tags):
+            raise _Failure(
+                self.step,
+                f"{self.unit.ref} is on {self.ctx.target.name} already (build {build_id}), "
+                f"but not with this content (it has no tag {ours})",
+                "a published version is immutable: bump the version (or, if that build is "
+                "yours, restore its record in generated/index.json from git)",
+            )
         return BuildInfo(self._template_id(name), build_id, self.unit.name, name)
 
     def _template_id(self, name: str) -> str:
@@ -555,6 +575,30 @@ class _Job:
             return None  # none, or not ours to trust: a new build
         return info if same else None
 
+    def _other_content_running(self) -> None:
+        """_Failure while a build of other content of this version, which an interrupted
+        publish started, still runs on the target: once it ends it takes the version's tag, so
+        building this content now would race it for that tag."""
+        from e2b.template.types import BuildInfo
+
+        try:
+            data = json.loads(self.marker.read_text(encoding="utf-8"))
+            info = BuildInfo(str(data["template_id"]), str(data["build_id"]), "", "")
+            here = data["api_url"] == str(self.ctx.target.params.get("api_url") or "")
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        if not here:
+            return
+        state = self._retrying(partial(self._status_of, info), "lookup")
+        if state in ("waiting", "building"):
+            raise _Failure(
+                self.step,
+                f"build {info.build_id} of other content of {self.unit.ref} still runs on "
+                f"{self.ctx.target.name} (an earlier publish was interrupted)",
+                "publish again once it has ended; if it ends ready, that content holds the "
+                "version there, and this content needs a new version",
+            )
+
     def _request(self) -> Any:
         """Request the build, upload the COPY sources, start it; retried as a whole."""
         from e2b import Template as SdkTemplate
@@ -565,7 +609,7 @@ class _Job:
         return SdkTemplate.build_in_background(
             self.sdk,
             self.unit.name,
-            tags=list(self.unit.tags) or None,
+            tags=[*self.unit.tags, content_tag(self.unit.content_hash)],
             cpu_count=self.unit.cpu_count,
             memory_mb=self.unit.memory_mb,
             on_build_logs=self._on_log,
@@ -605,7 +649,11 @@ class _Job:
             "target": run.target.name,
             "template_id": str(info.template_id),
             "build_id": str(info.build_id),
-            "tags": [str(t) for t in (info.tags or [version_tag(version), *unit.tags])],
+            "tags": [
+                str(t)
+                for t in (info.tags or [version_tag(version), *unit.tags])
+                if not str(t).startswith(CONTENT_TAG_PREFIX)
+            ],
             "published_at": datetime.now(UTC).isoformat(timespec="seconds"),
             "content_hash": unit.content_hash,
         }
