@@ -201,9 +201,10 @@ def test_only_recorded_files_are_deleted_and_foreign_ones_are_left(real_project:
     assert "delete    generated/app/1.0.0/e2b.Dockerfile" in run.out
     assert not (real_project / "generated/app/1.0.0/e2b.toml").exists()
     # ... the files boxsmith never wrote stay, reported
-    for rel in ("README.md", "app/1.0.0/notes.md", "other/2.0.0/e2b.toml"):
+    for rel in ("app/1.0.0/notes.md", "other/2.0.0/e2b.toml"):
         assert f"foreign   generated/{rel}\n" in run.out
         assert f"warning: generated/{rel}: not written by boxsmith" in run.err
+    assert "README.md" not in run.out + run.err  # beside the template folders: not output
     assert (real_project / "generated/README.md").read_text() == "what this folder is\n"
     assert (real_project / "generated/app/1.0.0/notes.md").read_text() == "my notes\n"
     assert (real_project / "generated/other/2.0.0/e2b.toml").read_text() == "hand made\n"
@@ -211,8 +212,30 @@ def test_only_recorded_files_are_deleted_and_foreign_ones_are_left(real_project:
 
     check = cli(real_project, "check")
     assert check.code == 1
-    assert "generated/README.md was not written by boxsmith" in check.err
+    assert "generated/app/1.0.0/notes.md was not written by boxsmith" in check.err
+    assert "README.md" not in check.err
     assert "remove it by hand" in check.err
+
+
+def test_docs_beside_the_templates_and_desktop_litter_are_no_drift(real_project: Path) -> None:
+    assert cli(real_project, "render").code == 0
+    litter = {
+        "generated/README.md": "what this folder is\n",
+        "generated/.gitattributes": "* linguist-generated\n",
+        "generated/.DS_Store": "finder\n",
+        "generated/app/.DS_Store": "finder\n",
+        "generated/app/1.0.0/.gitkeep": "",
+        "generated/app/1.0.0/Thumbs.db": "explorer\n",
+    }
+    write_tree(real_project, litter)
+
+    check = cli(real_project, "check")
+    render = cli(real_project, "render")
+
+    assert check.code == 0, check.err
+    assert render.code == 0, render.err
+    assert "foreign" not in render.out
+    assert all((real_project / rel).read_text() == text for rel, text in litter.items())
 
 
 def test_a_forged_index_cannot_reach_outside_the_generated_folder(real_project: Path) -> None:

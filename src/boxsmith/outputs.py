@@ -2,10 +2,12 @@
 
 The generated folder holds the rendered versions of the current specs, every published version
 (kept even after its spec moved on) and index.json. boxsmith deletes only what it wrote: the
-files the index records (`owned`). Any other file there is `foreign`: never deleted, reported
-by `render` and as drift by `check`, for a person to remove. `claim` refuses a generated folder
-that is not boxsmith's to write at all (the project itself, a folder holding the specs or a
-repository, a non-empty folder without an index).
+files the index records (`owned`). Any other file in a template's folders is `foreign`: never
+deleted, reported by `render` and as drift by `check`, for a person to remove. Files beside the
+template folders (a README.md, .gitattributes) and what a checkout or a desktop leaves anywhere
+(.gitkeep, .DS_Store) are not output at all: left alone and not reported. `claim` refuses a
+generated folder that is not boxsmith's to write at all (the project itself, a folder holding the
+specs or a repository, a non-empty folder without an index).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ __all__ = ["Action", "Change", "DesiredFile", "OutputError", "apply", "claim", "
 
 # A folder holding only these is as good as empty: a checkout keeps an empty folder this way.
 _PLACEHOLDERS = frozenset({".gitkeep", ".keep"})
+# Files a checkout or a desktop leaves anywhere: neither boxsmith's nor a person's output.
+_LITTER = _PLACEHOLDERS | {".DS_Store", "Thumbs.db", "desktop.ini"}
 
 
 class OutputError(BoxsmithError):
@@ -109,8 +113,10 @@ def plan(
         prefix = os.path.relpath(folder, base).replace(os.sep, "/")
         for name in names:
             rel = name if prefix == "." else f"{prefix}/{name}"
-            if rel in desired or rel.startswith(kept) or rel in _PLACEHOLDERS:
+            if rel in desired or rel.startswith(kept):
                 continue
+            if rel not in owned and (name in _LITTER or prefix == "."):
+                continue  # litter, or beside the template folders (a README): not output
             if scoped is not None and not rel.startswith(scoped):
                 continue
             path = os.path.join(folder, name)
