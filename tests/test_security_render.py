@@ -273,6 +273,20 @@ def test_no_write_or_delete_through_a_linked_folder(real_project: Path) -> None:
     assert _tree(real_project) == before
 
 
+def test_no_folder_is_made_where_a_linked_folder_leads(real_project: Path) -> None:
+    assert cli(real_project, "render").code == 0
+    elsewhere = real_project / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(real_project / "generated/app")
+    (real_project / "generated/app").symlink_to(elsewhere)
+
+    refused = cli(real_project, "render")
+
+    assert refused.code == 2
+    assert "generated/app is a symbolic link" in refused.err
+    assert list(elsewhere.iterdir()) == []
+
+
 @contextlib.contextmanager
 def unwritable(path: Path) -> Iterator[str]:
     """Make `path` refuse writes for this user, root included; yields the error text expected.

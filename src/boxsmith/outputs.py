@@ -217,9 +217,8 @@ def _write(base: str, real: str, change: Change, made: set[str]) -> None:
     folder = os.path.dirname(target)
     try:
         with _translated(base, "write", target):
-            if folder not in made:  # one makedirs per folder, not per file
-                os.makedirs(folder, exist_ok=True)
-                _no_links(base, real, change.rel)
+            if folder not in made:  # once per folder, not per file
+                _make_folders(base, real, change.rel)
                 made.add(folder)
             _write_into(folder, target, change.new or b"", change.executable)
     except (FileExistsError, NotADirectoryError) as exc:
@@ -235,6 +234,20 @@ def _write(base: str, real: str, change: Change, made: set[str]) -> None:
             f"cannot write {_shown(base, target)}: a folder is in its place",
             f"remove the folder {_shown(base, target)}, then render again",
         ) from exc
+
+
+def _make_folders(base: str, real: str, rel: str) -> None:
+    """Create the folders of `rel` below `base` one level at a time, refusing (`_no_links`)
+    before the first step through a symbolic link: nothing is made where a link leads."""
+    os.makedirs(base, exist_ok=True)  # the generated folder itself (claimed already)
+    path = base
+    for part in filter(None, os.path.dirname(rel).split("/")):
+        path = os.path.join(path, part)
+        if os.path.islink(path):
+            break
+        with contextlib.suppress(FileExistsError):  # a file there: the write names it
+            os.mkdir(path)
+    _no_links(base, real, rel)
 
 
 def _no_links(base: str, real: str, rel: str) -> None:
