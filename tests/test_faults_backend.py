@@ -28,7 +28,7 @@ from typing import Any
 
 import docker
 import pytest
-from e2b import RateLimitException, Sandbox, SandboxException, Template
+from e2b import BuildException, RateLimitException, Sandbox, SandboxException, Template
 
 from tests.helpers import cli, free_port, remove_backend_images
 
@@ -373,3 +373,309 @@ def test_the_next_start_reaps_the_sandbox_of_a_backend_killed_with_kill_9(local:
     assert local.containers() == []
     assert local.get("/v2/sandboxes") == (200, [])
     assert not sandbox.is_running()
+
+
+# -- reset deletes only a folder shown to be a backend's -----------------------------------------
+
+
+def _app_folder(folder: Path) -> Path:
+    """A web app's folder: its own SQLite state file named like the backend's, and uploads."""
+    import sqlite3
+
+    (folder / "uploads").mkdir(parents=True)
+    (folder / "uploads/photo.jpg").write_bytes(b"\xff\xd8 a user's photo")
+    with contextlib.closing(sqlite3.connect(folder / "state.sqlite3")) as db:
+        db.execute("CREATE TABLE users (name TEXT)")
+        db.execute("INSERT INTO users VALUES ('ada')")
+        db.commit()
+    return folder
+
+
+def test_reset_refuses_a_web_apps_folder_with_its_own_state_and_uploads(tmp_path: Path) -> None:
+    from tests.helpers import snapshot
+
+    app = _app_folder(tmp_path / "myapp")
+    (app / "api_key").write_text("sk-the-apps-own-key\n")  # not of the backend's form
+    before = snapshot(app)
+    refused = cli(tmp_path, "backend", "reset", "--yes", "--data-dir", str(app))
+    assert refused.code == 2, refused.err
+    assert "does not look like a backend's data folder" in refused.err
+    assert snapshot(app) == before
+
+
+def test_reset_refuses_project_home_and_git_folders_even_with_a_backends_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from boxsmith.backend.server import MARKER, MARKER_FILE
+    from tests.helpers import snapshot
+
+    key = "e2b_local_" + "ab" * 20
+    home = tmp_path / "home"
+    project = home / "proj"
+    checkout = tmp_path / "checkout"
+    (project / "template_specs").mkdir(parents=True)
+    (checkout / ".git").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    cases = {
+        project: "the project's root",
+        home: "your home folder",
+        checkout: "a git checkout",
+    }
+    for folder, why in cases.items():
+        _app_folder(folder / "data").rename(folder / "appdata")  # something of the user's
+        (folder / "api_key").write_text(key + "\n")
+        (folder / MARKER_FILE).write_bytes(MARKER)
+        before = snapshot(folder)
+        refused = cli(project, "backend", "reset", "--yes", "--data-dir", str(folder))
+        assert refused.code == 2, (folder, refused.err)
+        assert why in refused.err
+        assert snapshot(folder) == before
+
+
+def test_reset_clears_an_old_backend_folder_whose_state_file_is_damaged(tmp_path: Path) -> None:
+    """No marker (an older version made it), a damaged state: the key's form proves it."""
+    folder = tmp_path / "data"
+    (folder / "uploads").mkdir(parents=True)
+    (folder / "uploads/ctx.tar").write_bytes(b"context")
+    (folder / "api_key").write_text("e2b_local_" + "0123456789" * 4 + "\n")
+    (folder / "state.sqlite3").write_bytes(b"SQLite format 3\0" + b"\x07" * 40)
+    reset = cli(tmp_path, "backend", "reset", "--yes", "--data-dir", str(folder))
+    assert reset.code == 0, reset.err
+    assert list(folder.iterdir()) == []
+
+
+def test_reset_clears_an_old_backend_folder_shown_by_its_state_tables(tmp_path: Path) -> None:
+    from boxsmith.backend.store import Store
+
+    folder = tmp_path / "data"
+    folder.mkdir()
+    Store(folder / "state.sqlite3")  # the backend's tables, no key, no marker
+    reset = cli(tmp_path, "backend", "reset", "--yes", "--data-dir", str(folder))
+    assert reset.code == 0, reset.err
+    assert list(folder.iterdir()) == []
+
+
+_BOXSMITH = (sys.executable, "-m", "boxsmith", "-C")
+
+
+def test_the_reset_prompt_names_the_uploads_it_deletes(tmp_path: Path) -> None:
+    import pty
+
+    from boxsmith.backend.server import make_private
+
+    folder = tmp_path / "data"
+    make_private(folder)
+    primary, secondary = pty.openpty()
+    with os.fdopen(primary, "wb", buffering=0) as terminal:
+        asked = subprocess.Popen(
+            [*_BOXSMITH, str(tmp_path), "backend", "reset", "--data-dir", str(folder)],
+            stdin=secondary,
+            stderr=subprocess.PIPE,
+        )
+        os.close(secondary)
+        terminal.write(b"n\n")
+        _, err = asked.communicate(timeout=60)
+    assert asked.returncode == 2, err
+    assert f"{folder / 'uploads'}/".encode() in err
+    assert b"reset cancelled: nothing was changed" in err
+    assert (folder / "boxsmith-backend").exists()
+
+
+# -- server.json of a killed server --------------------------------------------------------------
+
+
+@pytest.fixture
+def bystander() -> Iterator[subprocess.Popen[bytes]]:
+    """An unrelated process, as one the kernel gave a dead server's pid to."""
+    process = subprocess.Popen(["sleep", "600"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def _stale_info(folder: Path, pid: int) -> None:
+    from boxsmith.backend.server import make_private
+
+    make_private(folder)
+    info = {"pid": pid, "url": "http://127.0.0.1:9", "started": 0, "data_dir": str(folder)}
+    (folder / "server.json").write_text(json.dumps(info))
+
+
+def test_stop_never_signals_a_pid_that_is_not_the_lock_holders(
+    tmp_path: Path, bystander: subprocess.Popen[bytes]
+) -> None:
+    from boxsmith.backend.server import acquire
+
+    folder = tmp_path / "data"
+    _stale_info(folder, bystander.pid)
+    # a server starting meanwhile holds the lock (its pid in it), before it wrote server.json
+    lock = acquire(folder / "server.lock", wait=5)
+    assert lock is not None
+    try:
+        os.write(lock, f"{os.getpid()}\n".encode())
+        status = cli(tmp_path, "backend", "status", "--data-dir", str(folder))
+        stopped = cli(tmp_path, "backend", "stop", "--data-dir", str(folder))
+    finally:
+        os.close(lock)
+    assert status.code == 3, status.out
+    assert "no backend runs for this data folder" in stopped.err
+    assert bystander.poll() is None  # never SIGTERMed
+
+
+def test_a_starting_server_removes_a_stale_server_json_once_it_holds_the_lock(
+    tmp_path: Path, bystander: subprocess.Popen[bytes]
+) -> None:
+    import socket
+
+    folder = tmp_path / "data"
+    _stale_info(folder, bystander.pid)
+    with socket.socket() as busy:  # the start fails after the lock, before reconcile
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = str(busy.getsockname()[1])
+        served = subprocess.run(
+            [
+                *_BOXSMITH,
+                str(tmp_path),
+                "backend",
+                "serve",
+                "--data-dir",
+                str(folder),
+                "--port",
+                port,
+            ],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+    assert served.returncode == 3, served.stderr
+    assert not (folder / "server.json").exists()
+    assert bystander.poll() is None
+
+
+# -- state writes that fail --------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _writer(local: Local) -> Iterator[Any]:
+    """A connection to the served backend's state file, as another writer's; open until the
+    test is done (the file's WAL is shared while it is)."""
+    import sqlite3
+
+    db = sqlite3.connect(local.data / "state.sqlite3", isolation_level=None)
+    try:
+        yield db
+    finally:
+        db.close()
+
+
+def _build_in_thread(name: str) -> tuple[Any, list[BaseException]]:
+    import threading
+
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            _build(name)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)  # the old code polls forever
+    thread.start()
+    return thread, errors
+
+
+def test_a_build_whose_failure_cannot_be_logged_still_ends_failed(local: Local) -> None:
+    local.start()
+    with _writer(local) as db:
+        db.execute(
+            "CREATE TRIGGER no_logs BEFORE INSERT ON build_logs BEGIN"
+            " SELECT RAISE(ABORT, 'the log table refuses writes'); END"
+        )
+        thread, errors = _build_in_thread(name := f"nolog-{uuid.uuid4().hex[:6]}")
+        thread.join(WAIT)
+        assert not thread.is_alive(), "the build stayed `building`"
+        (build,) = db.execute(
+            "SELECT builds.* FROM builds JOIN templates ON templates.id = template_id"
+            " WHERE templates.name = ?",
+            (name,),
+        ).fetchall()
+    (error,) = errors
+    assert isinstance(error, BuildException)
+    assert "internal error in the local backend" in str(error)
+    assert build[2] == "error"  # status
+
+
+def test_corruption_sqlite_reports_at_a_log_write_is_named_damaged(local: Local) -> None:
+    local.start()
+    with _writer(local) as db:
+        # the log table's index pointed at a free page: SQLite says "database disk image is
+        # malformed" when a log is written, while every other table reads fine
+        db.execute("CREATE TABLE scratch (x)")
+        (page,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'scratch'").fetchone()
+        db.execute("DROP TABLE scratch")
+        (version,) = db.execute("PRAGMA schema_version").fetchone()
+        db.execute("PRAGMA writable_schema=ON")
+        db.execute(
+            "UPDATE sqlite_master SET rootpage = ? WHERE name = 'sqlite_autoindex_build_logs_1'",
+            (page,),
+        )
+        db.execute(f"PRAGMA schema_version = {version + 1}")
+        thread, errors = _build_in_thread(f"corrupt-{uuid.uuid4().hex[:6]}")
+        thread.join(WAIT)
+        assert not thread.is_alive(), "the build stayed `building`"
+    (error,) = errors
+    assert "boxsmith backend reset" in str(error)
+    status, body = local.get("/templates")
+    assert status == 500
+    assert "is damaged (database disk image is malformed)" in body["message"]
+
+
+def test_a_sandbox_whose_record_cannot_be_written_leaves_no_container(local: Local) -> None:
+    import threading
+
+    local.start()
+    _build(name := f"locked-{uuid.uuid4().hex[:6]}")
+    errors: list[BaseException] = []
+
+    def create() -> None:
+        try:
+            Sandbox.create(f"{name}:v1", timeout=120, request_timeout=120)
+        except BaseException as exc:
+            errors.append(exc)
+
+    with _writer(local) as db:
+        db.execute("BEGIN IMMEDIATE")  # the record waits, then "database is locked"
+        try:
+            thread = threading.Thread(target=create)
+            thread.start()
+            _until(lambda: local.containers() != [], "the sandbox container's start")
+            thread.join(WAIT + 60)
+            assert not thread.is_alive()
+        finally:
+            db.execute("ROLLBACK")
+    (error,) = errors
+    assert isinstance(error, SandboxException)
+    assert local.containers() == []  # removed before the answer, not left running untracked
+    assert local.get("/v2/sandboxes") == (200, [])
+
+
+# -- a sandbox whose container died ----------------------------------------------------------------
+
+
+def test_a_sandbox_whose_container_was_removed_frees_its_place(
+    local: Local, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BOXSMITH_BACKEND_MAX_SANDBOXES", "1")
+    local.start()
+    _build(name := f"died-{uuid.uuid4().hex[:6]}")
+    sandbox = Sandbox.create(f"{name}:v1", timeout=3600)
+    (container,) = local.containers()
+    docker.from_env().containers.get(container).remove(force=True)  # OOM, `docker rm`
+    _until(
+        lambda: local.get(f"/sandboxes/{sandbox.sandbox_id}")[0] == 404,
+        "the backend noticing the sandbox is gone",
+    )
+    assert not sandbox.is_running()
+    assert local.get("/v2/sandboxes") == (200, [])
+    Sandbox.create(f"{name}:v1", timeout=60).kill()  # its place is free again

@@ -401,8 +401,16 @@ class ControlPlane:
                 self.engine.remove_image(image)
             except Exception:
                 _log.exception("removing image %s of failed build %s", image, build.id)
-        self.store.add_log(build.id, now(), "error", message, step)
-        self.store.update_build(build.id, status="error", reason=message, reason_step=step)
+        # the status first: a build whose log cannot be written must still end, or its client
+        # polls a `building` build forever; each write tried whatever became of the other
+        try:
+            self.store.update_build(build.id, status="error", reason=message, reason_step=step)
+        except Exception:
+            _log.exception("marking build %s failed", build.id)
+        try:
+            self.store.add_log(build.id, now(), "error", message, step)
+        except Exception:
+            _log.exception("logging the failure of build %s", build.id)
 
     async def build_status(self, request: Request) -> Response:
         """GET .../builds/{bid}/status?logsOffset&limit: status and log entries from the offset."""

@@ -211,12 +211,42 @@ class SandboxManager:
         self._reaper.start()
 
     def reap(self) -> list[str]:
-        """Kill every running sandbox whose end time has passed; returns their ids."""
+        """Kill every running sandbox whose end time has passed, and forget those whose
+        container died or was removed behind the backend's back; returns their ids."""
+        dead = self._dead()
+        for sandbox_id in dead:
+            _log.warning("sandbox %s: its container stopped or was removed", sandbox_id)
+            self.lost(sandbox_id)
         current = now()
         expired = [row.id for row in self._store.sandboxes("running") if row.end_at <= current]
         for sandbox_id in expired:
             self.kill(sandbox_id)
-        return expired
+        return dead + expired
+
+    def _dead(self) -> list[str]:
+        """The sandboxes in memory whose container no longer runs (OOM-killed, `docker rm`)."""
+        handles = self.handles()  # before the listing: each of these had a running container
+        if not handles:
+            return []
+        import docker
+        import requests
+
+        try:
+            found = self._engine.client.containers.list(
+                sparse=True,  # ids only: no inspect per container, every second
+                filters={"label": f"{BACKEND_LABEL}={self._backend_id}", "status": "running"},
+            )
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+            _log.debug("reaper: cannot list containers: %s", exc)
+            return []  # the engine away: nothing known died, the next sweep looks again
+        alive = {str(container.id) for container in found}
+        return [handle.id for handle in handles if handle.container_id not in alive]
+
+    def lost(self, sandbox_id: str) -> bool:
+        """Forget a sandbox whose container is gone and free its place (under the limit of
+        sandboxes); False when it was not running. The same as `kill`: a stopped container
+        left behind is removed."""
+        return self.kill(sandbox_id)
 
     def close(self, *, kill_all: bool = True) -> None:
         """Stop the reaper; with `kill_all`, kill every running sandbox (server shutdown)."""
@@ -291,46 +321,58 @@ class SandboxManager:
                 raise CreateCancelled(f"sandbox {sandbox_id}: cancelled, its client left") from exc
             message = exc.message if isinstance(exc, EngineError) else str(exc)
             raise CreateFailed(f"cannot start a container of {build.image}: {message}") from exc
-        if cancelled.is_set():
-            self._remove(mine)
-            raise CreateCancelled(f"sandbox {sandbox_id}: cancelled, its client left")
-        if not readiness.ready:
-            self._engine.remove_container(target.container_id)
-            detail = f"\n{readiness.start_log}" if readiness.start_log else ""
-            raise CreateFailed(f"sandbox did not get ready: {readiness.error}{detail}")
-        started = now()
-        row = SandboxRow(
-            id=sandbox_id,
-            template_id=build.template_id,
-            build_id=build.id,
-            alias=alias,
-            container_id=target.container_id,
-            metadata=dict(metadata),
-            started_at=started,
-            end_at=started + timedelta(seconds=timeout),
-            cpu_count=build.cpu_count,
-            memory_mb=build.memory_mb,
-            user=build.user,
-            workdir=build.workdir,
-            state="running",
-        )
-        self._store.add_sandbox(row)
-        with self._lock:
-            self._running[sandbox_id] = SandboxHandle(
+        try:
+            if cancelled.is_set():
+                raise CreateCancelled(f"sandbox {sandbox_id}: cancelled, its client left")
+            if not readiness.ready:
+                detail = f"\n{readiness.start_log}" if readiness.start_log else ""
+                raise CreateFailed(f"sandbox did not get ready: {readiness.error}{detail}")
+            started = now()
+            row = SandboxRow(
                 id=sandbox_id,
+                template_id=build.template_id,
+                build_id=build.id,
+                alias=alias,
                 container_id=target.container_id,
+                metadata=dict(metadata),
+                started_at=started,
+                end_at=started + timedelta(seconds=timeout),
+                cpu_count=build.cpu_count,
+                memory_mb=build.memory_mb,
                 user=build.user,
                 workdir=build.workdir,
-                home=_home(build.user),
-                env=dict(env),
-                build_env=build_env,
-                access_token=new_access_token() if secure else None,
+                state="running",
             )
+            self._store.add_sandbox(row)  # StateDamaged, "database is locked", ...
+            with self._lock:
+                self._running[sandbox_id] = SandboxHandle(
+                    id=sandbox_id,
+                    container_id=target.container_id,
+                    user=build.user,
+                    workdir=build.workdir,
+                    home=_home(build.user),
+                    env=dict(env),
+                    build_env=build_env,
+                    access_token=new_access_token() if secure else None,
+                )
+        except BaseException:
+            # whatever ends the create after the boot: no container runs on untracked, counted
+            # by no limit and removed by no reaper
+            self._discard(mine)
+            raise
         return row
 
     def _remove(self, labels: Mapping[str, str]) -> None:
         for container_id in self._engine.containers(labels):
             self._engine.remove_container(container_id)
+
+    def _discard(self, labels: Mapping[str, str]) -> None:
+        """`_remove` on the way out of a failed create: a failure to remove is logged, so the
+        create's own error is the one raised."""
+        try:
+            self._remove(labels)
+        except Exception:
+            _log.exception("removing the container of a failed create (%s)", labels)
 
     def _build_env(self, build: Build) -> dict[str, str | None]:
         """The `buildenv` label of a build's image, read once per build (images do not change)."""

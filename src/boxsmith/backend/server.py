@@ -1,6 +1,7 @@
 """`boxsmith backend serve | env | status | stop`: run the local backend, tell clients where.
 
-The data folder (default `.boxsmith/backend` in the project) holds the API key (`api_key`, made
+The data folder (default `.boxsmith/backend` in the project) holds a marker naming it a backend's
+(`boxsmith-backend`, what `boxsmith backend reset` trusts), the API key (`api_key`, made
 on first start), the state (`state.sqlite3` and SQLite's `-wal`/`-shm`), build-context uploads
 (`uploads/`), the log of a backend started in the background (`server.log`) and, while the
 server runs, `server.json` (pid, URL, limits). All of it is the owner's only: the folders 0700,
@@ -47,6 +48,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PORT",
     "LOCK_FILE",
+    "MARKER",
+    "MARKER_FILE",
     "OWN_FILES",
     "START_LOCK",
     "BackendInfo",
@@ -68,10 +71,14 @@ KEY_FILE = "api_key"
 LOG_FILE = "server.log"
 UPLOADS = "uploads"
 LOCK_FILE = "server.lock"  # held by the running server
+# Written by `make_private`: the proof `boxsmith backend reset` needs that a folder is a backend's
+MARKER_FILE = "boxsmith-backend"
+MARKER = b"a boxsmith backend's data folder: `boxsmith backend reset` clears it\n"
 START_LOCK = "start.lock"  # held by a command starting one in the background
 # What the backend keeps in its data folder besides uploads/: the only files it chmods there
 # (and the only ones `boxsmith backend reset` deletes).
 OWN_FILES = (
+    MARKER_FILE,
     KEY_FILE,
     KEY_FILE + ".tmp",
     SERVER_FILE,
@@ -125,6 +132,9 @@ def make_private(folder: Path) -> None:
         _mkdir_private(folder)
         mine = _restrict(folder, 0o700, stat.S_ISDIR)
         if mine:
+            if not (folder / MARKER_FILE).is_file():
+                with _private_file(folder / MARKER_FILE, os.O_TRUNC) as handle:
+                    handle.write(MARKER)
             for name in OWN_FILES:
                 _restrict(folder / name, 0o600, stat.S_ISREG)
             uploads = folder / UPLOADS
@@ -250,7 +260,29 @@ def read_info(folder: Path) -> BackendInfo | None:
         pid = int(data.get("pid", 0))
     except (OSError, ValueError, TypeError, AttributeError):
         return None
-    return BackendInfo(data) if pid_alive(pid) and lock_held(folder) else None
+    if pid != _holder(folder) or not _is_server(pid) or not pid_alive(pid):
+        return None
+    return BackendInfo(data) if lock_held(folder) else None
+
+
+def _holder(folder: Path) -> int | None:
+    """The pid the server holding the folder's lock wrote into it (`_lock_folder`)."""
+    try:
+        return int((folder / LOCK_FILE).read_text(encoding="ascii").strip())
+    except (OSError, ValueError):
+        return None
+
+
+def _is_server(pid: int) -> bool:
+    """Whether `pid` runs `backend serve` (a pid the kernel gave to another process since does
+    not); True where there is no procfs to tell."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return not Path("/proc/self").exists()  # gone, or no procfs
+    except OSError:
+        return True
+    return b"backend" in argv and b"serve" in argv
 
 
 def pid_alive(pid: int) -> bool:
@@ -425,6 +457,13 @@ def _lock_folder(folder: Path) -> int:
     (running, starting or stopping) holds it."""
     fd = acquire(folder / LOCK_FILE, wait=_LOCK_RETRY)
     if fd is not None:
+        # From here on this process owns the folder: its pid in the lock tells `read_info` which
+        # server.json is current, and one left by a killed server goes at once, not after the
+        # seconds reconcile takes (its pid may be another process's by now: `stop` would
+        # SIGTERM that)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        (folder / SERVER_FILE).unlink(missing_ok=True)
         return fd
     running = read_info(folder)
     where = f" (pid {running['pid']}, {running['url']})" if running else " (starting or stopping)"
@@ -460,7 +499,8 @@ def _check_port(host: str, port: int) -> None:
 
 
 def stop(folder: Path, *, timeout: float = 20.0) -> bool:
-    """SIGTERM the running backend and wait for it; False when none runs."""
+    """SIGTERM the running backend and wait for it; False when none runs (`read_info`: only
+    the pid of the server holding the folder's lock is ever signalled)."""
     info = read_info(folder)
     if info is None:
         return False

@@ -41,6 +41,7 @@ __all__ = [
     "Store",
     "Template",
     "check_state",
+    "has_backend_tables",
     "now",
     "ready_builds",
     "ready_images",
@@ -117,6 +118,22 @@ def check_state(folder: Path) -> None:
         return
     if result != "ok":
         raise StateDamaged(f"is damaged ({result})")
+
+
+def has_backend_tables(folder: Path) -> bool:
+    """Whether data folder `folder` holds a state file with the backend's tables (templates,
+    builds, sandboxes), opened read-only; False for none, another program's or a damaged one."""
+    path = folder / STATE_FILE
+    if not path.is_file() or path.is_symlink():
+        return False
+    try:
+        with contextlib.closing(
+            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
+        ) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.Error:
+        return False
+    return {"templates", "builds", "sandboxes"} <= {str(name) for (name,) in rows}
 
 
 _SCHEMA = """
@@ -408,6 +425,7 @@ class Store:
 
     # -- builds ------------------------------------------------------------------------------
 
+    @_guarded
     def new_build(
         self, template_id: str, *, cpu_count: int, memory_mb: int, tags: list[str]
     ) -> Build:
@@ -451,6 +469,7 @@ class Store:
         with self._tx() as db:
             db.execute(f"UPDATE builds SET {columns} WHERE id = ?", (*values.values(), build_id))
 
+    @_guarded
     def add_log(
         self, build_id: str, when: datetime, level: str, message: str, step: str | None
     ) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import stat
@@ -32,6 +33,8 @@ from boxsmith.backend.server import (
     KEY_FILE,
     LOCK_FILE,
     LOG_FILE,
+    MARKER,
+    MARKER_FILE,
     OWN_FILES,
     START_LOCK,
     UPLOADS,
@@ -176,19 +179,19 @@ def _did_not_start(folder: Path) -> BackendUnavailable:
     return BackendUnavailable("the backend did not start: " + " / ".join(tail), f"see {log}")
 
 
-def reset(folder: Path, *, yes: bool, err: TextIO) -> int:
+def reset(settings: Settings, folder: Path, *, yes: bool, err: TextIO) -> int:
     """`backend reset`: stop the backend, remove its containers and images (label
     `dev.boxsmith.backend=<its id>`), delete the files it keeps in `folder` (nothing else).
 
     Raises:
-        UsageError: `folder` does not look like a backend's data folder, or no terminal to
-            ask on and no `yes` (exit 2).
+        UsageError: `folder` is not shown to be a backend's data folder (`_check_resettable`),
+            or no terminal to ask on and no `yes` (exit 2).
         BackendUnavailable: the backend does not stop, or a server holds the folder (exit 3).
     """
     from boxsmith.backend.sandboxes import remove_backend_objects
     from boxsmith.engine import Engine
 
-    _check_resettable(folder)
+    _check_resettable(settings, folder)
     if not yes:
         _confirm(folder, err)
     stopped = stop(folder)
@@ -218,19 +221,69 @@ def reset(folder: Path, *, yes: bool, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _check_resettable(folder: Path) -> None:
-    """UsageError unless `folder` is a folder of the backend's own: a real folder (no symlink)
-    holding its key or its state file."""
+_KEY_FORM = re.compile(rb"e2b_local_[0-9a-f]{40}")
+
+
+def _check_resettable(settings: Settings, folder: Path) -> None:
+    """UsageError unless `folder` is shown to be a backend's data folder before anything in it
+    is deleted: a real folder (no symlink), none that holds a project (the project root, one
+    with `.git` or the specs folder), not $HOME or above, and one of: the marker the server
+    writes (`make_private`), a state file with the backend's tables, or a key of its form. The
+    marker and the key prove a folder whose state file is damaged, what reset is for."""
+    from boxsmith.backend.store import has_backend_tables
+
     try:
         info = os.lstat(folder)
     except FileNotFoundError:
         raise UsageError(f"{folder} does not exist: there is no backend to reset", "") from None
-    marks = (KEY_FILE, "state.sqlite3")
-    if not stat.S_ISDIR(info.st_mode) or not any((folder / m).is_file() for m in marks):
+    where = "pass the folder the backend serves from (--data-dir, BOXSMITH_BACKEND_DIR)"
+    if not stat.S_ISDIR(info.st_mode):
+        raise UsageError(f"{folder} is not a folder: there is no backend to reset", where)
+    if not (_marked(folder) or has_backend_tables(folder) or _key_of_form(folder)):
         raise UsageError(
-            f"{folder} does not look like a backend's data folder (no {' or '.join(marks)})",
-            "pass the folder the backend serves from (--data-dir, BOXSMITH_BACKEND_DIR)",
+            f"{folder} does not look like a backend's data folder (no {MARKER_FILE} marker, "
+            f"no state file with the backend's tables, no {KEY_FILE} of its form)",
+            where,
         )
+    held = _project_folder(settings, folder)
+    if held:  # a backend's files there or not: what else it holds is the user's
+        raise UsageError(f"refusing to reset {folder}: it is {held}", where)
+
+
+def _project_folder(settings: Settings, folder: Path) -> str | None:
+    """What makes `folder` one reset never clears, or None."""
+    folder = folder.resolve()
+    home = Path.home().resolve()
+    if folder == home or folder in home.parents:
+        return "your home folder or above it"
+    root = settings.root.resolve()
+    if folder == root or folder in root.parents:
+        return "the project's root or above it"
+    if os.path.lexists(folder / ".git"):
+        return "a git checkout (it holds .git)"
+    specs = settings.specs_dir.resolve()
+    if folder == specs or folder in specs.parents:
+        return "the specs folder or holds it"
+    return None
+
+
+def _marked(folder: Path) -> bool:
+    return _own_bytes(folder / MARKER_FILE) == MARKER
+
+
+def _key_of_form(folder: Path) -> bool:
+    key = _own_bytes(folder / KEY_FILE) or b""
+    return _KEY_FORM.fullmatch(key.strip()) is not None
+
+
+def _own_bytes(path: Path) -> bytes | None:
+    """The bytes of a regular file (no symlink followed), or None."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
 
 
 def _confirm(folder: Path, err: TextIO) -> None:
@@ -243,7 +296,7 @@ def _confirm(folder: Path, err: TextIO) -> None:
         )
     err.write(
         f"reset the backend of {folder}: stop it, remove its sandboxes and images, delete its "
-        "templates and key? [y/N] "
+        f"templates, key, state file and {folder / UPLOADS}/ (build uploads)? [y/N] "
     )
     err.flush()
     if sys.stdin.readline().strip().lower() not in ("y", "yes"):
@@ -280,7 +333,7 @@ def run(
         out.write("\n".join(env_lines(url, key)) + "\n")
         return EXIT_OK
     if action == "reset":
-        return reset(folder, yes=yes, err=err)
+        return reset(settings, folder, yes=yes, err=err)
     if action == "stop":
         stopped = stop(folder)
         err.write("backend stopped\n" if stopped else "no backend runs for this data folder\n")
