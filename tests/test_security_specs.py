@@ -15,7 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from boxsmith.jinja_env import MAX_STEPS, MAX_VALUE_CHARS, LimitError, render_string
+from boxsmith.jinja_env import (
+    MAX_STEPS,
+    MAX_TOTAL_CHARS,
+    MAX_VALUE_CHARS,
+    LimitError,
+    render_string,
+)
 from boxsmith.spec.located import MAX_SPEC_BYTES
 from tests.helpers import MINIMAL, cli, write_tree
 from tests.test_bad_specs import DOUBLING, LAUGHS, MERGES
@@ -23,6 +29,7 @@ from tests.test_bad_specs import DOUBLING, LAUGHS, MERGES
 BOXSMITH = str(Path(sys.executable).with_name("boxsmith"))
 MEMORY = 256 << 20  # address space of the capped process: boxsmith validate needs about 60 MB
 CPU_SECONDS = 20  # a backstop: the bounded code needs milliseconds
+REFS = ", ".join(["s"] * 2000)  # a list literal holding one long string 2000 times
 
 
 def _capped() -> None:
@@ -44,6 +51,11 @@ def validate_capped(root: Path) -> subprocess.CompletedProcess[str]:
 
 def spec(body: str) -> str:
     return MINIMAL.format(name="app") + body
+
+
+def env_x(expression: str) -> str:
+    """The minimal spec with `env: X:` set to `expression` (single-quoted YAML, at line 6)."""
+    return spec(f"env:\n  X: '{expression}'\n")
 
 
 def rendered(project: Path, body: str) -> str:
@@ -70,6 +82,34 @@ SHAPES = {
         "app.yaml:6:6: error: env.X: template: the ~ concatenation",
     ),
     "vars-doubling": (spec(DOUBLING), "app.yaml:13:6: error: vars.h: template"),
+    # Each of these is within the per-value length limit step by step, but adds up to gigabytes.
+    "list-of-long-strings": (env_x('{{ ["x"*100000]*100000 }}'), "env.X: template: the repetition"),
+    "list-join": (env_x('{{ (["x"*100000]*100000) | join }}'), "env.X: template: the repetition"),
+    "list-tojson": (env_x('{{ (["x"*100000]*100000) | tojson }}'), "env.X: template: the repet"),
+    "printf-arguments": (
+        env_x('{{ ("%s"*50000) % (("x"*100000,)*50000) }}'),
+        "env.X: template: the repetition",
+    ),
+    "printf-mapping": (
+        env_x('{{ ("%(a)s"*16000) % {"a": "x"*99999} }}'),
+        "env.X: template: printf formatting would take the characters handled",
+    ),
+    "indent-string": (
+        env_x('{{ ("a\\n"*50000) | indent("x"*99999, true) }}'),
+        "env.X: template: the indent would make a value",
+    ),
+    "wordwrap-wrapstring": (
+        env_x('{{ ("a "*50000) | wordwrap(1, wrapstring="x"*99999) }}'),
+        "env.X: template: the wordwrap would take the characters handled",
+    ),
+    "map-center": (
+        env_x('{{ range(40000) | map("center", 99999) | list }}'),
+        "env.X: template: the center filter would take the characters handled",
+    ),
+    "list-literal": (
+        env_x('{% set s = "x"*99999 %}{{ [' + REFS + "] }}"),
+        "env.X: template: the output would take the characters handled",
+    ),
 }
 
 
@@ -78,10 +118,14 @@ def test_dos_shape_ends_with_a_located_error_in_little_memory(project: Path, sha
     text, where = SHAPES[shape]
     write_tree(project, {"template_specs/app.yaml": text})
 
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     run = validate_capped(project)
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - before
 
     assert run.returncode == 2, run.stderr[-2000:]
+    where = where if where.startswith("app.yaml") else f"app.yaml:6:6: error: {where}"
     assert f"template_specs/{where}" in run.stderr, run.stderr[-2000:]
+    assert cpu < 2, f"{cpu:.1f} s of CPU"  # CPU time: other work on the machine does not count
     assert "internal error" not in run.stderr
     assert "MemoryError" not in run.stderr
 
@@ -122,21 +166,30 @@ REFUSED = {
     "tilde-concatenation": ("{{ ('x' * 60000) ~ ('y' * 60000) }}", "the ~ concatenation"),
     "join-separator": ("{{ range(99999) | join('x' * 99999) }}", "the join would make"),
     "join-method": ("{{ ('x' * 99999).join(range(99999)) }}", "the join would make"),
-    "join-result": ("{{ range(99999) | join(',') }}", "the join filter makes a value"),
+    "join-result": ("{{ range(99999) | join(',') }}", "the join would make a value"),
     "replace-filter": ("{{ ('x' * 9999) | replace('x', 'y' * 9999) }}", "the replace would"),
     "replace-method": ("{{ ('x' * 9999).replace('', 'y' * 9999) }}", "the replace would"),
+    "replace-with-a-number": ("{{ ('x' * 99999) | replace('x', 10**1000) }}", "the replace would"),
     "center-filter": ("{{ 'x' | center(10**9) }}", "the center filter with a width"),
     "indent-filter": ("{{ 'a\nb' | indent(10**9) }}", "the indent filter with a width"),
+    "indent-of-many-lines": ("{{ ('a\n' * 50000) | indent(99999) }}", "the indent would make"),
+    "indent-string": ("{{ ('a\r' * 50000) | indent('x' * 99) }}", "the indent would make"),
     "batch-filter": ("{{ [1] | batch(10**9, 0) | list }}", "the batch filter with a width"),
     "slice-filter": ("{{ [1] | slice(10**9) | list }}", "the slice filter with a width"),
     "wordwrap-filter": ("{{ 'x' | wordwrap(10**9) }}", "the wordwrap filter with a width"),
     "ljust": ("{{ 'x'.ljust(10**9) }}", "str.ljust with a width"),
     "zfill": ("{{ '1'.zfill(10**9) }}", "str.zfill with a width"),
     "expandtabs": ("{{ '\t'.expandtabs(10**9) }}", "str.expandtabs with a width"),
+    "expandtabs-of-many-tabs": ("{{ ('\t' * 99999).expandtabs(99999) }}", "str.expandtabs would"),
     "printf-width": ("{{ '%0999999999d' % 1 }}", "printf formatting with a width"),
     "printf-precision": ("{{ '%.999999999f' % 1.5 }}", "printf formatting with a width"),
     "printf-star": ("{{ '%*d' % (10**9, 1) }}", "given as * is not available"),
     "format-filter-width": ("{{ '%999999999s' | format('x') }}", "printf formatting"),
+    "printf-widths-in-all": ("{{ ('%99999s' * 21) % (('x',) * 21) }}", "printf formatting would"),
+    "format-filter-mapping": (
+        "{{ ('%(a)s' * 16000) | format(a='x' * 99999) }}",
+        "printf formatting would",
+    ),
     "str-format": ("{{ '{:>999999999}'.format(1) }}", "str.format is not available"),
     "str-format-map": ("{{ '{a}'.format_map({'a': 1}) }}", "str.format is not available"),
     "sum-of-lists": ("{{ [[1]] * 9999 | sum(start=[]) }}", "the sum filter adds numbers only"),
@@ -153,6 +206,34 @@ REFUSED = {
     "output-captured-by-set": (
         "{% set x %}{% for i in range(20000) %}xxxxxx{% endfor %}{% endset %}{{ x | length }}",
         "the output would make",
+    ),
+    "list-repetition-of-a-long-string": ("{{ ['x' * 99999] * 21 }}", "the repetition would"),
+    "list-literal-joined": (
+        "{% set s = 'x' * 99999 %}{{ [" + REFS + "] | join }}",
+        "the join filter would take the characters handled",
+    ),
+    "list-literal-concatenated": (
+        "{% set s = 'x' * 99999 %}{{ [" + REFS + "] ~ '' }}",
+        "the ~ concatenation would take",
+    ),
+    "list-literal-formatted": (
+        "{% set s = 'x' * 99999 %}{{ '%s' % ([" + REFS + "],) }}",
+        "the % operator would take",
+    ),
+    "list-in-a-namespace": (
+        "{% set s = 'x' * 99999 %}{% set ns = namespace() %}{% set ns.l = [" + REFS + "] %}"
+        "{{ ns }}",
+        "the output would take",
+    ),
+    "dict-items": ("{% set s = 'x' * 99999 %}{{ {'a': [" + REFS + "]}.items() }}", "the call"),
+    "nesting-doubling": (
+        "{% set ns = namespace(l=1) %}{% for i in range(5000) %}{% set ns.l = [ns.l, ns.l] %}"
+        "{% endfor %}{{ ns.l }}",
+        "the output would take",
+    ),
+    "list-measured-in-a-loop": (  # measuring counts too, so a long list read again and again ends
+        "{% set l = range(99999) | list %}{% for i in range(40000) %}{{ l | first }}{% endfor %}",
+        "the first filter would take",
     ),
     "output-captured-by-a-macro": (
         "{% macro m() %}{% for i in range(9999) %}{{ 'y' * 99 }}{% endfor %}{% endmacro %}"
@@ -208,6 +289,12 @@ def test_list_mutation_is_not_available() -> None:
         ("{{ ('x' * 1000) | length }}", "1000"),
         ("{{ range(3) | sum }}", "3"),
         ("{{ 'x' | center(5) }}", "  x  "),
+        ("{{ 'a\nb' | indent('> ', true) }}", "> a\n> b"),
+        ("{{ 'a b c' | wordwrap(2, wrapstring='|') }}", "a|b|c"),
+        ("{{ vars.pkgs | tojson }}", '["curl", "git"]'),
+        ("{{ '%(py)s-%(py)s' % vars }}", "3.11-3.11"),
+        ("{{ ('y' * 60000) | wordwrap(79) | length }}", "60759"),
+        ("{{ vars.missing | default('none') }}", "none"),
     ],
 )
 def test_ordinary_expressions_still_render(source: str, expected: str) -> None:
@@ -217,6 +304,12 @@ def test_ordinary_expressions_still_render(source: str, expected: str) -> None:
 
 def test_a_value_at_the_length_limit_renders() -> None:
     assert len(render_string(f"{{{{ 'x' * {MAX_VALUE_CHARS} }}}}", {})) == MAX_VALUE_CHARS
+
+
+def test_a_value_at_the_length_limit_passes_through_several_filters() -> None:
+    source = f"{{{{ ('x' * {MAX_VALUE_CHARS}) | upper | lower | trim }}}}"
+    assert render_string(source, {}) == "x" * MAX_VALUE_CHARS
+    assert MAX_TOTAL_CHARS >= 10 * MAX_VALUE_CHARS
 
 
 def test_the_budget_is_per_value() -> None:

@@ -4,11 +4,16 @@ Both are sandboxed (expressions cannot reach Python internals), StrictUndefined 
 error, never an empty string) and keep_trailing_newline (templates control every byte).
 
 Spec strings are written by whoever edits a spec, so their environment is also bounded: an
-expression ends at once with `LimitError` instead of taking minutes of CPU or gigabytes. Values
-entering an operation are already bounded (by the spec file's size, or by these limits), so a
-result that grows at most linearly is checked after the fact; what can grow faster (repetition,
-powers, joins, replaces, padding widths, printf widths) is checked before it runs; loops, calls,
-filters and operators count against a step budget, so nesting and recursion end too.
+expression ends at once with `LimitError` instead of taking minutes of CPU or gigabytes.
+
+Every value a filter, call or operator takes or makes, and every piece of output, is measured as
+the text it stands for (a list holding one long string many times is as long as its text) and
+counted against a budget of characters per rendered value, so no sequence of operations adds up to
+more. The inputs of an operation are thus bounded, so a result that grows at most linearly with
+them is checked after the fact; what can grow faster (repetition, powers, joins, replaces, padding
+widths, indents, wraps, printf) is estimated and checked before it runs, so nothing huge is ever
+made. Loops, calls, filters and operators count against a step budget, so nesting and recursion
+end too.
 """
 
 from __future__ import annotations
@@ -17,18 +22,20 @@ import contextvars
 import functools
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sized
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from typing import Any
 
 import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
+from jinja2.utils import Namespace
 from jinja2.visitor import NodeTransformer
 
 __all__ = [
     "MAX_INT_BITS",
     "MAX_STEPS",
+    "MAX_TOTAL_CHARS",
     "MAX_VALUE_CHARS",
     "LimitError",
     "environment",
@@ -36,6 +43,7 @@ __all__ = [
 ]
 
 MAX_VALUE_CHARS = 100_000  # a rendered value, and any string or list made on the way
+MAX_TOTAL_CHARS = 2_000_000  # characters taken and made by all operations of one value
 MAX_INT_BITS = 4096  # an integer made by * or ** (about 1200 decimal digits)
 MAX_STEPS = 50_000  # loop iterations, calls, filters and operators in one value
 
@@ -88,6 +96,7 @@ class _Budget:
     def __init__(self) -> None:
         self.steps = 0
         self.output = 0  # characters written anywhere: the value, macros, `{% set %}` blocks
+        self.chars = 0  # characters measured: operations' inputs and results, output
 
 
 _BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("budget", default=None)
@@ -101,12 +110,65 @@ def _charge() -> None:
             raise LimitError(f"the expression takes more than {MAX_STEPS} steps")
 
 
-def _sized(value: Any, what: str) -> Any:
-    """`value` when its length is within the limit."""
+_DEPTH = 200  # nesting measured; deeper is refused (YAML allows 100 levels)
+
+
+def _size(value: Any, limit: int, depth: int = 0) -> int:
+    """About how many characters `value` is as text, counted up to a little past `limit`:
+    strings by length, containers by their items (each item as often as it is held)."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if isinstance(value, int):
+        return value.bit_length() // 3 + 1  # about its decimal digits
+    if isinstance(value, Namespace):  # its text shows all it holds
+        value = value._Namespace__attrs
+    if isinstance(value, Mapping):
+        items: Iterable[Any] = (part for pair in value.items() for part in pair)
+    elif isinstance(value, Collection) and not isinstance(value, range | jinja2.Undefined):
+        items = value
+    else:
+        return 1
+    if depth > _DEPTH:
+        return limit + 1
+    total = len(value) + 1
+    for item in items:
+        if total > limit:  # stop: the work of measuring stays within the budget
+            break
+        total += _size(item, limit - total, depth + 1)
+    return total
+
+
+def _left() -> int:
+    """Characters the budget of the value being rendered has left."""
+    budget = _BUDGET.get()
+    return MAX_TOTAL_CHARS - (budget.chars if budget is not None else 0)
+
+
+def _afford(chars: int, what: str) -> None:
+    """Refuse an operation that would take or make `chars` characters more than are left."""
+    if chars > _left():
+        raise LimitError(
+            f"{what} would take the characters handled for this value past {MAX_TOTAL_CHARS}"
+        )
+
+
+def _measured(value: Any, what: str) -> int:
+    """The size of `value`, counted against the budget (so measuring is bounded too)."""
+    size = _size(value, _left())
+    _afford(size, what)
+    budget = _BUDGET.get()
+    if budget is not None:
+        budget.chars += size
+    return size
+
+
+def _made(value: Any, what: str) -> Any:
+    """`value`, when its length is within the limit, counted against the budget."""
     if isinstance(value, Sized) and len(value) > MAX_VALUE_CHARS:
         raise LimitError(
             f"{what} makes a value of {len(value)} characters or items (at most {MAX_VALUE_CHARS})"
         )
+    _measured(value, what)
     return value
 
 
@@ -133,14 +195,20 @@ def _bits(bits: int, what: str) -> None:
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 
-def _printf(template: str) -> None:
-    """Refuse printf widths and precisions over the limit (`'%0999999999d' % 1`)."""
-    for width, precision in _PRINTF.findall(template):
+def _printf(template: str, args: Any) -> None:
+    """Refuse printf widths and precisions over the limit (`'%0999999999d' % 1`), and a result
+    estimated past the budget (a mapping's value can be used by every conversion)."""
+    conversions = _PRINTF.findall(template)
+    size = len(template)
+    for width, precision in conversions:
         for number in (width, precision):
             if number == "*":
                 raise LimitError("a printf width or precision given as * is not available")
             if number:
                 _width(int(number), "printf formatting")
+                size += int(number)
+    uses = len(conversions) if isinstance(args, Mapping) else 1
+    _afford(size + uses * _size(args, _left()), "printf formatting")
 
 
 def _grows(left: Any, right: Any, operator: str) -> None:
@@ -150,26 +218,39 @@ def _grows(left: Any, right: Any, operator: str) -> None:
         _bits(abs(left).bit_length() * right, f"{left} ** {right}")
     elif operator == "*" and ints:
         _bits(abs(left).bit_length() + abs(right).bit_length(), "the product")
+    elif operator == "*" and isinstance(left, int) and isinstance(right, Sized):
+        _grows(right, left, operator)
     elif operator == "*" and isinstance(right, int) and isinstance(left, Sized):
         _length(len(left) * right, "the repetition")
-    elif operator == "*" and isinstance(left, int) and isinstance(right, Sized):
-        _length(len(right) * left, "the repetition")
+        _afford(_size(left, _left()) * right, "the repetition")
     elif operator == "+" and isinstance(left, Sized) and isinstance(right, Sized):
         _length(len(left) + len(right), "the concatenation")
     elif operator == "%" and isinstance(left, str):
-        _printf(left)
+        _printf(left, right)
 
 
 def _join_size(separator: Any, items: list[Any]) -> None:
-    _length(len(str(separator)) * max(len(items) - 1, 0), "the join")
+    gaps = _size(separator, _left()) * max(len(items) - 1, 0)
+    _length(gaps + sum(_size(item, MAX_VALUE_CHARS) for item in items), "the join")
 
 
 def _replace_size(text: Any, old: Any, new: Any, count: Any = -1) -> None:
-    if isinstance(text, str) and isinstance(old, str) and isinstance(new, str):
-        hits = text.count(old)
+    if isinstance(text, str):  # the filter makes text of `old` and `new` (both measured)
+        hits = text.count(str(old))
         if isinstance(count, int) and count >= 0:
             hits = min(hits, count)
-        _length(len(text) + hits * len(new), "the replace")
+        _length(len(text) + hits * len(str(new)), "the replace")
+
+
+def _grown(text: str, piece: Any, pieces: int) -> int:
+    """The length of `text` with `piece` (a string, or a number of spaces) added `pieces` times."""
+    each = piece if isinstance(piece, int) else _size(piece, _left())
+    return len(text) + pieces * each
+
+
+def _arg(rest: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
+    """A filter's argument, given by position (after the value) or by name."""
+    return rest[index] if len(rest) > index else kwargs.get(name, default)
 
 
 _WIDTH_METHODS = frozenset({"center", "ljust", "rjust", "zfill", "expandtabs"})
@@ -184,6 +265,9 @@ def _check_method(method: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     if name in _WIDTH_METHODS:
         for value in (*args, *kwargs.values()):
             _width(value, f"str.{name}")
+        if name == "expandtabs":
+            tabsize = _arg(args, kwargs, 0, "tabsize", 8)
+            _length(_grown(owner, tabsize, owner.count("\t")), "str.expandtabs")
     elif name == "join" and args:
         items = list(args[0])
         _join_size(owner, items)
@@ -201,22 +285,30 @@ def _bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def bounded(*args: Any, **kwargs: Any) -> Any:
         _charge()
         value, rest = (args[skip], args[skip + 1 :]) if len(args) > skip else (None, ())
+        if name == "join" and value is not None:
+            value = list(value)  # an iterator: its items are measured too
+            args = (*args[:skip], value, *rest)
+        _measured((value, rest, kwargs), f"the {name} filter")
         if name in _WIDTH_FILTERS:
             for arg in (*rest, *kwargs.values()):
                 _width(arg, f"the {name} filter")
+        if name == "indent" and isinstance(value, str):
+            width = _arg(rest, kwargs, 0, "width", 4)
+            _length(_grown(value, width, len(value.splitlines()) + 1), "the indent")
+        elif name == "wordwrap" and isinstance(value, str):  # any character could end a line
+            wrap = _arg(rest, kwargs, 2, "wrapstring", None) or "\n"
+            _afford(_grown(value, wrap, len(value) + 1), "the wordwrap")
         elif name == "join" and value is not None:
-            value = list(value)
-            _join_size(rest[0] if rest else kwargs.get("d", ""), value)
-            args = (*args[:skip], value, *rest)
+            _join_size(_arg(rest, kwargs, 0, "d", ""), value)
         elif name == "replace" and len(rest) >= 2:
             _replace_size(value, *rest[:3])
         elif name == "format" and isinstance(value, str):
-            _printf(value)
+            _printf(value, kwargs or rest)
         elif name == "sum":  # adding lists or strings one by one takes quadratic time
             start = kwargs.get("start", rest[1] if len(rest) > 1 else 0)
             if not isinstance(start, int | float):
                 raise LimitError("the sum filter adds numbers only (start must be a number)")
-        return _sized(func(*args, **kwargs), f"the {name} filter")
+        return _made(func(*args, **kwargs), f"the {name} filter")
 
     return bounded
 
@@ -231,6 +323,7 @@ def _loop(iterable: Iterable[Any]) -> Iterator[Any]:
 def _output(value: Any) -> str:
     """Every piece of output goes through this: the characters written count in all, so
     output captured by a macro or a `{% set %}` block (joined later) is bounded too."""
+    _measured(value, "the output")  # before making its text
     text = str(value)
     budget = _BUDGET.get()
     if budget is not None:
@@ -242,7 +335,11 @@ def _output(value: Any) -> str:
 def _concat(*parts: Any) -> str:
     """`a ~ b`, with the result's length checked."""
     _charge()
-    return str(_sized("".join(str(part) for part in parts), "the ~ concatenation"))
+    _measured(parts, "the ~ concatenation")  # before making their text
+    return str(_made("".join(str(part) for part in parts), "the ~ concatenation"))
+
+
+_HOOKS = (_loop, _concat, _output)
 
 
 def _expr(node: nodes.Expr) -> nodes.Expr:
@@ -294,17 +391,19 @@ class _SpecEnvironment(ImmutableSandboxedEnvironment):
         self, context: jinja2.runtime.Context, operator: str, left: Any, right: Any
     ) -> Any:
         _charge()
+        _measured((left, right), f"the {operator} operator")
         _grows(left, right, operator)
-        return _sized(
-            super().call_binop(context, operator, left, right), f"the {operator} operator"
-        )
+        return _made(super().call_binop(context, operator, left, right), f"the {operator} operator")
 
     def call(
         __self, __context: jinja2.runtime.Context, __obj: Any, *args: Any, **kwargs: Any
     ) -> Any:
         _charge()
+        if any(__obj is hook for hook in _HOOKS):  # they measure what they take themselves
+            return super().call(__context, __obj, *args, **kwargs)
+        _measured((args, kwargs), "the call")
         args = _check_method(__obj, args, kwargs)
-        return _sized(super().call(__context, __obj, *args, **kwargs), "the call")
+        return _made(super().call(__context, __obj, *args, **kwargs), "the call")
 
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         if super().wrap_str_format(value) is None:
