@@ -106,6 +106,14 @@ SHAPES = {
         env_x('{{ range(40000) | map("center", 99999) | list }}'),
         "env.X: template: the center filter would take the characters handled",
     ),
+    # a list var of aliases to one long string: small in memory, 900 MB as text
+    "alias-list-var": (
+        spec(
+            "vars:\n  s: &s " + "x" * 900_000 + "\n  b: [" + ", ".join(["*s"] * 999) + "]\n"
+            "env:\n  X: '{{ vars.b }}'\n"
+        ),
+        "app.yaml:9:6: error: env.X: template: the value would be more than 100000 characters",
+    ),
     "list-literal": (
         env_x('{% set s = "x"*99999 %}{{ [' + REFS + "] }}"),
         "env.X: template: the output would take the characters handled",

@@ -40,6 +40,7 @@ __all__ = [
     "LimitError",
     "environment",
     "render_string",
+    "text_size",
 ]
 
 MAX_VALUE_CHARS = 100_000  # a rendered value, and any string or list made on the way
@@ -136,6 +137,12 @@ def _size(value: Any, limit: int, depth: int = 0) -> int:
             break
         total += _size(item, limit - total, depth + 1)
     return total
+
+
+def text_size(value: Any, limit: int) -> int:
+    """About how many characters `value` is as text, counted no further than a little past
+    `limit` (so a huge value is sized without being turned into text)."""
+    return _size(value, limit)
 
 
 def _left() -> int:

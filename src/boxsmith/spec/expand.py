@@ -107,11 +107,13 @@ class _Substituter:
     def _simple(self, value: str, where: Pos, path: str) -> str:
         """`{{ vars.x }}` substitutions without Jinja, as long as the result stays in bounds
         (vars made of other vars could double at each level)."""
-        from boxsmith.jinja_env import MAX_VALUE_CHARS
+        from boxsmith.jinja_env import MAX_VALUE_CHARS, text_size
 
         size = len(value)
         for match in _SIMPLE.finditer(value):
-            size += len(self._text(match[1], match[2]))
+            # sized before it is made text: a list of aliases to one long string is small in
+            # memory and huge as text
+            size += text_size(self.context[match[1]][match[2]], MAX_VALUE_CHARS)
             if size > MAX_VALUE_CHARS:
                 self._fail(
                     where,
@@ -305,15 +307,21 @@ def expand(merged: LDict, matrix: LDict | None, issues: list[Issue]) -> Iterator
 _USES = re.compile(r"\bvars(?:\.([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([^'\"]+)['\"]\s*\])")
 
 
-def _strings(node: Any) -> Iterator[str]:
+def _strings(node: Any, seen: set[int] | None = None) -> Iterator[str]:
+    """Every string under `node`, each object once: YAML aliases share one object, and a list
+    of a thousand aliases to one long string must not be scanned a thousand times."""
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, str):
         yield node
     elif isinstance(node, dict):
         for value in node.values():
-            yield from _strings(value)
+            yield from _strings(value, seen)
     elif isinstance(node, list):
         for value in node:
-            yield from _strings(value)
+            yield from _strings(value, seen)
 
 
 def _var_order(variables: dict[str, Any], issues: list[Issue]) -> list[str] | None:
