@@ -606,29 +606,28 @@ def test_a_build_whose_failure_cannot_be_logged_still_ends_failed(local: Local) 
     assert build[2] == "error"  # status
 
 
-def test_corruption_sqlite_reports_at_a_log_write_is_named_damaged(local: Local) -> None:
+def test_corruption_sqlite_reports_at_a_new_build_is_named_damaged(local: Local) -> None:
     local.start()
     with _writer(local) as db:
-        # the log table's index pointed at a free page: SQLite says "database disk image is
-        # malformed" when a log is written, while every other table reads fine
+        # the builds' id index pointed at a free page: SQLite says "database disk image is
+        # malformed" when a build is added, while the reads before it work
         db.execute("CREATE TABLE scratch (x)")
         (page,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'scratch'").fetchone()
         db.execute("DROP TABLE scratch")
         (version,) = db.execute("PRAGMA schema_version").fetchone()
         db.execute("PRAGMA writable_schema=ON")
         db.execute(
-            "UPDATE sqlite_master SET rootpage = ? WHERE name = 'sqlite_autoindex_build_logs_1'",
+            "UPDATE sqlite_master SET rootpage = ? WHERE name = 'sqlite_autoindex_builds_1'",
             (page,),
         )
         db.execute(f"PRAGMA schema_version = {version + 1}")
-        thread, errors = _build_in_thread(f"corrupt-{uuid.uuid4().hex[:6]}")
-        thread.join(WAIT)
-        assert not thread.is_alive(), "the build stayed `building`"
-    (error,) = errors
-    assert "boxsmith backend reset" in str(error)
-    status, body = local.get("/templates")
+        with pytest.raises(BuildException) as refused:
+            _build(f"corrupt-{uuid.uuid4().hex[:6]}")
+    assert "is damaged (database disk image is malformed)" in str(refused.value)
+    assert "boxsmith backend reset" in str(refused.value)
+    status, body = local.get("/templates")  # from then on, every request says so
     assert status == 500
-    assert "is damaged (database disk image is malformed)" in body["message"]
+    assert "is damaged" in body["message"]
 
 
 def test_a_sandbox_whose_record_cannot_be_written_leaves_no_container(local: Local) -> None:
