@@ -406,7 +406,6 @@ def test_reset_refuses_a_web_apps_folder_with_its_own_state_and_uploads(tmp_path
 def test_reset_refuses_project_home_and_git_folders_even_with_a_backends_files(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from boxsmith.backend.server import MARKER, MARKER_FILE
     from tests.helpers import snapshot
 
     key = "e2b_local_" + "ab" * 20
@@ -424,7 +423,6 @@ def test_reset_refuses_project_home_and_git_folders_even_with_a_backends_files(
     for folder, why in cases.items():
         _app_folder(folder / "data").rename(folder / "appdata")  # something of the user's
         (folder / "api_key").write_text(key + "\n")
-        (folder / MARKER_FILE).write_bytes(MARKER)
         before = snapshot(folder)
         refused = cli(project, "backend", "reset", "--yes", "--data-dir", str(folder))
         assert refused.code == 2, (folder, refused.err)
@@ -432,8 +430,8 @@ def test_reset_refuses_project_home_and_git_folders_even_with_a_backends_files(
         assert snapshot(folder) == before
 
 
-def test_reset_clears_an_old_backend_folder_whose_state_file_is_damaged(tmp_path: Path) -> None:
-    """No marker (an older version made it), a damaged state: the key's form proves it."""
+def test_reset_clears_a_backend_folder_whose_state_file_is_damaged(tmp_path: Path) -> None:
+    """A damaged state file: the key's form proves the folder."""
     folder = tmp_path / "data"
     (folder / "uploads").mkdir(parents=True)
     (folder / "uploads/ctx.tar").write_bytes(b"context")
@@ -444,12 +442,12 @@ def test_reset_clears_an_old_backend_folder_whose_state_file_is_damaged(tmp_path
     assert list(folder.iterdir()) == []
 
 
-def test_reset_clears_an_old_backend_folder_shown_by_its_state_tables(tmp_path: Path) -> None:
+def test_reset_clears_a_backend_folder_shown_by_its_state_tables(tmp_path: Path) -> None:
     from boxsmith.backend.store import Store
 
     folder = tmp_path / "data"
     folder.mkdir()
-    Store(folder / "state.sqlite3")  # the backend's tables, no key, no marker
+    Store(folder / "state.sqlite3")  # the backend's tables, no key
     reset = cli(tmp_path, "backend", "reset", "--yes", "--data-dir", str(folder))
     assert reset.code == 0, reset.err
     assert list(folder.iterdir()) == []
@@ -461,10 +459,11 @@ _BOXSMITH = (sys.executable, "-m", "boxsmith", "-C")
 def test_the_reset_prompt_names_the_uploads_it_deletes(tmp_path: Path) -> None:
     import pty
 
-    from boxsmith.backend.server import make_private
+    from boxsmith.backend.server import api_key, make_private
 
     folder = tmp_path / "data"
     make_private(folder)
+    key = api_key(folder)
     primary, secondary = pty.openpty()
     with os.fdopen(primary, "wb", buffering=0) as terminal:
         asked = subprocess.Popen(
@@ -478,7 +477,7 @@ def test_the_reset_prompt_names_the_uploads_it_deletes(tmp_path: Path) -> None:
     assert asked.returncode == 2, err
     assert f"{folder / 'uploads'}/".encode() in err
     assert b"reset cancelled: nothing was changed" in err
-    assert (folder / "boxsmith-backend").exists()
+    assert (folder / "api_key").read_text().strip() == key
 
 
 # -- server.json of a killed server --------------------------------------------------------------

@@ -1,8 +1,8 @@
 """`boxsmith backend serve | env | status | stop`: run the local backend, tell clients where.
 
-The data folder (default `.boxsmith/backend` in the project) holds a marker naming it a backend's
-(`boxsmith-backend`, what `boxsmith backend reset` trusts), the API key (`api_key`, made
-on first start), the state (`state.sqlite3` and SQLite's `-wal`/`-shm`), build-context uploads
+The data folder (default `.boxsmith/backend` in the project) holds the API key (`api_key`, made
+on first start; its form, `e2b_local_<40 hex digits>`, is what `boxsmith backend reset` trusts),
+the state (`state.sqlite3` and SQLite's `-wal`/`-shm`), build-context uploads
 (`uploads/`), the log of a backend started in the background (`server.log`) and, while the
 server runs, `server.json` (pid, URL, limits). All of it is the owner's only: the folders 0700,
 the files 0600. `make_private` creates the folder that way (and any parent it has to create,
@@ -48,8 +48,6 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_PORT",
     "LOCK_FILE",
-    "MARKER",
-    "MARKER_FILE",
     "OWN_FILES",
     "START_LOCK",
     "BackendInfo",
@@ -71,14 +69,10 @@ KEY_FILE = "api_key"
 LOG_FILE = "server.log"
 UPLOADS = "uploads"
 LOCK_FILE = "server.lock"  # held by the running server
-# Written by `make_private`: the proof `boxsmith backend reset` needs that a folder is a backend's
-MARKER_FILE = "boxsmith-backend"
-MARKER = b"a boxsmith backend's data folder: `boxsmith backend reset` clears it\n"
 START_LOCK = "start.lock"  # held by a command starting one in the background
 # What the backend keeps in its data folder besides uploads/: the only files it chmods there
 # (and the only ones `boxsmith backend reset` deletes).
 OWN_FILES = (
-    MARKER_FILE,
     KEY_FILE,
     KEY_FILE + ".tmp",
     SERVER_FILE,
@@ -132,9 +126,6 @@ def make_private(folder: Path) -> None:
         _mkdir_private(folder)
         mine = _restrict(folder, 0o700, stat.S_ISDIR)
         if mine:
-            if not (folder / MARKER_FILE).is_file():
-                with _private_file(folder / MARKER_FILE, os.O_TRUNC) as handle:
-                    handle.write(MARKER)
             for name in OWN_FILES:
                 _restrict(folder / name, 0o600, stat.S_ISREG)
             uploads = folder / UPLOADS

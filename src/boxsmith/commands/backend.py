@@ -33,8 +33,6 @@ from boxsmith.backend.server import (
     KEY_FILE,
     LOCK_FILE,
     LOG_FILE,
-    MARKER,
-    MARKER_FILE,
     OWN_FILES,
     START_LOCK,
     UPLOADS,
@@ -226,10 +224,10 @@ _KEY_FORM = re.compile(rb"e2b_local_[0-9a-f]{40}")
 
 def _check_resettable(settings: Settings, folder: Path) -> None:
     """UsageError unless `folder` is shown to be a backend's data folder before anything in it
-    is deleted: a real folder (no symlink), none that holds a project (the project root, one
-    with `.git` or the specs folder), not $HOME or above, and one of: the marker the server
-    writes (`make_private`), a state file with the backend's tables, or a key of its form. The
-    marker and the key prove a folder whose state file is damaged, what reset is for."""
+    is deleted: a real folder (no symlink) holding a key of the form the backend makes (on its
+    first start, so it proves a folder whose state file is damaged, what reset is for) or a
+    state file with the backend's tables; and none that holds a project (the project root,
+    one with `.git` or the specs folder), nor $HOME or above."""
     from boxsmith.backend.store import has_backend_tables
 
     try:
@@ -239,10 +237,10 @@ def _check_resettable(settings: Settings, folder: Path) -> None:
     where = "pass the folder the backend serves from (--data-dir, BOXSMITH_BACKEND_DIR)"
     if not stat.S_ISDIR(info.st_mode):
         raise UsageError(f"{folder} is not a folder: there is no backend to reset", where)
-    if not (_marked(folder) or has_backend_tables(folder) or _key_of_form(folder)):
+    if not (_key_of_form(folder) or has_backend_tables(folder)):
         raise UsageError(
-            f"{folder} does not look like a backend's data folder (no {MARKER_FILE} marker, "
-            f"no state file with the backend's tables, no {KEY_FILE} of its form)",
+            f"{folder} does not look like a backend's data folder (no {KEY_FILE} of the form "
+            "e2b_local_<40 hex digits>, no state file with the backend's tables)",
             where,
         )
     held = _project_folder(settings, folder)
@@ -265,10 +263,6 @@ def _project_folder(settings: Settings, folder: Path) -> str | None:
     if folder == specs or folder in specs.parents:
         return "the specs folder or holds it"
     return None
-
-
-def _marked(folder: Path) -> bool:
-    return _own_bytes(folder / MARKER_FILE) == MARKER
 
 
 def _key_of_form(folder: Path) -> bool:
