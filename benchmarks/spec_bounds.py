@@ -13,7 +13,10 @@ start-up, imports, settings, reading and composing one file.
 - yaml-file-too-large: a 1 MiB + 1 byte spec file.
 - jinja-power, jinja-repetition, jinja-join, jinja-range, jinja-nested-loops,
   jinja-macro-recursion: `{{ }}` expressions that would take minutes of CPU or gigabytes.
+- jinja-list-of-strings: `['x'*100000]*100000` (each step within the per-value limit, 10 GB
+  in all).
 - vars-doubling: eight vars, each twice the one before (128 000 characters at the end).
+- vars-alias-list: a list var of 999 aliases to one 900 KB string, used as `{{ vars.b }}`.
 - inject-workdir-newline: `workdir: "/home/user\\nRUN touch /tmp/x"` (a located error).
 
 Each hostile shape must end with exit 2 (a located error); any other exit code, or a run longer
@@ -68,6 +71,11 @@ SHAPES: dict[str, str] = {
     ),
     "jinja-macro-recursion": (
         "env:\n  X: '{% macro f(n) %}{{ f(n) ~ f(n) }}{% endmacro %}{{ f(1) }}'\n"
+    ),
+    "jinja-list-of-strings": "env:\n  X: \"{{ ['x' * 100000] * 100000 }}\"\n",
+    "vars-alias-list": (
+        "vars:\n  s: &s " + "x" * 900_000 + "\n  b: [" + ", ".join(["*s"] * 999) + "]\n"
+        "env:\n  X: '{{ vars.b }}'\n"
     ),
     "vars-doubling": f"vars:\n  a: '{'x' * 1000}'\n{_DOUBLED}env:\n  X: '{{{{ vars.h }}}}'\n",
     "inject-workdir-newline": 'workdir: "/home/user\\nRUN touch /tmp/x"\n',
