@@ -114,9 +114,10 @@ def _charge() -> None:
 _DEPTH = 200  # nesting measured; deeper is refused (YAML allows 100 levels)
 
 
-def _size(value: Any, limit: int, depth: int = 0) -> int:
-    """About how many characters `value` is as text, counted up to a little past `limit`:
-    strings by length, containers by their items (each item as often as it is held)."""
+def text_size(value: Any, limit: int, depth: int = 0) -> int:
+    """About how many characters `value` is as text, counted up to a little past `limit` (so
+    a huge value is sized without being made text): strings by length, containers by their
+    items (each item as often as it is held)."""
     if isinstance(value, str | bytes):
         return len(value)
     if isinstance(value, int):
@@ -135,14 +136,8 @@ def _size(value: Any, limit: int, depth: int = 0) -> int:
     for item in items:
         if total > limit:  # stop: the work of measuring stays within the budget
             break
-        total += _size(item, limit - total, depth + 1)
+        total += text_size(item, limit - total, depth + 1)
     return total
-
-
-def text_size(value: Any, limit: int) -> int:
-    """About how many characters `value` is as text, counted no further than a little past
-    `limit` (so a huge value is sized without being turned into text)."""
-    return _size(value, limit)
 
 
 def _left() -> int:
@@ -161,7 +156,7 @@ def _afford(chars: int, what: str) -> None:
 
 def _measured(value: Any, what: str) -> int:
     """The size of `value`, counted against the budget (so measuring is bounded too)."""
-    size = _size(value, _left())
+    size = text_size(value, _left())
     _afford(size, what)
     budget = _BUDGET.get()
     if budget is not None:
@@ -215,7 +210,7 @@ def _printf(template: str, args: Any) -> None:
                 _width(int(number), "printf formatting")
                 size += int(number)
     uses = len(conversions) if isinstance(args, Mapping) else 1
-    _afford(size + uses * _size(args, _left()), "printf formatting")
+    _afford(size + uses * text_size(args, _left()), "printf formatting")
 
 
 def _grows(left: Any, right: Any, operator: str) -> None:
@@ -229,7 +224,7 @@ def _grows(left: Any, right: Any, operator: str) -> None:
         _grows(right, left, operator)
     elif operator == "*" and isinstance(right, int) and isinstance(left, Sized):
         _length(len(left) * right, "the repetition")
-        _afford(_size(left, _left()) * right, "the repetition")
+        _afford(text_size(left, _left()) * right, "the repetition")
     elif operator == "+" and isinstance(left, Sized) and isinstance(right, Sized):
         _length(len(left) + len(right), "the concatenation")
     elif operator == "%" and isinstance(left, str):
@@ -237,8 +232,8 @@ def _grows(left: Any, right: Any, operator: str) -> None:
 
 
 def _join_size(separator: Any, items: list[Any]) -> None:
-    gaps = _size(separator, _left()) * max(len(items) - 1, 0)
-    _length(gaps + sum(_size(item, MAX_VALUE_CHARS) for item in items), "the join")
+    gaps = text_size(separator, _left()) * max(len(items) - 1, 0)
+    _length(gaps + sum(text_size(item, MAX_VALUE_CHARS) for item in items), "the join")
 
 
 def _replace_size(text: Any, old: Any, new: Any, count: Any = -1) -> None:
@@ -251,7 +246,7 @@ def _replace_size(text: Any, old: Any, new: Any, count: Any = -1) -> None:
 
 def _grown(text: str, piece: Any, pieces: int) -> int:
     """The length of `text` with `piece` (a string, or a number of spaces) added `pieces` times."""
-    each = piece if isinstance(piece, int) else _size(piece, _left())
+    each = piece if isinstance(piece, int) else text_size(piece, _left())
     return len(text) + pieces * each
 
 

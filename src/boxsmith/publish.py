@@ -40,7 +40,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from functools import partial
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
@@ -267,6 +267,12 @@ class _Run:
     timeout: float  # seconds per version (`publish_timeout`)
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @cached_property
+    def live(self) -> frozenset[str] | None:
+        """The builds the target still has (`live_builds`), read once per run: a record of
+        this run belongs to the one version it records, so it never changes the answer."""
+        return live_builds(self.settings, self.target.name)
 
     @property
     def params(self) -> dict[str, Any]:
@@ -671,7 +677,7 @@ class _Job:
                     f"build {record.build_id} on {run.target.name} is not recorded",
                     "run `boxsmith render`, then publish again",
                 )
-            live = live_builds(run.settings, run.target.name)
+            live = run.live
             if live is not None:  # forget records of builds the target no longer has
                 entry.publishes = [
                     p for p in entry.publishes if p.target != record.target or p.build_id in live
