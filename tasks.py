@@ -52,8 +52,8 @@ def _finish(code: int) -> None:
 
 
 def _stage(command: str, names: str, **options: Any) -> None:
-    """Run `boxsmith.commands.<command>.run` on the named templates; exit with its code."""
-    module = importlib.import_module(f"boxsmith.commands.{command}")
+    """Run `boxsmith._internal.cli.<command>.run` on the named templates; exit with its code."""
+    module = importlib.import_module(f"boxsmith._internal.cli.{command}")
     _finish(
         _run(
             lambda: module.run(
@@ -99,7 +99,7 @@ def lint(
 @task
 def schema(c: Context) -> None:
     """Write the JSON Schema for spec files."""
-    from boxsmith.commands import schema as command
+    from boxsmith._internal.cli import schema as command
 
     _finish(_run(lambda: command.run(load_settings(), None, out=sys.stdout, err=sys.stderr)))
 
@@ -107,7 +107,7 @@ def schema(c: Context) -> None:
 @task(name="list", help={"json": "machine output"})
 def list_(c: Context, json: bool = False) -> None:
     """Templates, versions and status from generated/index.json."""
-    from boxsmith.commands import list as command
+    from boxsmith._internal.cli import list as command
 
     _finish(
         _run(lambda: command.run(load_settings(), [], out=sys.stdout, err=sys.stderr, as_json=json))
@@ -117,7 +117,7 @@ def list_(c: Context, json: bool = False) -> None:
 @task(help={"refs": "images, comma separated (default: every spec's base image)"})
 def images(c: Context, refs: str = "") -> None:
     """Pull the base images the specs use, or make local stand-ins."""
-    from boxsmith.commands import images as command
+    from boxsmith._internal.cli import images as command
 
     settings = load_settings()
     _finish(
@@ -196,7 +196,7 @@ def publish(
 
 
 def _channel(action: str, names: str, target: str, channel: str, version: str) -> None:
-    from boxsmith.commands import promote as command
+    from boxsmith._internal.cli import promote as command
 
     _finish(
         _run(
@@ -282,7 +282,7 @@ def main(c: Context, jobs: int = 2) -> None:
     build on this machine (a base image nobody can provide, a build host that does not answer)
     are reported as skipped with the reason, never as passed.
     """
-    from boxsmith.commands import main as command
+    from boxsmith._internal.cli import main_job as command
 
     _finish(_run(lambda: command.run(load_settings(), out=sys.stdout, err=sys.stderr, jobs=jobs)))
 

@@ -85,8 +85,10 @@ RUN_WARMUP = 3  # (b): untimed commands per side before the timed ones
 START_TIMEOUT_S = 60  # the backend answering /health
 BUILD_TIMEOUT_S = 600
 CALL_TIMEOUT_S = 60  # every SDK request and command
-# Labels boxsmith puts on what the backend makes (boxsmith.backend.sandboxes.BACKEND_LABEL,
-# boxsmith.build.PARITY_OF_LABEL); the benchmark's own baseline containers carry RUN_LABEL.
+# Labels boxsmith puts on what the backend makes
+# (boxsmith._internal.backend.sandboxes.BACKEND_LABEL,
+# boxsmith._internal.build.builder.PARITY_OF_LABEL); the benchmark's own baseline containers carry
+# RUN_LABEL.
 BACKEND_LABEL = "dev.boxsmith.backend"
 PARITY_OF_LABEL = "dev.boxsmith.parity-of"
 RUN_LABEL = "dev.boxsmith.bench-run"

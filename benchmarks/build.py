@@ -13,7 +13,8 @@ with `time.perf_counter` around `subprocess.run`; best and median over the repea
     benchmark fails loudly otherwise.
 (b) `boxsmith -C <project> smoke --local bench-01 --report FILE` (two checks, a command and a
     file). Overhead = wall time minus the checks' own `seconds` from the report, split into
-    interpreter + import (`python -c "import boxsmith.commands.smoke"` timed in the same round),
+    interpreter + import (`python -c "import boxsmith._internal.cli.smoke"` timed in the same
+    round),
     container start + ready (the suite's `seconds` minus its checks) and the rest (catalog,
     engine connection, teardown, reports, exit); each part is a median over the runs, so the
     parts need not add up to the median overhead. Target: overhead under 1 s. For context, the
@@ -137,11 +138,11 @@ class Phases:
 BUILD_PHASES = r"""
 import io, json, sys, time
 t0 = time.perf_counter()
-from boxsmith.build import build_templates
-from boxsmith.commands.build import select_units
+from boxsmith._internal.build.builder import build_templates
+from boxsmith._internal.cli.build import select_units
 from boxsmith.config import load_settings
-from boxsmith.engine import Engine
-from boxsmith.progress import Progress
+from boxsmith._internal.docker.client import Engine
+from boxsmith._internal.progress import Progress
 t1 = time.perf_counter()
 settings = load_settings(sys.argv[1])
 units = select_units(settings, [], [])
@@ -165,11 +166,11 @@ print(json.dumps({"phases": phases, "statuses": [r.status for r in results]}))
 SMOKE_PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
-from boxsmith.checks.runner import run_checks
-from boxsmith.commands.build import select_units
+from boxsmith._internal.smoke.runner import run_checks
+from boxsmith._internal.cli.build import select_units
 from boxsmith.config import load_settings
-from boxsmith.engine import Engine
-from boxsmith.smoke_local import start_sandbox
+from boxsmith._internal.docker.client import Engine
+from boxsmith._internal.docker.boot import start_sandbox
 t1 = time.perf_counter()
 settings = load_settings(sys.argv[1])
 (unit,) = select_units(settings, [sys.argv[2]], [])
@@ -413,12 +414,12 @@ def baseline_figures(bench: Bench) -> list[Figure]:
     return [
         Figure("python -c pass", [py, "-c", "pass"]),
         Figure(
-            'python -c "import boxsmith.commands.build"',
-            [py, "-c", "import boxsmith.commands.build"],
+            'python -c "import boxsmith._internal.cli.build"',
+            [py, "-c", "import boxsmith._internal.cli.build"],
         ),
         Figure(
-            'python -c "import boxsmith.commands.smoke"',
-            [py, "-c", "import boxsmith.commands.smoke"],
+            'python -c "import boxsmith._internal.cli.smoke"',
+            [py, "-c", "import boxsmith._internal.cli.smoke"],
         ),
         Figure("boxsmith --version", [bench.box, "--version"]),
         Figure("docker version (CLI + one API call)", ["docker", "version"]),

@@ -108,7 +108,7 @@ class Bench:
         """Stop the backend; remove its images and the proof builds of the bumped versions."""
         import docker
 
-        from boxsmith.backend.server import backend_id, data_dir, stop
+        from boxsmith._internal.backend.server import backend_id, data_dir, stop
 
         folder = data_dir(self.project)
         stop(folder)

@@ -18,8 +18,9 @@ What it measures (every figure is one `boxsmith` console-script run in a new pro
     as it runs there (with the stamp an earlier check left) and with BOXSMITH_NO_CACHE=1 (as on a
     fresh clone, e.g. in CI). Target: under 0.3 s; both are judged.
 (c) Baselines the other figures are expressed against: `python -c pass` (interpreter start-up),
-    `python -c "import boxsmith.cli"` (start-up plus the CLI's own imports),
-    `python -c "import boxsmith.pipeline"` (start-up plus every module a full validate, render or
+    `python -c "import boxsmith._internal.cli.app"` (start-up plus the CLI's own imports),
+    `python -c "import boxsmith._internal.render.pipeline"` (start-up plus every module a full
+    validate, render or
     check loads: pydantic, Jinja, PyYAML, ...) and `boxsmith --version` (console script, imports
     and argparse). For reference only, not a fresh process: writing the files `render` wrote
     (same paths and bytes) with a plain mkdir + write loop, the file-system floor of a first
@@ -304,8 +305,14 @@ def measure(args: argparse.Namespace, project: Path) -> Results:
     root = ["-C", str(project)]
     baselines = [
         Figure("python -c pass", [py, "-c", "pass"]),
-        Figure('python -c "import boxsmith.cli"', [py, "-c", "import boxsmith.cli"]),
-        Figure('python -c "import boxsmith.pipeline"', [py, "-c", "import boxsmith.pipeline"]),
+        Figure(
+            'python -c "import boxsmith._internal.cli.app"',
+            [py, "-c", "import boxsmith._internal.cli.app"],
+        ),
+        Figure(
+            'python -c "import boxsmith._internal.render.pipeline"',
+            [py, "-c", "import boxsmith._internal.render.pipeline"],
+        ),
         Figure("boxsmith --version", [box, "--version"]),
     ]
     floor = Figure("fs floor: same files, mkdir+write", ["(in-process, not a fresh process)"])
@@ -511,8 +518,9 @@ def as_table(res: Results) -> str:
         f"  ({res.catalog_templates} templates in {res.catalog_root}/generated/index.json)",
         "",
         "x start: median / `python -c pass`. Shares of the median, once per process: start% is",
-        "interpreter start-up, +cli% start-up + `import boxsmith.cli`, +full% start-up + `import",
-        "boxsmith.pipeline` (every module a full validate/render/check loads); - where the",
+        "interpreter start-up, +cli% start-up + `import boxsmith._internal.cli.app`,",
+        "+full% start-up + `import boxsmith._internal.render.pipeline` (every module a full",
+        "validate/render/check loads); - where the",
         "figure is below that baseline (the process does not load all of it).",
         "",
         *verdict_lines(targets(res), lambda t: f"median {t['median_s']:.3f} s"),

@@ -1,4 +1,5 @@
-"""Template builds v2 (`boxsmith.backend.builds`) with the real e2b SDK's request and uploads.
+"""Template builds v2 (`boxsmith._internal.backend.builds`) with the real e2b SDK's request and
+uploads.
 
 The SDK's own serialization (`Template.to_json`) gives the request body and its tar helper
 (`tar_file_stream`, as `Template.build` uploads) gives the uploads, so no server is involved.
@@ -27,7 +28,7 @@ from e2b.template.consts import GZIP
 from e2b.template.types import InstructionType
 from e2b.template.utils import read_dockerignore, tar_file_stream
 
-from boxsmith.backend.builds import (
+from boxsmith._internal.backend.builds import (
     BuildRequest,
     BuildRequestError,
     LogEntry,
@@ -36,10 +37,10 @@ from boxsmith.backend.builds import (
     dockerfile_for,
     run_build,
 )
-from boxsmith.build import host_ca_bundle
-from boxsmith.engine import LABEL, Engine, EngineUnavailable
-from boxsmith.images import resolve_mirrors
-from boxsmith.parity import PARITY_OF_LABEL
+from boxsmith._internal.build.base_images import resolve_mirrors
+from boxsmith._internal.build.builder import host_ca_bundle
+from boxsmith._internal.build.parity import PARITY_OF_LABEL
+from boxsmith._internal.docker.client import LABEL, Engine, EngineUnavailable
 from tests.helpers import write_tree
 
 pytestmark = pytest.mark.docker
@@ -306,7 +307,7 @@ def test_dockerfile_mirrors_e2b_step_semantics() -> None:
 
 
 def _create_user_script(login: str) -> str:
-    from boxsmith.backend.builds import _create_user
+    from boxsmith._internal.backend.builds import _create_user
 
     return json.dumps(_create_user(login))[1:-1]
 

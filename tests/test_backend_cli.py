@@ -89,9 +89,9 @@ def test_serve_refuses_all_interfaces_and_a_busy_port(tmp_path: Path) -> None:
 def test_the_local_target_takes_a_free_port_when_another_process_has_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from boxsmith.backend.server import DEFAULT_PORT, data_dir, stop
+    from boxsmith._internal.backend.server import DEFAULT_PORT, data_dir, stop
+    from boxsmith._internal.publish.targets import connect
     from boxsmith.config import load_settings
-    from boxsmith.targets import connect
 
     monkeypatch.delenv("BOXSMITH_BACKEND_DIR", raising=False)
     settings = load_settings(tmp_path)
@@ -118,9 +118,9 @@ def test_the_local_target_takes_a_free_port_when_another_process_has_the_default
 
 
 def test_a_busy_port_asked_for_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from boxsmith._internal.publish.targets import connect
     from boxsmith.config import load_settings
     from boxsmith.errors import BoxsmithError
-    from boxsmith.targets import connect
 
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))

@@ -1,4 +1,5 @@
-"""envd's filesystem on a container (`boxsmith.backend.envd_files`, `envd_transfer`), driven by the
+"""envd's filesystem on a container (`boxsmith._internal.backend.envd.files`, `envd_transfer`),
+driven by the
 unchanged e2b SDK's own `Filesystem` classes over real HTTP: a uvicorn server in a thread serves
 the Connect app and `/files` for one `boxsmith/parity` container.
 
@@ -37,10 +38,15 @@ from e2b.sandbox_async.filesystem.filesystem import Filesystem as AsyncFilesyste
 from e2b.sandbox_sync.filesystem.filesystem import Filesystem
 from packaging.version import Version
 
-from boxsmith.backend.envd_files import filesystem_app
-from boxsmith.backend.envd_transfer import files_app
-from boxsmith.backend.runtime import ENVD_VERSION, SandboxGone, SandboxHandle, guard_sandbox
-from boxsmith.backend.server import Receive, Scope, Send
+from boxsmith._internal.backend.envd.files import filesystem_app
+from boxsmith._internal.backend.envd.transfer import files_app
+from boxsmith._internal.backend.runtime import (
+    ENVD_VERSION,
+    SandboxGone,
+    SandboxHandle,
+    guard_sandbox,
+)
+from boxsmith._internal.backend.server import Receive, Scope, Send
 
 pytestmark = pytest.mark.docker
 

@@ -30,7 +30,7 @@ import docker
 import docker.errors
 import pytest
 
-from boxsmith.engine import LABEL
+from boxsmith._internal.docker.client import LABEL
 from tests.helpers import Run, cli, write_tree
 
 pytestmark = pytest.mark.docker

@@ -1,4 +1,5 @@
-"""`boxsmith.buildenv`: which of a template's ENV names a ready sandbox's commands lose, and
+"""`boxsmith._internal.docker.buildenv`: which of a template's ENV names a ready sandbox's commands
+lose, and
 what they get back from the base image."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import subprocess
 
 import pytest
 
-from boxsmith import buildenv
+from boxsmith._internal.docker import buildenv
 
 
 def test_label_records_the_base_values_of_the_names_the_template_set() -> None:

@@ -6,8 +6,8 @@ import shutil
 import tomllib
 from pathlib import Path
 
+from boxsmith._internal.render.pipeline import check_project, render_project
 from boxsmith.config import load_settings
-from boxsmith.pipeline import check_project, render_project
 from tests.helpers import snapshot
 
 REPO = Path(__file__).resolve().parents[1]

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from e2b import Sandbox, Template
 
+from boxsmith._internal.publish.targets import Target, connect
+from boxsmith._internal.render.index import INDEX_FILE, PublishRecord, load_index
 from boxsmith.config import load_settings
-from boxsmith.index import INDEX_FILE, PublishRecord, load_index
-from boxsmith.targets import Target, connect
 from tests.helpers import cli, write_tree
 
 pytestmark = pytest.mark.docker

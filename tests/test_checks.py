@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-import boxsmith.checks
-from boxsmith.checks import (
+import boxsmith._internal.smoke
+from boxsmith._internal.smoke import (
     Check,
     CheckResult,
     CommandResult,
@@ -32,7 +32,13 @@ from boxsmith.checks import (
     write_json,
     write_junit,
 )
-from boxsmith.spec.models import CommandCheck, FileCheck, HttpCheck, PortCheck, ProcessCheck
+from boxsmith._internal.spec.models import (
+    CommandCheck,
+    FileCheck,
+    HttpCheck,
+    PortCheck,
+    ProcessCheck,
+)
 
 
 class LocalTarget:
@@ -125,7 +131,7 @@ def _no_sleep(seconds: float) -> None:
 
 
 def test_public_api_does_not_drift() -> None:
-    assert sorted(boxsmith.checks.__all__) == [
+    assert sorted(boxsmith._internal.smoke.__all__) == [
         "Check", "CheckResult", "CommandResult", "SuiteResult", "Target", "TargetError",
         "json_report", "junit_xml", "run_check", "run_checks", "write_json", "write_junit",
     ]  # fmt: skip

@@ -12,10 +12,16 @@ from collections.abc import Iterator
 import pytest
 from e2b import Sandbox, Template, wait_for_port
 
-from boxsmith.checks.runner import run_checks
-from boxsmith.checks.sandbox import SandboxTarget
-from boxsmith.checks.target import TargetError
-from boxsmith.spec.models import CommandCheck, FileCheck, HttpCheck, PortCheck, ProcessCheck
+from boxsmith._internal.smoke.protocol import TargetError
+from boxsmith._internal.smoke.runner import run_checks
+from boxsmith._internal.smoke.sandbox_target import SandboxTarget
+from boxsmith._internal.spec.models import (
+    CommandCheck,
+    FileCheck,
+    HttpCheck,
+    PortCheck,
+    ProcessCheck,
+)
 from tests.helpers import serving_backend
 from tests.test_build_smoke import SERVER_PL
 

@@ -12,7 +12,7 @@ import jsonschema
 import pytest
 import yaml
 
-from boxsmith.schema import schema_json
+from boxsmith._internal.spec.schema import schema_json
 from tests.helpers import MINIMAL, cli, write_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def test_missing_specs_folder(tmp_path: Path) -> None:
 
 
 def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
-    from boxsmith.cli import main
+    from boxsmith._internal.cli.app import main
 
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
@@ -132,7 +132,7 @@ def test_real_subprocess_exit_codes(tmp_path: Path) -> None:
 def test_unchanged_check_does_not_load_the_spec_models(minimal_project: Path) -> None:
     assert cli(minimal_project, "render").code == 0
     probe = (
-        "import io, sys; from boxsmith.cli import main; "
+        "import io, sys; from boxsmith._internal.cli.app import main; "
         f"code = main(['-C', {str(minimal_project)!r}, 'check'], out=io.StringIO(), "
         "err=io.StringIO()); print(code, 'pydantic' in sys.modules, 'jinja2' in sys.modules)"
     )
@@ -172,7 +172,7 @@ def test_list_changed_since_names_templates_whose_generated_files_changed(projec
 
 
 def test_list_shards_split_the_names_for_ci_matrices(project: Path) -> None:
-    from boxsmith.commands.list import split
+    from boxsmith._internal.cli.list import split
 
     names = [f"t{i:03d}" for i in range(500)]
     groups = split(names, 200)

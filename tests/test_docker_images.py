@@ -17,10 +17,15 @@ from pathlib import Path
 import docker.errors
 import pytest
 
-from boxsmith.commands import images as images_command
+from boxsmith._internal.build.base_images import (
+    STAND_IN_LABEL,
+    Ensured,
+    ImageUnavailable,
+    ensure_image,
+)
+from boxsmith._internal.cli import images as images_command
+from boxsmith._internal.docker.client import LABEL, MIN_API, Engine, EngineError, EngineUnavailable
 from boxsmith.config import load_settings
-from boxsmith.engine import LABEL, MIN_API, Engine, EngineError, EngineUnavailable
-from boxsmith.images import STAND_IN_LABEL, Ensured, ImageUnavailable, ensure_image
 
 pytestmark = pytest.mark.docker
 

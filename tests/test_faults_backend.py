@@ -49,7 +49,7 @@ class Local:
 
     @property
     def id(self) -> str:
-        from boxsmith.backend.server import backend_id
+        from boxsmith._internal.backend.server import backend_id
 
         return backend_id(self.data)
 
@@ -59,8 +59,8 @@ class Local:
 
     def start(self) -> str:
         """Start the backend as commands do (`targets.connect`); its URL."""
+        from boxsmith._internal.publish.targets import connect
         from boxsmith.config import load_settings
-        from boxsmith.targets import connect
 
         target = connect(load_settings(self.root), "local", err=io.StringIO())
         url = str(target.params["api_url"])
@@ -88,7 +88,7 @@ class Local:
 
 @pytest.fixture
 def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Local]:
-    from boxsmith.backend.server import stop
+    from boxsmith._internal.backend.server import stop
 
     (tmp_path / "template_specs").mkdir()
     port = free_port()
@@ -192,8 +192,8 @@ def test_a_second_server_on_another_port_never_starts_on_a_folder_in_use(local: 
 def test_a_damaged_state_file_is_named_with_the_way_out_and_reset_clears_it(
     local: Local, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from boxsmith._internal.publish.targets import live_builds
     from boxsmith.config import load_settings
-    from boxsmith.targets import live_builds
 
     local.start()
     info = _build(f"dmg-{uuid.uuid4().hex[:6]}")
@@ -254,8 +254,8 @@ def test_a_state_file_damaged_under_a_running_backend_is_a_clear_500(local: Loca
 
 
 def test_a_removed_image_marks_its_build_broken_at_create_and_at_start(local: Local) -> None:
+    from boxsmith._internal.publish.targets import live_builds
     from boxsmith.config import load_settings
-    from boxsmith.targets import live_builds
 
     local.start()
     first, second = (f"img-{uuid.uuid4().hex[:6]}" for _ in range(2))
@@ -360,7 +360,7 @@ def test_a_create_whose_client_is_killed_removes_its_container_and_frees_its_pla
 
 
 def test_the_next_start_reaps_the_sandbox_of_a_backend_killed_with_kill_9(local: Local) -> None:
-    from boxsmith.backend.server import read_info
+    from boxsmith._internal.backend.server import read_info
 
     local.start()
     _build(name := f"reap-{uuid.uuid4().hex[:6]}")
@@ -443,7 +443,7 @@ def test_reset_clears_a_backend_folder_whose_state_file_is_damaged(tmp_path: Pat
 
 
 def test_reset_clears_a_backend_folder_shown_by_its_state_tables(tmp_path: Path) -> None:
-    from boxsmith.backend.store import Store
+    from boxsmith._internal.backend.store import Store
 
     folder = tmp_path / "data"
     folder.mkdir()
@@ -459,7 +459,7 @@ _BOXSMITH = (sys.executable, "-m", "boxsmith", "-C")
 def test_the_reset_prompt_names_the_uploads_it_deletes(tmp_path: Path) -> None:
     import pty
 
-    from boxsmith.backend.server import api_key, make_private
+    from boxsmith._internal.backend.server import api_key, make_private
 
     folder = tmp_path / "data"
     make_private(folder)
@@ -493,7 +493,7 @@ def bystander() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def _stale_info(folder: Path, pid: int) -> None:
-    from boxsmith.backend.server import make_private
+    from boxsmith._internal.backend.server import make_private
 
     make_private(folder)
     info = {"pid": pid, "url": "http://127.0.0.1:9", "started": 0, "data_dir": str(folder)}
@@ -503,7 +503,7 @@ def _stale_info(folder: Path, pid: int) -> None:
 def test_stop_never_signals_a_pid_that_is_not_the_lock_holders(
     tmp_path: Path, bystander: subprocess.Popen[bytes]
 ) -> None:
-    from boxsmith.backend.server import acquire
+    from boxsmith._internal.backend.server import acquire
 
     folder = tmp_path / "data"
     _stale_info(folder, bystander.pid)

@@ -22,11 +22,11 @@ import docker
 import pytest
 from e2b import Template
 
+from boxsmith._internal.publish.publisher import RetryPolicy
+from boxsmith._internal.publish.targets import connect
+from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith.config import load_settings
 from boxsmith.errors import UsageError
-from boxsmith.index import INDEX_FILE, load_index
-from boxsmith.publish import RetryPolicy
-from boxsmith.targets import connect
 from tests.helpers import Backend, cli, write_tree
 from tests.test_publish import DEMO, FakeE2B, _fake_target, _project, _publish
 

@@ -1,7 +1,8 @@
 """Faults around runs: two at once, a run killed with kill -9, a backend that dies mid-check.
 
 Every run here is a real CLI process (`python -m boxsmith`), so that it can wait on another
-process's lock or be killed. The lock is held from this test process with `boxsmith.lock.hold`,
+process's lock or be killed. The lock is held from this test process with
+`boxsmith._internal.lock.hold`,
 which makes "the other run holds it" a fact before the CLI starts, not a race. Tests that need
 Docker only touch containers and images they made: template names carry a per-test token, and
 containers are found by labels that carry it (or by the id the test got).
@@ -24,10 +25,10 @@ import docker
 import docker.errors
 import pytest
 
+from boxsmith._internal.docker.client import EXPIRES_LABEL, LABEL, PROJECT_LABEL
+from boxsmith._internal.lock import hold
+from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith.config import load_settings
-from boxsmith.engine import EXPIRES_LABEL, LABEL, PROJECT_LABEL
-from boxsmith.index import INDEX_FILE, load_index
-from boxsmith.lock import hold
 from tests.helpers import Backend, remove_backend_images, write_tree
 
 BASE = "debian:bookworm-slim"
@@ -154,7 +155,7 @@ def test_the_lock_goes_with_a_holder_killed_with_kill_9(minimal_project: Path) -
             "-c",
             "import sys\n"
             "from boxsmith.config import load_settings\n"
-            "from boxsmith.lock import hold\n"
+            "from boxsmith._internal.lock import hold\n"
             "with hold(load_settings(sys.argv[1]), 'doomed'):\n"
             "    print('held', flush=True)\n"
             "    sys.stdin.read()\n",

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from boxsmith.engine import split_ref
+from boxsmith._internal.build.base_images import DEFAULT_MIRRORS, resolve_mirrors
+from boxsmith._internal.build.standins import RECIPES, StandInUnsupported
+from boxsmith._internal.docker.client import split_ref
 from boxsmith.errors import UsageError
-from boxsmith.images import DEFAULT_MIRRORS, resolve_mirrors
-from boxsmith.standins import RECIPES, StandInUnsupported
 
 
 @pytest.mark.parametrize(

@@ -12,14 +12,21 @@ from typing import Any
 
 import pytest
 
-from boxsmith.commands import lint as lint_command
+from boxsmith._internal.cli import lint as lint_command
+from boxsmith._internal.dockerfile.syntax import SourceMap, parse
+from boxsmith._internal.lint import (
+    DEFAULT_IGNORE,
+    Finding,
+    Level,
+    LintReport,
+    Location,
+    lint_project,
+)
+from boxsmith._internal.lint.hadolint import find_hadolint, run_hadolint
+from boxsmith._internal.lint.rules import RULES, secret_like
+from boxsmith._internal.render.instructions import Instruction
 from boxsmith.config import load_settings
 from boxsmith.errors import BoxsmithError
-from boxsmith.lint import DEFAULT_IGNORE, Finding, Level, LintReport, Location, lint_project
-from boxsmith.lint.dockerfile import SourceMap, parse
-from boxsmith.lint.hadolint import find_hadolint, run_hadolint
-from boxsmith.lint.rules import RULES, secret_like
-from boxsmith.render.dockerfile import Instruction
 from tests.helpers import Run, cli, write_tree
 
 REPO = Path(__file__).resolve().parents[1]

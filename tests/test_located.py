@@ -6,7 +6,7 @@ import textwrap
 
 import yaml
 
-from boxsmith.spec.located import LDict, LList, Pos, load_yaml, locate
+from boxsmith._internal.spec.located import LDict, LList, Pos, load_yaml, locate
 
 DOC = textwrap.dedent(
     """\
@@ -71,7 +71,7 @@ def test_empty_document_is_none() -> None:
 def test_yaml_1_1_boolean_keys_are_refused() -> None:
     import pytest
 
-    from boxsmith.spec.located import YamlIssue
+    from boxsmith._internal.spec.located import YamlIssue
 
     with pytest.raises(YamlIssue) as info:
         load_yaml("on: push\n", "f.yaml")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from boxsmith.spec.models import (
+from boxsmith._internal.spec.models import (
     CommandCheck,
     HttpCheck,
     PortCheck,

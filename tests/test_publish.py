@@ -28,12 +28,12 @@ from e2b import (
     Sandbox,
 )
 
-from boxsmith.commands import publish
+from boxsmith._internal.cli import publish
+from boxsmith._internal.publish.publisher import RetryPolicy, is_transient
+from boxsmith._internal.publish.targets import Target, connect
+from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith.config import load_settings
 from boxsmith.errors import SpecError, UsageError
-from boxsmith.index import INDEX_FILE, load_index
-from boxsmith.publish import RetryPolicy, is_transient
-from boxsmith.targets import Target, connect
 from tests.helpers import Run, cli, snapshot, write_tree
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)

@@ -9,10 +9,10 @@ from textwrap import dedent
 
 import pytest
 
+from boxsmith._internal.render.folder import render_template, stamp_publish
+from boxsmith._internal.spec.catalog import Template, load_catalog
+from boxsmith._internal.spec.jinja_env import environment
 from boxsmith.config import load_settings
-from boxsmith.jinja_env import environment
-from boxsmith.render import render_template, stamp_publish
-from boxsmith.spec.catalog import Template, load_catalog
 from tests.helpers import write_tree
 
 
@@ -208,7 +208,7 @@ def test_env_values_reach_e2b_and_docker_unchanged(project: Path) -> None:
     quotes and backslashes escaped; `$VAR` stays for substitution."""
     from e2b import Template as E2BTemplate
 
-    from boxsmith.lint.dockerfile import parse
+    from boxsmith._internal.dockerfile.syntax import parse
 
     values = {
         "ACCENT": "café 😀",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from boxsmith._internal.spec.catalog import Catalog, load_catalog
 from boxsmith.config import load_settings
-from boxsmith.spec.catalog import Catalog, load_catalog
 from tests.helpers import write_tree
 
 BASES = {

@@ -433,7 +433,7 @@ def test_build_errors_show_paths_inside_the_image_not_on_the_host(backend: Backe
 
 
 def test_scrub_keeps_paths_in_the_image_and_hides_the_hosts() -> None:
-    from boxsmith.backend.wire import scrub
+    from boxsmith._internal.backend.wire import scrub
 
     layer = "/var/lib/docker/overlay2/" + "0f" * 32 + "/merged"
     assert scrub(f"mkdir {layer}/home/user/x: denied") == "mkdir /home/user/x: denied"

@@ -40,7 +40,7 @@ from e2b.envd.api import ENVD_API_FILES_ROUTE
 from e2b.sandbox_sync.commands.command import Commands
 from packaging.version import Version
 
-from boxsmith.backend.runtime import ENVD_VERSION
+from boxsmith._internal.backend.runtime import ENVD_VERSION
 from tests.helpers import Backend, serving_backend
 
 pytestmark = pytest.mark.docker

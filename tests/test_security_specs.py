@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from boxsmith.jinja_env import (
+from boxsmith._internal.spec.jinja_env import (
     MAX_STEPS,
     MAX_TOTAL_CHARS,
     MAX_VALUE_CHARS,
     LimitError,
     render_string,
 )
-from boxsmith.spec.located import MAX_SPEC_BYTES
+from boxsmith._internal.spec.located import MAX_SPEC_BYTES
 from tests.helpers import MINIMAL, cli, write_tree
 from tests.test_bad_specs import DOUBLING, LAUGHS, MERGES
 

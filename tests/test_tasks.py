@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from boxsmith._internal.lock import hold
 from boxsmith.config import load_settings
-from boxsmith.lock import hold
 from tests.helpers import MINIMAL, write_tree
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from boxsmith.cli import build_parser
+from boxsmith._internal.cli.app import build_parser
 
 WORKFLOWS = sorted((Path(__file__).parent.parent / ".github" / "workflows").glob("*.yml"))
 

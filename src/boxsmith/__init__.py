@@ -23,13 +23,13 @@ _EXPORTS = {
     "UsageError": "boxsmith.errors",
     "Settings": "boxsmith.config",
     "load_settings": "boxsmith.config",
-    "check_project": "boxsmith.pipeline",
-    "generate": "boxsmith.pipeline",
-    "render_project": "boxsmith.pipeline",
-    "Catalog": "boxsmith.spec.catalog",
-    "Template": "boxsmith.spec.catalog",
-    "load_catalog": "boxsmith.spec.catalog",
-    "TemplateSpec": "boxsmith.spec.models",
+    "check_project": "boxsmith._internal.render.pipeline",
+    "generate": "boxsmith._internal.render.pipeline",
+    "render_project": "boxsmith._internal.render.pipeline",
+    "Catalog": "boxsmith._internal.spec.catalog",
+    "Template": "boxsmith._internal.spec.catalog",
+    "load_catalog": "boxsmith._internal.spec.catalog",
+    "TemplateSpec": "boxsmith._internal.spec.models",
 }
 
 __all__ = [
@@ -50,19 +50,19 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from boxsmith._internal.render.pipeline import check_project as check_project
+    from boxsmith._internal.render.pipeline import generate as generate
+    from boxsmith._internal.render.pipeline import render_project as render_project
+    from boxsmith._internal.spec.catalog import Catalog as Catalog
+    from boxsmith._internal.spec.catalog import Template as Template
+    from boxsmith._internal.spec.catalog import load_catalog as load_catalog
+    from boxsmith._internal.spec.models import TemplateSpec as TemplateSpec
     from boxsmith.config import Settings as Settings
     from boxsmith.config import load_settings as load_settings
     from boxsmith.errors import BoxsmithError as BoxsmithError
     from boxsmith.errors import Issue as Issue
     from boxsmith.errors import SpecError as SpecError
     from boxsmith.errors import UsageError as UsageError
-    from boxsmith.pipeline import check_project as check_project
-    from boxsmith.pipeline import generate as generate
-    from boxsmith.pipeline import render_project as render_project
-    from boxsmith.spec.catalog import Catalog as Catalog
-    from boxsmith.spec.catalog import Template as Template
-    from boxsmith.spec.catalog import load_catalog as load_catalog
-    from boxsmith.spec.models import TemplateSpec as TemplateSpec
 
 
 def __getattr__(name: str) -> Any:

@@ -1,5 +1,5 @@
 """`python -m boxsmith`."""
 
-from boxsmith.cli import entry
+from boxsmith._internal.cli.app import entry
 
 entry()

@@ -7,11 +7,13 @@ project's pyproject.toml over built-in defaults.
 Run settings come from the environment (or a flag) only, never from pyproject.toml: they are
 about this machine and this run, not the project. `BOXSMITH_NO_WAIT=1` (the CLI's `--no-wait`):
 a state-changing command refuses (exit 3) instead of waiting while another run holds the
-project's lock (`boxsmith.lock`). `BOXSMITH_CONTAINER_LIFETIME=<seconds>`: the most a container
+project's lock (`boxsmith._internal.lock`). `BOXSMITH_CONTAINER_LIFETIME=<seconds>`: the most a
+container
 boxsmith starts for `smoke --local` lives, even when boxsmith is killed (default: sized from the
-ready timeout and the smoke checks' timeouts, `boxsmith.smoke_local`).
+ready timeout and the smoke checks' timeouts, `boxsmith._internal.docker.boot`).
 
-`[tool.boxsmith.mirrors]` holds the base-image mirror map (`boxsmith.images`): image reference or
+`[tool.boxsmith.mirrors]` holds the base-image mirror map (`boxsmith._internal.build.base_images`):
+image reference or
 fnmatch pattern -> `stand-in:<recipe>` or a reference to pull instead (`{ref}`, `{name}`, `{tag}`
 are replaced); an empty value removes a built-in entry.
 """
@@ -110,7 +112,7 @@ class Settings(Value):
 
 def project_id(root: Path) -> str:
     """A short id of the project at `root`: the label boxsmith puts on containers it starts for
-    the project (`boxsmith.engine.PROJECT_LABEL`)."""
+    the project (`boxsmith._internal.docker.client.PROJECT_LABEL`)."""
     return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
 
 

@@ -1,0 +1,199 @@
+"""envd's filesystem, served host-side on a sandbox's container: the `filesystem.Filesystem`
+Connect service (`filesystem_app`); the `/files` upload and download endpoint is
+`envd_transfer.py`, and both run their scripts through `envd_shell.Shell`.
+
+Like envd, every operation acts as root and gives what it creates to the requesting user
+(`Authorization: Basic base64("user:")` on RPCs, `?username=` on `/files`, else the sandbox's
+user); relative paths resolve against that user's home. Each RPC is one `docker exec` of a
+small POSIX script whose output is NUL-separated (GNU `find -printf`, so any file name is
+safe); downloads stream from `get_archive`, uploads are spooled to a temporary file and then
+streamed into `put_archive` as a tar with the user's uid and gid. Watchers are not implemented
+(the inherited methods answer UNIMPLEMENTED). Needs `/bin/sh`, GNU findutils and coreutils.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import posixpath
+from typing import Any
+
+import docker
+from connectrpc.code import Code
+from connectrpc.errors import ConnectError
+from connectrpc.request import RequestContext
+from e2b.envd.filesystem import filesystem_connect
+from e2b.envd.filesystem.filesystem_pb import (
+    EntryInfo,
+    FileType,
+    ListDirRequest,
+    ListDirResponse,
+    MakeDirRequest,
+    MakeDirResponse,
+    MoveRequest,
+    MoveResponse,
+    RemoveRequest,
+    RemoveResponse,
+    StatRequest,
+    StatResponse,
+)
+from protobuf.wkt import Timestamp
+
+from boxsmith._internal.backend.envd.shell import Identity, Shell, resolve
+from boxsmith._internal.backend.runtime import Sandboxes, SandboxHandle
+
+__all__ = ["FilesystemService", "filesystem_app"]
+
+_FIND_FORMAT = r"%y\0%s\0%m\0%u\0%g\0%T@\0%l\0%p\0"
+_STAT = r"""exists "$2" || die 10 "file not found: $2"
+exec find "$2" -maxdepth 0 -printf "$1"
+"""
+_LIST = r"""[ -e "$2" ] || die 10 "directory not found: $2"
+[ -d "$2" ] || die 12 "path is not a directory: $2"
+exec find -H "$2" -mindepth 1 -maxdepth "$3" -printf "$1"
+"""
+_MKDIR = r"""uid=$1 gid=$2
+if exists "$3"; then
+  [ -d "$3" ] && die 11 "directory already exists: $3"
+  die 12 "path already exists but it is not a directory: $3"
+fi
+ensure "$3"
+"""
+_MOVE = r"""uid=$1 gid=$2
+exists "$4" || die 10 "source file not found: $4"
+ensure "$6"
+mv -f -T -- "$4" "$5" || exit 1
+exec find "$5" -maxdepth 0 -printf "$3"
+"""
+_REMOVE = r"""exec rm -rf -- "$1"
+"""
+
+
+def _go_permissions(kind: str, bits: int) -> str:
+    """Go's FileMode.String(), which envd reports: `-rw-r--r--`, `drwxr-xr-x`, `Lrwxrwxrwx`."""
+    flags = {"d": "d", "l": "L", "b": "D", "c": "D", "p": "p", "s": "S"}.get(kind, "")
+    flags += "u" * bool(bits & 0o4000) + "g" * bool(bits & 0o2000)
+    flags += "c" * (kind == "c") + "t" * bool(bits & 0o1000)
+    rwx = "".join(c if bits & (1 << (8 - i)) else "-" for i, c in enumerate("rwxrwxrwx"))
+    return (flags or "-") + rwx
+
+
+_TYPES = {"f": FileType.FILE, "d": FileType.DIRECTORY, "l": FileType.SYMLINK}
+
+
+def _entries(out: bytes) -> list[EntryInfo]:
+    """EntryInfos from `find -printf _FIND_FORMAT`, in envd's (lexical, depth-first) order."""
+    fields = out.split(b"\0")[:-1]
+    rows = sorted(
+        (fields[i : i + 8] for i in range(0, len(fields) - 7, 8)), key=lambda r: r[7].split(b"/")
+    )
+    entries = []
+    for kind_b, size, mode, owner, group, mtime, target, path_b in rows:
+        kind, path, bits = kind_b.decode(), path_b.decode(errors="replace"), int(mode, 8)
+        seconds, _, fraction = mtime.partition(b".")
+        symlink = kind == "l"
+        entries.append(
+            EntryInfo(
+                name=posixpath.basename(path) or path,
+                type=_TYPES.get(kind, FileType.UNSPECIFIED),
+                path=path,
+                size=int(size),
+                mode=bits & 0o777,
+                permissions=_go_permissions(kind, bits),
+                owner=owner.decode(errors="replace"),
+                group=group.decode(errors="replace"),
+                modified_time=Timestamp(
+                    seconds=int(seconds), nanos=int(fraction[:9].ljust(9, b"0"))
+                ),
+                symlink_target=target.decode(errors="replace") if symlink else None,
+                is_symlink=symlink,
+            )
+        )
+    return entries
+
+
+def _entry(out: bytes, path: str) -> EntryInfo:
+    entries = _entries(out)
+    if not entries:  # removed between the test and find
+        raise ConnectError(Code.NOT_FOUND, f"file not found: {path}")
+    return entries[0]
+
+
+def _basic_user(header: str | None) -> str | None:
+    """The user of `Authorization: Basic base64("user:")`; None without the header."""
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    try:
+        if scheme.lower() != "basic":
+            raise ValueError(scheme)
+        return base64.b64decode(token, validate=True).decode().partition(":")[0] or None
+    except (ValueError, binascii.Error) as exc:
+        raise ConnectError(Code.UNAUTHENTICATED, "invalid Authorization header") from exc
+
+
+class FilesystemService(filesystem_connect.Filesystem):
+    """The `filesystem.Filesystem` service: Stat, ListDir, MakeDir, Move, Remove.
+
+    Args:
+        sandboxes: the registry the `E2b-Sandbox-Id` header is looked up in.
+        client: a docker client (thread-safe; used from worker threads).
+    """
+
+    def __init__(self, sandboxes: Sandboxes, client: docker.DockerClient) -> None:
+        self._shell = Shell(sandboxes, client)
+
+    async def _caller(self, ctx: RequestContext[Any, Any]) -> tuple[SandboxHandle, Identity]:
+        handle = self._shell.handle(ctx.request_headers.get("e2b-sandbox-id", ""))
+        user = _basic_user(ctx.request_headers.get("authorization")) or handle.user
+        return handle, await self._shell.identity(handle, user)
+
+    async def stat(
+        self, request: StatRequest, ctx: RequestContext[StatRequest, StatResponse], /
+    ) -> StatResponse:
+        handle, who = await self._caller(ctx)
+        path = resolve(request.path, who.home)
+        out = await self._shell.run(handle, _STAT, _FIND_FORMAT, path)
+        return StatResponse(entry=_entry(out, path))
+
+    async def list_dir(
+        self, request: ListDirRequest, ctx: RequestContext[ListDirRequest, ListDirResponse], /
+    ) -> ListDirResponse:
+        handle, who = await self._caller(ctx)
+        path, depth = resolve(request.path, who.home), str(request.depth or 1)
+        out = await self._shell.run(handle, _LIST, _FIND_FORMAT, path, depth)
+        return ListDirResponse(entries=_entries(out))
+
+    async def make_dir(
+        self, request: MakeDirRequest, ctx: RequestContext[MakeDirRequest, MakeDirResponse], /
+    ) -> MakeDirResponse:
+        handle, who = await self._caller(ctx)
+        path = resolve(request.path, who.home)
+        await self._shell.run(handle, _MKDIR, str(who.uid), str(who.gid), path)
+        name = posixpath.basename(path) or path
+        return MakeDirResponse(entry=EntryInfo(name=name, type=FileType.DIRECTORY, path=path))
+
+    async def move(
+        self, request: MoveRequest, ctx: RequestContext[MoveRequest, MoveResponse], /
+    ) -> MoveResponse:
+        handle, who = await self._caller(ctx)
+        source = resolve(request.source, who.home)
+        target = resolve(request.destination, who.home)
+        ids = (str(who.uid), str(who.gid))
+        parent = posixpath.dirname(target)
+        out = await self._shell.run(handle, _MOVE, *ids, _FIND_FORMAT, source, target, parent)
+        return MoveResponse(entry=_entry(out, target))
+
+    async def remove(
+        self, request: RemoveRequest, ctx: RequestContext[RemoveRequest, RemoveResponse], /
+    ) -> RemoveResponse:
+        handle, who = await self._caller(ctx)
+        await self._shell.run(handle, _REMOVE, resolve(request.path, who.home))
+        return RemoveResponse()
+
+
+def filesystem_app(
+    sandboxes: Sandboxes, client: docker.DockerClient
+) -> filesystem_connect.FilesystemASGIApplication:
+    """The Connect app serving `/filesystem.Filesystem/*` (mount at `app.path`)."""
+    return filesystem_connect.FilesystemASGIApplication(FilesystemService(sandboxes, client))

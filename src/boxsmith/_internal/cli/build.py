@@ -1,0 +1,114 @@
+"""`boxsmith build`: build each rendered template on the Docker engine (exit 3 when one fails).
+
+Progress goes to stderr; the summary table (or `--json`) goes to stdout. A template that cannot
+be built on this machine is reported as skipped, with the reason, when `allow_skip` is set (the
+main job does that); otherwise it fails the run like a failed build.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TextIO
+
+from boxsmith._internal.build import record as buildrecord
+from boxsmith._internal.build.builder import BuildResult, build_templates, describe_failure
+from boxsmith._internal.build.rendered import BuildUnit, select_units
+from boxsmith._internal.docker.client import Engine
+from boxsmith._internal.lock import hold
+from boxsmith._internal.progress import Progress
+from boxsmith._internal.spec.catalog import inputs, load_catalog
+from boxsmith.config import Settings
+from boxsmith.errors import EXIT_INFRA, EXIT_OK
+
+__all__ = ["execute", "run", "select_units", "summary_table"]
+
+
+def summary_table(results: Sequence[BuildResult], out: TextIO) -> None:
+    """template, version, status, time, image size; the reasons for skips below the table."""
+    out.write(buildrecord.summary_table([r.to_json() for r in results]))
+
+
+def run(
+    settings: Settings,
+    names: Sequence[str],
+    labels: Sequence[str],
+    *,
+    out: TextIO,
+    err: TextIO,
+    jobs: int = 2,
+    force: bool = False,
+    allow_skip: bool = False,
+    as_json: bool = False,
+) -> int:
+    """Build the selected templates; exit 3 when any build fails (skips are not failures).
+    Holds the project lock (`boxsmith._internal.lock`)."""
+    with hold(settings, "build", err=err):
+        units = select_units(settings, names, labels)
+        results = execute(settings, units, err=err, jobs=jobs, force=force, allow_skip=allow_skip)
+        if results and all(r.status in ("built", "cached") for r in results):
+            images: dict[str, str] = {}
+            for unit, r in zip(units, results, strict=True):
+                images.update(
+                    {r.image: r.image_id, r.parity: r.parity_id, unit.base_image: r.base_id}
+                )
+            buildrecord.save(
+                settings,
+                names,
+                labels,
+                allow_skip,
+                context=inputs(load_catalog(settings)),
+                rows=[r.to_json() for r in results],
+                images=images,
+            )
+        else:
+            buildrecord.forget(settings)
+    return report(results, out=out, err=err, as_json=as_json)
+
+
+def execute(
+    settings: Settings,
+    units: Sequence[BuildUnit],
+    *,
+    err: TextIO,
+    jobs: int = 2,
+    force: bool = False,
+    allow_skip: bool = False,
+) -> list[BuildResult]:
+    """Build `units` with progress on `err`; one result per unit."""
+    with (
+        Engine(err=None, project=settings.project_id) as engine,
+        Progress(err, "build") as progress,
+    ):
+        return build_templates(
+            settings,
+            units,
+            engine=engine,
+            progress=progress,
+            jobs=jobs,
+            force=force,
+            allow_skip=allow_skip,
+        )
+
+
+def report(
+    results: Sequence[BuildResult], *, out: TextIO, err: TextIO, as_json: bool = False
+) -> int:
+    """Print failures (stderr), the table or JSON (stdout) and the summary; the exit code."""
+    failed = [r for r in results if r.status == "failed"]
+    for r in failed:
+        err.write(describe_failure(r) + "\n")
+    if as_json:
+        json.dump({"builds": [r.to_json() for r in results]}, out, indent=2)
+        out.write("\n")
+    else:
+        summary_table(results, out)
+    counts = ", ".join(
+        f"{sum(r.status == s for r in results)} {s}"
+        for s in ("built", "cached", "skipped", "failed")
+        if any(r.status == s for r in results)
+    )
+    err.write(f"{'build' if failed else 'ok'}: {len(results)} template(s): {counts or 'none'}\n")
+    if any(not r.hint for r in failed):
+        err.write("  fix: fix the failing step in the spec, `boxsmith render`, and build again\n")
+    return EXIT_INFRA if failed else EXIT_OK

@@ -1,0 +1,2 @@
+"""Dockerfile syntax shared by render, lint, builds and the backend: quoting, statements, the line
+-> spec map."""

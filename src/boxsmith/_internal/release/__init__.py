@@ -1,0 +1,1 @@
+"""RELEASE: every stage in order for the templates that changed, and its report."""

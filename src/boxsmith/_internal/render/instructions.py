@@ -1,0 +1,117 @@
+"""Turn a template's steps into Dockerfile instructions E2B accepts.
+
+Single stage, no `COPY --from`, no `ADD`, no BuildKit-only flags (the classic builder and E2B's
+`from_dockerfile` both read the result), and it always ends with an explicit WORKDIR and USER so
+E2B's implicit defaults never point into a folder a step deleted (e2b-templates.md, section 3).
+Each instruction remembers the spec path it came from, so lint findings can point at the spec.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from boxsmith._internal.dockerfile.syntax import env_quoted
+from boxsmith._internal.spec.catalog import Template
+from boxsmith._internal.spec.models import FileEntry, RunStep
+
+__all__ = ["Instruction", "instructions"]
+
+ROOT = "root"
+APT_CLEANUP = "apt-get clean && rm -rf /var/lib/apt/lists/*"
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """One Dockerfile instruction and the spec key path behind it."""
+
+    keyword: str
+    args: str
+    source: tuple[str | int, ...] = ()
+
+    def text(self) -> str:
+        """The instruction as it appears in the Dockerfile."""
+        return f"{self.keyword} {self.args}"
+
+
+def _shell_lines(commands: list[str]) -> str:
+    return " \\\n    && ".join(commands)
+
+
+def _env_args(env: dict[str, str]) -> str:
+    return " \\\n    ".join(f"{key}={env_quoted(value)}" for key, value in env.items())
+
+
+def _copy_args(src: str, dest: str, owner: str | None) -> str:
+    flag = f"--chown={owner} " if owner else ""
+    if any(ch.isspace() for ch in src + dest):
+        return flag + json.dumps([src, dest])
+    return f"{flag}{src} {dest}"
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.out: list[Instruction] = []
+        self.user = ROOT
+
+    def add(self, keyword: str, args: str, source: tuple[str | int, ...]) -> None:
+        self.out.append(Instruction(keyword, args, source))
+
+    def as_user(
+        self, user: str | None, keyword: str, args: str, source: tuple[str | int, ...]
+    ) -> None:
+        """Emit one instruction as `user`, switching back afterwards (Dockerfiles have no
+        per-RUN user, unlike E2B's steps)."""
+        previous = self.user
+        if user and user != previous:
+            self.add("USER", user, source)
+        self.add(keyword, args, source)
+        if user and user != previous:
+            self.add("USER", previous, source)
+
+    def copy(self, entry: FileEntry, src: str, source: tuple[str | int, ...]) -> None:
+        self.add("COPY", _copy_args(src, entry.dest, entry.owner), source)
+        if entry.mode:
+            self.as_user(ROOT, "RUN", f"chmod {entry.mode} {json.dumps(entry.dest)}", source)
+
+
+def instructions(template: Template) -> list[Instruction]:
+    """Every instruction of the template's Dockerfile, in order."""
+    spec = template.spec
+    b = _Builder()
+    b.add("FROM", spec.base_image, ("base_image",))
+    b.add("USER", ROOT, ("base_image",))  # as E2B: steps start as root whatever the base says
+    if spec.env:
+        b.add("ENV", _env_args(spec.env), ("env",))
+    if spec.system_packages:
+        packages = " ".join(sorted(set(spec.system_packages)))
+        b.add(
+            "RUN",
+            _shell_lines(
+                [
+                    "apt-get update",
+                    "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
+                    + packages,
+                    APT_CLEANUP,
+                ]
+            ),
+            ("system_packages",),
+        )
+    for i, entry in enumerate(spec.files):
+        b.copy(entry, template.copy_rel[("files", i)], ("files", i))
+    for i, step in enumerate(spec.steps):
+        where: tuple[str | int, ...] = ("steps", i)
+        if isinstance(step.run, RunStep):
+            b.as_user(step.run.user, "RUN", _shell_lines(step.run.commands), where)
+        elif step.copy_ is not None:
+            b.copy(step.copy_, template.copy_rel[("steps", i)], where)
+        elif step.env is not None:
+            b.add("ENV", _env_args(step.env), where)
+        elif step.workdir is not None:
+            b.add("WORKDIR", step.workdir, where)
+        elif step.user is not None:
+            b.add("USER", step.user, where)
+            b.user = step.user
+    b.add("WORKDIR", spec.workdir, ("workdir",))
+    b.add("USER", spec.user, ("user",))
+    return b.out

@@ -1,0 +1,99 @@
+"""The small protocol smoke checks run against: run a command, read a file.
+
+A `Target` is where checks run: a local Docker container (`boxsmith._internal.docker.boot`), a
+sandbox of
+the local E2B-compatible backend or of E2B cloud (through the `e2b` SDK). The checks themselves
+(`boxsmith._internal.smoke.runner`) only use these two calls, so the very same checks run
+everywhere.
+"""
+
+from __future__ import annotations
+
+import base64
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+__all__ = ["CommandResult", "Target", "TargetError", "read_with_base64"]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    """How a command ended.
+
+    Attributes:
+        exit_code: the command's exit status; None when it was killed for running past its
+            timeout.
+        stdout: standard output, decoded as UTF-8 with replacement.
+        stderr: standard error, decoded the same way.
+        seconds: wall time of the call.
+    """
+
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def timed_out(self) -> bool:
+        """True when the command did not end within its timeout."""
+        return self.exit_code is None
+
+
+class TargetError(Exception):
+    """The target itself failed (container gone, sandbox killed, connection lost).
+
+    Not a failed check: the runner reports it as an error and stops asking this target.
+    """
+
+
+class Target(Protocol):
+    """Where smoke checks run."""
+
+    @property
+    def description(self) -> str:
+        """Short human text naming the target, e.g. `container 3f2a1c (boxsmith/x:1.0.0)`."""
+        ...
+
+    def run(
+        self,
+        command: str,
+        *,
+        user: str | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> CommandResult:
+        """Run `command` through a POSIX shell (`/bin/bash -l -c` when bash exists, else `sh -c`).
+
+        `user` and `cwd` default to the template's final USER and WORKDIR (as on E2B); `env` is
+        added to the image's environment. A command still running after `timeout` seconds is
+        killed and its result has `exit_code=None`. Raises TargetError when the target is gone.
+        """
+        ...
+
+    def read_file(
+        self, path: str, *, user: str | None = None, timeout: float = 30.0
+    ) -> bytes | None:
+        """The contents of the file at absolute `path`, or None when it does not exist.
+
+        Works for pseudo-files like /proc/net/tcp. Raises TargetError when the target is gone.
+        """
+        ...
+
+
+def read_with_base64(
+    target: Target, path: str, *, user: str | None = None, timeout: float = 30.0
+) -> bytes | None:
+    """`Target.read_file` through `target.run`: `base64` of the file in a command, so pseudo-files
+    such as /proc/net/tcp read the same on every target; None when the file does not exist."""
+    quoted = shlex.quote(path)
+    result = target.run(
+        f"if [ -e {quoted} ]; then base64 < {quoted}; else exit 66; fi", user=user, timeout=timeout
+    )
+    if result.exit_code == 66:
+        return None
+    if result.exit_code != 0:
+        raise TargetError(f"cannot read {path}: {result.stderr.strip() or result.exit_code}")
+    return base64.b64decode("".join(result.stdout.split()))

@@ -1,5 +1,0 @@
-"""One module per subcommand; each `run(...)` prints its output and returns an exit code.
-
-The CLI (`boxsmith.cli`) and the invoke tasks (`tasks.py`) both call these, never a second copy.
-Machine output (`--json`) goes to `out` (stdout); human logs go to `err` (stderr).
-"""
