@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from e2b import Sandbox, Template
 
-from boxsmith._internal.publish.targets import Target, connect
+from boxsmith._internal.publish.targets import PublishTarget, connect
 from boxsmith._internal.render.index import INDEX_FILE, PublishRecord, load_index
 from boxsmith.config import load_settings
 from tests.helpers import cli, write_tree
@@ -41,7 +41,7 @@ def project(backend_project: Path) -> Path:
     return backend_project
 
 
-def _publish(root: Path, target: Target, version: str) -> None:
+def _publish(root: Path, target: PublishTarget, version: str) -> None:
     """What `boxsmith publish` does for one version: build it from its folder, record it."""
     folder = root / "generated/chan" / version
     tpl = Template(file_context_path=str(folder)).from_dockerfile(

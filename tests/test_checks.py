@@ -132,7 +132,7 @@ def _no_sleep(seconds: float) -> None:
 
 def test_public_api_does_not_drift() -> None:
     assert sorted(boxsmith._internal.smoke.__all__) == [
-        "Check", "CheckResult", "CommandResult", "SuiteResult", "Target", "TargetError",
+        "Check", "CheckResult", "CheckTarget", "CommandResult", "SuiteResult", "TargetError",
         "json_report", "junit_xml", "run_check", "run_checks", "write_json", "write_junit",
     ]  # fmt: skip
 

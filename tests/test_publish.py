@@ -30,7 +30,7 @@ from e2b import (
 
 from boxsmith._internal.cli import publish
 from boxsmith._internal.publish.publisher import RetryPolicy, is_transient
-from boxsmith._internal.publish.targets import Target, connect
+from boxsmith._internal.publish.targets import PublishTarget, connect
 from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith.config import load_settings
 from boxsmith.errors import SpecError, UsageError
@@ -267,9 +267,9 @@ class FakeE2B:
         self.server.server_close()
 
 
-def _fake_target(fake: FakeE2B) -> Target:
+def _fake_target(fake: FakeE2B) -> PublishTarget:
     params = {"api_key": KEY, "api_url": fake.url, "domain": "fake.e2b.test"}
-    return Target("e2b", f"fake E2B ({fake.url})", params)
+    return PublishTarget("e2b", f"fake E2B ({fake.url})", params)
 
 
 def test_publish_to_e2b_retries_transient_failures_and_never_prints_the_key(

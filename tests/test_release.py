@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from e2b import Sandbox, Template
 
-from boxsmith._internal.publish.targets import Target, connect
+from boxsmith._internal.publish.targets import PublishTarget, connect
 from boxsmith._internal.render.index import INDEX_FILE, PublishRecord, load_index
 from boxsmith.config import load_settings
 from tests.helpers import cli, remove_backend_images, snapshot, write_tree
@@ -71,11 +71,11 @@ def _stages(report: dict[str, Any]) -> dict[str, str]:
     return {s["name"]: s["status"] for s in report["stages"]}
 
 
-def _target(root: Path) -> Target:
+def _target(root: Path) -> PublishTarget:
     return connect(load_settings(root), "local", err=io.StringIO())
 
 
-def _channel(target: Target, name: str) -> str:
+def _channel(target: PublishTarget, name: str) -> str:
     """What the `stable` channel of `name` boots: the marker its image carries."""
     sandbox = Sandbox.create(f"{name}:stable", timeout=60, **target.params)
     try:

@@ -23,9 +23,10 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from boxsmith.errors import UsageError, Value
+from boxsmith.errors import UsageError
 
 __all__ = ["Settings", "load_settings", "project_id"]
 
@@ -40,7 +41,8 @@ NO_WAIT_ENV = "BOXSMITH_NO_WAIT"
 LIFETIME_ENV = "BOXSMITH_CONTAINER_LIFETIME"
 
 
-class Settings(Value):
+@dataclass(frozen=True)
+class Settings:
     """Resolved, absolute locations for one project, and the run settings.
 
     Attributes:
@@ -49,43 +51,13 @@ class Settings(Value):
             from the ready timeout and the checks.
     """
 
-    __slots__ = (
-        "container_lifetime",
-        "generated_dir",
-        "mirror_entries",
-        "no_wait",
-        "root",
-        "schema_path",
-        "specs_dir",
-    )
     root: Path
     specs_dir: Path
     generated_dir: Path
     schema_path: Path
-    mirror_entries: tuple[tuple[str, str], ...]
-    no_wait: bool
-    container_lifetime: float | None
-
-    def __init__(
-        self,
-        root: Path,
-        specs_dir: Path,
-        generated_dir: Path,
-        schema_path: Path,
-        mirror_entries: tuple[tuple[str, str], ...] = (),
-        *,
-        no_wait: bool = False,
-        container_lifetime: float | None = None,
-    ) -> None:
-        self._init(
-            root=root,
-            specs_dir=specs_dir,
-            generated_dir=generated_dir,
-            schema_path=schema_path,
-            mirror_entries=mirror_entries,
-            no_wait=no_wait,
-            container_lifetime=container_lifetime,
-        )
+    mirror_entries: tuple[tuple[str, str], ...] = ()
+    no_wait: bool = field(default=False, kw_only=True)
+    container_lifetime: float | None = field(default=None, kw_only=True)
 
     @property
     def mirrors(self) -> dict[str, str]:

@@ -10,6 +10,8 @@ Exit codes (documented in the README):
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
     "EXIT_FINDINGS",
     "EXIT_INFRA",
@@ -20,7 +22,6 @@ __all__ = [
     "Issue",
     "SpecError",
     "UsageError",
-    "Value",
 ]
 
 EXIT_OK = 0
@@ -30,41 +31,8 @@ EXIT_INFRA = 3
 EXIT_INTERRUPTED = 130
 
 
-class Value:
-    """Immutable value semantics (equality, hash, repr) from `__slots__`.
-
-    Neither a dataclass nor a NamedTuple: the CLI imports these on every start, and `dataclasses`
-    and `typing` cost more than the rest of a no-change `build` or `check`.
-    """
-
-    __slots__: tuple[str, ...] = ()
-
-    def _values(self) -> tuple[object, ...]:
-        return tuple(getattr(self, name) for name in self.__slots__)
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            isinstance(other, Value)
-            and type(other) is type(self)
-            and (self._values() == other._values())
-        )
-
-    def __hash__(self) -> int:
-        return hash(self._values())
-
-    def __repr__(self) -> str:
-        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
-        return f"{type(self).__name__}({fields})"
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"{type(self).__name__} is immutable")
-
-    def _init(self, **values: object) -> None:
-        for name, value in values.items():
-            object.__setattr__(self, name, value)
-
-
-class Issue(Value):
+@dataclass(frozen=True)
+class Issue:
     """One problem in a spec, located in the file a user has to edit.
 
     Attributes:
@@ -76,18 +44,12 @@ class Issue(Value):
         path: dotted key path inside the spec ("" for the whole document).
     """
 
-    __slots__ = ("column", "file", "hint", "line", "message", "path")
     file: str
     line: int
     column: int
     message: str
     hint: str
-    path: str
-
-    def __init__(  # noqa: PLR0917 - positional like the tuple it was; call sites rely on it
-        self, file: str, line: int, column: int, message: str, hint: str, path: str = ""
-    ) -> None:
-        self._init(file=file, line=line, column=column, message=message, hint=hint, path=path)
+    path: str = ""
 
     def format(self) -> str:
         """Render as `file:line:col: error: message` plus an indented fix line; a file name with

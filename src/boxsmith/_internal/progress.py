@@ -9,11 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-
-# typing costs the CLI's start-up time; the names are for type checkers only
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Self, TextIO
+from typing import TYPE_CHECKING, Self, TextIO
 
 if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress

@@ -59,7 +59,7 @@ from boxsmith._internal.backend.wire import (
     template_ref,
 )
 from boxsmith._internal.docker.client import LABEL, Engine
-from boxsmith._internal.publish.targets import name_error, tag_error
+from boxsmith._internal.spec.names import name_error, tag_error
 from boxsmith.errors import BoxsmithError
 
 __all__ = ["ControlPlane"]

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import gc
 import hashlib
 import json
 import os
@@ -372,7 +371,6 @@ def _serve(
     from boxsmith._internal.build.record import host_ca_bundle
     from boxsmith._internal.docker.client import Engine
 
-    gc.enable()  # the CLI turns the cyclic collector off for short commands; this one lives long
     key = api_key(folder)
     own_id = backend_id(folder)
     url = f"http://{host}:{port}"

@@ -23,14 +23,10 @@ import os
 import socket
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 from boxsmith._internal.render import stamp
 from boxsmith.config import Settings
-
-# typing costs the CLI's start-up time; the names are for type checkers only
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any, TextIO
 
 __all__ = ["answer", "host_ca_bundle", "save"]
 

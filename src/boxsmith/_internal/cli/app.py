@@ -4,13 +4,13 @@ codes."""
 from __future__ import annotations
 
 import argparse
-import gc
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from boxsmith import __version__
-from boxsmith.config import load_settings
+from boxsmith.config import Settings, load_settings
 from boxsmith.errors import (
     EXIT_INFRA,
     EXIT_INTERRUPTED,
@@ -18,13 +18,6 @@ from boxsmith.errors import (
     BoxsmithError,
     UsageError,
 )
-
-# typing costs the CLI's start-up time; the names are for type checkers only
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import TextIO
-
-    from boxsmith.config import Settings
 
 __all__ = ["build_parser", "main"]
 
@@ -575,13 +568,7 @@ def main(
 
 
 def entry() -> None:
-    """Console-script entry point.
-
-    The commands here are short-lived and build large acyclic trees that reference counting
-    frees; the cyclic collector only costs time (about a quarter of `validate` on 500 specs), so
-    it is off for the process. Long-running commands must turn it back on.
-    """
-    gc.disable()
+    """Console-script entry point."""
     signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job cleans up like Ctrl-C
     sys.exit(main())
 

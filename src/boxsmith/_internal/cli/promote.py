@@ -13,9 +13,10 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from boxsmith._internal.lock import hold
-from boxsmith._internal.publish.targets import check_channel, connect, live_builds, version_tag
+from boxsmith._internal.publish.targets import check_channel, connect, live_builds
 from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith._internal.spec.catalog import load_catalog
+from boxsmith._internal.spec.names import version_tag
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, UsageError
 

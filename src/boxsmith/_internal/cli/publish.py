@@ -10,7 +10,6 @@ Progress and failures go to stderr; the summary table (or `--json`) to stdout.
 
 from __future__ import annotations
 
-import gc
 import json
 from collections.abc import Sequence
 from typing import TextIO
@@ -23,7 +22,7 @@ from boxsmith._internal.publish.publisher import (
     plan_publish,
     publish_units,
 )
-from boxsmith._internal.publish.targets import TARGETS, Target, connect
+from boxsmith._internal.publish.targets import TARGETS, PublishTarget, connect
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE, UsageError
 
@@ -39,21 +38,20 @@ def run(
     *,
     out: TextIO,
     err: TextIO,
-    target: str | Target = "local",
+    target: str | PublishTarget = "local",
     jobs: int = DEFAULT_JOBS,
     as_json: bool = False,
     retry: RetryPolicy | None = None,
     results: list[PublishResult] | None = None,
 ) -> int:
-    """Publish the selected templates to `target` (`local`, `e2b`, or a connected Target);
+    """Publish the selected templates to `target` (`local`, `e2b`, or a connected PublishTarget);
     `results`, when given, receives one result per version (drift: none). Holds the project
     lock (`boxsmith._internal.lock`)."""
     if jobs < 1:
         raise UsageError(f"--jobs must be at least 1, got {jobs}", "use e.g. -j 4")
-    name = target.name if isinstance(target, Target) else target
+    name = target.name if isinstance(target, PublishTarget) else target
     if name not in TARGETS:
         raise UsageError(f"unknown target {name!r}", f"use one of {', '.join(TARGETS)}")
-    gc.enable()  # a long-running command (the CLI turns the collector off for short ones)
     with hold(settings, "publish", err=err):
         return _publish(
             settings,
@@ -76,13 +74,13 @@ def _publish(
     *,
     out: TextIO,
     err: TextIO,
-    target: str | Target,
+    target: str | PublishTarget,
     jobs: int,
     as_json: bool,
     retry: RetryPolicy | None,
     results: list[PublishResult],
 ) -> int:
-    name = target.name if isinstance(target, Target) else target
+    name = target.name if isinstance(target, PublishTarget) else target
     plan = plan_publish(settings, names, labels, name)
     if plan.drift:
         prefix = settings.display(settings.generated_dir)
@@ -106,7 +104,7 @@ def _publish(
             )
     results += plan.settled
     if plan.units:
-        remote = target if isinstance(target, Target) else connect(settings, target, err=err)
+        remote = target if isinstance(target, PublishTarget) else connect(settings, target, err=err)
         err.write(
             f"publishing {len(plan.units)} template(s) to {remote.description}, "
             f"{min(jobs, len(plan.units))} at a time\n"

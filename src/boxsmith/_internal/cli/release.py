@@ -21,7 +21,6 @@ summary (or `--json`) to stdout; smoke reports to `.boxsmith/reports/release-<ta
 from __future__ import annotations
 
 import contextlib
-import gc
 import io
 import json
 import time
@@ -137,8 +136,6 @@ class _Pipeline:
         ):
             if not _timed(release, name, err, step):
                 return
-        if any(r.change != "released" for r in release.rows):
-            gc.enable()  # long-running from here (the CLI turns the collector off for short runs)
         for name, step in (
             ("build", self.build_new),
             ("publish", self.publish),

@@ -28,15 +28,15 @@ from boxsmith._internal.docker.client import Engine, EngineError
 from boxsmith._internal.lock import hold
 from boxsmith._internal.progress import Progress
 from boxsmith._internal.publish.targets import (
-    Target,
+    PublishTarget,
     check_channel,
     connect,
     live_builds,
-    version_tag,
 )
 from boxsmith._internal.render.index import INDEX_FILE, PublishRecord, load_index, mark_verified
 from boxsmith._internal.smoke.report import SuiteResult, write_json, write_junit
 from boxsmith._internal.smoke.runner import CheckResult, run_checks
+from boxsmith._internal.spec.names import version_tag
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 
@@ -159,7 +159,7 @@ class _Remote:
     """What the sandbox smoke runs of one `execute_remote` share."""
 
     settings: Settings
-    target: Target
+    target: PublishTarget
     progress: Progress
     channel: str
     promote: bool

@@ -4,7 +4,7 @@ For each built template (`boxsmith/<name>:<version>`): a container with docker's
 the template's cpu and memory as limits and `E2B_SANDBOX=true`; then, as on E2B (e2b-templates.md
 7.3), `start_cmd` in the background as the template's final user, `ready_cmd` retried every 2 s
 until it passes (or the start command fails, or the ready timeout passes); then the spec's smoke
-checks through `docker exec` (`ContainerTarget`, the `boxsmith._internal.smoke.Target` protocol).
+checks through `docker exec` (`ContainerTarget`, the `CheckTarget` protocol).
 The
 container is removed at the end, also after a failure or Ctrl-C; and since a boxsmith killed
 with kill -9 removes nothing, its main process ends by itself at a deadline (`lifetime`: the
@@ -99,7 +99,7 @@ class SandboxSettings:
 
 
 class ContainerTarget:
-    """A running container as a smoke-check `Target`, through `docker exec`.
+    """A running container as a smoke-check `CheckTarget`, through `docker exec`.
 
     Commands run as the template's final user in its final workdir (like E2B sandbox commands),
     through `/bin/bash -l -c` when the image has bash, else `sh -c`, bounded by coreutils'

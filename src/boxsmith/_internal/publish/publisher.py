@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any, TextIO, TypeVar
 
 from boxsmith._internal.progress import Progress
-from boxsmith._internal.publish.targets import Target, live_builds, version_tag
+from boxsmith._internal.publish.targets import PublishTarget, live_builds
 from boxsmith._internal.render import DOCKERFILE, TOML
 from boxsmith._internal.render.folder import Rendered, stamp_publish
 from boxsmith._internal.render.index import INDEX_FILE, PublishRecord, load_index
@@ -53,6 +53,7 @@ from boxsmith._internal.render.outputs import Change, write_atomic
 from boxsmith._internal.render.pipeline import check_project
 from boxsmith._internal.retry import Retries, RetryPolicy, http_status, is_transient
 from boxsmith._internal.spec.catalog import Template
+from boxsmith._internal.spec.names import version_tag
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
@@ -261,7 +262,7 @@ class _Run:
     """What the workers of one `publish_units` call share."""
 
     settings: Settings
-    target: Target
+    target: PublishTarget
     progress: Progress
     policy: RetryPolicy
     poll_interval: float
@@ -289,7 +290,7 @@ class _Run:
 def publish_units(
     settings: Settings,
     units: Sequence[PublishUnit],
-    target: Target,
+    target: PublishTarget,
     *,
     err: TextIO,
     jobs: int = 4,

@@ -12,42 +12,26 @@ printed.
 from __future__ import annotations
 
 import os
-import re
-import uuid
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from boxsmith._internal.spec.names import tag_error
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
 __all__ = [
-    "MAX_NAME",
-    "MAX_TAG",
-    "NAME_RE",
-    "TAG_RE",
     "TARGETS",
-    "Target",
+    "PublishTarget",
     "check_channel",
     "connect",
     "live_builds",
-    "name_error",
-    "tag_error",
-    "version_tag",
 ]
 
 TARGETS = ("local", "e2b")
-# E2B's rules (infra packages/shared/pkg/id/id.go, e2b-templates.md 6)
-NAME_RE = re.compile(r"^[a-z0-9_-]+$")
-TAG_RE = re.compile(r"^[a-z0-9_.-]+$")
-# E2B's CLI refuses names longer than 128 (E2B packages/cli/src/utils/templateName.ts); its
-# server stores tags as unbounded text, so tags get the same bound, which is also Docker's
-# longest image tag.
-MAX_NAME = 128
-MAX_TAG = 128
 
 
 @dataclass(frozen=True, slots=True)
-class Target:
+class PublishTarget:
     """A connected target.
 
     Attributes:
@@ -59,35 +43,6 @@ class Target:
     name: str
     description: str
     params: dict[str, Any] = field(repr=False)
-
-
-def version_tag(version: str) -> str:
-    """The E2B tag of a template version (`+build` metadata is not valid in a tag)."""
-    return version.replace("+", "_")
-
-
-def name_error(name: str) -> str | None:
-    """Why E2B refuses `name` as a template name, or None."""
-    rule = f"E2B's rule ^[a-z0-9-_]+$ (at most {MAX_NAME} characters)"
-    if len(name) > MAX_NAME:
-        return f"template name {name[:40]!r}... ({len(name)} characters) breaks {rule}"
-    if not NAME_RE.fullmatch(name):
-        return f"template name {name!r} breaks {rule}"
-    return None
-
-
-def tag_error(tag: str) -> str | None:
-    """Why E2B refuses `tag` as a tag, or None: ^[a-z0-9-_.]+$, at most 128 characters and not
-    a UUID (build ids)."""
-    if len(tag) > MAX_TAG:
-        return f"tag {tag[:40]!r}... ({len(tag)} characters) is longer than {MAX_TAG} characters"
-    if not TAG_RE.fullmatch(tag):
-        return f"tag {tag!r} breaks E2B's rule ^[a-z0-9-_.]+$"
-    try:
-        uuid.UUID(tag)
-    except ValueError:
-        return None
-    return f"tag {tag!r} is a UUID, which E2B reserves for build ids"
 
 
 def check_channel(channel: str) -> None:
@@ -138,7 +93,7 @@ def _backend_images(owner: str) -> set[str] | None:
     return {str(image.id) for image in found}
 
 
-def connect(settings: Settings, name: str, *, err: TextIO) -> Target:
+def connect(settings: Settings, name: str, *, err: TextIO) -> PublishTarget:
     """The SDK parameters for target `name`; UsageError for an unknown target or no key."""
     if name == "local":
         from boxsmith._internal.backend.server import data_dir
@@ -154,7 +109,7 @@ def connect(settings: Settings, name: str, *, err: TextIO) -> Target:
         url, key, started = ensure_running(settings, data_dir(settings.root), port=port)
         if started:
             err.write(f"started the local backend on {url} (`boxsmith backend stop` stops it)\n")
-        return Target(
+        return PublishTarget(
             "local", f"local backend {url}", {"api_key": key, "api_url": url, "sandbox_url": url}
         )
     if name == "e2b":
@@ -166,5 +121,5 @@ def connect(settings: Settings, name: str, *, err: TextIO) -> Target:
             )
         domain = os.environ.get("E2B_DOMAIN") or "e2b.app"
         params = {"api_key": key, "domain": domain, "api_url": f"https://api.{domain}"}
-        return Target("e2b", f"E2B cloud ({domain})", params)
+        return PublishTarget("e2b", f"E2B cloud ({domain})", params)
     raise UsageError(f"unknown target {name!r}", f"use one of {', '.join(TARGETS)}")

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from boxsmith._internal.perf import paused_gc
 from boxsmith._internal.render.folder import (
     TOML,
     Rendered,
@@ -131,8 +130,7 @@ def generate(
         for name, versions in old.templates.items()
         if filtered and name not in chosen
     }
-    with paused_gc():
-        results = [render_template(template) for template in selected]
+    results = [render_template(template) for template in selected]
     for template, result in zip(selected, results, strict=True):
         previous = old.entry(template.name, template.version)
         if previous and previous.published and previous.content_hash != result.content_hash:

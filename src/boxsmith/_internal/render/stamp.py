@@ -17,13 +17,9 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from boxsmith.config import Settings
-
-# typing costs the CLI's start-up time; the names are for type checkers only
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any
 
 __all__ = ["Stamp", "load", "matches", "save"]
 

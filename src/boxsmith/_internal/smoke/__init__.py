@@ -1,15 +1,15 @@
 """Smoke stage: run a template's smoke checks against a target and report the results.
 
-Modules: `target` (the `Target` protocol: run a command, read a file), `kinds` (one class per
+Modules: `target` (the `CheckTarget` protocol: run a command, read a file), `kinds` (one class per
 check kind, in the `KINDS` registry), `runner` (`run_check`, `run_checks`: attempts, retries,
 results), `report` (JUnit XML and JSON, written atomically).
 
-The checks only use the two `Target` calls, so the same checks run in a local container, a
+The checks only use the two `CheckTarget` calls, so the same checks run in a local container, a
 sandbox of the local backend and an E2B cloud sandbox; nothing connects from the host.
 """
 
 from boxsmith._internal.smoke.kinds import Check
-from boxsmith._internal.smoke.protocol import CommandResult, Target, TargetError
+from boxsmith._internal.smoke.protocol import CheckTarget, CommandResult, TargetError
 from boxsmith._internal.smoke.report import (
     SuiteResult,
     json_report,
@@ -22,9 +22,9 @@ from boxsmith._internal.smoke.runner import CheckResult, run_check, run_checks
 __all__ = [
     "Check",
     "CheckResult",
+    "CheckTarget",
     "CommandResult",
     "SuiteResult",
-    "Target",
     "TargetError",
     "json_report",
     "junit_xml",

@@ -1,4 +1,4 @@
-"""The smoke check kinds: one attempt of each, only through the `Target` protocol.
+"""The smoke check kinds: one attempt of each, only through the `CheckTarget` protocol.
 
 Each kind is a small class with `expected(check)` (what passing means, in words) and
 `attempt(target, check)` (run once, say what came); `KINDS` is the one registry the runner reads.
@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from boxsmith._internal.smoke.protocol import CommandResult, Target
+from boxsmith._internal.smoke.protocol import CheckTarget, CommandResult
 from boxsmith._internal.spec.checks import (
     CommandCheck,
     FileCheck,
@@ -68,7 +68,7 @@ class CheckKind(Protocol[C_contra]):
         """What passing means, in words (`exit 0, stdout matching /v1/`)."""
         ...
 
-    def attempt(self, target: Target, check: C_contra) -> Attempt:
+    def attempt(self, target: CheckTarget, check: C_contra) -> Attempt:
         """Run the check once. Raises TargetError when the target is gone."""
         ...
 
@@ -119,7 +119,7 @@ class CommandKind:
             parts.append(f"stderr matching /{check.stderr}/")
         return ", ".join(parts)
 
-    def attempt(self, target: Target, check: CommandCheck) -> Attempt:
+    def attempt(self, target: CheckTarget, check: CommandCheck) -> Attempt:
         result = target.run(
             check.command,
             user=check.user,
@@ -152,7 +152,7 @@ class FileKind:
             return f"exists, content matching /{check.contains}/"
         return f"missing, or content not matching /{check.contains}/"
 
-    def attempt(self, target: Target, check: FileCheck) -> Attempt:
+    def attempt(self, target: CheckTarget, check: FileCheck) -> Attempt:
         if check.contains is None:
             result = target.run(f"test -e {shlex.quote(check.file)}", timeout=check.timeout)
             if result.exit_code is None:
@@ -190,7 +190,7 @@ class PortKind:
     def expected(self, check: PortCheck) -> str:
         return f"port {check.port} listening (TCP) or bound (UDP)"
 
-    def attempt(self, target: Target, check: PortCheck) -> Attempt:
+    def attempt(self, target: CheckTarget, check: PortCheck) -> Attempt:
         found: dict[str, set[int]] = {"tcp": set(), "udp": set()}
         tables = 0
         for name in ("tcp", "tcp6", "udp", "udp6"):
@@ -281,7 +281,7 @@ class HttpKind:
         body = f", body matching /{check.body}/" if check.body is not None else ""
         return f"status {check.status}{body}"
 
-    def attempt(self, target: Target, check: HttpCheck) -> Attempt:
+    def attempt(self, target: CheckTarget, check: HttpCheck) -> Attempt:
         # The client's own --max-time ends first, so its error message arrives.
         result = target.run(http_command(check.http, check.timeout), timeout=check.timeout + 5)
         if result.exit_code is None:
@@ -320,7 +320,7 @@ done
 """
 
 
-def list_processes(target: Target, timeout: float) -> list[tuple[int, str, str]] | str:
+def list_processes(target: CheckTarget, timeout: float) -> list[tuple[int, str, str]] | str:
     """(pid, comm, cmdline) of every process in the target, or why they could not be listed."""
     marker = f"boxsmith-ps-{uuid.uuid4().hex}"
     result = target.run(f": {marker}{_PS_SH}", timeout=timeout)
@@ -350,7 +350,7 @@ class ProcessKind:
         where = "command line" if check.full else "name"
         return f"a process whose {where} matches /{check.process}/"
 
-    def attempt(self, target: Target, check: ProcessCheck) -> Attempt:
+    def attempt(self, target: CheckTarget, check: ProcessCheck) -> Attempt:
         try:  # the spec schema does not check this pattern
             pattern = re.compile(check.process)
         except re.error as exc:

@@ -1,6 +1,6 @@
 """The small protocol smoke checks run against: run a command, read a file.
 
-A `Target` is where checks run: a local Docker container (`boxsmith._internal.docker.boot`), a
+A `CheckTarget` is where checks run: a local Docker container (`boxsmith._internal.docker.boot`), a
 sandbox of
 the local E2B-compatible backend or of E2B cloud (through the `e2b` SDK). The checks themselves
 (`boxsmith._internal.smoke.runner`) only use these two calls, so the very same checks run
@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
-__all__ = ["CommandResult", "Target", "TargetError", "read_with_base64"]
+__all__ = ["CheckTarget", "CommandResult", "TargetError", "read_with_base64"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +48,7 @@ class TargetError(Exception):
     """
 
 
-class Target(Protocol):
+class CheckTarget(Protocol):
     """Where smoke checks run."""
 
     @property
@@ -84,10 +84,11 @@ class Target(Protocol):
 
 
 def read_with_base64(
-    target: Target, path: str, *, user: str | None = None, timeout: float = 30.0
+    target: CheckTarget, path: str, *, user: str | None = None, timeout: float = 30.0
 ) -> bytes | None:
-    """`Target.read_file` through `target.run`: `base64` of the file in a command, so pseudo-files
-    such as /proc/net/tcp read the same on every target; None when the file does not exist."""
+    """`CheckTarget.read_file` through `target.run`: `base64` of the file in a command, so
+    pseudo-files such as /proc/net/tcp read the same on every target; None when the file does not
+    exist."""
     quoted = shlex.quote(path)
     result = target.run(
         f"if [ -e {quoted} ]; then base64 < {quoted}; else exit 66; fi", user=user, timeout=timeout

@@ -36,7 +36,7 @@ class SuiteResult:
     Attributes:
         name: the suite, `template:version`.
         checks: one result per check, in spec order.
-        target: where the checks ran (`Target.description`).
+        target: where the checks ran (`CheckTarget.description`).
         seconds: wall time of the whole suite, start and ready included.
         error: why the checks could not run (a step before them failed), or None.
         skipped: why the template was not run at all (e.g. its build was skipped), or None.

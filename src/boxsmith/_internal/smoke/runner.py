@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from boxsmith._internal.smoke.kinds import KINDS, Attempt, Check
-from boxsmith._internal.smoke.protocol import Target, TargetError
+from boxsmith._internal.smoke.protocol import CheckTarget, TargetError
 from boxsmith._internal.spec.checks import check_name
 
 __all__ = ["CheckResult", "Status", "budget", "run_check", "run_checks"]
@@ -66,7 +66,7 @@ class CheckResult:
 
 
 def run_check(
-    target: Target,
+    target: CheckTarget,
     check: Check,
     *,
     clock: Callable[[], float] = time.monotonic,
@@ -118,7 +118,7 @@ def budget(checks: Iterable[Check]) -> float:
 
 
 def run_checks(
-    target: Target,
+    target: CheckTarget,
     checks: Iterable[Check],
     *,
     on_result: Callable[[CheckResult], None] | None = None,

@@ -1,4 +1,5 @@
-"""A booted sandbox (local backend or E2B cloud) as a smoke-check `Target`, through the e2b SDK.
+"""A booted sandbox (local backend or E2B cloud) as a smoke-check `CheckTarget`, through the e2b
+SDK.
 
 The same checks that run in a local container (`boxsmith._internal.docker.boot.ContainerTarget`)
 run here:

@@ -16,7 +16,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from boxsmith._internal.perf import paused_gc
 from boxsmith._internal.spec.diagnostics import issues_from_validation, suggest
 from boxsmith._internal.spec.expand import expand
 from boxsmith._internal.spec.located import (
@@ -542,8 +541,7 @@ def load_catalog(settings: Settings) -> Catalog:
     memo = _MEMO.get(settings)
     if memo is not None and memo[0] == specs and _digest(memo[1]) == memo[2]:
         return memo[3]
-    with paused_gc():
-        catalog = _load(settings, files)
+    catalog = _load(settings, files)
     used = inputs(catalog)
     _MEMO[settings] = (specs, used, _digest(used), catalog)
     return catalog

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from boxsmith._internal.publish.targets import NAME_RE, TAG_RE, tag_error
+from boxsmith._internal.spec.names import NAME_RE, TAG_RE, tag_error
 
 __all__ = [
     "ENV_KEY_RE",

@@ -14,7 +14,6 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, ConfigDict, Field, field_validator, model_validator
 
-from boxsmith._internal.publish.targets import name_error
 from boxsmith._internal.spec.checks import (
     CommandCheck,
     FileCheck,
@@ -45,6 +44,7 @@ from boxsmith._internal.spec.fields import (
     one_line,
     single_line,
 )
+from boxsmith._internal.spec.names import name_error
 
 __all__ = [
     "META_KEYS",
