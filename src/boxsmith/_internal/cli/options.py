@@ -1,0 +1,23 @@
+"""The checks of command options, in one place: each command's `run()` calls them, so the CLI
+and the invoke tasks refuse the same values with the same message (UsageError, exit 2)."""
+
+from __future__ import annotations
+
+from boxsmith.errors import UsageError
+
+__all__ = ["at_least_one", "positive_seconds"]
+
+
+def at_least_one(flag: str, value: int, example: int) -> None:
+    """A count such as `--jobs`: 1 or more."""
+    if value < 1:
+        raise UsageError(f"{flag} must be at least 1, got {value}", f"use e.g. {flag} {example}")
+
+
+def positive_seconds(flag: str, value: float, example: float) -> None:
+    """A duration such as `--ready-timeout`: more than 0 seconds."""
+    if not value > 0:  # also refuses NaN
+        raise UsageError(
+            f"{flag} must be a positive number of seconds, got {value}",
+            f"use e.g. {flag} {example:g}",
+        )
