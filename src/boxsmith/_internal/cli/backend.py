@@ -7,295 +7,35 @@ same `export` lines. `env` prints them for a running backend (`eval "$(boxsmith 
 `reset` stops it, removes its containers and images and clears its data folder (after asking,
 unless `--yes`): the way out of a damaged state file.
 
-One data folder has one backend (`boxsmith._internal.backend.server`): a command that finds the
-backend
-stopped starts it while holding `start.lock`, so a second command starting it at the same time
-waits, then attaches to the server the first one started (its port, whatever it asked for).
+The work is done by `boxsmith._internal.backend.control` (start, find, stop, reset) and
+`boxsmith._internal.backend.server` (serve); this module prints and returns the exit code.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import re
-import shutil
-import socket
-import stat
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from boxsmith._internal.backend import control
 from boxsmith._internal.backend.server import (
     DEFAULT_PORT,
-    KEY_FILE,
-    LOCK_FILE,
-    LOG_FILE,
-    OWN_FILES,
-    START_LOCK,
     UPLOADS,
     BackendUnavailable,
-    acquire,
     api_key,
-    backend_id,
     env_lines,
-    lock_held,
-    make_private,
-    open_log,
-    pid_alive,
-    read_info,
     serve,
     stop,
 )
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, UsageError
 
-__all__ = ["ensure_running", "run"]
+__all__ = ["run"]
 
-
-def _healthy(url: str, timeout: float = 1.0) -> bool:
-    try:
-        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
-            return bool(response.status == 200)
-    except (urllib.error.URLError, OSError):
-        return False
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as probe:
-        # as the server binds: connections of a backend that just stopped (TIME_WAIT) do not
-        # make the port busy, a listener does
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _any_free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def ensure_running(
-    settings: Settings, folder: Path, *, port: int | None = None, wait: float = 30.0
-) -> tuple[str, str, bool]:
-    """(url, api key, started): the running backend of `folder`, started detached if needed.
-
-    `port` None means DEFAULT_PORT, or any free port when another process (say the backend of
-    another checkout) has that one; a `port` asked for must be free (BackendUnavailable). When
-    another command starts the backend at the same time, this one waits for that server and
-    returns it (started False), whatever port it took.
-
-    Raises:
-        StateDamaged: the backend's state file is damaged (`boxsmith backend reset`).
-        BackendUnavailable: it did not start, or did not answer within `wait` seconds.
-    """
-    from boxsmith._internal.backend.store import check_state
-
-    info = read_info(folder)
-    if info is not None and _healthy(str(info["url"])):
-        return str(info["url"]), api_key(folder), False
-    make_private(folder)
-    check_state(folder)  # said here, not through the log of a server that did not start
-    deadline = time.monotonic() + wait
-    start_lock = acquire(folder / START_LOCK, wait=wait)
-    if start_lock is None:
-        raise BackendUnavailable(
-            f"another boxsmith command has been starting the backend of {folder} for {wait:g}s",
-            f"see {folder / LOG_FILE}",
-        )
-    try:
-        child: int | None = None
-        while time.monotonic() < deadline:
-            info = read_info(folder)
-            if info is not None and _healthy(str(info["url"])):
-                return str(info["url"]), api_key(folder), info.get("pid") == child
-            if lock_held(folder):
-                pass  # a server starts or stops (ours, or a `serve` in the foreground): wait
-            elif child is None:
-                child = _spawn(settings, folder, _free(port))
-            elif not pid_alive(child):
-                raise _did_not_start(folder)
-            time.sleep(0.1)
-    finally:
-        os.close(start_lock)
-    raise BackendUnavailable(
-        f"the backend did not answer within {wait:g}s", f"see {folder / LOG_FILE}"
-    )
-
-
-def _free(port: int | None) -> int:
-    """`port` when it is free (BackendUnavailable when not); for None the default or any."""
-    if port is None:
-        return DEFAULT_PORT if _port_free(DEFAULT_PORT) else _any_free_port()
-    if not _port_free(port):
-        raise BackendUnavailable(
-            f"port {port} on 127.0.0.1 is in use by another process",
-            "stop that process, or pick a free port (--port, BOXSMITH_BACKEND_PORT)",
-        )
-    return port
-
-
-def _spawn(settings: Settings, folder: Path, port: int) -> int:
-    """Start `backend serve` in the background; its pid."""
-    command = [
-        sys.executable,
-        "-m",
-        "boxsmith",
-        "-C",
-        str(settings.root),
-        "backend",
-        "serve",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(folder),
-    ]
-    with open_log(folder) as handle:
-        # `sh` starts the server in the background, says its pid and exits at once: the server
-        # is nobody's child here (init reaps it), so it outlives this process as no zombie.
-        done = subprocess.run(
-            # its stdout not our pipe, or reading the pid would wait for the server to end
-            ["sh", "-c", 'exec "$@" >/dev/null & echo $!', "sh", *command],
-            stdout=subprocess.PIPE,
-            stderr=handle,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-            check=True,
-        )
-    return int(done.stdout.decode().strip())
-
-
-def _did_not_start(folder: Path) -> BackendUnavailable:
-    log = folder / LOG_FILE
-    tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
-    return BackendUnavailable("the backend did not start: " + " / ".join(tail), f"see {log}")
-
-
-def reset(settings: Settings, folder: Path, *, yes: bool, err: TextIO) -> int:
-    """`backend reset`: stop the backend, remove its containers and images (label
-    `dev.boxsmith.backend=<its id>`), delete the files it keeps in `folder` (nothing else).
-
-    Raises:
-        UsageError: `folder` is not shown to be a backend's data folder (`_check_resettable`),
-            or no terminal to ask on and no `yes` (exit 2).
-        BackendUnavailable: the backend does not stop, or a server holds the folder (exit 3).
-    """
-    from boxsmith._internal.backend.sandboxes import remove_backend_objects
-    from boxsmith._internal.docker.client import Engine
-
-    _check_resettable(settings, folder)
-    if not yes:
-        _confirm(folder, err)
-    stopped = stop(folder)
-    lock = acquire(folder / LOCK_FILE, wait=10.0)  # no server starts while this runs
-    if lock is None:
-        raise BackendUnavailable(
-            f"a backend process still holds {folder} (starting, or not stopping)",
-            f"see {folder / LOG_FILE}; stop that process, then reset again",
-        )
-    try:
-        with Engine() as engine:
-            containers, images = remove_backend_objects(engine, backend_id(folder))
-        for name in OWN_FILES:
-            if name != LOCK_FILE:
-                (folder / name).unlink(missing_ok=True)
-        uploads = folder / UPLOADS
-        if uploads.is_dir() and not uploads.is_symlink():
-            shutil.rmtree(uploads)
-        (folder / LOCK_FILE).unlink(missing_ok=True)
-    finally:
-        os.close(lock)
-    err.write(
-        f"backend reset: {'stopped it, ' if stopped else ''}removed {containers} container(s) "
-        f"and {images} image(s), cleared {folder}; the next publish publishes every template "
-        "again\n"
-    )
-    return EXIT_OK
-
-
-_KEY_FORM = re.compile(rb"e2b_local_[0-9a-f]{40}")
-
-
-def _check_resettable(settings: Settings, folder: Path) -> None:
-    """UsageError unless `folder` is shown to be a backend's data folder before anything in it
-    is deleted: a real folder (no symlink) holding a key of the form the backend makes (on its
-    first start, so it proves a folder whose state file is damaged, what reset is for) or a
-    state file with the backend's tables; and none that holds a project (the project root,
-    one with `.git` or the specs folder), nor $HOME or above."""
-    from boxsmith._internal.backend.store import has_backend_tables
-
-    try:
-        info = os.lstat(folder)
-    except FileNotFoundError:
-        raise UsageError(f"{folder} does not exist: there is no backend to reset", "") from None
-    where = "pass the folder the backend serves from (--data-dir, BOXSMITH_BACKEND_DIR)"
-    if not stat.S_ISDIR(info.st_mode):
-        raise UsageError(f"{folder} is not a folder: there is no backend to reset", where)
-    if not (_key_of_form(folder) or has_backend_tables(folder)):
-        raise UsageError(
-            f"{folder} does not look like a backend's data folder (no {KEY_FILE} of the form "
-            "e2b_local_<40 hex digits>, no state file with the backend's tables)",
-            where,
-        )
-    held = _project_folder(settings, folder)
-    if held:  # a backend's files there or not: what else it holds is the user's
-        raise UsageError(f"refusing to reset {folder}: it is {held}", where)
-
-
-def _project_folder(settings: Settings, folder: Path) -> str | None:
-    """What makes `folder` one reset never clears, or None."""
-    folder = folder.resolve()
-    home = Path.home().resolve()
-    if folder == home or folder in home.parents:
-        return "your home folder or above it"
-    root = settings.root.resolve()
-    if folder == root or folder in root.parents:
-        return "the project's root or above it"
-    if os.path.lexists(folder / ".git"):
-        return "a git checkout (it holds .git)"
-    specs = settings.specs_dir.resolve()
-    if folder == specs or folder in specs.parents:
-        return "the specs folder or holds it"
-    return None
-
-
-def _key_of_form(folder: Path) -> bool:
-    key = _own_bytes(folder / KEY_FILE) or b""
-    return _KEY_FORM.fullmatch(key.strip()) is not None
-
-
-def _own_bytes(path: Path) -> bytes | None:
-    """The bytes of a regular file (no symlink followed), or None."""
-    try:
-        if not stat.S_ISREG(os.lstat(path).st_mode):
-            return None
-        return path.read_bytes()
-    except OSError:
-        return None
-
-
-def _confirm(folder: Path, err: TextIO) -> None:
-    """Ask on the terminal; UsageError when there is none, or the answer is not yes."""
-    if not sys.stdin.isatty():
-        raise UsageError(
-            f"`backend reset` deletes the backend's state in {folder} and asks first, "
-            "but there is no terminal to ask on",
-            "add --yes to reset without asking",
-        )
-    err.write(
-        f"reset the backend of {folder}: stop it, remove its sandboxes and images, delete its "
-        f"templates, key, state file and {folder / UPLOADS}/ (build uploads)? [y/N] "
-    )
-    err.flush()
-    if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-        raise UsageError("reset cancelled: nothing was changed", "")
+# Until publish/targets.py imports it from backend.control (issue 12); then this line goes.
+ensure_running = control.ensure_running
 
 
 def run(
@@ -323,38 +63,67 @@ def run(
             mirrors=settings.mirrors,
         )
     if action == "serve":
-        url, key, started = ensure_running(settings, folder, port=port)
+        url, key, started = control.ensure_running(settings, folder, port=port)
         err.write(f"backend {'started' if started else 'already running'} on {url}\n")
         out.write("\n".join(env_lines(url, key)) + "\n")
         return EXIT_OK
     if action == "reset":
-        return reset(settings, folder, yes=yes, err=err)
+        done = control.reset(settings, folder, confirm=None if yes else _confirm(err))
+        err.write(
+            f"backend reset: {'stopped it, ' if done.stopped else ''}removed {done.containers} "
+            f"container(s) and {done.images} image(s), cleared {folder}; the next publish "
+            "publishes every template again\n"
+        )
+        return EXIT_OK
     if action == "stop":
         stopped = stop(folder)
         err.write("backend stopped\n" if stopped else "no backend runs for this data folder\n")
         return EXIT_OK
-    info = read_info(folder)
-    if info is None:
-        raise BackendUnavailable(
-            f"no backend runs for {folder}", "start one: `boxsmith backend serve --detach`"
-        )
+    return _report(action, folder, out=out, as_json=as_json)
+
+
+def _report(action: str, folder: Path, *, out: TextIO, as_json: bool) -> int:
+    """`env` or `status` of a running backend (BackendUnavailable when none runs, or, for
+    `status`, after printing, when it does not answer)."""
+    info = control.status(folder)
     url = str(info["url"])
     if action == "env":
         out.write("\n".join(env_lines(url, api_key(folder))) + "\n")
         return EXIT_OK
-    healthy = _healthy(url)
-    status = {"running": True, "healthy": healthy, **info}
     if as_json:
-        json.dump(status, out, indent=2)
+        json.dump(info, out, indent=2)
         out.write("\n")
     else:
         out.write(
-            f"backend pid {info['pid']} on {url}: {'answers' if healthy else 'does NOT answer'}"
+            f"backend pid {info['pid']} on {url}: "
+            f"{'answers' if info['healthy'] else 'does NOT answer'}"
             f" (data {info.get('data_dir', folder)})\n"
         )
         limits = info.get("limits")
         if isinstance(limits, dict):
             out.write("limits: " + ", ".join(f"{k}={v}" for k, v in limits.items()) + "\n")
-    if not healthy:
+    if not info["healthy"]:
         raise BackendUnavailable(f"the backend on {url} does not answer", "restart it")
     return EXIT_OK
+
+
+def _confirm(err: TextIO) -> Callable[[Path], None]:
+    """Asks on the terminal before a reset; UsageError when there is none, or the answer is
+    not yes."""
+
+    def ask(folder: Path) -> None:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"`backend reset` deletes the backend's state in {folder} and asks first, "
+                "but there is no terminal to ask on",
+                "add --yes to reset without asking",
+            )
+        err.write(
+            f"reset the backend of {folder}: stop it, remove its sandboxes and images, delete "
+            f"its templates, key, state file and {folder / UPLOADS}/ (build uploads)? [y/N] "
+        )
+        err.flush()
+        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+            raise UsageError("reset cancelled: nothing was changed", "")
+
+    return ask
