@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from boxsmith._internal.cli import lint as lint_command
-from boxsmith._internal.dockerfile.syntax import SourceMap, parse
+from boxsmith._internal.dockerfile.parse import parse
+from boxsmith._internal.dockerfile.source_map import Instruction, SourceMap
 from boxsmith._internal.lint import (
     DEFAULT_IGNORE,
     Finding,
@@ -24,7 +25,6 @@ from boxsmith._internal.lint import (
 )
 from boxsmith._internal.lint.hadolint import find_hadolint, run_hadolint
 from boxsmith._internal.lint.rules import RULES, secret_like
-from boxsmith._internal.render.instructions import Instruction
 from boxsmith.config import load_settings
 from boxsmith.errors import BoxsmithError
 from tests.helpers import Run, cli, write_tree

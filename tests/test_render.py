@@ -208,7 +208,7 @@ def test_env_values_reach_e2b_and_docker_unchanged(project: Path) -> None:
     quotes and backslashes escaped; `$VAR` stays for substitution."""
     from e2b import Template as E2BTemplate
 
-    from boxsmith._internal.dockerfile.syntax import parse
+    from boxsmith._internal.dockerfile.parse import parse
 
     values = {
         "ACCENT": "café 😀",

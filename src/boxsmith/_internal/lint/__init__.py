@@ -2,8 +2,8 @@
 
 Modules: `runner` (`lint_project`, the entry point), `rules` (the own rules E2B001..., one
 registry), `hadolint` (the subprocess), `findings` (levels and locations), `report` (text, JSON,
-SARIF, GitHub annotations). Dockerfile statements and the line -> spec map are
-`boxsmith._internal.dockerfile.syntax`.
+SARIF, GitHub annotations). Dockerfile statements and the line -> spec map are in `dockerfile/`
+(`parse`, `source_map`).
 
 Defaults, and why:
 - Threshold `warning` (`DEFAULT_THRESHOLD`): a run fails (exit 1) on any finding at warning or

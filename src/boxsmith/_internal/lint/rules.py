@@ -1,4 +1,11 @@
-"""boxsmith's own lint rules: what E2B accepts, drops or gets wrong (e2b-templates.md 4.5, 7).
+"""boxsmith's own lint rules: what E2B accepts, drops or gets wrong.
+
+E2B reads a Dockerfile with its own parser (the e2b SDK's `from_dockerfile`), not with Docker: it
+rejects a second FROM, `COPY --from` and `ADD` of a URL; it ignores EXPOSE, VOLUME, LABEL and
+MAINTAINER and drops any other instruction it does not know (HEALTHCHECK, SHELL, STOPSIGNAL,
+ONBUILD); it turns CMD / ENTRYPOINT into the start command with a fixed 20-second wait as the
+ready check. The other rules follow from how E2B builds and runs a sandbox: its user's shell,
+its default resource tier, where a template's ENV applies.
 
 Each rule is a small class satisfying `Rule`, listed once in `RULES` under its stable code. A
 rule judges a `Subject`: the Dockerfile as it is (parsed statements; a file in generated/ may
@@ -27,7 +34,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
 
-from boxsmith._internal.dockerfile.syntax import Statement
+from boxsmith._internal.dockerfile.parse import Statement
 from boxsmith._internal.lint.findings import Level
 from boxsmith._internal.spec.catalog import Template
 
@@ -180,8 +187,9 @@ class StartCommand:
 
 class FinalUserWorkdir:
     """The sandbox's default user and folder are the last USER and WORKDIR; without explicit
-    ones after the last build step they are whatever a step left behind, or E2B's implicit
-    defaults, which may point into a folder a step removed (e2b-templates.md 7.2)."""
+    ones after the last build step they are whatever a step left behind: a WORKDIR set by a
+    step stays the sandbox's folder even when a later step removed it (E2B adds `/home/user` and
+    `user` only when the Dockerfile set none)."""
 
     level = Level.WARNING
     title = "missing final WORKDIR/USER"
@@ -223,8 +231,9 @@ def _no_bash(image: str) -> str | None:
 
 
 class NoBash:
-    """E2B creates `user` with /bin/bash and runs start, ready and sandbox commands through
-    bash; images without it fail to build or to run anything (e2b-templates.md 7.1)."""
+    """E2B creates `user` with /bin/bash as its shell and runs start, ready and sandbox
+    commands through bash; an image without bash fails to build or to run anything, and images
+    without an os-release file (distroless, scratch) are refused outright."""
 
     level = Level.ERROR
     title = "base image without bash"

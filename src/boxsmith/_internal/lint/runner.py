@@ -15,7 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from boxsmith._internal.dockerfile.syntax import SourceMap, parse
+from boxsmith._internal.dockerfile.parse import parse
+from boxsmith._internal.dockerfile.source_map import SourceMap
 from boxsmith._internal.lint.findings import Finding, Level, Location
 from boxsmith._internal.lint.hadolint import find_hadolint, run_hadolint
 from boxsmith._internal.lint.rules import RULES, Hit, Subject

@@ -1,17 +1,19 @@
 """Turn a template's steps into Dockerfile instructions E2B accepts.
 
 Single stage, no `COPY --from`, no `ADD`, no BuildKit-only flags (the classic builder and E2B's
-`from_dockerfile` both read the result), and it always ends with an explicit WORKDIR and USER so
-E2B's implicit defaults never point into a folder a step deleted (e2b-templates.md, section 3).
-Each instruction remembers the spec path it came from, so lint findings can point at the spec.
+`from_dockerfile` both read the result). It always ends with an explicit WORKDIR and USER: the
+last ones in the Dockerfile become the sandbox's defaults, and E2B adds its own (`/home/user`,
+`user`) only when the Dockerfile set none, so a step's WORKDIR could otherwise leave sandboxes
+starting in a folder a later step deleted. Each instruction remembers the spec path it came from
+(`Instruction.source`), so lint findings can point at the spec.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 
-from boxsmith._internal.dockerfile.syntax import env_quoted
+from boxsmith._internal.dockerfile.quoting import env_quoted
+from boxsmith._internal.dockerfile.source_map import Instruction
 from boxsmith._internal.spec.catalog import Template
 from boxsmith._internal.spec.models import FileEntry, RunStep
 
@@ -19,19 +21,6 @@ __all__ = ["Instruction", "instructions"]
 
 ROOT = "root"
 APT_CLEANUP = "apt-get clean && rm -rf /var/lib/apt/lists/*"
-
-
-@dataclass(frozen=True, slots=True)
-class Instruction:
-    """One Dockerfile instruction and the spec key path behind it."""
-
-    keyword: str
-    args: str
-    source: tuple[str | int, ...] = ()
-
-    def text(self) -> str:
-        """The instruction as it appears in the Dockerfile."""
-        return f"{self.keyword} {self.args}"
 
 
 def _shell_lines(commands: list[str]) -> str:
