@@ -9,9 +9,8 @@ from textwrap import dedent
 
 import pytest
 
-from boxsmith._internal.render.folder import render_template, stamp_publish
+from boxsmith._internal.render.folder import environment, render_template, stamp_publish
 from boxsmith._internal.spec.catalog import Template, load_catalog
-from boxsmith._internal.spec.jinja_env import environment
 from boxsmith.config import load_settings
 from tests.helpers import write_tree
 

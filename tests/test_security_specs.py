@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from boxsmith._internal.spec.jinja_env import (
+from boxsmith._internal.spec.jinja_env import render_string
+from boxsmith._internal.spec.jinja_limits import (
     MAX_STEPS,
     MAX_TOTAL_CHARS,
     MAX_VALUE_CHARS,
     LimitError,
-    render_string,
 )
 from boxsmith._internal.spec.located import MAX_SPEC_BYTES
 from tests.helpers import MINIMAL, cli, write_tree

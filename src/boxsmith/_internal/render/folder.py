@@ -3,20 +3,30 @@
 Deterministic to the byte: LF endings, no timestamps, files sorted, the header names the spec and
 its hash. The content hash covers every file (path, executable bit, bytes) as rendered before any
 publish record is stamped into e2b.toml, so publishing does not change it.
+
+The files in `templates/` render in one cached Jinja environment: sandboxed (expressions cannot
+reach Python internals), StrictUndefined (a typo is an error, never an empty string) and
+keep_trailing_newline (the templates control every byte). Spec strings render elsewhere, in the
+bounded environment of `spec.jinja_env`.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import os
 import re
 from dataclasses import dataclass
 from typing import Any
 
+import jinja2
+import tomlkit
+from jinja2.sandbox import SandboxedEnvironment
+
 from boxsmith._internal.render import DOCKERFILE, TOML
 from boxsmith._internal.render.instructions import Instruction, instructions
 from boxsmith._internal.spec.catalog import Template
-from boxsmith._internal.spec.jinja_env import environment
 
 __all__ = [
     "DOCKERFILE",
@@ -24,6 +34,7 @@ __all__ = [
     "Rendered",
     "RenderedFile",
     "content_hash",
+    "environment",
     "render_template",
     "stamp_publish",
     "unstamp_publish",
@@ -88,6 +99,46 @@ def content_hash(files: tuple[RenderedFile, ...]) -> str:
     return "sha256:" + digest.hexdigest()
 
 
+def _toml_value(value: Any) -> str:
+    """A TOML literal for a string, integer or boolean.
+
+    TOML basic strings take JSON's escapes for quotes, backslashes and control characters, but
+    not its surrogate pairs (so non-ASCII stays literal) and they also forbid a raw DEL.
+    """
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+_BREAKS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _comment(value: Any) -> str:
+    """`value` for a `#` comment line: line breaks and control characters escaped, so a spec
+    file name or matrix value cannot end the comment and start an instruction."""
+    return _BREAKS.sub(lambda m: repr(m[0])[1:-1], str(value))
+
+
+@functools.cache
+def environment() -> SandboxedEnvironment:
+    """The shared, cached environment of boxsmith's own output templates."""
+    env = SandboxedEnvironment(
+        loader=jinja2.PackageLoader("boxsmith", "_internal/render/templates"),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["toml"] = _toml_value
+    env.filters["comment"] = _comment
+    env.globals.pop("lipsum", None)  # random text: rendering must be reproducible
+    env.filters.pop("random", None)  # likewise a random pick
+    return env
+
+
 def render_template(template: Template) -> Rendered:
     """Render e2b.Dockerfile, e2b.toml and the copied files of one template."""
     env = environment()
@@ -131,8 +182,6 @@ def unstamp_publish(toml_text: str) -> str:
 def stamp_publish(toml_text: str, record: dict[str, Any]) -> str:
     """Write a publish record's `template_id` and `build_id` into e2b.toml, keeping its comments
     and layout (tomlkit). The same function serves publish and re-render, so both agree."""
-    import tomlkit  # only publish records need it
-
     document = tomlkit.parse(toml_text)
     for key in ("template_id", "build_id"):
         if record.get(key):

@@ -13,7 +13,11 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
+import jinja2
+
 from boxsmith._internal.spec.diagnostics import suggest
+from boxsmith._internal.spec.jinja_env import render_string
+from boxsmith._internal.spec.jinja_limits import MAX_VALUE_CHARS, LimitError, text_size
 from boxsmith._internal.spec.located import LDict, LList, Pos
 from boxsmith.errors import Issue
 
@@ -65,10 +69,6 @@ class _Substituter:
                 return value
         if "{%" not in value and value.count("{{") == len(_SIMPLE.findall(value)):
             return self._simple(value, where, path)
-        import jinja2  # only for real expressions: most specs never need Jinja
-
-        from boxsmith._internal.spec.jinja_env import LimitError, render_string
-
         try:
             return render_string(value, self.context)
         except LimitError as exc:
@@ -107,8 +107,6 @@ class _Substituter:
     def _simple(self, value: str, where: Pos, path: str) -> str:
         """`{{ vars.x }}` substitutions without Jinja, as long as the result stays in bounds
         (vars made of other vars could double at each level)."""
-        from boxsmith._internal.spec.jinja_env import MAX_VALUE_CHARS, text_size
-
         size = len(value)
         for match in _SIMPLE.finditer(value):
             # sized before it is made text: a list of aliases to one long string is small in
