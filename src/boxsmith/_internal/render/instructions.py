@@ -15,7 +15,7 @@ import json
 from boxsmith._internal.dockerfile.quoting import env_quoted
 from boxsmith._internal.dockerfile.source_map import Instruction
 from boxsmith._internal.spec.catalog import Template
-from boxsmith._internal.spec.models import FileEntry, RunStep
+from boxsmith._internal.spec.steps import FileEntry, RunStep
 
 __all__ = ["Instruction", "instructions"]
 

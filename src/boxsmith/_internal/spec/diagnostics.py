@@ -18,7 +18,7 @@ from boxsmith._internal.spec.fields import LINE_BREAKS
 from boxsmith._internal.spec.located import Pos, locate
 from boxsmith.errors import Issue
 
-__all__ = ["field_names_at", "issues_from_validation", "suggest"]
+__all__ = ["field_names_at", "issue_at", "issues_from_validation", "suggest"]
 
 _TYPE_WORDS = {
     "string_type": "a string",
@@ -34,6 +34,11 @@ _TYPE_WORDS = {
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
 }
+
+
+def issue_at(where: Pos, message: str, hint: str, path: str = "") -> Issue:
+    """An issue at the spec position `where`, about the key `path`."""
+    return Issue(where.file, where.line, where.column, message, hint, path)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
