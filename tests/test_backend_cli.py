@@ -89,7 +89,8 @@ def test_serve_refuses_all_interfaces_and_a_busy_port(tmp_path: Path) -> None:
 def test_the_local_target_takes_a_free_port_when_another_process_has_the_default(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from boxsmith._internal.backend.server import DEFAULT_PORT, data_dir, stop
+    from boxsmith._internal.backend.control import DEFAULT_PORT, stop
+    from boxsmith._internal.backend.datadir import data_dir
     from boxsmith._internal.publish.targets import connect
     from boxsmith.config import load_settings
 

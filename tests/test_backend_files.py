@@ -42,11 +42,13 @@ from boxsmith._internal.backend.envd.files import filesystem_app
 from boxsmith._internal.backend.envd.transfer import files_app
 from boxsmith._internal.backend.runtime import (
     ENVD_VERSION,
+    Receive,
     SandboxGone,
     SandboxHandle,
+    Scope,
+    Send,
     guard_sandbox,
 )
-from boxsmith._internal.backend.server import Receive, Scope, Send
 
 pytestmark = pytest.mark.docker
 

@@ -49,7 +49,7 @@ class Local:
 
     @property
     def id(self) -> str:
-        from boxsmith._internal.backend.server import backend_id
+        from boxsmith._internal.backend.datadir import backend_id
 
         return backend_id(self.data)
 
@@ -88,7 +88,7 @@ class Local:
 
 @pytest.fixture
 def local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Local]:
-    from boxsmith._internal.backend.server import stop
+    from boxsmith._internal.backend.control import stop
 
     (tmp_path / "template_specs").mkdir()
     port = free_port()
@@ -360,7 +360,7 @@ def test_a_create_whose_client_is_killed_removes_its_container_and_frees_its_pla
 
 
 def test_the_next_start_reaps_the_sandbox_of_a_backend_killed_with_kill_9(local: Local) -> None:
-    from boxsmith._internal.backend.server import read_info
+    from boxsmith._internal.backend.datadir import read_info
 
     local.start()
     _build(name := f"reap-{uuid.uuid4().hex[:6]}")
@@ -459,7 +459,7 @@ _BOXSMITH = (sys.executable, "-m", "boxsmith", "-C")
 def test_the_reset_prompt_names_the_uploads_it_deletes(tmp_path: Path) -> None:
     import pty
 
-    from boxsmith._internal.backend.server import api_key, make_private
+    from boxsmith._internal.backend.datadir import api_key, make_private
 
     folder = tmp_path / "data"
     make_private(folder)
@@ -493,7 +493,7 @@ def bystander() -> Iterator[subprocess.Popen[bytes]]:
 
 
 def _stale_info(folder: Path, pid: int) -> None:
-    from boxsmith._internal.backend.server import make_private
+    from boxsmith._internal.backend.datadir import make_private
 
     make_private(folder)
     info = {"pid": pid, "url": "http://127.0.0.1:9", "started": 0, "data_dir": str(folder)}
@@ -503,7 +503,7 @@ def _stale_info(folder: Path, pid: int) -> None:
 def test_stop_never_signals_a_pid_that_is_not_the_lock_holders(
     tmp_path: Path, bystander: subprocess.Popen[bytes]
 ) -> None:
-    from boxsmith._internal.backend.server import acquire
+    from boxsmith._internal.backend.datadir import acquire
 
     folder = tmp_path / "data"
     _stale_info(folder, bystander.pid)

@@ -40,9 +40,10 @@ from starlette.routing import Route
 from boxsmith._internal.backend import builds
 from boxsmith._internal.backend.api_sandboxes import SandboxAPI
 from boxsmith._internal.backend.limits import Limits
+from boxsmith._internal.backend.records import Build, now
 from boxsmith._internal.backend.runtime import ENVD_VERSION
 from boxsmith._internal.backend.sandboxes import BACKEND_LABEL, SandboxManager
-from boxsmith._internal.backend.store import Build, Store, now
+from boxsmith._internal.backend.store import Store
 from boxsmith._internal.backend.wire import (
     DEFAULT_TAG,
     BadRequest,

@@ -30,9 +30,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from boxsmith._internal.backend.limits import Limits
+from boxsmith._internal.backend.records import Build, SandboxRow, now
 from boxsmith._internal.backend.runtime import ENVD_VERSION, SandboxGone
 from boxsmith._internal.backend.sandboxes import CreateCancelled, CreateFailed, SandboxManager
-from boxsmith._internal.backend.store import Build, SandboxRow, Store, now
+from boxsmith._internal.backend.store import Store
 from boxsmith._internal.backend.wire import (
     BadRequest,
     error,

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -28,8 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from boxsmith._internal.backend.server import (
-    DEFAULT_PORT,
+from boxsmith._internal.backend.datadir import (
     KEY_FILE,
     LOCK_FILE,
     LOG_FILE,
@@ -45,13 +45,32 @@ from boxsmith._internal.backend.server import (
     open_log,
     pid_alive,
     read_info,
-    stop,
 )
-from boxsmith._internal.backend.store import check_state, has_backend_tables
+from boxsmith._internal.backend.state_file import check_state, has_backend_tables
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
-__all__ = ["ResetDone", "ensure_running", "healthy", "reset", "status"]
+__all__ = [
+    "DEFAULT_PORT",
+    "ResetDone",
+    "ensure_running",
+    "env_lines",
+    "healthy",
+    "reset",
+    "status",
+    "stop",
+]
+
+DEFAULT_PORT = 49990
+
+
+def env_lines(url: str, key: str) -> list[str]:
+    """The lines a shell evaluates to point the e2b SDK at the backend."""
+    return [
+        f"export E2B_API_URL={url}",
+        f"export E2B_SANDBOX_URL={url}",
+        f"export E2B_API_KEY={key}",
+    ]
 
 
 def healthy(url: str, timeout: float = 1.0) -> bool:
@@ -173,6 +192,24 @@ def _did_not_start(folder: Path) -> BackendUnavailable:
     log = folder / LOG_FILE
     tail = log.read_text(encoding="utf-8", errors="replace").splitlines()[-5:]
     return BackendUnavailable("the backend did not start: " + " / ".join(tail), f"see {log}")
+
+
+def stop(folder: Path, *, timeout: float = 20.0) -> bool:
+    """SIGTERM the running backend and wait for it; False when none runs (`read_info`: only
+    the pid of the server holding the folder's lock is ever signalled)."""
+    info = read_info(folder)
+    if info is None:
+        return False
+    pid = int(info["pid"])
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    raise BackendUnavailable(
+        f"the backend (pid {pid}) did not stop within {timeout:g}s", f"kill -9 {pid}"
+    )
 
 
 def status(folder: Path) -> dict[str, Any]:

@@ -27,12 +27,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from boxsmith._internal.backend.records import Build, SandboxRow, now
 from boxsmith._internal.backend.runtime import (
     SandboxGone,
     SandboxHandle,
     new_access_token,
 )
-from boxsmith._internal.backend.store import Build, SandboxRow, StateDamaged, Store, now
+from boxsmith._internal.backend.state_file import StateDamaged
+from boxsmith._internal.backend.store import Store
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.docker.boot import ROLE_LABEL, SandboxSettings, boot
 from boxsmith._internal.docker.client import LABEL, Engine, EngineError

@@ -1,4 +1,5 @@
-"""The backend's state in SQLite: templates, builds and their logs, tags, sandboxes.
+"""The backend's state in SQLite, as the running backend reads and writes it: templates,
+builds and their logs, tags, sandboxes.
 
 One file in the data folder (`state.sqlite3`), so a restart keeps published templates. Every
 method opens its own short transaction on a per-thread connection; WAL mode lets the build
@@ -8,219 +9,53 @@ Sandbox envVars are not kept: they hold users' secrets, and no sandbox outlives 
 (`SandboxManager.reconcile`). A state file of an older version that kept them in an `env`
 column has the column dropped and the freed pages zeroed when it is opened.
 
-A damaged file (truncated, overwritten, replaced or removed while the backend runs) raises
-`StateDamaged` (exit 3, naming `boxsmith backend reset`): when it is opened (a quick check), and
-in a running backend from the first request that finds it so; from then on every call does, so
-no build waits forever for a write that cannot happen.
+A damaged file (`state_file`) raises `StateDamaged` from the first call that finds it so; from
+then on every call does, so no build waits forever for a write that cannot happen.
 """
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
-from boxsmith.errors import BoxsmithError
-
-__all__ = [
-    "STATE_FILE",
-    "Build",
-    "LogRow",
-    "SandboxRow",
-    "StateDamaged",
-    "Store",
-    "Template",
-    "check_state",
-    "has_backend_tables",
-    "now",
-    "ready_builds",
-    "ready_images",
-]
-
-STATE_FILE = "state.sqlite3"
-RESET_HINT = (
-    "run `boxsmith backend reset` (it stops the backend, removes its sandboxes and images and "
-    "clears its data folder; the next publish publishes every template again)"
+from boxsmith._internal.backend.records import (
+    Build,
+    LogRow,
+    SandboxRow,
+    Template,
+    build_of,
+    from_iso_text,
+    iso_text,
+    now,
+    sandbox_of,
+    template_of,
 )
-_MAGIC = b"SQLite format 3\0"
+from boxsmith._internal.backend.state_file import (
+    SCHEMA,
+    STATE_FILE,
+    StateDamaged,
+    check_state,
+    damage,
+    file_problem,
+    ready_builds,
+    ready_images,
+)
+
+# STATE_FILE, ready_builds and ready_images only until publish/targets.py and
+# tests/test_release.py import them from `state_file`; then these three go (issue 12).
+__all__ = ["STATE_FILE", "Store", "ready_builds", "ready_images"]
+
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
-
-
-class StateDamaged(BoxsmithError):
-    """The backend's state file is not a database any more (exit 3). The message says how to
-    recover, without host paths (a running backend answers it to clients)."""
-
-    def __init__(self, problem: str) -> None:
-        super().__init__(
-            f"the local backend's state (state.sqlite3 in its data folder) {problem}; {RESET_HINT}",
-            "`boxsmith backend reset` (add --data-dir when the backend is not the project's)",
-        )
-
-
-def _damage(exc: sqlite3.Error) -> StateDamaged | None:
-    """StateDamaged for SQLite's answer to a damaged file ("file is not a database", "database
-    disk image is malformed": DatabaseError itself); None for its subclasses, which mean
-    something else (OperationalError: locked, busy, read-only, I/O; IntegrityError; a bug)."""
-    return StateDamaged(f"is damaged ({exc})") if type(exc) is sqlite3.DatabaseError else None
-
-
-def _file_problem(path: Path, identity: tuple[int, int] | None) -> str | None:
-    """What is wrong with the file itself, seen without SQLite: gone, replaced, too short or
-    not SQLite's. SQLite keeps serving its cache and WAL for a while when the file under it is
-    truncated or overwritten, so a running backend would answer from state it can no longer
-    write; this check, a stat and a 16-byte read, notices first."""
-    try:
-        with open(path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            head = handle.read(len(_MAGIC))
-    except FileNotFoundError:
-        return "was removed while the backend ran"
-    except OSError:
-        return None  # unreadable for another reason: SQLite says what
-    if identity is not None and (info.st_dev, info.st_ino) != identity:
-        return "was replaced while the backend ran"
-    if info.st_size == 0:
-        return None  # new, or everything still in the WAL
-    if info.st_size < 512 or head != _MAGIC:  # 512: SQLite's smallest page
-        return f"is damaged (not an SQLite database: {info.st_size} bytes)"
-    return None
-
-
-def check_state(folder: Path) -> None:
-    """Raise StateDamaged when the state file of data folder `folder` is damaged (a quick
-    check); a missing, locked or otherwise unreadable file passes (SQLite says more later)."""
-    path = folder / STATE_FILE
-    if not path.is_file():
-        return
-    problem = _file_problem(path, None)
-    if problem:
-        raise StateDamaged(problem)
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
-        ) as db:
-            (result,) = db.execute("PRAGMA quick_check(1)").fetchone()
-    except sqlite3.Error as exc:
-        damaged = _damage(exc)
-        if damaged:
-            raise damaged from exc
-        return
-    if result != "ok":
-        raise StateDamaged(f"is damaged ({result})")
-
-
-def has_backend_tables(folder: Path) -> bool:
-    """Whether data folder `folder` holds a state file with the backend's tables (templates,
-    builds, sandboxes), opened read-only; False for none, another program's or a damaged one."""
-    path = folder / STATE_FILE
-    if not path.is_file() or path.is_symlink():
-        return False
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
-        ) as db:
-            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-    except sqlite3.Error:
-        return False
-    return {"templates", "builds", "sandboxes"} <= {str(name) for (name,) in rows}
-
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS templates (
-    id TEXT PRIMARY KEY,
-    name TEXT NOT NULL UNIQUE,
-    created_at TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS builds (
-    id TEXT PRIMARY KEY,
-    template_id TEXT NOT NULL REFERENCES templates(id) ON DELETE CASCADE,
-    status TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    finished_at TEXT,
-    image TEXT NOT NULL DEFAULT '',
-    cpu_count INTEGER NOT NULL,
-    memory_mb INTEGER NOT NULL,
-    start_cmd TEXT,
-    ready_cmd TEXT,
-    user TEXT NOT NULL DEFAULT 'user',
-    workdir TEXT NOT NULL DEFAULT '/home/user',
-    reason TEXT,
-    reason_step TEXT,
-    tags TEXT NOT NULL DEFAULT '[]'
-);
-CREATE TABLE IF NOT EXISTS build_logs (
-    build_id TEXT NOT NULL REFERENCES builds(id) ON DELETE CASCADE,
-    seq INTEGER NOT NULL,
-    timestamp TEXT NOT NULL,
-    level TEXT NOT NULL,
-    message TEXT NOT NULL,
-    step TEXT,
-    PRIMARY KEY (build_id, seq)
-);
-CREATE TABLE IF NOT EXISTS tags (
-    template_id TEXT NOT NULL REFERENCES templates(id) ON DELETE CASCADE,
-    tag TEXT NOT NULL,
-    build_id TEXT NOT NULL,
-    created_at TEXT NOT NULL,
-    PRIMARY KEY (template_id, tag)
-);
-CREATE TABLE IF NOT EXISTS sandboxes (
-    id TEXT PRIMARY KEY,
-    template_id TEXT NOT NULL,
-    build_id TEXT NOT NULL,
-    alias TEXT NOT NULL,
-    container_id TEXT NOT NULL,
-    metadata TEXT NOT NULL,
-    started_at TEXT NOT NULL,
-    end_at TEXT NOT NULL,
-    cpu_count INTEGER NOT NULL,
-    memory_mb INTEGER NOT NULL,
-    user TEXT NOT NULL,
-    workdir TEXT NOT NULL,
-    state TEXT NOT NULL
-);
-"""
-
-
-def ready_images(folder: Path) -> dict[str, str] | None:
-    """{build id: image id} of the finished builds of the backend of data folder `folder`,
-    read without starting it.
-
-    Empty when it never ran, its data was deleted or its state file is damaged (the backend
-    cannot serve those builds: their versions are published again once it is reset). None
-    when the file cannot be read for another reason (locked by a writer for longer than 5 s,
-    no permission): unknown, so the publish records are trusted.
-    """
-    path = folder / STATE_FILE
-    if not path.is_file():
-        return {}
-    if _file_problem(path, None):
-        return {}
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
-        ) as db:
-            rows = db.execute("SELECT id, image FROM builds WHERE status = 'ready'").fetchall()
-    except sqlite3.Error as exc:
-        return {} if _damage(exc) else None
-    return {str(build): str(image) for build, image in rows}
-
-
-def ready_builds(folder: Path) -> frozenset[str] | None:
-    """The ids of `ready_images`."""
-    images = ready_images(folder)
-    return None if images is None else frozenset(images)
 
 
 def _guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
@@ -234,86 +69,13 @@ def _guarded(method: Callable[_P, _R]) -> Callable[_P, _R]:
         try:
             return method(*args, **kwargs)
         except sqlite3.Error as exc:
-            damaged = _damage(exc)
+            damaged = damage(exc)
             if damaged is None:
                 raise
             store.damaged = damaged
             raise damaged from exc
 
     return call
-
-
-def now() -> datetime:
-    """The current time, UTC, to the millisecond."""
-    current = datetime.now(UTC)
-    return current.replace(microsecond=current.microsecond // 1000 * 1000)
-
-
-def _iso(when: datetime | None) -> str | None:
-    return None if when is None else when.isoformat().replace("+00:00", "Z")
-
-
-def _time(text: str | None) -> datetime | None:
-    return None if text is None else datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
-@dataclass(frozen=True, slots=True)
-class Template:
-    """A template: a name (the E2B alias) with builds and tags."""
-
-    id: str
-    name: str
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Build:
-    """One build of a template."""
-
-    id: str
-    template_id: str
-    status: str  # waiting | building | ready | error
-    created_at: datetime
-    finished_at: datetime | None
-    image: str
-    cpu_count: int
-    memory_mb: int
-    start_cmd: str | None
-    ready_cmd: str | None
-    user: str
-    workdir: str
-    reason: str | None
-    reason_step: str | None
-    tags: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class LogRow:
-    """One build log entry."""
-
-    timestamp: datetime
-    level: str
-    message: str
-    step: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SandboxRow:
-    """A sandbox as recorded."""
-
-    id: str
-    template_id: str
-    build_id: str
-    alias: str
-    container_id: str
-    metadata: dict[str, str]
-    started_at: datetime
-    end_at: datetime
-    cpu_count: int
-    memory_mb: int
-    user: str
-    workdir: str
-    state: str  # running | killed
 
 
 class Store:
@@ -326,10 +88,10 @@ class Store:
         self._identity: tuple[int, int] | None = None
         check_state(path.parent)
         try:
-            self._connection().executescript(_SCHEMA)  # commits on its own
+            self._connection().executescript(SCHEMA)  # commits on its own
             self._forget_sandbox_env()
         except sqlite3.Error as exc:
-            damaged = _damage(exc)
+            damaged = damage(exc)
             if damaged is None:
                 raise
             raise damaged from exc
@@ -339,7 +101,7 @@ class Store:
     def check_file(self) -> None:
         """StateDamaged when the file was found damaged before, or is now (`_file_problem`)."""
         if self.damaged is None:
-            problem = _file_problem(self.path, self._identity)
+            problem = file_problem(self.path, self._identity)
             if problem:
                 self.damaged = StateDamaged(problem)
         if self.damaged is not None:
@@ -398,24 +160,25 @@ class Store:
                 if row is None:
                     template_id = _template_id()
                     db.execute(
-                        "INSERT INTO templates VALUES (?, ?, ?)", (template_id, name, _iso(now()))
+                        "INSERT INTO templates VALUES (?, ?, ?)",
+                        (template_id, name, iso_text(now())),
                     )
                     row = db.execute(
                         "SELECT * FROM templates WHERE id = ?", (template_id,)
                     ).fetchone()
-        return None if row is None else _template(row)
+        return None if row is None else template_of(row)
 
     @_guarded
     def template(self, template_id: str) -> Template | None:
         """The template with this id."""
         row = self._one("SELECT * FROM templates WHERE id = ?", template_id)
-        return None if row is None else _template(row)
+        return None if row is None else template_of(row)
 
     @_guarded
     def templates(self) -> list[Template]:
         """Every template, by name."""
         rows = self._connection().execute("SELECT * FROM templates ORDER BY name").fetchall()
-        return [_template(row) for row in rows]
+        return [template_of(row) for row in rows]
 
     @_guarded
     def delete_template(self, template_id: str) -> None:
@@ -435,7 +198,7 @@ class Store:
             db.execute(
                 "INSERT INTO builds (id, template_id, status, created_at, cpu_count, memory_mb,"
                 " tags) VALUES (?, ?, 'waiting', ?, ?, ?, ?)",
-                (build_id, template_id, _iso(now()), cpu_count, memory_mb, json.dumps(tags)),
+                (build_id, template_id, iso_text(now()), cpu_count, memory_mb, json.dumps(tags)),
             )
         build = self.build(build_id)
         assert build is not None
@@ -445,7 +208,7 @@ class Store:
     def build(self, build_id: str) -> Build | None:
         """A build by id."""
         row = self._one("SELECT * FROM builds WHERE id = ?", build_id)
-        return None if row is None else _build(row)
+        return None if row is None else build_of(row)
 
     @_guarded
     def template_builds(self, template_id: str) -> list[Build]:
@@ -458,13 +221,13 @@ class Store:
             )
             .fetchall()
         )
-        return [_build(row) for row in rows]
+        return [build_of(row) for row in rows]
 
     @_guarded
     def update_build(self, build_id: str, **values: Any) -> None:
         """Set columns of a build (status, image, start_cmd, ready_cmd, user, workdir, ...)."""
         if values.get("status") in ("ready", "error"):
-            values.setdefault("finished_at", _iso(now()))
+            values.setdefault("finished_at", iso_text(now()))
         columns = ", ".join(f"{key} = ?" for key in values)
         with self._tx() as db:
             db.execute(f"UPDATE builds SET {columns} WHERE id = ?", (*values.values(), build_id))
@@ -480,7 +243,7 @@ class Store:
             ).fetchone()
             db.execute(
                 "INSERT INTO build_logs VALUES (?, ?, ?, ?, ?, ?)",
-                (build_id, seq, _iso(when), level, message, step),
+                (build_id, seq, iso_text(when), level, message, step),
             )
 
     @_guarded
@@ -495,7 +258,7 @@ class Store:
             .fetchall()
         )
         return [
-            LogRow(_time(r["timestamp"]) or now(), r["level"], r["message"], r["step"])
+            LogRow(from_iso_text(r["timestamp"]) or now(), r["level"], r["message"], r["step"])
             for r in rows
         ]
 
@@ -503,7 +266,7 @@ class Store:
     def builds(self, status: str) -> list[Build]:
         """The builds in `status` (waiting, building, ready, error)."""
         rows = self._connection().execute("SELECT * FROM builds WHERE status = ?", (status,))
-        return [_build(row) for row in rows.fetchall()]
+        return [build_of(row) for row in rows.fetchall()]
 
     @_guarded
     def interrupted_builds(self) -> list[Build]:
@@ -513,7 +276,7 @@ class Store:
             .execute("SELECT * FROM builds WHERE status IN ('waiting', 'building')")
             .fetchall()
         )
-        return [_build(row) for row in rows]
+        return [build_of(row) for row in rows]
 
     # -- tags --------------------------------------------------------------------------------
 
@@ -525,7 +288,7 @@ class Store:
                 db.execute(
                     "INSERT INTO tags VALUES (?, ?, ?, ?) ON CONFLICT(template_id, tag)"
                     " DO UPDATE SET build_id = excluded.build_id, created_at = excluded.created_at",
-                    (template_id, tag, build_id, _iso(now())),
+                    (template_id, tag, build_id, iso_text(now())),
                 )
 
     @_guarded
@@ -543,7 +306,7 @@ class Store:
             .execute("SELECT * FROM tags WHERE template_id = ? ORDER BY tag", (template_id,))
             .fetchall()
         )
-        return [(r["tag"], r["build_id"], _time(r["created_at"]) or now()) for r in rows]
+        return [(r["tag"], r["build_id"], from_iso_text(r["created_at"]) or now()) for r in rows]
 
     @_guarded
     def tagged_build(self, template_id: str, tag: str) -> Build | None:
@@ -554,7 +317,7 @@ class Store:
             template_id,
             tag,
         )
-        return None if row is None else _build(row)
+        return None if row is None else build_of(row)
 
     # -- sandboxes ---------------------------------------------------------------------------
 
@@ -573,8 +336,8 @@ class Store:
                     row.alias,
                     row.container_id,
                     json.dumps(row.metadata),
-                    _iso(row.started_at),
-                    _iso(row.end_at),
+                    iso_text(row.started_at),
+                    iso_text(row.end_at),
                     row.cpu_count,
                     row.memory_mb,
                     row.user,
@@ -587,7 +350,7 @@ class Store:
     def sandbox(self, sandbox_id: str) -> SandboxRow | None:
         """A sandbox by id (running or not)."""
         row = self._one("SELECT * FROM sandboxes WHERE id = ?", sandbox_id)
-        return None if row is None else _sandbox(row)
+        return None if row is None else sandbox_of(row)
 
     @_guarded
     def sandboxes(self, state: str = "running") -> list[SandboxRow]:
@@ -597,14 +360,14 @@ class Store:
             .execute("SELECT * FROM sandboxes WHERE state = ? ORDER BY started_at", (state,))
             .fetchall()
         )
-        return [_sandbox(row) for row in rows]
+        return [sandbox_of(row) for row in rows]
 
     @_guarded
     def set_sandbox(self, sandbox_id: str, **values: Any) -> None:
         """Set columns of a sandbox (state, end_at)."""
         for key in ("end_at", "started_at"):
             if isinstance(values.get(key), datetime):
-                values[key] = _iso(values[key])
+                values[key] = iso_text(values[key])
         columns = ", ".join(f"{key} = ?" for key in values)
         with self._tx() as db:
             db.execute(
@@ -614,46 +377,3 @@ class Store:
 
 def _template_id() -> str:
     return "t" + uuid.uuid4().hex[:19]
-
-
-def _template(row: sqlite3.Row) -> Template:
-    return Template(row["id"], row["name"], _time(row["created_at"]) or now())
-
-
-def _build(row: sqlite3.Row) -> Build:
-    return Build(
-        id=row["id"],
-        template_id=row["template_id"],
-        status=row["status"],
-        created_at=_time(row["created_at"]) or now(),
-        finished_at=_time(row["finished_at"]),
-        image=row["image"],
-        cpu_count=row["cpu_count"],
-        memory_mb=row["memory_mb"],
-        start_cmd=row["start_cmd"],
-        ready_cmd=row["ready_cmd"],
-        user=row["user"],
-        workdir=row["workdir"],
-        reason=row["reason"],
-        reason_step=row["reason_step"],
-        tags=list(json.loads(row["tags"])),
-    )
-
-
-def _sandbox(row: sqlite3.Row) -> SandboxRow:
-    metadata: Mapping[str, str] = json.loads(row["metadata"])
-    return SandboxRow(
-        id=row["id"],
-        template_id=row["template_id"],
-        build_id=row["build_id"],
-        alias=row["alias"],
-        container_id=row["container_id"],
-        metadata=dict(metadata),
-        started_at=_time(row["started_at"]) or now(),
-        end_at=_time(row["end_at"]) or now(),
-        cpu_count=row["cpu_count"],
-        memory_mb=row["memory_mb"],
-        user=row["user"],
-        workdir=row["workdir"],
-        state=row["state"],
-    )

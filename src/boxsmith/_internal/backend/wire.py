@@ -19,7 +19,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from boxsmith._internal.backend.store import Build, Store
+from boxsmith._internal.backend.records import Build
+from boxsmith._internal.backend.store import Store
 
 __all__ = [
     "DEFAULT_TAG",

@@ -20,15 +20,8 @@ from pathlib import Path
 from typing import TextIO
 
 from boxsmith._internal.backend import control
-from boxsmith._internal.backend.server import (
-    DEFAULT_PORT,
-    UPLOADS,
-    BackendUnavailable,
-    api_key,
-    env_lines,
-    serve,
-    stop,
-)
+from boxsmith._internal.backend.datadir import UPLOADS, BackendUnavailable, api_key
+from boxsmith._internal.backend.server import serve
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, UsageError
 
@@ -55,7 +48,7 @@ def run(
     if action == "serve" and not detach:
         return serve(
             settings.root,
-            port=DEFAULT_PORT if port is None else port,
+            port=control.DEFAULT_PORT if port is None else port,
             host=host,
             folder=folder,
             err=err,
@@ -65,7 +58,7 @@ def run(
     if action == "serve":
         url, key, started = control.ensure_running(settings, folder, port=port)
         err.write(f"backend {'started' if started else 'already running'} on {url}\n")
-        out.write("\n".join(env_lines(url, key)) + "\n")
+        out.write("\n".join(control.env_lines(url, key)) + "\n")
         return EXIT_OK
     if action == "reset":
         done = control.reset(settings, folder, confirm=None if yes else _confirm(err))
@@ -76,7 +69,7 @@ def run(
         )
         return EXIT_OK
     if action == "stop":
-        stopped = stop(folder)
+        stopped = control.stop(folder)
         err.write("backend stopped\n" if stopped else "no backend runs for this data folder\n")
         return EXIT_OK
     return _report(action, folder, out=out, as_json=as_json)
@@ -88,7 +81,7 @@ def _report(action: str, folder: Path, *, out: TextIO, as_json: bool) -> int:
     info = control.status(folder)
     url = str(info["url"])
     if action == "env":
-        out.write("\n".join(env_lines(url, api_key(folder))) + "\n")
+        out.write("\n".join(control.env_lines(url, api_key(folder))) + "\n")
         return EXIT_OK
     if as_json:
         json.dump(info, out, indent=2)
