@@ -22,9 +22,9 @@ import docker
 import pytest
 from e2b import Template
 
-from boxsmith._internal.publish.publisher import RetryPolicy
 from boxsmith._internal.publish.targets import connect
 from boxsmith._internal.render.index import INDEX_FILE, load_index
+from boxsmith._internal.retry import RetryPolicy
 from boxsmith.config import load_settings
 from boxsmith.errors import UsageError
 from tests.helpers import Backend, cli, write_tree

@@ -29,9 +29,9 @@ from e2b import (
 )
 
 from boxsmith._internal.cli import publish
-from boxsmith._internal.publish.publisher import RetryPolicy, is_transient
 from boxsmith._internal.publish.targets import PublishTarget, connect
 from boxsmith._internal.render.index import INDEX_FILE, load_index
+from boxsmith._internal.retry import RetryPolicy, is_transient
 from boxsmith.config import load_settings
 from boxsmith.errors import SpecError, UsageError
 from tests.helpers import Run, cli, snapshot, write_tree
