@@ -86,6 +86,7 @@ def local(backend_project: Path) -> Path:
     return backend_project
 
 
+@pytest.mark.docker
 def test_publish_to_the_local_backend_records_the_build_and_boots(local: Path) -> None:
     root = _project(local, demo=DEMO, broken=BROKEN)
     toml_path = root / "generated/demo/1.0.0/e2b.toml"
