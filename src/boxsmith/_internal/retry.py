@@ -83,6 +83,7 @@ def http_status(exc: BaseException) -> int | None:
 
 def is_transient(exc: BaseException) -> bool:
     """True for failures worth retrying (see the module doc)."""
+    # here, not at the top: e2b takes about 0.5 s to import, and only a failure asks this
     import httpx
     from e2b import (
         AuthenticationException,
