@@ -15,7 +15,7 @@ from typing import Any
 
 import jinja2
 
-from boxsmith._internal.spec.diagnostics import suggest
+from boxsmith._internal.spec.diagnostics import issue_at, suggest
 from boxsmith._internal.spec.jinja_env import render_string
 from boxsmith._internal.spec.jinja_limits import MAX_VALUE_CHARS, LimitError, text_size
 from boxsmith._internal.spec.located import LDict, LList, Pos
@@ -55,53 +55,33 @@ class _Substituter:
                     if known or scope == "vars"
                     else "this spec has no matrix"
                 )
-                self.issues.append(
-                    Issue(
-                        where.file,
-                        where.line,
-                        where.column,
-                        f"undefined {scope[:-1] if scope == 'vars' else scope} {name!r}",
-                        hint,
-                        path,
-                    )
-                )
-                self.failed.add(path)
+                what = scope[:-1] if scope == "vars" else scope
+                self._fail(where, path, f"undefined {what} {name!r}", hint)
                 return value
         if "{%" not in value and value.count("{{") == len(_SIMPLE.findall(value)):
             return self._simple(value, where, path)
+        return self._rendered(value, where, path)
+
+    def _rendered(self, value: str, where: Pos, path: str) -> str:
+        """`value` rendered by Jinja within the limits; as it is after an error (reported)."""
         try:
             return render_string(value, self.context)
         except LimitError as exc:
             self._fail(where, path, f"template: {exc}", LIMITS_HINT)
         except jinja2.TemplateSyntaxError as exc:
-            self.failed.add(path)
-            self.issues.append(
-                Issue(
-                    where.file,
-                    where.line,
-                    where.column,
-                    f"template syntax: {exc.message}",
-                    "fix the {{ }} expression; write {{ '{{' }} for a literal {{",
-                    path,
-                )
+            self._fail(
+                where,
+                path,
+                f"template syntax: {exc.message}",
+                "fix the {{ }} expression; write {{ '{{' }} for a literal {{",
             )
         except Exception as exc:
-            self.failed.add(path)
             what = (
                 str(exc)
                 if isinstance(exc, jinja2.TemplateError)
                 else f"{type(exc).__name__}: {exc}"
             )
-            self.issues.append(
-                Issue(
-                    where.file,
-                    where.line,
-                    where.column,
-                    f"template: {what}",
-                    "fix the {{ }} expression",
-                    path,
-                )
-            )
+            self._fail(where, path, f"template: {what}", "fix the {{ }} expression")
         return value
 
     def _simple(self, value: str, where: Pos, path: str) -> str:
@@ -131,7 +111,7 @@ class _Substituter:
 
     def _fail(self, where: Pos, path: str, message: str, hint: str) -> None:
         self.failed.add(path)
-        self.issues.append(Issue(where.file, where.line, where.column, message, hint, path))
+        self.issues.append(issue_at(where, message, hint, path))
 
     def tree(self, node: Any, where: Pos, path: str) -> Any:
         """Substitute every string under `node`; unchanged containers are returned as they are
@@ -165,29 +145,22 @@ class _Substituter:
         return node
 
 
-def _combinations(matrix: LDict, issues: list[Issue]) -> list[dict[str, Any]]:
-    axes = [key for key in matrix if key != "exclude"]
+def _check_axes(matrix: LDict, axes: list[str], issues: list[Issue]) -> None:
     for axis in axes:
-        where = matrix.key_pos[axis]
-        values = matrix[axis]
         if not _AXIS.match(axis):
             issues.append(
-                Issue(
-                    where.file,
-                    where.line,
-                    where.column,
+                issue_at(
+                    matrix.key_pos[axis],
                     f"matrix axis {axis!r} is not an identifier",
                     "use letters, digits and _",
                     f"matrix.{axis}",
                 )
             )
+        values = matrix[axis]
         if not isinstance(values, list) or not values:
-            at = matrix.val_pos[axis]
             issues.append(
-                Issue(
-                    at.file,
-                    at.line,
-                    at.column,
+                issue_at(
+                    matrix.val_pos[axis],
                     f"matrix axis {axis!r} needs a non-empty list of values",
                     f"write `{axis}: [a, b]`",
                     f"matrix.{axis}",
@@ -195,44 +168,50 @@ def _combinations(matrix: LDict, issues: list[Issue]) -> list[dict[str, Any]]:
             )
     if not axes:
         issues.append(
-            Issue(
-                matrix.pos.file,
-                matrix.pos.line,
-                matrix.pos.column,
+            issue_at(
+                matrix.pos,
                 "matrix has no axes",
                 "add an axis, e.g. `python: ['3.11', '3.12']`",
                 "matrix",
             )
         )
-    if issues:
-        return []
+
+
+def _exclude(matrix: LDict, axes: list[str], issues: list[Issue]) -> list[Any] | None:
+    """The `exclude` rules, or None (and an issue) when they are not a list of mappings."""
     exclude = matrix.get("exclude", [])
     if not isinstance(exclude, list) or not all(isinstance(e, dict) for e in exclude):
-        at = matrix.val_pos["exclude"]
         issues.append(
-            Issue(
-                at.file,
-                at.line,
-                at.column,
+            issue_at(
+                matrix.val_pos["exclude"],
                 "matrix.exclude must be a list of mappings",
                 "write `exclude: [{axis: value}]`",
                 "matrix.exclude",
             )
         )
-        return []
+        return None
     for rule, at in exclude.entries() if isinstance(exclude, LList) else []:
         unknown = [k for k in rule if k not in axes]
         if unknown:
             issues.append(
-                Issue(
-                    at.file,
-                    at.line,
-                    at.column,
+                issue_at(
+                    at,
                     f"matrix.exclude names unknown axis {unknown[0]!r}",
                     suggest(unknown[0], axes) or f"axes: {', '.join(axes)}",
                     "matrix.exclude",
                 )
             )
+    return exclude
+
+
+def _combinations(matrix: LDict, issues: list[Issue]) -> list[dict[str, Any]]:
+    axes = [key for key in matrix if key != "exclude"]
+    _check_axes(matrix, axes, issues)
+    if issues:
+        return []
+    exclude = _exclude(matrix, axes, issues)
+    if exclude is None:
+        return []
     combos = [
         dict(zip(axes, values, strict=True))
         for values in itertools.product(*(matrix[a] for a in axes))
@@ -244,10 +223,8 @@ def _combinations(matrix: LDict, issues: list[Issue]) -> list[dict[str, Any]]:
     ]
     if not combos or len(combos) > MAX_VARIANTS:
         issues.append(
-            Issue(
-                matrix.pos.file,
-                matrix.pos.line,
-                matrix.pos.column,
+            issue_at(
+                matrix.pos,
                 f"matrix gives {len(combos)} variants (1 to {MAX_VARIANTS} allowed)",
                 "adjust the axes or exclude",
                 "matrix",
@@ -269,12 +246,9 @@ def expand(merged: LDict, matrix: LDict | None, issues: list[Issue]) -> Iterator
     """Yield (matrix values, substituted spec) for each variant; problems go to `issues`."""
     variables = merged.get("vars", {})
     if not isinstance(variables, dict):
-        at = merged.val_pos["vars"]
         issues.append(
-            Issue(
-                at.file,
-                at.line,
-                at.column,
+            issue_at(
+                merged.val_pos["vars"],
                 "vars must be a mapping",
                 "write `vars: {name: value}`",
                 "vars",
@@ -340,10 +314,8 @@ def _var_order(variables: dict[str, Any], issues: list[Issue]) -> list[str] | No
             cycle = " -> ".join([*chain[chain.index(name) :], name])
             at = variables.val_pos[name] if isinstance(variables, LDict) else Pos("", 0, 0)
             issues.append(
-                Issue(
-                    at.file,
-                    at.line,
-                    at.column,
+                issue_at(
+                    at,
                     f"vars cycle: {cycle}",
                     "remove one of the references, or write one value out",
                     f"vars.{name}",
