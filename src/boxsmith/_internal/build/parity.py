@@ -2,11 +2,11 @@
 
 Local builds (`boxsmith._internal.build.builder`) and the local backend's template builds
 (`boxsmith._internal.backend.builds`) both start FROM a parity base image
-`boxsmith/parity:<base>-<key>`,
-made once per base image and parity layer (e2b-templates.md sections 7.1 and 7.2): what E2B's
-provisioning installs when missing (sudo, curl, ca-certificates, iproute2), the `user` account
-with passwordless sudo and /home/user, `USER root` and `WORKDIR /`. The same script, left in the
-image at SCRIPT_IN_IMAGE, runs E2B's finalize after the template's steps.
+`boxsmith/parity:<base>-<key>`, made once per base image and parity layer. It holds what E2B's
+provisioning of a template's base image adds: sudo, curl, ca-certificates and iproute2 when
+missing, the `user` account with passwordless sudo and /home/user, `USER root` and `WORKDIR /`.
+The same script, left in the image at SCRIPT_IN_IMAGE, runs E2B's finalize after the template's
+steps: /home/user owned by `user`, everything under /usr/local mode 777, and /code (777).
 
 Machines behind a TLS-inspecting proxy trust a local CA that containers do not know. When the host
 has local CAs (`/usr/local/share/ca-certificates/*.crt`, or `BOXSMITH_BUILD_CA=<file>`), its CA
@@ -31,8 +31,8 @@ from boxsmith._internal.build.base_images import (
     ImageUnavailable,
     ensure_image,
 )
-from boxsmith._internal.build.rendered import CA_IN_IMAGE, CA_VARIABLES
 from boxsmith._internal.docker.client import Engine
+from boxsmith._internal.docker.host_ca import CA_IN_IMAGE, CA_VARIABLES
 
 __all__ = [
     "PARITY_KEY_LABEL",
@@ -55,7 +55,7 @@ _EPOCH = 946684800  # 2000-01-01: fixed mtimes keep the context tar reproducible
 # E2B's provisioning and finalize, as a script so the Dockerfile stays readable. `prepare` runs
 # before the template's steps, `finalize` after them, both as root.
 PARITY_SCRIPT = r"""#!/bin/sh
-# boxsmith parity layer: what E2B adds around a template (e2b-templates.md 7.1, 7.2).
+# boxsmith parity layer: what E2B's provisioning and finalize add around a template.
 set -eu
 prepare() {
   missing=""
@@ -200,6 +200,19 @@ def parity_base(
     existing = engine.image(tag)
     if existing is not None and existing.labels.get(PARITY_KEY_LABEL) == key:
         return Parity(existing.id, tag, info.id, notes)
+    log(f"build: making the parity base {tag} from {base}")
+    image_id = engine.build(
+        _parity_context(base, ca),
+        tag,
+        labels={PARITY_KEY_LABEL: key, PARITY_OF_LABEL: base},
+        dockerfile="Dockerfile",
+        on_line=on_line,
+    )
+    return Parity(image_id, tag, info.id, notes)
+
+
+def _parity_context(base: str, ca: bytes | None) -> io.BytesIO:
+    """The parity base's build context: its Dockerfile, the parity script and the host CA."""
     lines = [f"FROM {base}", "USER root"]
     extra: dict[str, bytes] = {"parity.sh": PARITY_SCRIPT.encode()}
     if ca is not None:
@@ -209,17 +222,9 @@ def parity_base(
     lines += ca_args(ca is not None)
     lines += [f"RUN sh {SCRIPT_IN_IMAGE} prepare", "WORKDIR /"]
     extra["Dockerfile"] = ("\n".join(lines) + "\n").encode()
-    log(f"build: making the parity base {tag} from {base}")
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for name, data in extra.items():
             _add(tar, name, data)
     buffer.seek(0)
-    image_id = engine.build(
-        buffer,
-        tag,
-        labels={PARITY_KEY_LABEL: key, PARITY_OF_LABEL: base},
-        dockerfile="Dockerfile",
-        on_line=on_line,
-    )
-    return Parity(image_id, tag, info.id, notes)
+    return buffer

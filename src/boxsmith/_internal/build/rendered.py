@@ -1,8 +1,7 @@
 """A rendered template version as builds and smoke tests see it, and the labels on its image.
 
 Kept apart from `boxsmith._internal.build.builder` (which loads the Docker SDK, the stand-in
-recipes and the build
-machinery) so that `boxsmith smoke` starts without them.
+recipes and the build machinery) so that `boxsmith smoke` starts without them.
 """
 
 from __future__ import annotations
@@ -20,8 +19,6 @@ from boxsmith.errors import UsageError
 
 __all__ = [
     "BUILD_KEY_LABEL",
-    "CA_IN_IMAGE",
-    "CA_VARIABLES",
     "TEMPLATE_LABEL",
     "USER_LABEL",
     "VERSION_LABEL",
@@ -37,15 +34,6 @@ TEMPLATE_LABEL = "dev.boxsmith.template"
 VERSION_LABEL = "dev.boxsmith.version"
 USER_LABEL = "dev.boxsmith.user"
 WORKDIR_LABEL = "dev.boxsmith.workdir"
-CA_IN_IMAGE = "/usr/local/share/boxsmith/host-ca.pem"
-CA_VARIABLES = (
-    "SSL_CERT_FILE",
-    "REQUESTS_CA_BUNDLE",
-    "CURL_CA_BUNDLE",
-    "PIP_CERT",
-    "NODE_EXTRA_CA_CERTS",
-    "GIT_SSL_CAINFO",
-)
 
 
 @dataclass(frozen=True, slots=True)

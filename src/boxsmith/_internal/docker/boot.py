@@ -1,15 +1,19 @@
-"""Smoke checks in a local container, started the way E2B starts a sandbox.
+"""Start a container the way E2B starts a sandbox, and run commands in it as E2B runs them.
 
-For each built template (`boxsmith/<name>:<version>`): a container with docker's init as PID 1,
-the template's cpu and memory as limits and `E2B_SANDBOX=true`; then, as on E2B (e2b-templates.md
-7.3), `start_cmd` in the background as the template's final user, `ready_cmd` retried every 2 s
-until it passes (or the start command fails, or the ready timeout passes); then the spec's smoke
-checks through `docker exec` (`ContainerTarget`, the `CheckTarget` protocol).
-The
-container is removed at the end, also after a failure or Ctrl-C; and since a boxsmith killed
-with kill -9 removes nothing, its main process ends by itself at a deadline (`lifetime`: the
-ready timeout plus the checks' `budget` plus a margin, or BOXSMITH_CONTAINER_LIFETIME), after
-which docker removes it.
+`boot`: a container of an image with docker's init as PID 1, the template's cpu and memory as
+limits and `E2B_SANDBOX=true`; then, as E2B does, `start_cmd` in the background as the template's
+final user, and `ready_cmd` retried every 2 s until it passes (or the start command fails, or the
+ready timeout passes). E2B's defaults apply when the template sets neither: no start command and
+`sleep 0` as the ready command; a start command without a ready command waits `sleep 20`.
+
+`SandboxContainer` runs shell commands in the booted container through `docker exec`, as the
+template's final user in its final workdir, through `bash -l -c` (else `sh -c`), as E2B runs
+sandbox commands. The smoke stage's `ContainerTarget` and the local backend's sandboxes build on
+it.
+
+The caller removes the container; and since a process killed with kill -9 removes nothing, a
+container booted with a `lifetime` ends its main process by itself at that deadline, after which
+docker removes it.
 """
 
 from __future__ import annotations
@@ -19,40 +23,31 @@ import os
 import shlex
 import threading
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from boxsmith._internal.build.record import host_ca_bundle
-from boxsmith._internal.build.rendered import (
-    CA_IN_IMAGE,
-    CA_VARIABLES,
-    USER_LABEL,
-    WORKDIR_LABEL,
-    BuildUnit,
-)
 from boxsmith._internal.docker import buildenv
-from boxsmith._internal.docker.client import LABEL, Engine, EngineError
-from boxsmith._internal.render import TOML
-from boxsmith._internal.smoke.kinds import OWN_MARKER
-from boxsmith._internal.smoke.protocol import CommandResult, TargetError, read_with_base64
-from boxsmith._internal.smoke.runner import budget
+from boxsmith._internal.docker.client import Engine, EngineError
+from boxsmith._internal.docker.host_ca import ca_environment, host_ca_bundle
 
 __all__ = [
+    "DEFAULT_READY_TIMEOUT",
+    "OWN_MARKER",
     "READY_INTERVAL",
     "ROLE_LABEL",
-    "ContainerTarget",
     "Readiness",
+    "SandboxContainer",
     "SandboxSettings",
+    "ShellResult",
     "boot",
-    "container_lifetime",
-    "start_sandbox",
 ]
 
 READY_INTERVAL = 2.0  # seconds between ready_cmd attempts, as E2B
 DEFAULT_READY_TIMEOUT = 600.0  # E2B's limit: 10 minutes
-LIFETIME_MARGIN = 120.0  # seconds past the ready timeout and the checks: start-up, slow engines
 ROLE_LABEL = "dev.boxsmith.role"
+# In the command line of every process boxsmith starts in a container besides the user's own (the
+# start command's wrapper), so process checks can leave them out.
+OWN_MARKER = ": boxsmith-own;"
 _KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 _DEADLINE = "trap 'exit 0' TERM INT; sleep {seconds} & wait $!"  # then the container ends
 _STATE = "/tmp/.boxsmith"  # start command log and exit status inside the container
@@ -68,7 +63,7 @@ _SHELL = (
 
 @dataclass(frozen=True, slots=True)
 class SandboxSettings:
-    """What e2b.toml says about starting a sandbox of the template."""
+    """What a template's e2b.toml says about starting a sandbox of it."""
 
     start_cmd: str | None
     ready_cmd: str | None
@@ -76,9 +71,8 @@ class SandboxSettings:
     memory_mb: int | None
 
     @classmethod
-    def read(cls, unit: BuildUnit) -> SandboxSettings:
-        """From the rendered folder's e2b.toml (what gets published)."""
-        data = tomllib.loads((unit.folder / TOML).read_text(encoding="utf-8"))
+    def from_toml(cls, data: Mapping[str, object]) -> SandboxSettings:
+        """From the parsed e2b.toml of a rendered template."""
 
         def number(key: str) -> int | None:
             value = data.get(key)
@@ -98,12 +92,22 @@ class SandboxSettings:
         return "sleep 20" if self.start_cmd else "sleep 0"
 
 
-class ContainerTarget:
-    """A running container as a smoke-check `CheckTarget`, through `docker exec`.
+@dataclass(frozen=True, slots=True)
+class ShellResult:
+    """How a command in a `SandboxContainer` ended; `exit_code` None when its timeout killed it."""
 
-    Commands run as the template's final user in its final workdir (like E2B sandbox commands),
-    through `/bin/bash -l -c` when the image has bash, else `sh -c`, bounded by coreutils'
-    `timeout` when the image has it (and by a client-side deadline always).
+    exit_code: int | None
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+class SandboxContainer:
+    """A running container that commands run in as in an E2B sandbox, through `docker exec`.
+
+    Commands run as the template's final user in its final workdir, through `bash -l -c` when the
+    image has bash, else `sh -c`, bounded by coreutils' `timeout` when the image has it (and by a
+    client-side deadline always).
     """
 
     def __init__(
@@ -134,15 +138,17 @@ class ContainerTarget:
         """`container 3f2a1c9d0e1b (boxsmith/name:version)`."""
         return f"container {self.container_id[:12]} ({self._image})"
 
+    @staticmethod
+    def shell(command: str, timeout: float | None = None) -> list[str]:
+        """argv running `command` as E2B runs sandbox commands (`bash -l -c`, else `sh -c`),
+        under coreutils' `timeout` when given and the image has it; decided in the container, so
+        no extra round trip asks what the image has."""
+        limit = "" if timeout is None else f"{timeout:g}"
+        return ["sh", "-c", _SHELL, "sh", limit, command]
+
     def _exec(
-        self,
-        argv: list[str],
-        *,
-        user: str | None = None,
-        cwd: str | None = None,
-        env: Mapping[str, str] | None = None,
-        detach: bool = False,
-    ) -> CommandResult:
+        self, argv: list[str], *, user: str | None, cwd: str | None, env: Mapping[str, str] | None
+    ) -> ShellResult:
         start = time.monotonic()
         environment, prelude = buildenv.for_command(self._build_env, {**self._env, **(env or {})})
         if prelude:
@@ -154,22 +160,11 @@ class ContainerTarget:
                 user=user or self._user,
                 workdir=cwd or self._workdir,
                 environment=environment,
-                detach=detach,
             )
         except EngineError as exc:
             state = self._engine.container_state(self.container_id)
-            raise TargetError(f"{self.description} is {state}: {exc.message}") from exc
-        return CommandResult(
-            result.exit_code, result.stdout, result.stderr, time.monotonic() - start
-        )
-
-    @staticmethod
-    def shell(command: str, timeout: float | None = None) -> list[str]:
-        """argv running `command` as E2B runs sandbox commands (`bash -l -c`, else `sh -c`),
-        under coreutils' `timeout` when given and the image has it; decided in the container, so
-        no extra round trip asks what the image has."""
-        limit = "" if timeout is None else f"{timeout:g}"
-        return ["sh", "-c", _SHELL, "sh", limit, command]
+            raise EngineError(f"{self.description} is {state}: {exc.message}") from exc
+        return ShellResult(result.exit_code, result.stdout, result.stderr, time.monotonic() - start)
 
     def run(
         self,
@@ -179,10 +174,13 @@ class ContainerTarget:
         cwd: str | None = None,
         env: Mapping[str, str] | None = None,
         timeout: float = 30.0,
-    ) -> CommandResult:
-        """Run `command` to its end or `timeout`; `exit_code=None` when it was killed."""
+    ) -> ShellResult:
+        """Run `command` to its end or `timeout`; `exit_code=None` when it was killed.
+
+        Raises EngineError (naming the container's state) when the container cannot run it.
+        """
         argv = self.shell(command, timeout)
-        outcome: list[CommandResult | BaseException] = []
+        outcome: list[ShellResult | BaseException] = []
 
         def call() -> None:
             try:
@@ -195,18 +193,17 @@ class ContainerTarget:
         worker.start()
         worker.join(timeout + 10)  # `timeout` inside kills it first; this is the backstop
         if not outcome:
-            return CommandResult(None, "", "", time.monotonic() - start)
+            return ShellResult(None, "", "", time.monotonic() - start)
         done = outcome[0]
         if isinstance(done, BaseException):
             raise done
         killed = done.exit_code in (124, 137) and done.seconds >= timeout
-        return CommandResult(None, done.stdout, done.stderr, done.seconds) if killed else done
+        return ShellResult(None, done.stdout, done.stderr, done.seconds) if killed else done
 
-    def read_file(
-        self, path: str, *, user: str | None = None, timeout: float = 30.0
-    ) -> bytes | None:
-        """The file's bytes through `cat` (works for /proc files), None when it is missing."""
-        return read_with_base64(self, path, user=user, timeout=timeout)
+    def read_text(self, path: str) -> str | None:
+        """A small text file of the container (boxsmith's own state), None when it is missing."""
+        result = self.run(f"cat {shlex.quote(path)}")
+        return result.stdout if result.exit_code == 0 else None
 
 
 @dataclass(slots=True)
@@ -219,6 +216,7 @@ class Readiness:
         attempts: ready_cmd attempts.
         error: why it is not ready ("" when ready).
         start_log: the end of the start command's output (when not ready).
+        notes: one-line remarks, e.g. that the cpu count was capped to this machine's.
     """
 
     ready: bool
@@ -229,52 +227,14 @@ class Readiness:
     notes: list[str] = field(default_factory=list)
 
 
-def _container_env(ca: bool) -> dict[str, str]:
-    env = {"E2B_SANDBOX": "true"}
-    if ca:
-        env.update(dict.fromkeys(CA_VARIABLES, CA_IN_IMAGE))
-    return env
-
-
-def container_lifetime(unit: BuildUnit, ready_timeout: float) -> float:
-    """Seconds a smoke container of `unit` needs at most: ready, every check, a margin."""
-    return ready_timeout + budget(unit.template.spec.smoke) + LIFETIME_MARGIN
-
-
-def start_sandbox(
-    engine: Engine,
-    unit: BuildUnit,
-    *,
-    ready_timeout: float = DEFAULT_READY_TIMEOUT,
-    lifetime: float | None = None,
-    on_status: Callable[[str], None] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> tuple[ContainerTarget, Readiness]:
-    """Start a container of `unit`'s image as E2B starts a sandbox; the caller removes it, and
-    it ends by itself after `lifetime` seconds (default: `container_lifetime(unit, ready_timeout)`).
-
-    Raises EngineError when the container cannot start (the image missing, for one).
-    """
-    settings = SandboxSettings.read(unit)
-    info = engine.image(unit.image)
-    if info is None:
-        raise EngineError(
-            f"no image {unit.image}: {unit.ref} is not built",
-            f"run `boxsmith build {unit.template.name}` first",
-        )
-    return boot(
-        engine,
-        unit.image,
-        settings,
-        user=info.labels.get(USER_LABEL, unit.user),
-        workdir=info.labels.get(WORKDIR_LABEL, unit.workdir),
-        labels={LABEL: "1", ROLE_LABEL: "smoke", "dev.boxsmith.template": unit.ref},
-        build_env=buildenv.parse(info.labels),
-        ready_timeout=ready_timeout,
-        lifetime=lifetime or container_lifetime(unit, ready_timeout),
-        on_status=on_status,
-        clock=clock,
-    )
+def _cpus(settings: SandboxSettings, notes: list[str]) -> float | None:
+    """The container's cpu limit: the template's, capped to this machine's (said in `notes`)."""
+    if not settings.cpu_count:
+        return None
+    host = os.cpu_count() or 1
+    if settings.cpu_count > host:
+        notes.append(f"cpu_count {settings.cpu_count} capped to this machine's {host} CPUs")
+    return float(min(settings.cpu_count, host))
 
 
 def boot(
@@ -291,91 +251,97 @@ def boot(
     lifetime: float | None = None,
     on_status: Callable[[str], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
-) -> tuple[ContainerTarget, Readiness]:
+) -> tuple[SandboxContainer, Readiness]:
     """Start a container of `image` the way E2B starts a sandbox and wait until it is ready.
 
     start_cmd runs in the background from the container's main process; ready_cmd is retried
     every 2 s until it passes, the start command fails, or `ready_timeout` passes. Both see the
-    template's ENV; once ready, commands through the target do not (`build_env`, the image's
+    template's ENV; once ready, commands through the container do not (`build_env`, the image's
     `buildenv` label). The container is left running either way: the caller removes it (and
     does so when not ready). With `lifetime` (seconds) its main process ends by then and docker
     removes it (`Engine.start_container`); without, it runs until removed.
+
+    Raises EngineError when the container cannot start, or stops answering while it gets ready.
     """
     say = on_status or (lambda text: None)
     notes: list[str] = []
-    cpus: float | None = None
-    if settings.cpu_count:
-        host = os.cpu_count() or 1
-        cpus = float(min(settings.cpu_count, host))
-        if settings.cpu_count > host:
-            notes.append(f"cpu_count {settings.cpu_count} capped to this machine's {host} CPUs")
-    environment = {**_container_env(host_ca_bundle() is not None), **(env or {})}
-    log, status = f"{_STATE}/start.log", f"{_STATE}/start.exit"
+    environment = {**_container_env(), **(env or {})}
     if settings.start_cmd:
         say(f"start_cmd: {settings.start_cmd}")
     start = clock()
-    container = engine.start_container(
+    container_id = engine.start_container(
         image,
-        _main_command(settings.start_cmd, log=log, status=status, lifetime=lifetime),
+        _main_command(settings.start_cmd, lifetime=lifetime),
         labels=labels,
         environment=environment,
-        cpus=cpus,
+        cpus=_cpus(settings, notes),
         memory_mb=settings.memory_mb,
         lifetime=lifetime,
     )
-    target = ContainerTarget(
-        engine, container, image=image, user=user, workdir=workdir, env=environment
+    container = SandboxContainer(
+        engine, container_id, image=image, user=user, workdir=workdir, env=environment
     )
+    readiness = _wait_until_ready(
+        container, settings, ready_timeout=ready_timeout, say=say, clock=clock, start=start
+    )
+    readiness.notes.extend(notes)
+    if readiness.ready:
+        container.ready(build_env or {})
+    return container, readiness
+
+
+def _container_env() -> dict[str, str]:
+    return {"E2B_SANDBOX": "true", **ca_environment(host_ca_bundle() is not None)}
+
+
+_LOG, _STATUS = f"{_STATE}/start.log", f"{_STATE}/start.exit"
+
+
+def _wait_until_ready(
+    container: SandboxContainer,
+    settings: SandboxSettings,
+    *,
+    ready_timeout: float,
+    say: Callable[[str], None],
+    clock: Callable[[], float],
+    start: float,
+) -> Readiness:
+    """Retry ready_cmd until it passes, the start command exits non-zero, or time runs out."""
     ready_cmd = settings.effective_ready()
     if ready_cmd == "sleep 0":  # E2B's ready command when there is nothing to wait for
-        target.ready(build_env or {})
-        return target, Readiness(True, clock() - start, 0, notes=notes)
+        return Readiness(True, clock() - start, 0)
     say(f"ready_cmd: {ready_cmd} (every {READY_INTERVAL:g}s, up to {ready_timeout:g}s)")
     attempts = 0
     while True:
         attempts += 1
         remaining = ready_timeout - (clock() - start)
-        result = target.run(ready_cmd, timeout=max(1.0, min(60.0, remaining)))
+        result = container.run(ready_cmd, timeout=max(1.0, min(60.0, remaining)))
         if result.exit_code == 0:
-            target.ready(build_env or {})
-            return target, Readiness(True, clock() - start, attempts, notes=notes)
-        said = (result.stderr or result.stdout).strip().splitlines()
-        last_line = said[-1] if said else ""
+            return Readiness(True, clock() - start, attempts)
         if settings.start_cmd:
-            exit_text = target.read_file(status)
-            code = exit_text.decode().strip() if exit_text else ""
+            code = (container.read_text(_STATUS) or "").strip()
             if code and code != "0":
-                return target, Readiness(
-                    False,
-                    clock() - start,
-                    attempts,
-                    f"start_cmd exited with code {code} before ready_cmd passed",
-                    _tail(target, log),
-                    notes,
-                )
+                error = f"start_cmd exited with code {code} before ready_cmd passed"
+                return Readiness(False, clock() - start, attempts, error, _tail(container))
         remaining = ready_timeout - (clock() - start)
         if remaining <= 0:
+            said = (result.stderr or result.stdout).strip().splitlines()
             detail = f"; last attempt: exit {result.exit_code}" + (
-                f", {last_line!r}" if last_line else ""
+                f", {said[-1]!r}" if said else ""
             )
-            return target, Readiness(
-                False,
-                clock() - start,
-                attempts,
+            error = (
                 f"not ready after {ready_timeout:g}s: ready_cmd `{ready_cmd}` never passed"
-                f" ({attempts} attempts{detail})",
-                _tail(target, log) if settings.start_cmd else "",
-                notes,
+                f" ({attempts} attempts{detail})"
             )
+            log = _tail(container) if settings.start_cmd else ""
+            return Readiness(False, clock() - start, attempts, error, log)
         time.sleep(min(READY_INTERVAL, remaining))
 
 
-def _main_command(
-    start_cmd: str | None, *, log: str, status: str, lifetime: float | None = None
-) -> list[str]:
+def _main_command(start_cmd: str | None, *, lifetime: float | None = None) -> list[str]:
     """The container's main process: start_cmd in the background (as the image's final user, in
-    its final workdir, output to `log`, exit code to `status`), then wait until stopped, or
-    until `lifetime` seconds passed.
+    its final workdir, output to the start log, exit code to the status file), then wait until
+    stopped, or until `lifetime` seconds passed.
 
     Starting it here rather than with a `docker exec` saves a round trip; the marker keeps this
     shell out of process checks.
@@ -385,17 +351,16 @@ def _main_command(
         return ["sh", "-c", keepalive]
     launch = (
         f"mkdir -p {_STATE} 2>/dev/null; "
-        f"( {shlex.join(ContainerTarget.shell(start_cmd))} > {shlex.quote(log)} 2>&1; "
-        f"echo $? > {shlex.quote(status)} ) & "
+        f"( {shlex.join(SandboxContainer.shell(start_cmd))} > {shlex.quote(_LOG)} 2>&1; "
+        f"echo $? > {shlex.quote(_STATUS)} ) & "
     )
     return ["sh", "-c", f"{OWN_MARKER} {launch}{keepalive}"]
 
 
-def _tail(target: ContainerTarget, path: str, lines: int = 20) -> str:
+def _tail(container: SandboxContainer, lines: int = 20) -> str:
+    """The last lines of the start command's output; "" when it cannot be read."""
     try:
-        data = target.read_file(path)
-    except TargetError:
+        text = container.read_text(_LOG)
+    except EngineError:
         return ""
-    if not data:
-        return ""
-    return "\n".join(data.decode(errors="replace").splitlines()[-lines:])
+    return "\n".join((text or "").splitlines()[-lines:])

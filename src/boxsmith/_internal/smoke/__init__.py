@@ -1,8 +1,10 @@
 """Smoke stage: run a template's smoke checks against a target and report the results.
 
-Modules: `target` (the `CheckTarget` protocol: run a command, read a file), `kinds` (one class per
-check kind, in the `KINDS` registry), `runner` (`run_check`, `run_checks`: attempts, retries,
-results), `report` (JUnit XML and JSON, written atomically).
+Modules: `protocol` (the `CheckTarget` protocol: run a command, read a file), `kinds` (one class
+per check kind, in the `KINDS` registry), `runner` (`run_check`, `run_checks`: attempts, retries,
+results), `report` (JUnit XML and JSON, written atomically), and the targets: `container_target`
+(a local container of a built image, started like a sandbox) and `sandbox_target` (a sandbox of
+the local backend or E2B, through the e2b SDK).
 
 The checks only use the two `CheckTarget` calls, so the same checks run in a local container, a
 sandbox of the local backend and an E2B cloud sandbox; nothing connects from the host.

@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
+from boxsmith._internal.docker.boot import OWN_MARKER
 from boxsmith._internal.smoke.protocol import CheckTarget, CommandResult
 from boxsmith._internal.spec.checks import (
     CommandCheck,
@@ -301,10 +302,6 @@ class HttpKind:
             actual += f", body: {_quote(body)}"
         return Attempt(passed, actual, trim(body))
 
-
-# In the command line of every process boxsmith starts in a target besides the user's own (the
-# start command's wrapper), so process checks can leave them out.
-OWN_MARKER = ": boxsmith-own;"
 
 # One line per process: pid, comm and the cmdline with NULs (and tabs, newlines) as spaces.
 # The glob is expanded before the loop forks anything, so the shell's own children (tr) are not

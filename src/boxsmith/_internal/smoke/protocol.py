@@ -1,10 +1,10 @@
 """The small protocol smoke checks run against: run a command, read a file.
 
-A `CheckTarget` is where checks run: a local Docker container (`boxsmith._internal.docker.boot`), a
-sandbox of
-the local E2B-compatible backend or of E2B cloud (through the `e2b` SDK). The checks themselves
-(`boxsmith._internal.smoke.runner`) only use these two calls, so the very same checks run
-everywhere.
+A `CheckTarget` is where checks run: a local Docker container
+(`boxsmith._internal.smoke.container_target`), a sandbox of the local E2B-compatible backend or
+of E2B cloud (`boxsmith._internal.smoke.sandbox_target`, through the `e2b` SDK). The checks
+themselves (`boxsmith._internal.smoke.runner`) only use these two calls, so the very same checks
+run everywhere.
 """
 
 from __future__ import annotations

@@ -1,11 +1,9 @@
-"""A booted sandbox (local backend or E2B cloud) as a smoke-check `CheckTarget`, through the e2b
-SDK.
+"""A booted sandbox (local backend or E2B cloud) as a smoke-check `CheckTarget`, via the e2b SDK.
 
-The same checks that run in a local container (`boxsmith._internal.docker.boot.ContainerTarget`)
-run here:
-commands through `sandbox.commands.run` (E2B runs them as `bash -l -c`, as the template's default
-user in its default workdir), files read with `base64` in a command, so pseudo-files such as
-/proc/net/tcp read the same way on every backend.
+The same checks that run in a local container (`boxsmith._internal.smoke.container_target`) run
+here: commands through `sandbox.commands.run` (E2B runs them as `bash -l -c`, as the template's
+default user in its default workdir), files read with `base64` in a command, so pseudo-files such
+as /proc/net/tcp read the same way on every backend.
 
 The SDK's errors are translated here. A sandbox that is gone is a `TargetError` (the checks'
 error, exit 1); a backend that stopped answering altogether (its process died, the network
