@@ -4,9 +4,9 @@
 1. an image by that reference exists and is not an outdated boxsmith stand-in: nothing to do;
 2. a pull from its registry succeeds within a short timeout;
 3. the mirror map has an entry for it: `stand-in:<recipe>` builds a stand-in with that recipe
-   (`boxsmith._internal.build.standins.RECIPES`), anything else is a reference to pull and `docker
-   tag`, with
-   `{ref}`, `{name}` and `{tag}` replaced (a registry mirror: `mirror.example:5000/library/{ref}`);
+   (`boxsmith._internal.build.standins.RECIPES`), anything else is a reference to pull and
+   `docker tag`, with `{ref}`, `{name}` and `{tag}` replaced (a registry mirror:
+   `mirror.example:5000/library/{ref}`);
 4. otherwise `ImageUnavailable` (exit 3) says how to provide the image.
 
 The mirror map is data (`DEFAULT_MIRRORS`); keys are references or fnmatch patterns, an exact key

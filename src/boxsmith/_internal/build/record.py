@@ -25,35 +25,16 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from boxsmith._internal.docker.host_ca import host_ca_bundle
+from boxsmith._internal.progress import table
 from boxsmith._internal.render import stamp
+from boxsmith._internal.render.outputs import write_atomic
 from boxsmith.config import Settings
 
-__all__ = ["answer", "host_ca_bundle", "save"]
+__all__ = ["BuildRecord", "answer", "forget", "host_ca_bundle", "save", "summary_table"]
 
 RECORD_FILE = ".boxsmith/build-record.json"
 _SOCKET = "/var/run/docker.sock"
-
-
-def host_ca_bundle(environ: Mapping[str, str] | None = None) -> Path | None:
-    """The CA bundle to trust inside builds, or None (see `boxsmith._internal.build.builder`)."""
-    env = os.environ if environ is None else environ
-    chosen = env.get("BOXSMITH_BUILD_CA", "auto")
-    if chosen.lower() in ("off", "no", "0", "false", "none"):
-        return None
-    if chosen.lower() != "auto":
-        path = Path(chosen)
-        if not path.is_file():
-            from boxsmith.errors import UsageError
-
-            raise UsageError(
-                f"BOXSMITH_BUILD_CA={chosen}: no such file", "point it at a PEM bundle, or off"
-            )
-        return path
-    local = Path("/usr/local/share/ca-certificates")
-    bundle = Path("/etc/ssl/certs/ca-certificates.crt")
-    if bundle.is_file() and local.is_dir() and any(local.rglob("*.crt")):
-        return bundle
-    return None
 
 
 def _digest(path: Path | None) -> str:
@@ -76,39 +57,6 @@ def _conditions(
         "ca": [str(ca or ""), _digest(ca)],
         "pyproject": _digest(settings.root / "pyproject.toml"),
     }
-
-
-def save(
-    settings: Settings,
-    names: Sequence[str],
-    labels: Sequence[str],
-    allow_skip: bool,
-    *,
-    context: Iterable[str],
-    rows: Sequence[Mapping[str, Any]],
-    images: Mapping[str, str],
-) -> None:
-    """Record a build run in which every template is built or cached. Best effort."""
-    if not stamp.enabled():
-        return
-    files = sorted(set(context))
-    data = {
-        "fingerprint": stamp.fingerprint(settings, files),
-        "context": files,
-        "conditions": _conditions(settings, names, labels, allow_skip),
-        "images": dict(sorted(images.items())),
-        "rows": list(rows),
-    }
-    with contextlib.suppress(OSError):
-        from boxsmith._internal.render.outputs import write_atomic
-
-        write_atomic(settings.root / RECORD_FILE, (json.dumps(data, indent=1) + "\n").encode())
-
-
-def forget(settings: Settings) -> None:
-    """Drop the record (a build run that did not end with everything up to date)."""
-    with contextlib.suppress(OSError):
-        (settings.root / RECORD_FILE).unlink()
 
 
 def _get(path: str, url: str) -> tuple[int, bytes]:
@@ -146,40 +94,92 @@ def _image_ids(refs: Iterable[str]) -> dict[str, str] | None:
     return found
 
 
-def answer(
-    settings: Settings,
-    names: Sequence[str],
-    labels: Sequence[str],
-    allow_skip: bool,
-    *,
-    out: TextIO,
-    err: TextIO,
-    as_json: bool,
-) -> int | None:
-    """Print the no-change result and return exit 0, or None when the full run must decide."""
-    if not stamp.enabled():
-        return None
-    try:
-        data = json.loads((settings.root / RECORD_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if not isinstance(data, dict) or data.get("conditions") != _conditions(
-        settings, names, labels, allow_skip
-    ):
-        return None
-    context, images, rows = data.get("context"), data.get("images"), data.get("rows")
-    if not (
-        isinstance(context, list)
-        and isinstance(images, dict)
-        and isinstance(rows, list)
-        and all(isinstance(row, dict) for row in rows)
-    ):
-        return None
-    if data.get("fingerprint") != stamp.fingerprint(settings, [str(c) for c in context]):
-        return None
-    if _image_ids(images) != images:
-        return None
-    cached = [{**row, "status": "cached", "seconds": 0.0} for row in rows]
+class BuildRecord:
+    """The record as one `boxsmith build` run uses it: `answer` before building, then `save` (all
+    built or cached) or `forget`.
+
+    The project's fingerprint is computed once per run: `answer` computes it over the recorded
+    context, and `save` reuses it when the context is still the same (the build itself changes no
+    file the fingerprint reads). The selection and the engine's images are asked each time.
+    """
+
+    def __init__(
+        self, settings: Settings, names: Sequence[str], labels: Sequence[str], allow_skip: bool
+    ) -> None:
+        self.settings = settings
+        self._selection = (list(names), list(labels), allow_skip)
+        self._fingerprint: tuple[tuple[str, ...], str] | None = None
+
+    def fingerprint(self, context: Iterable[str]) -> str:
+        """`stamp.fingerprint` of the project over `context`, computed once per context."""
+        files = tuple(sorted(set(context)))
+        if self._fingerprint is None or self._fingerprint[0] != files:
+            self._fingerprint = (files, stamp.fingerprint(self.settings, files))
+        return self._fingerprint[1]
+
+    def _conditions(self) -> dict[str, object]:
+        return _conditions(self.settings, *self._selection)
+
+    def answer(self, *, out: TextIO, err: TextIO, as_json: bool) -> int | None:
+        """Print the no-change result and return exit 0, or None when the full run must
+        decide."""
+        if not stamp.enabled():
+            return None
+        try:
+            data = json.loads((self.settings.root / RECORD_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(data, dict) or data.get("conditions") != self._conditions():
+            return None
+        context, images, rows = data.get("context"), data.get("images"), data.get("rows")
+        if not (
+            isinstance(context, list)
+            and isinstance(images, dict)
+            and isinstance(rows, list)
+            and all(isinstance(row, dict) for row in rows)
+        ):
+            return None
+        if data.get("fingerprint") != self.fingerprint(str(c) for c in context):
+            return None
+        if _image_ids(images) != images:
+            return None
+        _print_cached(
+            [{**row, "status": "cached", "seconds": 0.0} for row in rows], out, err, as_json
+        )
+        return 0
+
+    def save(
+        self,
+        *,
+        context: Iterable[str],
+        rows: Sequence[Mapping[str, Any]],
+        images: Mapping[str, str],
+    ) -> None:
+        """Record a build run in which every template is built or cached. Best effort."""
+        if not stamp.enabled():
+            return
+        files = sorted(set(context))
+        data = {
+            "fingerprint": self.fingerprint(files),
+            "context": files,
+            "conditions": self._conditions(),
+            "images": dict(sorted(images.items())),
+            "rows": list(rows),
+        }
+        with contextlib.suppress(OSError):
+            write_atomic(
+                self.settings.root / RECORD_FILE, (json.dumps(data, indent=1) + "\n").encode()
+            )
+
+    def forget(self) -> None:
+        """Drop the record (a build run that did not end with everything up to date)."""
+        with contextlib.suppress(OSError):
+            (self.settings.root / RECORD_FILE).unlink()
+
+
+def _print_cached(
+    cached: Sequence[Mapping[str, Any]], out: TextIO, err: TextIO, as_json: bool
+) -> None:
     for row in cached:
         for note in row.get("notes", []):
             err.write(f"build {row['name']}:{row['version']}: {note}\n")
@@ -192,13 +192,50 @@ def answer(
     err.write(
         f"ok: {len(cached)} template(s): {len(cached)} cached (unchanged since {RECORD_FILE})\n"
     )
-    return 0
+
+
+# One call each, on a record of its own: until cli/build.py keeps one `BuildRecord` per run
+# (which computes the fingerprint once), then to be removed.
+
+
+def answer(
+    settings: Settings,
+    names: Sequence[str],
+    labels: Sequence[str],
+    allow_skip: bool,
+    *,
+    out: TextIO,
+    err: TextIO,
+    as_json: bool,
+) -> int | None:
+    """`BuildRecord(...).answer(...)`."""
+    return BuildRecord(settings, names, labels, allow_skip).answer(
+        out=out, err=err, as_json=as_json
+    )
+
+
+def save(
+    settings: Settings,
+    names: Sequence[str],
+    labels: Sequence[str],
+    allow_skip: bool,
+    *,
+    context: Iterable[str],
+    rows: Sequence[Mapping[str, Any]],
+    images: Mapping[str, str],
+) -> None:
+    """`BuildRecord(...).save(...)`."""
+    BuildRecord(settings, names, labels, allow_skip).save(context=context, rows=rows, images=images)
+
+
+def forget(settings: Settings) -> None:
+    """Drop the record (a build run that did not end with everything up to date)."""
+    with contextlib.suppress(OSError):
+        (settings.root / RECORD_FILE).unlink()
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """template, version, status, time, image size; the reasons for skips below the table."""
-    from boxsmith._internal.progress import table
-
     text = table(
         ("template", "version", "status", "time", "size"),
         [
