@@ -1,0 +1,114 @@
+"""Smoke checks in local containers: `boxsmith smoke --local`.
+
+Each built image is started as E2B starts a sandbox (`docker/boot.py`: its start command, then
+its ready command until it passes or `ready_timeout` runs out), its checks run through
+`docker exec`, and the container is removed. Templates go one after the other.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TextIO
+
+from boxsmith._internal.build.rendered import BuildUnit
+from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT, start_sandbox
+from boxsmith._internal.docker.client import Engine, EngineError
+from boxsmith._internal.progress import Progress
+from boxsmith._internal.smoke.report import SuiteResult
+from boxsmith._internal.smoke.runner import run_checks
+from boxsmith._internal.smoke.suites import check_counter
+from boxsmith.config import Settings
+from boxsmith.errors import UsageError
+
+__all__ = ["DEFAULT_READY_TIMEOUT", "smoke_in_containers"]
+
+
+def smoke_in_containers(
+    settings: Settings,
+    units: Sequence[BuildUnit],
+    *,
+    err: TextIO,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    skipped: Sequence[tuple[BuildUnit, str]] = (),
+) -> list[SuiteResult]:
+    """Smoke-test `units` one after the other in containers of their built images, with
+    progress on `err`; `skipped` are reported with their reason. A UsageError (exit 2) when an
+    image is not built."""
+    suites = [SuiteResult(u.ref, skipped=reason, stage="build") for u, reason in skipped]
+    if not units:
+        return suites
+    with Engine(err=None, project=settings.project_id) as engine:
+        missing = [u for u in units if engine.image(u.image) is None]
+        if missing:
+            names = " ".join(u.template.name for u in missing)
+            raise UsageError(
+                f"not built: {', '.join(u.image for u in missing)}",
+                f"run `boxsmith build {names}` first",
+            )
+        with Progress(err, "smoke") as progress:
+            for unit in units:
+                suites.append(
+                    _smoke_one(engine, unit, progress, ready_timeout, settings.container_lifetime)
+                )
+    return suites
+
+
+def _smoke_one(
+    engine: Engine,
+    unit: BuildUnit,
+    progress: Progress,
+    ready_timeout: float,
+    lifetime: float | None,
+) -> SuiteResult:
+    key = unit.ref
+    start = time.monotonic()
+    progress.add(key, "starting", total=len(unit.template.spec.smoke) or 1)
+    container = ""
+    try:
+        try:
+            target, readiness = start_sandbox(
+                engine,
+                unit,
+                ready_timeout=ready_timeout,
+                lifetime=lifetime,
+                on_status=lambda text: progress.update(key, text),
+            )
+        except EngineError as exc:
+            progress.finish(key, f"error: {exc.message}")
+            return SuiteResult(
+                key,
+                target=f"image {unit.image}",
+                seconds=time.monotonic() - start,
+                error=exc.message,
+                stage="start",
+            )
+        container = target.container_id
+        for note in readiness.notes:
+            progress.note(f"smoke {key}: {note}")
+        if not readiness.ready:
+            progress.finish(key, f"not ready: {readiness.error}")
+            return SuiteResult(
+                key,
+                target=target.description,
+                seconds=time.monotonic() - start,
+                error=readiness.error,
+                stage="ready",
+                output=readiness.start_log,
+            )
+        progress.update(key, f"ready in {readiness.seconds:.1f}s; running checks", completed=0)
+        checks = run_checks(
+            target, unit.template.spec.smoke, on_result=check_counter(progress, key)
+        )
+        failed = [c for c in checks if c.status != "passed"]
+        progress.finish(
+            key,
+            f"{len(checks) - len(failed)}/{len(checks)} checks passed"
+            + (f" (ready in {readiness.seconds:.1f}s)" if readiness.attempts > 1 else ""),
+        )
+        return SuiteResult(
+            key, tuple(checks), target=target.description, seconds=time.monotonic() - start
+        )
+    finally:
+        if container:
+            engine.remove_container(container)
