@@ -279,7 +279,10 @@ def test_spec_errors_stop_the_release_before_anything_runs(project: Path) -> Non
 def test_release_usage_errors(project: Path) -> None:
     zero = cli(project, "release", "--jobs", "0")
     assert zero.code == 2
-    assert "--jobs and --build-jobs must be at least 1" in zero.err
+    assert "--jobs must be at least 1, got 0" in zero.err
+    no_builds = cli(project, "release", "--build-jobs", "0")
+    assert no_builds.code == 2
+    assert "--build-jobs must be at least 1, got 0" in no_builds.err
     with pytest.raises(SystemExit) as unknown:  # argparse: usage, the error and a fix, exit 2
         cli(project, "release", "--target", "mars")
     assert unknown.value.code == 2

@@ -1,1 +1,2 @@
-"""RELEASE: every stage in order for the templates that changed, and its report."""
+"""RELEASE: every stage in order for the templates that changed (`stages`), and the record of
+what each stage and template did, printed as tables, JSON or a GitHub job summary (`report`)."""

@@ -1,5 +1,5 @@
 """The record of one `boxsmith release`: its stages, its templates and how far each went,
-printed as two tables or as `--json` (commands/release.py runs the release)."""
+printed as two tables or as `--json` (`release/stages.py` runs the release)."""
 
 from __future__ import annotations
 
