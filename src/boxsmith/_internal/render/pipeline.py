@@ -23,7 +23,7 @@ from boxsmith._internal.render.folder import (
 )
 from boxsmith._internal.render.index import INDEX_FILE, Index, VersionEntry, load_index
 from boxsmith._internal.render.outputs import Action, Change, DesiredFile, apply, claim, plan
-from boxsmith._internal.spec.catalog import Catalog, load_catalog
+from boxsmith._internal.spec.catalog import Catalog, Template, load_catalog
 from boxsmith.config import Settings
 from boxsmith.errors import Issue, SpecError
 
@@ -100,6 +100,66 @@ def _stamped(rendered: Rendered, entry: VersionEntry | None) -> Rendered:
     return rendered.with_file(RenderedFile(TOML, text.encode(), toml.executable))
 
 
+def _immutable(template: Template, previous: VersionEntry) -> Issue:
+    where = template.position("version") or template.data.pos
+    targets = ", ".join(sorted({p.target for p in previous.publishes}))
+    return Issue(
+        where.file,
+        where.line,
+        where.column,
+        f"{template.ref} is published ({targets}) and is immutable, but its content would change",
+        "bump version (e.g. the patch number) to publish the change",
+        "version",
+    )
+
+
+def _record(
+    selected: Sequence[Template],
+    results: Sequence[Rendered],
+    old: Index,
+    templates: dict[str, dict[str, VersionEntry]],
+) -> list[Rendered]:
+    """Record each fresh render in `templates` (the new index) and return the renders to write,
+    publish ids stamped in.
+
+    Raises:
+        SpecError: new content for a published (immutable) version.
+    """
+    issues: list[Issue] = []
+    rendered: list[Rendered] = []
+    for template, result in zip(selected, results, strict=True):
+        previous = old.entry(template.name, template.version)
+        if previous and previous.published and previous.content_hash != result.content_hash:
+            issues.append(_immutable(template, previous))
+            continue
+        rendered.append(_stamped(result, previous))
+        unchanged = previous is not None and previous.content_hash == result.content_hash
+        templates.setdefault(template.name, {})[template.version] = VersionEntry(
+            spec=template.spec_file,
+            spec_hash=template.spec_hash,
+            content_hash=result.content_hash,
+            files=[f.rel for f in result.files],
+            # kept as recorded while the content is unchanged: an index from before per-file
+            # hashes stays byte-identical until its content changes
+            hashes=previous.hashes if previous and unchanged else _hashes(result),
+            publishes=list(previous.publishes) if previous else [],
+        )
+    if issues:
+        raise SpecError(issues)
+    return rendered
+
+
+def _keep_published(old: Index, templates: dict[str, dict[str, VersionEntry]]) -> list[str]:
+    """Carry every published version no spec renders any more into `templates`; their folders."""
+    keep: list[str] = []
+    for name, versions in old.templates.items():
+        for version, entry in versions.items():
+            if entry.published and version not in templates.get(name, {}):
+                templates.setdefault(name, {})[version] = entry
+                keep.append(f"{name}/{version}")
+    return sorted(keep)
+
+
 def generate(
     settings: Settings, names: Sequence[str] = (), labels: Sequence[str] = ()
 ) -> Generation:
@@ -122,55 +182,15 @@ def generate(
     )
     chosen = {t.name for t in selected}
     filtered = bool(names or labels)
-
-    issues: list[Issue] = []
-    rendered: list[Rendered] = []
     templates: dict[str, dict[str, VersionEntry]] = {
         name: dict(versions)
         for name, versions in old.templates.items()
         if filtered and name not in chosen
     }
     results = [render_template(template) for template in selected]
-    for template, result in zip(selected, results, strict=True):
-        previous = old.entry(template.name, template.version)
-        if previous and previous.published and previous.content_hash != result.content_hash:
-            where = template.position("version") or template.data.pos
-            targets = ", ".join(sorted({p.target for p in previous.publishes}))
-            issues.append(
-                Issue(
-                    where.file,
-                    where.line,
-                    where.column,
-                    f"{template.ref} is published ({targets}) and is immutable, but its content "
-                    "would change",
-                    "bump version (e.g. the patch number) to publish the change",
-                    "version",
-                )
-            )
-            continue
-        rendered.append(_stamped(result, previous))
-        unchanged = previous is not None and previous.content_hash == result.content_hash
-        templates.setdefault(template.name, {})[template.version] = VersionEntry(
-            spec=template.spec_file,
-            spec_hash=template.spec_hash,
-            content_hash=result.content_hash,
-            files=[f.rel for f in result.files],
-            # kept as recorded while the content is unchanged: an index from before per-file
-            # hashes stays byte-identical until its content changes
-            hashes=previous.hashes if previous and unchanged else _hashes(result),
-            publishes=list(previous.publishes) if previous else [],
-        )
-    if issues:
-        raise SpecError(issues)
-
-    keep: list[str] = []
-    for name, versions in old.templates.items():
-        for version, entry in versions.items():
-            if entry.published and version not in templates.get(name, {}):
-                templates.setdefault(name, {})[version] = entry
-                keep.append(f"{name}/{version}")
+    rendered = _record(selected, results, old, templates)
+    keep = _keep_published(old, templates)
     index = Index(templates={n: dict(sorted(v.items())) for n, v in sorted(templates.items())})
-
     desired: dict[str, DesiredFile] = {}
     for item in rendered:
         for f in item.files:
@@ -178,7 +198,7 @@ def generate(
     desired[INDEX_FILE] = DesiredFile(index.dumps())
     scope = tuple(sorted(chosen)) if filtered else None
     written = _written(old, results)
-    return Generation(catalog, tuple(rendered), desired, tuple(sorted(keep)), scope, index, written)
+    return Generation(catalog, tuple(rendered), desired, tuple(keep), scope, index, written)
 
 
 def _plan(settings: Settings, generation: Generation) -> list[Change]:
@@ -222,8 +242,6 @@ def _report(
 def verify_kept(settings: Settings, generation: Generation) -> list[tuple[str, str]]:
     """(folder as users see it, problem) for each kept published version (no spec renders it
     any more, so nothing else looks at it) whose files no longer hash to the recorded content."""
-    from boxsmith._internal.render.folder import RenderedFile, content_hash, unstamp_publish
-
     problems: list[tuple[str, str]] = []
     for folder in generation.keep:
         name, version = folder.split("/", 1)

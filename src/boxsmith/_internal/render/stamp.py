@@ -6,7 +6,7 @@ own code and templates, the settings, every spec file, every file the specs copy
 listing of their folders) and every file under generated/. Rendering is deterministic, so equal
 digests mean the earlier verdict still holds, and `check` answers without importing the spec
 models at all. Any difference, a missing stamp, or BOXSMITH_NO_CACHE=1 means a full check.
-This module stays import-light on purpose (no pydantic, no jinja).
+This module stays import-light on purpose (no pydantic, no jinja): `check` imports it first.
 """
 
 from __future__ import annotations
@@ -19,12 +19,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from boxsmith._internal.render.outputs import write_atomic
 from boxsmith.config import Settings
 
-__all__ = ["Stamp", "load", "matches", "save"]
+__all__ = ["STAMP_FILE", "Stamp", "code_files", "enabled", "fingerprint", "load", "matches", "save"]
 
 STAMP_FILE = ".boxsmith/verified.json"
 _PACKAGE = Path(__file__).resolve().parents[2]  # the boxsmith package: its code is an input
+_CODE = (".py", ".j2")  # boxsmith's code and its output templates
 
 Stamp = dict[str, object]
 
@@ -59,10 +61,15 @@ def _tree(root: str, suffixes: tuple[str, ...] = ()) -> list[str]:
     return found
 
 
+def code_files() -> list[str]:
+    """Every file of boxsmith's own code and templates (each .py and .j2 under the package)."""
+    return _tree(os.fspath(_PACKAGE), _CODE)
+
+
 def fingerprint(settings: Settings, context: Iterable[str]) -> str:
     """Digest of every input and output of a render of this project."""
     digest = hashlib.blake2b(digest_size=32)
-    for path in _tree(str(_PACKAGE), (".py", ".j2")):
+    for path in code_files():
         _feed_file(digest, path)
     digest.update(repr((settings.specs_dir, settings.generated_dir)).encode())
     for path in _tree(str(settings.specs_dir), (".yaml", ".yml")):
@@ -106,6 +113,4 @@ def save(settings: Settings, context: Iterable[str], summary: Mapping[str, objec
     files = sorted(set(context))
     data = {"fingerprint": fingerprint(settings, files), "context": files, **summary}
     with contextlib.suppress(OSError):
-        from boxsmith._internal.render.outputs import write_atomic
-
         write_atomic(_path(settings), (json.dumps(data, indent=1) + "\n").encode())
