@@ -28,15 +28,10 @@ from e2b.template.consts import GZIP
 from e2b.template.types import InstructionType
 from e2b.template.utils import read_dockerignore, tar_file_stream
 
-from boxsmith._internal.backend.builds import (
-    BuildRequest,
-    BuildRequestError,
-    LogEntry,
-    StepFailed,
-    UploadStore,
-    dockerfile_for,
-    run_build,
-)
+from boxsmith._internal.backend.build_dockerfile import create_user, dockerfile_for
+from boxsmith._internal.backend.build_request import BuildRequest, BuildRequestError
+from boxsmith._internal.backend.build_uploads import UploadStore
+from boxsmith._internal.backend.builds import LogEntry, StepFailed, run_build
 from boxsmith._internal.build.base_images import resolve_mirrors
 from boxsmith._internal.build.builder import host_ca_bundle
 from boxsmith._internal.build.parity import PARITY_OF_LABEL
@@ -307,9 +302,7 @@ def test_dockerfile_mirrors_e2b_step_semantics() -> None:
 
 
 def _create_user_script(login: str) -> str:
-    from boxsmith._internal.backend.builds import _create_user
-
-    return json.dumps(_create_user(login))[1:-1]
+    return json.dumps(create_user(login))[1:-1]
 
 
 def test_upload_store_keeps_uploads_as_received(tmp_path: Path) -> None:

@@ -170,7 +170,7 @@ def _assemble(
     import uvicorn
 
     from boxsmith._internal.backend.api import ControlPlane
-    from boxsmith._internal.backend.builds import UploadStore
+    from boxsmith._internal.backend.build_uploads import UploadStore
     from boxsmith._internal.backend.envd.app import envd_app
     from boxsmith._internal.backend.sandboxes import SandboxManager
     from boxsmith._internal.backend.state_file import STATE_FILE

@@ -1,6 +1,6 @@
 """What every REST handler of the local backend shares: E2B's error body, its timestamps, JSON
-bodies of the right shape with typed fields, `name[:tag]` references resolved against the store,
-and error text without host paths.
+bodies of the right shape with typed fields, tags as E2B stores them, `name[:tag]` references
+resolved against the store, and error text without host paths.
 
 A handler raises `BadRequest` (a ValueError) for a body or parameter it refuses; the control
 plane's route guard answers it in E2B's shape (400, or the exception's `status`), so the SDK
@@ -21,9 +21,11 @@ from starlette.responses import JSONResponse
 
 from boxsmith._internal.backend.records import Build
 from boxsmith._internal.backend.store import Store
+from boxsmith._internal.spec.names import tag_error
 
 __all__ = [
     "DEFAULT_TAG",
+    "INTERNAL",
     "MAX_JSON_BYTES",
     "BadRequest",
     "TooLarge",
@@ -33,6 +35,7 @@ __all__ = [
     "field_strings",
     "iso",
     "json_object",
+    "normalized_tags",
     "query_int",
     "resolve_build",
     "scrub",
@@ -42,6 +45,7 @@ __all__ = [
 
 DEFAULT_TAG = "default"  # what a bare template name means, as on E2B
 MAX_JSON_BYTES = 16 << 20  # a JSON body; the largest the SDK sends (a build's steps) is far less
+INTERNAL = "internal error in the local backend; its log (server.log in the data folder) says more"
 
 
 class BadRequest(ValueError):
@@ -171,6 +175,16 @@ def scrub(text: str, folders: Iterable[Path | str] = ()) -> str:
     for name in sorted(names, key=len, reverse=True):  # the longest (most specific) first
         text = re.sub(re.escape(name) + r"(?![\w.-])", "<host folder>", text)
     return _DOCKER_STATE.sub("<docker>", text)
+
+
+def normalized_tags(tags: list[str]) -> list[str]:
+    """Tags as E2B stores them (trimmed, lowercased); BadRequest naming the first it refuses."""
+    out = [t.strip().lower() for t in tags]
+    for tag in out:
+        problem = tag_error(tag)
+        if problem:
+            raise BadRequest(problem)
+    return out
 
 
 def split_name(name: str) -> tuple[str, str | None]:
