@@ -27,7 +27,7 @@ from boxsmith._internal.lint.hadolint import find_hadolint, run_hadolint
 from boxsmith._internal.lint.rules import RULES, secret_like
 from boxsmith.config import load_settings
 from boxsmith.errors import BoxsmithError
-from tests.helpers import Run, cli, write_tree
+from tests.helpers import MINIMAL, Run, cli, write_tree
 
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "s3cr3t-value-123"
@@ -469,8 +469,6 @@ def test_github_annotations_and_step_summary(
 
 
 def test_cli_lint_exit_codes_and_json(project: Path) -> None:
-    from tests.helpers import MINIMAL, cli, write_tree
-
     write_tree(project, {"template_specs/app.yaml": MINIMAL.format(name="app")})
     assert cli(project, "lint").code == 0
     spec = project / "template_specs/app.yaml"

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
 import yaml
 
-from boxsmith._internal.spec.located import LDict, LList, Pos, load_yaml, locate
+from boxsmith._internal.spec.located import LDict, LList, Pos, YamlIssue, load_yaml, locate
 
 DOC = textwrap.dedent(
     """\
@@ -69,10 +70,6 @@ def test_empty_document_is_none() -> None:
 
 
 def test_yaml_1_1_boolean_keys_are_refused() -> None:
-    import pytest
-
-    from boxsmith._internal.spec.located import YamlIssue
-
     with pytest.raises(YamlIssue) as info:
         load_yaml("on: push\n", "f.yaml")
     assert info.value.issue.message == "key True is not a string"

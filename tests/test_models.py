@@ -125,6 +125,7 @@ def test_ready_helpers_render_shell(helper: dict[str, Any], command: str) -> Non
 
 
 def test_ready_helpers_match_the_e2b_sdk() -> None:
+    # here, not at the top: the e2b SDK takes most of a second to import
     from e2b import wait_for_file, wait_for_port, wait_for_process, wait_for_timeout, wait_for_url
 
     pairs = [

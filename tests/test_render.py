@@ -9,6 +9,7 @@ from textwrap import dedent
 
 import pytest
 
+from boxsmith._internal.dockerfile.parse import parse
 from boxsmith._internal.render.folder import environment, render_template, stamp_publish
 from boxsmith._internal.spec.catalog import Template, load_catalog
 from boxsmith.config import load_settings
@@ -184,7 +185,7 @@ def test_stamp_publish_keeps_comments_and_layout() -> None:
 )
 def test_e2b_sdk_accepts_bundled_dockerfiles(name: str) -> None:
     """The SDK's own parser (`Template.from_dockerfile`) reads each rendered context."""
-    from e2b import Template as E2BTemplate
+    from e2b import Template as E2BTemplate  # here: the SDK takes most of a second to import
 
     root = Path(__file__).resolve().parents[1]
     (context,) = (root / "generated" / name).iterdir()
@@ -205,9 +206,7 @@ def test_env_values_reach_e2b_and_docker_unchanged(project: Path) -> None:
     """ENV values are written so that the e2b SDK's Dockerfile parser (and Docker, whose rules
     lint's parser follows) read back exactly the spec's value: non-ASCII and tabs literal,
     quotes and backslashes escaped; `$VAR` stays for substitution."""
-    from e2b import Template as E2BTemplate
-
-    from boxsmith._internal.dockerfile.parse import parse
+    from e2b import Template as E2BTemplate  # here: the SDK takes most of a second to import
 
     values = {
         "ACCENT": "café 😀",

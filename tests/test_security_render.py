@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from boxsmith._internal.render.outputs import claim
+from boxsmith.errors import UsageError
 from tests.helpers import MINIMAL, cli, snapshot, write_tree
 
 ENV_GENERATED = "BOXSMITH_GENERATED_DIR"
@@ -131,9 +133,6 @@ def test_a_generated_folder_boxsmith_does_not_own_is_refused(
 def test_the_file_system_root_is_refused(real_project: Path) -> None:
     """Asked of `claim` itself, never of a real render: if the guard ever regressed, a render
     into / is not something a test may try."""
-    from boxsmith._internal.render.outputs import claim
-    from boxsmith.errors import UsageError
-
     with pytest.raises(UsageError, match="generated folder / is a folder above the project"):
         claim(
             Path("/"),

@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import jinja2
 import pytest
 
 from boxsmith._internal.spec.jinja_env import render_string
@@ -268,15 +269,11 @@ def test_jinja_bound(name: str) -> None:
 def test_jinja_forms_that_would_escape_the_bounds_are_syntax_errors(
     source: str, message: str
 ) -> None:
-    import jinja2
-
     with pytest.raises(jinja2.TemplateSyntaxError, match=message):
         render_string(source, {})
 
 
 def test_list_mutation_is_not_available() -> None:
-    import jinja2
-
     with pytest.raises(jinja2.exceptions.SecurityError):
         render_string("{% set l = [1] %}{{ l.extend(l) }}", {})
 
