@@ -1,8 +1,8 @@
 """Smoke checks in local containers: `boxsmith smoke --local`.
 
-Each built image is started as E2B starts a sandbox (`docker/boot.py`: its start command, then
-its ready command until it passes or `ready_timeout` runs out), its checks run through
-`docker exec`, and the container is removed. Templates go one after the other.
+Each built image is started as E2B starts a sandbox (`smoke/container_target.py`: its start
+command, then its ready command until it passes or `ready_timeout` runs out), its checks run
+through `docker exec`, and the container is removed. Templates go one after the other.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from boxsmith._internal.build.rendered import BuildUnit
-from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT, start_sandbox
+from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.docker.client import Engine, EngineError
 from boxsmith._internal.progress import Progress
+from boxsmith._internal.smoke.container_target import start_sandbox
 from boxsmith._internal.smoke.report import SuiteResult
 from boxsmith._internal.smoke.runner import run_checks
 from boxsmith._internal.smoke.suites import check_counter
