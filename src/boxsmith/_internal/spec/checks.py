@@ -1,5 +1,5 @@
 """The readiness and smoke check models of a spec: E2B's `wait_for_*` ready helpers and the
-command, file, port, http and process checks that `boxsmith smoke` runs (checks/ runs them).
+command, file, port, http and process checks that `boxsmith smoke` runs (the smoke stage).
 """
 
 from __future__ import annotations
