@@ -10,7 +10,7 @@ its default resource tier, where a template's ENV applies.
 Each rule is a small class satisfying `Rule`, listed once in `RULES` under its stable code. A
 rule judges a `Subject`: the Dockerfile as it is (parsed statements; a file in generated/ may
 have been edited by hand) and the validated spec, for the facts that live only there (resources,
-start and ready commands). It yields `Hit`s; the engine turns them into located findings.
+start and ready commands). It yields `Hit`s; the runner turns them into located findings.
 
 | code   | level   | what it checks |
 | ------ | ------- | -------------- |
