@@ -729,6 +729,28 @@ def test_matrix_variants_report_shared_errors_once(project: Path) -> None:
     assert not (project / "generated").exists()
 
 
+def test_a_matrix_spec_reports_its_errors_after_another_file_had_some(project: Path) -> None:
+    make_project(
+        project,
+        {
+            # "a-first.yaml" sorts before app.yaml, so its issue is already on the list
+            "template_specs/a-first.yaml": app("resources:\n  cpu_count: 3\n", name="first")[SPEC],
+            **app(
+                "matrix:\n  python: ['3.11', '3.13']\nresources:\n  cpu_count: 5\n",
+                name='\'app-{{ matrix.python | replace(".", "") }}\'',
+            ),
+        },
+    )
+
+    run = cli(project, "validate")
+
+    assert run.code == 2
+    assert [line.split(": error: ")[0] for line in error_lines(run.err)] == [
+        "template_specs/a-first.yaml:6:14",
+        f"{SPEC}:8:14",
+    ]
+
+
 def test_validate_json_lists_every_issue(project: Path) -> None:
     make_project(
         project,

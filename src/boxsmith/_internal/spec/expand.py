@@ -206,8 +206,9 @@ def _exclude(matrix: LDict, axes: list[str], issues: list[Issue]) -> list[Any] |
 
 def _combinations(matrix: LDict, issues: list[Issue]) -> list[dict[str, Any]]:
     axes = [key for key in matrix if key != "exclude"]
+    known = len(issues)  # the list also holds earlier files' issues
     _check_axes(matrix, axes, issues)
-    if issues:
+    if len(issues) > known:
         return []
     exclude = _exclude(matrix, axes, issues)
     if exclude is None:
