@@ -2,5 +2,6 @@
 
 `targets` connects to a target; `plan` decides before any network what to build; `publisher`
 runs one `job` per version through the e2b SDK (`sdk`), within `limits`; `records` writes the
-content tag, the marker of a build in flight and the publish record.
+content tag, the marker of a build in flight and the publish record; `channels` moves the tag
+consumers pin (promote, rollback).
 """

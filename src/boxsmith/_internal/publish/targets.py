@@ -4,9 +4,8 @@
 `Template.*` / `Sandbox.*` call, so the process environment does not decide): for `local` the
 backend of this project (started in the background when it is not running, and said so, on
 BOXSMITH_BACKEND_PORT, else 49990 or a free port when another process has that one, with its
-data in BOXSMITH_BACKEND_DIR or .boxsmith/backend); for
-`e2b` the key from E2B_API_KEY and the domain from E2B_DOMAIN (default e2b.app). The key is never
-printed.
+data in BOXSMITH_BACKEND_DIR or .boxsmith/backend); for `e2b` the key from E2B_API_KEY and the
+domain from E2B_DOMAIN (default e2b.app). The key is never printed.
 """
 
 from __future__ import annotations
@@ -15,6 +14,9 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from boxsmith._internal.backend.control import ensure_running
+from boxsmith._internal.backend.datadir import backend_id, data_dir
+from boxsmith._internal.backend.state_file import ready_images
 from boxsmith._internal.spec.names import tag_error
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
@@ -64,9 +66,6 @@ def live_builds(settings: Settings, name: str) -> frozenset[str] | None:
     """
     if name != "local":
         return None
-    from boxsmith._internal.backend.server import backend_id, data_dir
-    from boxsmith._internal.backend.store import ready_images
-
     folder = data_dir(settings.root)
     builds = ready_images(folder)
     if not builds:
@@ -80,6 +79,8 @@ def live_builds(settings: Settings, name: str) -> frozenset[str] | None:
 def _backend_images(owner: str) -> set[str] | None:
     """Ids of the images the local backend `owner` built that Docker has; None when no engine
     answers."""
+    # here, not at the top: these import docker and the container boot (about 0.4 s), which
+    # only the local target needs
     from docker.errors import DockerException
 
     from boxsmith._internal.backend.sandboxes import BACKEND_LABEL
@@ -96,9 +97,6 @@ def _backend_images(owner: str) -> set[str] | None:
 def connect(settings: Settings, name: str, *, err: TextIO) -> PublishTarget:
     """The SDK parameters for target `name`; UsageError for an unknown target or no key."""
     if name == "local":
-        from boxsmith._internal.backend.server import data_dir
-        from boxsmith._internal.cli.backend import ensure_running
-
         raw = os.environ.get("BOXSMITH_BACKEND_PORT", "")
         if raw and not raw.isdigit():
             raise UsageError(
