@@ -1,8 +1,8 @@
 """The sandbox routes of the REST control plane: create, connect, get, list, kill, timeout.
 
-Registered by `boxsmith._internal.backend.api.ControlPlane.app`, behind the same API-key guard as
-every
-other route; the sandboxes themselves are containers of `boxsmith._internal.backend.sandboxes`.
+Registered by `boxsmith._internal.backend.api.ControlPlane.app`, behind the same API-key guard
+as every other route; the sandboxes themselves are containers of
+`boxsmith._internal.backend.sandboxes`.
 
 Bodies are checked field by field (a wrong type, an env var name with `=` or NUL, a timeout past
 `Limits.max_timeout`: `wire.BadRequest`, answered 400 in E2B's shape). Create and connect return
@@ -127,6 +127,24 @@ class SandboxAPI:
         if broken:
             return error(404, f"template {ref!r} has no ready build: {broken}")
         template = self.store.template(tid)
+        alias = template.name if template else tid
+        return await self._start(
+            request, build, alias, timeout=timeout, metadata=metadata, env=env, secure=secure
+        )
+
+    async def _start(
+        self,
+        request: Request,
+        build: Build,
+        alias: str,
+        *,
+        timeout: int,
+        metadata: dict[str, str],
+        env: dict[str, str],
+        secure: bool,
+    ) -> Response:
+        """Boot a sandbox of `build` within the limit of sandboxes; cancelled (its container
+        removed) when the client of `request` goes away before it is ready."""
         # Counted and reserved with no await in between: concurrent creates cannot both pass.
         if self.sandboxes.count() + self._starting >= self.limits.max_sandboxes:
             refused = error(429, self._too_many())
@@ -140,7 +158,7 @@ class SandboxAPI:
                 asyncio.to_thread(
                     self.sandboxes.create,
                     build,
-                    template.name if template else tid,
+                    alias,
                     timeout=timeout,
                     metadata=metadata,
                     env=env,

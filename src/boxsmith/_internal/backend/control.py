@@ -250,8 +250,9 @@ def reset(
             or `confirm` refused (exit 2).
         BackendUnavailable: the backend does not stop, or a server holds the folder (exit 3).
     """
-    # docker's client and the sandbox code take over 100 ms to import: only reset needs them
-    from boxsmith._internal.backend.sandboxes import remove_backend_objects
+    # docker's client and the sandbox code (through reconcile) take over 100 ms to import:
+    # only reset needs them
+    from boxsmith._internal.backend.reconcile import remove_backend_objects
     from boxsmith._internal.docker.client import Engine
 
     _check_resettable(settings, folder)

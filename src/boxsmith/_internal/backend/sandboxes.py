@@ -1,16 +1,11 @@
 """Sandboxes as Docker containers: create (start_cmd running, ready_cmd passed), kill, time out.
 
 A sandbox is a container of its template build's image, started like a local smoke container
-(`boxsmith._internal.docker.boot.boot`) with the build's cpu and memory as limits and labels naming
-this
-backend (`dev.boxsmith.backend=<data folder id>`). A reaper kills sandboxes past their end time.
-On start (`reconcile`), containers an earlier run left are removed: their processes (and the
-envd state around them) did not survive, as on E2B after a host restart (also after a kill -9
-of the backend). Then the images: a ready build whose image was removed behind the backend's
-back is marked broken (status error, the reason names it), and images labelled with this
-backend's id that no ready build uses (builds interrupted, failed or forgotten) are removed.
-Only this backend's: every query filters on its id label. A create whose client went away
-while it waited for ready has its container removed (`create`'s `cancel`).
+(`boxsmith._internal.docker.boot.boot`) with the build's cpu and memory as limits and labels
+naming this backend (`dev.boxsmith.backend=<data folder id>`). A reaper kills sandboxes past
+their end time and forgets those whose container died. A create whose client went away while
+it waited for ready has its container removed (`create`'s `cancel`). What an earlier run left
+is cleaned up at start by `boxsmith._internal.backend.reconcile`.
 
 So nothing about a sandbox is needed across a restart but its record: its envVars (users'
 secrets) and its envd access token live in memory only (`SandboxHandle`), never in the state
@@ -24,7 +19,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from boxsmith._internal.backend.records import Build, SandboxRow, now
@@ -40,14 +34,7 @@ from boxsmith._internal.docker.boot import ROLE_LABEL, SandboxSettings, boot
 from boxsmith._internal.docker.client import LABEL, Engine, EngineError
 from boxsmith._internal.smoke.protocol import TargetError
 
-__all__ = [
-    "BACKEND_LABEL",
-    "CreateCancelled",
-    "CreateFailed",
-    "Reconciled",
-    "SandboxManager",
-    "remove_backend_objects",
-]
+__all__ = ["BACKEND_LABEL", "CreateCancelled", "CreateFailed", "SandboxManager"]
 
 BACKEND_LABEL = "dev.boxsmith.backend"
 SANDBOX_LABEL = "dev.boxsmith.sandbox"
@@ -62,52 +49,36 @@ class CreateCancelled(CreateFailed):
     """The create was cancelled (its client went away); its container is removed."""
 
 
-@dataclass(frozen=True, slots=True)
-class Reconciled:
-    """What `SandboxManager.reconcile` cleaned up at start."""
-
-    containers: int
-    images: int
-    broken: tuple[str, ...]  # the reasons of builds marked broken (their image is gone)
-
-    def summary(self) -> str:
-        """One line for the server's log."""
-        return (
-            f"{self.containers} container(s) and {self.images} orphan image(s) of an earlier "
-            f"run removed, {len(self.broken)} build(s) marked broken"
-        )
-
-
-def _remove_images(engine: Engine, backend_id: str, keep: set[str]) -> int:
-    """Remove the images labelled with `backend_id` whose id is not in `keep`; how many."""
-    import docker
-
-    removed = 0
-    for image in engine.client.images.list(filters={"label": f"{BACKEND_LABEL}={backend_id}"}):
-        image_id = str(image.id)
-        if image_id in keep:
-            continue
-        try:  # forced: an image two forgotten builds share has two tags
-            engine.client.images.remove(image_id, force=True)
-            removed += 1
-        except docker.errors.NotFound:
-            pass
-        except docker.errors.APIError as exc:  # a child image still uses it, say
-            _log.warning("could not remove image %s: %s", image_id[:19], exc.explanation or exc)
-    return removed
-
-
-def remove_backend_objects(engine: Engine, backend_id: str) -> tuple[int, int]:
-    """Remove every container and image labelled with `backend_id` (`boxsmith backend reset`);
-    (containers, images) removed."""
-    containers = engine.containers({BACKEND_LABEL: backend_id})
-    for container_id in containers:
-        engine.remove_container(container_id)
-    return len(containers), _remove_images(engine, backend_id, set())
-
-
 def _home(user: str) -> str:
     return "/root" if user in ("root", "0") else f"/home/{user}"
+
+
+def _record(
+    build: Build,
+    *,
+    sandbox_id: str,
+    alias: str,
+    container_id: str,
+    metadata: Mapping[str, str],
+    timeout: int,
+) -> SandboxRow:
+    """The state's row of a sandbox that just got ready, ending `timeout` seconds from now."""
+    started = now()
+    return SandboxRow(
+        id=sandbox_id,
+        template_id=build.template_id,
+        build_id=build.id,
+        alias=alias,
+        container_id=container_id,
+        metadata=dict(metadata),
+        started_at=started,
+        end_at=started + timedelta(seconds=timeout),
+        cpu_count=build.cpu_count,
+        memory_mb=build.memory_mb,
+        user=build.user,
+        workdir=build.workdir,
+        state="running",
+    )
 
 
 class SandboxManager:
@@ -162,24 +133,6 @@ class SandboxManager:
             return len(self._running)
 
     # -- lifecycle ---------------------------------------------------------------------------
-
-    def reconcile(self) -> Reconciled:
-        """Make Docker and the state agree after an earlier run (stopped or killed): remove its
-        containers and forget its sandboxes, fail its unfinished builds, mark ready builds
-        whose image is gone broken, and remove this backend's images no ready build uses."""
-        containers = self._engine.containers({BACKEND_LABEL: self._backend_id})
-        for container_id in containers:
-            self._engine.remove_container(container_id)
-        for row in self._store.sandboxes("running"):
-            self._store.set_sandbox(row.id, state="killed")
-        for build in self._store.interrupted_builds():
-            self._store.update_build(
-                build.id, status="error", reason="the backend stopped during the build"
-            )
-        broken = [r for r in map(self.check_image, self._store.builds("ready")) if r]
-        keep = {build.image for build in self._store.builds("ready")}
-        images = _remove_images(self._engine, self._backend_id, keep)
-        return Reconciled(len(containers), images, tuple(broken))
 
     def check_image(self, build: Build) -> str | None:
         """None when the image of a ready `build` is there; else the build is marked broken
@@ -282,6 +235,42 @@ class SandboxManager:
         sandbox_id = "i" + secrets.token_hex(10)
         cancelled = cancel or threading.Event()
         mine = {SANDBOX_LABEL: sandbox_id, BACKEND_LABEL: self._backend_id}
+        container_id, build_env = self._boot(build, sandbox_id, cancelled)
+        try:
+            row = _record(
+                build,
+                sandbox_id=sandbox_id,
+                alias=alias,
+                container_id=container_id,
+                metadata=metadata,
+                timeout=timeout,
+            )
+            self._store.add_sandbox(row)  # StateDamaged, "database is locked", ...
+            with self._lock:
+                self._running[sandbox_id] = SandboxHandle(
+                    id=sandbox_id,
+                    container_id=container_id,
+                    user=build.user,
+                    workdir=build.workdir,
+                    home=_home(build.user),
+                    env=dict(env),
+                    build_env=build_env,
+                    access_token=new_access_token() if secure else None,
+                )
+        except BaseException:
+            # whatever ends the create after the boot: no container runs on untracked, counted
+            # by no limit and removed by no reaper
+            self._discard(mine)
+            raise
+        return row
+
+    def _boot(
+        self, build: Build, sandbox_id: str, cancelled: threading.Event
+    ) -> tuple[str, dict[str, str | None]]:
+        """(container id, build env) of a container of `build` whose ready command passed;
+        CreateCancelled once `cancelled` is set, CreateFailed when it did not get ready (its
+        container removed either way)."""
+        mine = {SANDBOX_LABEL: sandbox_id, BACKEND_LABEL: self._backend_id}
 
         def clock() -> float:
             # boot reads the clock before each ready attempt: a cancelled create's container
@@ -296,12 +285,6 @@ class SandboxManager:
             cpu_count=build.cpu_count,
             memory_mb=build.memory_mb,
         )
-        labels = {
-            LABEL: "1",
-            ROLE_LABEL: "sandbox",
-            BACKEND_LABEL: self._backend_id,
-            SANDBOX_LABEL: sandbox_id,
-        }
         try:
             build_env = self._build_env(build)
             target, readiness = boot(
@@ -310,7 +293,7 @@ class SandboxManager:
                 settings,
                 user=build.user,
                 workdir=build.workdir,
-                labels=labels,
+                labels={LABEL: "1", ROLE_LABEL: "sandbox", **mine},
                 # envVars go to each command (`SandboxHandle.env`), not into the container's
                 # config, where `docker inspect` shows them: as on E2B, where the start command
                 # runs from the template's snapshot, it does not see them either
@@ -330,40 +313,10 @@ class SandboxManager:
             if not readiness.ready:
                 detail = f"\n{readiness.start_log}" if readiness.start_log else ""
                 raise CreateFailed(f"sandbox did not get ready: {readiness.error}{detail}")
-            started = now()
-            row = SandboxRow(
-                id=sandbox_id,
-                template_id=build.template_id,
-                build_id=build.id,
-                alias=alias,
-                container_id=target.container_id,
-                metadata=dict(metadata),
-                started_at=started,
-                end_at=started + timedelta(seconds=timeout),
-                cpu_count=build.cpu_count,
-                memory_mb=build.memory_mb,
-                user=build.user,
-                workdir=build.workdir,
-                state="running",
-            )
-            self._store.add_sandbox(row)  # StateDamaged, "database is locked", ...
-            with self._lock:
-                self._running[sandbox_id] = SandboxHandle(
-                    id=sandbox_id,
-                    container_id=target.container_id,
-                    user=build.user,
-                    workdir=build.workdir,
-                    home=_home(build.user),
-                    env=dict(env),
-                    build_env=build_env,
-                    access_token=new_access_token() if secure else None,
-                )
         except BaseException:
-            # whatever ends the create after the boot: no container runs on untracked, counted
-            # by no limit and removed by no reaper
             self._discard(mine)
             raise
-        return row
+        return target.container_id, build_env
 
     def _remove(self, labels: Mapping[str, str]) -> None:
         for container_id in self._engine.containers(labels):

@@ -7,7 +7,7 @@ envd shim, everything else to the REST control plane.
 The server locks its data folder (`datadir`) for its whole life: a second server for the same
 folder refuses to start, whatever its port, so its start-up never touches the first one's
 sandboxes. Once locked, it removes a `server.json` a killed server left, reconciles Docker with
-the state (`SandboxManager.reconcile`), writes its own `server.json` and serves; on the way out
+the state (`reconcile`), writes its own `server.json` and serves; on the way out
 it kills its sandboxes and cancels its builds. Other processes start, find and stop it through
 `boxsmith._internal.backend.control`.
 """
@@ -44,7 +44,8 @@ if TYPE_CHECKING:
     import uvicorn
 
     from boxsmith._internal.backend.api import ControlPlane
-    from boxsmith._internal.backend.sandboxes import Reconciled, SandboxManager
+    from boxsmith._internal.backend.reconcile import Reconciled
+    from boxsmith._internal.backend.sandboxes import SandboxManager
     from boxsmith._internal.docker.client import Engine
 
 # backend_id, data_dir and stop only until tests/conftest.py, tests/helpers.py,
@@ -172,6 +173,7 @@ def _assemble(
     from boxsmith._internal.backend.api import ControlPlane
     from boxsmith._internal.backend.build_uploads import UploadStore
     from boxsmith._internal.backend.envd.app import envd_app
+    from boxsmith._internal.backend.reconcile import reconcile
     from boxsmith._internal.backend.sandboxes import SandboxManager
     from boxsmith._internal.backend.state_file import STATE_FILE
     from boxsmith._internal.backend.store import Store
@@ -188,7 +190,7 @@ def _assemble(
             service.forget(sandbox_id)
 
     manager = SandboxManager(store, engine, own_id, on_killed=forget)
-    reconciled = manager.reconcile()
+    reconciled = reconcile(store, engine, own_id, manager.check_image)
     control = ControlPlane(
         store,
         engine,

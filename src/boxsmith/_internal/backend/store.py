@@ -6,7 +6,7 @@ method opens its own short transaction on a per-thread connection; WAL mode lets
 threads write logs while requests read them.
 
 Sandbox envVars are not kept: they hold users' secrets, and no sandbox outlives the backend
-(`SandboxManager.reconcile`). A state file of an older version that kept them in an `env`
+(`reconcile`). A state file of an older version that kept them in an `env`
 column has the column dropped and the freed pages zeroed when it is opened.
 
 A damaged file (`state_file`) raises `StateDamaged` from the first call that finds it so; from
