@@ -17,8 +17,9 @@ from typing import Any
 
 from invoke import Context, Exit, task
 
+from boxsmith._internal.cli.outcome import run_command
 from boxsmith.config import load_settings
-from boxsmith.errors import EXIT_INFRA, EXIT_INTERRUPTED, BoxsmithError
+from boxsmith.errors import EXIT_INFRA
 
 
 def _names(names: str) -> list[str]:
@@ -26,24 +27,8 @@ def _names(names: str) -> list[str]:
 
 
 def _run(step: Callable[[], int]) -> int:
-    """Run one command with the CLI's error handling; return its exit code."""
-    try:
-        return step()
-    except BoxsmithError as exc:
-        sys.stderr.write(exc.format() + "\n")
-        return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write(
-            "interrupted; local builds cancelled and containers removed (a build already sent"
-            " to a target runs on there, and the next publish waits for it)\n"
-        )
-        return EXIT_INTERRUPTED
-    except Exception as exc:  # a bug in boxsmith: the CLI's code for it, not invoke's 1
-        sys.stderr.write(
-            f"internal error: {type(exc).__name__}: {exc}\n"
-            "  fix: rerun the same stage with `boxsmith --debug` and report the traceback\n"
-        )
-        return EXIT_INFRA
+    """Run one command with the CLI's error handling (`cli.outcome`); return its exit code."""
+    return run_command(step, sys.stderr)
 
 
 def _finish(code: int) -> None:
@@ -119,14 +104,13 @@ def images(c: Context, refs: str = "") -> None:
     """Pull the base images the specs use, or make local stand-ins."""
     from boxsmith._internal.cli import images as command
 
-    settings = load_settings()
-    _finish(
-        _run(
-            lambda: command.run(
-                settings, _names(refs), out=sys.stdout, err=sys.stderr, mirrors=settings.mirrors
-            )
+    def step() -> int:  # settings inside: a bad [tool.boxsmith] is exit 2, as in the CLI
+        settings = load_settings()
+        return command.run(
+            settings, _names(refs), out=sys.stdout, err=sys.stderr, mirrors=settings.mirrors
         )
-    )
+
+    _finish(_run(step))
 
 
 @task(

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import jsonschema
 import pytest
 import yaml
 
+from boxsmith._internal.cli.outcome import run_command
 from boxsmith._internal.spec.schema import schema_json
+from boxsmith.errors import UsageError
 from tests.helpers import MINIMAL, cli, write_tree
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +56,44 @@ def test_argparse_errors_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
         main(["frobnicate"])
     assert info.value.code == 2
     assert "fix: see `boxsmith --help`" in capsys.readouterr().err
+
+
+def raising(exc: BaseException) -> Callable[[], int]:
+    """A command step that ends with `exc`."""
+
+    def step() -> int:
+        raise exc
+
+    return step
+
+
+def test_errors_map_to_exit_codes_and_texts_in_one_place() -> None:
+    cases: list[tuple[BaseException, int, str]] = [
+        (UsageError("bad flag", "use another"), 2, "error: bad flag\n  fix: use another\n"),
+        (KeyboardInterrupt(), 130, "interrupted; cleaned up (no partial files, local builds"),
+        (
+            PermissionError(13, "Permission denied", "/data/x"),
+            3,
+            "error: /data/x: Permission denied\n  fix: check that path's permissions",
+        ),
+        (OSError("no file named"), 3, "internal error: OSError: no file named\n"),
+        (
+            ValueError("boom"),
+            3,
+            "internal error: ValueError: boom\n"
+            "  fix: rerun with `boxsmith --debug` and report the traceback\n",
+        ),
+    ]
+    for exc, code, text in cases:
+        err = io.StringIO()
+        assert run_command(raising(exc), err) == code, exc
+        assert err.getvalue().startswith(text), err.getvalue()
+        assert "Traceback" not in err.getvalue()
+    err = io.StringIO()
+    assert run_command(raising(ValueError("boom")), err, debug=True) == 3
+    assert err.getvalue().startswith("Traceback (most recent call last):\n")
+    assert "internal error: ValueError: boom\n" in err.getvalue()
+    assert run_command(lambda: 1, io.StringIO()) == 1
 
 
 def test_pyproject_settings_and_unknown_keys(project: Path) -> None:

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from boxsmith._internal.cli.outcome import run_command
 from boxsmith._internal.lock import hold
 from boxsmith.config import load_settings
-from tests.helpers import MINIMAL, write_tree
+from tests.helpers import MINIMAL, cli, write_tree
+from tests.test_cli import raising
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,3 +68,32 @@ def test_tasks_take_the_project_lock_as_the_commands_do(project: Path) -> None:
     assert refused.returncode == 3, refused.stderr
     assert f"pid {os.getpid()} (test-holder)" in refused.stderr
     assert not (project / "generated").exists()
+
+
+def test_tasks_and_the_cli_refuse_the_same_option_values_alike(project: Path) -> None:
+    """The checks live in each command's run(), which the CLI and the tasks both call."""
+    write_tree(project, {"template_specs/app.yaml": MINIMAL.format(name="app")})
+    for task, command in (
+        (["build", "--jobs", "0"], ["build", "-j", "0"]),
+        (["publish", "--jobs", "0"], ["publish", "-j", "0"]),
+        (["release", "--build-jobs", "0"], ["release", "--build-jobs", "0"]),
+    ):
+        by_task = _invoke(project, *task)
+        by_cli = cli(project, *command)
+        assert by_task.returncode == by_cli.code == 2, (task, by_task.stderr, by_cli.err)
+        assert by_task.stderr == by_cli.err, task
+        assert "must be at least 1" in by_cli.err
+
+
+def test_tasks_map_errors_to_the_cli_texts(capsys: pytest.CaptureFixture[str]) -> None:
+    import tasks
+
+    for exc in (
+        KeyboardInterrupt(),
+        PermissionError(13, "Permission denied", "/data/x"),
+        ValueError("boom"),
+    ):
+        by_cli = io.StringIO()
+        code = run_command(raising(exc), by_cli)
+        assert tasks._run(raising(exc)) == code
+        assert capsys.readouterr().err == by_cli.getvalue()

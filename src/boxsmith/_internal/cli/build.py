@@ -9,19 +9,23 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from boxsmith._internal.build import record as buildrecord
-from boxsmith._internal.build.builder import BuildResult, build_templates, describe_failure
-from boxsmith._internal.build.rendered import BuildUnit, select_units
-from boxsmith._internal.docker.client import Engine
+from boxsmith._internal.cli.options import at_least_one
 from boxsmith._internal.lock import hold
 from boxsmith._internal.progress import Progress
-from boxsmith._internal.spec.catalog import inputs, load_catalog
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_INFRA, EXIT_OK
 
-__all__ = ["execute", "run", "select_units", "summary_table"]
+if TYPE_CHECKING:
+    from boxsmith._internal.build.builder import BuildResult
+    from boxsmith._internal.build.rendered import BuildUnit
+
+__all__ = ["execute", "report", "run", "summary_table"]
+
+# The builder, the engine client and the spec models load in the functions that use them: a
+# no-change `boxsmith build`, answered from the build record, is 0.3 s faster without them.
 
 
 def summary_table(results: Sequence[BuildResult], out: TextIO) -> None:
@@ -42,7 +46,21 @@ def run(
     as_json: bool = False,
 ) -> int:
     """Build the selected templates; exit 3 when any build fails (skips are not failures).
-    Holds the project lock (`boxsmith._internal.lock`)."""
+
+    Without `force`, a selection whose specs, rendered files and images are all as the last
+    good build recorded them is answered from that record (`build.record`), without the engine
+    or the lock. Otherwise the run holds the project lock (`boxsmith._internal.lock`).
+    """
+    at_least_one("--jobs", jobs, 2)
+    if not force:
+        code = buildrecord.answer(
+            settings, names, labels, allow_skip, out=out, err=err, as_json=as_json
+        )
+        if code is not None:
+            return code
+    from boxsmith._internal.build.rendered import select_units  # lazy: see the note above
+    from boxsmith._internal.spec.catalog import inputs, load_catalog
+
     with hold(settings, "build", err=err):
         units = select_units(settings, names, labels)
         results = execute(settings, units, err=err, jobs=jobs, force=force, allow_skip=allow_skip)
@@ -76,6 +94,9 @@ def execute(
     allow_skip: bool = False,
 ) -> list[BuildResult]:
     """Build `units` with progress on `err`; one result per unit."""
+    from boxsmith._internal.build.builder import build_templates  # lazy: see the note above
+    from boxsmith._internal.docker.client import Engine
+
     with (
         Engine(err=None, project=settings.project_id) as engine,
         Progress(err, "build") as progress,
@@ -95,6 +116,8 @@ def report(
     results: Sequence[BuildResult], *, out: TextIO, err: TextIO, as_json: bool = False
 ) -> int:
     """Print failures (stderr), the table or JSON (stdout) and the summary; the exit code."""
+    from boxsmith._internal.build.builder import describe_failure  # lazy: see the note above
+
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         err.write(describe_failure(r) + "\n")

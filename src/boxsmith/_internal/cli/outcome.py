@@ -1,0 +1,56 @@
+"""From a command's end to its exit code: the one place that maps errors to exit codes, shared by
+the CLI (`cli.app`) and the invoke tasks (`tasks.py`), so both print the same text for the same
+failure (README, "Exit codes")."""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from typing import TextIO
+
+from boxsmith.errors import EXIT_INFRA, EXIT_INTERRUPTED, BoxsmithError
+
+__all__ = ["run_command"]
+
+INTERRUPTED = (
+    "interrupted; cleaned up (no partial files, local builds cancelled, containers removed; a"
+    " build already sent to a target runs on there, and the next publish waits for it)"
+)
+
+
+def run_command(step: Callable[[], int], err: TextIO, *, debug: bool = False) -> int:
+    """Run `step` and return its exit code, or the code of the error it raised.
+
+    A `BoxsmithError` prints its own message and fix; Ctrl-C (or SIGTERM, which the CLI turns
+    into one) exits 130; a file the system refused exits 3 naming the file; anything else is a
+    bug in boxsmith: exit 3 with a one-line message, and the traceback too with `debug`.
+    """
+    try:
+        return step()
+    except BoxsmithError as exc:
+        err.write(exc.format() + "\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        err.write(INTERRUPTED + "\n")
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        if exc.filename is None:
+            return _internal_error(exc, err, debug)
+        err.write(  # a disk's answer, not a bug
+            f"error: {exc.filename}: {exc.strerror or exc}\n"
+            "  fix: check that path's permissions (`ls -ld`, `lsattr -d`), file system and "
+            "free space, then run again\n"
+        )
+        return EXIT_INFRA
+    except Exception as exc:  # a bug in boxsmith, not the user's mistake
+        return _internal_error(exc, err, debug)
+
+
+def _internal_error(exc: Exception, err: TextIO, debug: bool) -> int:
+    if debug:
+        traceback.print_exception(exc, file=err)
+    err.write(
+        f"internal error: {type(exc).__name__}: {exc}\n"
+        "  fix: rerun with `boxsmith --debug` and report the traceback\n"
+    )
+    return EXIT_INFRA
