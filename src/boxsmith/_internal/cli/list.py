@@ -8,6 +8,7 @@ import subprocess
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from boxsmith._internal.cli.options import at_least_one
 from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, UsageError
@@ -73,10 +74,10 @@ def run(
     """Print one row per template version recorded in generated/index.json (with
     `changed_since_ref`, only templates whose generated files differ from that git ref; with
     `shards`, the JSON also splits the names into at most that many balanced groups)."""
-    if shards is not None and (shards < 1 or not as_json):
-        raise UsageError(
-            "--shards needs --json and a number of at least 1", "use e.g. --json --shards 20"
-        )
+    if shards is not None:
+        at_least_one("--shards", shards, 20)
+        if not as_json:
+            raise UsageError("--shards needs --json", "use e.g. --json --shards 20")
     path = settings.generated_dir / INDEX_FILE
     index = load_index(path, settings.display(path))
     changed = changed_since(settings, changed_since_ref) if changed_since_ref else None

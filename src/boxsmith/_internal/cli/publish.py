@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
+from boxsmith._internal.cli.options import at_least_one
 from boxsmith._internal.lock import hold
 from boxsmith._internal.progress import table
 from boxsmith._internal.publish.publisher import (
@@ -47,8 +48,7 @@ def run(
     """Publish the selected templates to `target` (`local`, `e2b`, or a connected PublishTarget);
     `results`, when given, receives one result per version (drift: none). Holds the project
     lock (`boxsmith._internal.lock`)."""
-    if jobs < 1:
-        raise UsageError(f"--jobs must be at least 1, got {jobs}", "use e.g. -j 4")
+    at_least_one("--jobs", jobs, DEFAULT_JOBS)
     name = target.name if isinstance(target, PublishTarget) else target
     if name not in TARGETS:
         raise UsageError(f"unknown target {name!r}", f"use one of {', '.join(TARGETS)}")
