@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 import requests
 import requests.exceptions
 import urllib3
+import urllib3.exceptions
 
 from boxsmith._internal.docker.engine_errors import BuildFailed, EngineError
 
@@ -107,7 +108,12 @@ class BuildStreams:
     ) -> Iterator[dict[str, object]]:
         try:
             yield from api._stream_helper(response, decode=True)
-        except (requests.exceptions.RequestException, OSError, ValueError) as exc:
+        except (
+            requests.exceptions.RequestException,
+            urllib3.exceptions.HTTPError,  # a cut mid-chunk: ProtocolError, which requests leaves
+            OSError,
+            ValueError,
+        ) as exc:
             if response not in self._aborted:
                 raise
             raise BuildFailed(f"building {ref} was cancelled", "run it again") from exc

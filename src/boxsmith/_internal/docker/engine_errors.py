@@ -1,7 +1,8 @@
-"""The engine boundary's errors, and the one place docker's and requests' exceptions become them.
+"""The engine boundary's errors, and the one place foreign exceptions become them.
 
-`translated(action)` re-raises docker-py's and requests' exceptions as `EngineError` (or the class
-given), naming what was being done, chained with `from`. Every `Engine` call goes through it.
+`translated(action)` re-raises docker-py's, requests' and urllib3's exceptions as `EngineError` (or
+the class given), naming what was being done, chained with `from`. Every `Engine` call goes
+through it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import docker.errors
 import requests.exceptions
+import urllib3.exceptions
 
 from boxsmith.errors import BoxsmithError
 
@@ -25,7 +27,12 @@ __all__ = [
 ]
 
 HINT = "run `scripts/docker-up` (as root on Debian it installs and starts dockerd)"
-FOREIGN = (docker.errors.DockerException, requests.exceptions.RequestException)
+# urllib3's own errors reach us from streamed responses (a build's), which requests does not wrap.
+FOREIGN = (
+    docker.errors.DockerException,
+    requests.exceptions.RequestException,
+    urllib3.exceptions.HTTPError,
+)
 
 
 class EngineError(BoxsmithError):
@@ -71,7 +78,7 @@ def reason(exc: BaseException) -> str:
 
 @contextlib.contextmanager
 def translated(action: str, error: type[EngineError] = EngineError) -> Iterator[None]:
-    """Re-raise docker's and requests' exceptions as boxsmith's, naming what was being done."""
+    """Re-raise docker's, requests' and urllib3's exceptions as boxsmith's, naming the action."""
     try:
         yield
     except FOREIGN as exc:
