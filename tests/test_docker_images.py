@@ -11,11 +11,16 @@ import io
 import os
 import re
 import socket
-from collections.abc import Iterator
+import tarfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker.errors
 import pytest
+import requests
 
 from boxsmith._internal.build.base_images import (
     STAND_IN_LABEL,
@@ -24,7 +29,15 @@ from boxsmith._internal.build.base_images import (
     ensure_image,
 )
 from boxsmith._internal.cli import images as images_command
-from boxsmith._internal.docker.client import LABEL, MIN_API, Engine, EngineError, EngineUnavailable
+from boxsmith._internal.docker.build_stream import shutdown_of
+from boxsmith._internal.docker.client import (
+    LABEL,
+    MIN_API,
+    BuildFailed,
+    Engine,
+    EngineError,
+    EngineUnavailable,
+)
 from boxsmith.config import load_settings
 
 pytestmark = pytest.mark.docker
@@ -153,11 +166,13 @@ def test_stand_in_runs_a_command(
 
 
 def test_an_image_no_recipe_can_make_says_how_to_provide_it(engine: Engine) -> None:
+    # A python minor version made up for this run: never local, no registry has it.
+    ref = f"python:3.{uuid.uuid4().int % 10**8 + 10**8}-slim"
     with pytest.raises(ImageUnavailable) as info:
-        ensure_image(engine, "python:3.12-slim", pull_timeout=10)
+        ensure_image(engine, ref, pull_timeout=10)
     message = info.value.format()
     assert info.value.exit_code == 3
-    assert "python:3.12-slim" in message
+    assert ref in message
     assert "provides Python 3.11 only" in message
     assert "docker tag" in message
     assert "[tool.boxsmith.mirrors]" in message
@@ -186,4 +201,81 @@ def test_a_failing_command_still_removes_its_container(
 ) -> None:
     with pytest.raises(EngineError, match="no exit within 1s"):
         engine.run("debian:bookworm-slim", ["sleep", "30"], timeout=1)
-    assert engine.containers() == []
+    # This session's only: other runs may share the engine.
+    assert engine.containers(engine.session) == []
+
+
+def _until(what: str, condition: Callable[[], bool], limit: float = 60) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {limit:g}s: {what}"
+        time.sleep(0.5)
+
+
+def _context(dockerfile: str) -> io.BytesIO:
+    body = io.BytesIO()
+    with tarfile.open(fileobj=body, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile.encode())
+        tar.addfile(info, io.BytesIO(dockerfile.encode()))
+    body.seek(0)
+    return body
+
+
+def test_cancelling_a_build_stops_it_in_the_engine(
+    engine: Engine, built: dict[str, Ensured]
+) -> None:
+    """What Ctrl-C does to a running `boxsmith build` (`Engine.abort`): the build ends at once
+    with BuildFailed "cancelled", and the engine stops it (its step's container goes, no image)."""
+    token = uuid.uuid4().hex[:12]
+    ref = f"boxsmith-test/cancel:{token}"
+    dockerfile = f"FROM debian:bookworm-slim\nRUN echo cancel-{token} && sleep 600\n"
+    running = threading.Event()
+    outcome: list[BaseException] = []
+
+    def on_line(line: str) -> None:
+        if line.startswith(" ---> Running in "):
+            running.set()
+
+    def build() -> None:
+        try:
+            engine.build(
+                _context(dockerfile), ref, labels={}, dockerfile="Dockerfile", on_line=on_line
+            )
+        except BaseException as exc:
+            outcome.append(exc)
+
+    def step_containers() -> list[str]:
+        listed = engine.client.api.containers(all=True)
+        return [c["Id"] for c in listed if f"cancel-{token}" in c.get("Command", "")]
+
+    thread = threading.Thread(target=build, daemon=True)
+    thread.start()
+    try:
+        assert running.wait(120), "the RUN step never started"
+        _until("the step's container runs", lambda: bool(step_containers()))
+        engine.abort()
+        thread.join(60)  # the step sleeps 600 s: only the cancel ends the build this soon
+        assert not thread.is_alive(), "the build stream did not end"
+        (error,) = outcome
+        assert isinstance(error, BuildFailed)
+        assert error.message == f"building {ref} was cancelled"
+        _until("the engine removed the step's container", lambda: not step_containers())
+        assert engine.image(ref) is None
+    finally:
+        for container_id in step_containers():
+            engine.remove_container(container_id)
+        engine.remove_image(ref)
+
+
+def test_a_urllib3_without_the_cancel_hook_fails_loudly() -> None:
+    """The cancel needs the socket under a streamed response; a urllib3 that hides it is an
+    error when the build starts, not a Ctrl-C that silently cancels nothing."""
+
+    class Hidden:
+        connection = None
+
+    response = requests.Response()
+    response.raw = Hidden()
+    with pytest.raises(EngineError, match=r"cannot cancel builds with urllib3 .*is None"):
+        shutdown_of(response)

@@ -2,8 +2,8 @@
 
 Every run here is a real CLI process (`python -m boxsmith`), so that it can wait on another
 process's lock or be killed. The lock is held from this test process with
-`boxsmith._internal.lock.hold`,
-which makes "the other run holds it" a fact before the CLI starts, not a race. Tests that need
+`boxsmith._internal.lock.hold`, which makes "the other run holds it" a fact before the CLI starts,
+not a race. Tests that need
 Docker only touch containers and images they made: template names carry a per-test token, and
 containers are found by labels that carry it (or by the id the test got).
 """
