@@ -10,6 +10,9 @@ error, exit 1); a backend that stopped answering altogether (its process died, t
 went) is `BackendGone` (exit 3), not a check that "did not exit in time": when a command's
 connection drops and the sandbox cannot be reached, one request to the control plane tells the
 two apart.
+
+This module loads the e2b SDK (about a second): the sandbox runs import it when they start, so
+`smoke --local` never does.
 """
 
 from __future__ import annotations
@@ -17,6 +20,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from typing import Any
+
+import httpx
+from e2b import (
+    CommandExitException,
+    SandboxException,
+    SandboxNotRunningException,
+    TimeoutException,
+)
+from e2b.exceptions import SandboxUnreachableException
 
 from boxsmith._internal.smoke.protocol import CommandResult, TargetError, read_with_base64
 from boxsmith.errors import BoxsmithError
@@ -57,14 +69,6 @@ class SandboxTarget:
         timeout: float = 30.0,
     ) -> CommandResult:
         """Run `command` to its end or `timeout` (then `exit_code=None`)."""
-        from e2b import (
-            CommandExitException,
-            SandboxException,
-            SandboxNotRunningException,
-            TimeoutException,
-        )
-        from e2b.exceptions import SandboxUnreachableException
-
         start = time.monotonic()
         try:
             result = self._sandbox.commands.run(
@@ -91,8 +95,6 @@ class SandboxTarget:
         """The command's connection dropped and the sandbox did not answer a health probe: ask
         the control plane whether the backend itself is gone (BackendGone) or only the sandbox
         (TargetError)."""
-        import httpx
-
         try:
             self._sandbox.get_info()
         except httpx.TransportError as exc:  # connection refused, reset, timed out
