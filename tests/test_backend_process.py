@@ -30,8 +30,8 @@ from e2b.exceptions import InvalidArgumentException, SandboxNotRunningException
 from e2b.sandbox_sync.commands.command import Commands
 from packaging.version import Version
 
-from boxsmith._internal.backend.envd.process import ProcessService, guard_sandbox, process_app
-from boxsmith._internal.backend.runtime import SandboxGone, SandboxHandle
+from boxsmith._internal.backend.envd.process import ProcessService, process_app
+from boxsmith._internal.backend.runtime import SandboxGone, SandboxHandle, guard_sandbox
 
 pytestmark = pytest.mark.docker
 

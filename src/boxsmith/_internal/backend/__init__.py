@@ -1,9 +1,10 @@
 """The local E2B-compatible backend: the unchanged `e2b` SDK builds templates and boots sandboxes
 on Docker.
 
-One ASGI application on 127.0.0.1 serves both planes: the REST control plane (`api.py`: template
-builds v2, sandboxes) and the envd data plane (`envd_process.py`, `envd_files.py`,
-`envd_transfer.py`, `envd_shell.py`), routed by the `E2b-Sandbox-Id` header. A sandbox is a
-container (`sandboxes.py`); state lives in SQLite (`store.py`). See docs/architecture.md and
+One ASGI application on 127.0.0.1 (`server`) serves both planes: the REST control plane (`api`
+with `api_builds`, `api_templates`, `api_sandboxes`) and the envd data plane (`envd/`), routed
+by the `E2b-Sandbox-Id` header. Builds run in `builds`; a sandbox is a container (`sandboxes`);
+state lives in SQLite (`store`, `state_file`) inside the data folder (`datadir`). Other
+processes start, find and stop the backend through `control`. See docs/architecture.md and
 docs/backend.md.
 """

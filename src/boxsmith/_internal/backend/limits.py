@@ -15,10 +15,8 @@ Fixed bounds, E2B's where it has one (each refused with a 400 in E2B's error sha
 
 | what | bound |
 | --- | --- |
-| template name | `^[a-z0-9-_]+$`, at most 128 characters
-(`boxsmith._internal.publish.targets.name_error`) |
-| tag | `^[a-z0-9-_.]+$`, not a UUID, at most 128 characters
-(`boxsmith._internal.publish.targets.tag_error`) |
+| template name | `^[a-z0-9-_]+$`, at most 128 characters (`spec.names.name_error`) |
+| tag | `^[a-z0-9-_.]+$`, not a UUID, at most 128 characters (`spec.names.tag_error`) |
 | cpuCount of a build | 1 or an even number up to 32 |
 | memoryMB of a build | an even number from 128 to 65536 |
 | a JSON request body | 16 MB (413 past it, read no further) |

@@ -1,7 +1,7 @@
 """What the envd data plane needs from the rest of the backend: find a running sandbox, and
 let in only who holds its access token.
 
-`envd_process`, `envd_files` and `envd_transfer` only see this interface: a `Sandboxes` registry
+`envd.process`, `envd.files` and `envd.transfer` only see this interface: a `Sandboxes` registry
 that maps the `E2b-Sandbox-Id` header to a `SandboxHandle` (its container, defaults and access
 token), and the shared `Engine`. A sandbox that is unknown or no longer running raises
 `SandboxGone`, which the envd plane answers with 502 "... was not found" so the SDK raises its

@@ -1,6 +1,6 @@
 """envd's filesystem, served host-side on a sandbox's container: the `filesystem.Filesystem`
-Connect service (`filesystem_app`); the `/files` upload and download endpoint is
-`envd_transfer.py`, and both run their scripts through `envd_shell.Shell`.
+Connect service (`filesystem_app`); the `/files` upload and download endpoint is `transfer`,
+and both run their scripts through `shell.Shell`.
 
 Like envd, every operation acts as root and gives what it creates to the requesting user
 (`Authorization: Basic base64("user:")` on RPCs, `?username=` on `/files`, else the sandbox's

@@ -1,7 +1,7 @@
 """How the envd services act on a sandbox's container: `Shell` runs small POSIX scripts there
 as root (one `docker exec` each, off the event loop, output NUL-separated) and moves archives
 in and out; docker's errors become Connect errors (a vanished container is a gone sandbox).
-Shared by the filesystem RPCs (`envd_files.py`) and the `/files` endpoint (`envd_transfer.py`).
+Shared by the filesystem RPCs (`files`) and the `/files` endpoint (`transfer`).
 """
 
 from __future__ import annotations
