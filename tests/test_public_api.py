@@ -1,8 +1,16 @@
-"""The public surface is small and deliberate: adding or removing a name is a visible change."""
+"""The public surface is small and deliberate: adding or removing a name is a visible change.
+
+It is `boxsmith.__all__` and `boxsmith.sandbox.__all__`; everything under `boxsmith._internal` and
+every `_`-prefixed module may change without notice.
+"""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import boxsmith
+import boxsmith.sandbox
 
 
 def test_public_api_does_not_drift() -> None:
@@ -13,6 +21,28 @@ def test_public_api_does_not_drift() -> None:
     ]  # fmt: skip
     for name in boxsmith.__all__:
         assert hasattr(boxsmith, name)
+
+
+def test_sandbox_api_does_not_drift() -> None:
+    assert sorted(boxsmith.sandbox.__all__) == [
+        "CodeResult", "DEFAULT_TEMPLATE", "EXIT_TIMED_OUT", "LANGUAGES", "RetryPolicy",
+        "SandboxError", "SandboxSession", "SandboxSessionSync", "TEMPLATE_ENV", "is_transient",
+        "with_retries",
+    ]  # fmt: skip
+
+
+def test_every_public_name_imports_in_a_fresh_interpreter() -> None:
+    """`from boxsmith import name` for each name of both lists, in a new process: the lazy table
+    of `boxsmith` must point at modules that define the names, not at what earlier tests
+    imported."""
+    code = "\n".join(
+        f"from {module.__name__} import {', '.join(module.__all__)}"
+        for module in (boxsmith, boxsmith.sandbox)
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert run.returncode == 0, run.stderr
 
 
 def test_exit_codes_are_the_documented_scheme() -> None:
