@@ -162,6 +162,13 @@ def build_context(request: BuildRequest, uploads: UploadStore, dockerfile: str) 
     return out
 
 
+def _check_uploads(request: BuildRequest, uploads: UploadStore) -> None:
+    """StepFailed for the first COPY step whose files were never uploaded."""
+    for number, step in enumerate(request.steps, 1):
+        if step.type == "COPY" and not uploads.has(str(step.files_hash)):
+            raise _missing(number, step)
+
+
 def _missing(number: int, step: BuildStep) -> StepFailed:
     return StepFailed(
         f"step {number} ({step.title()}) failed: its files ({step.files_hash}) were never "
@@ -293,9 +300,7 @@ def run_build(
     base = request.from_image or template_image
     if base is None:
         raise StepFailed(f"base ({title}) failed: that template has no image", BASE)
-    for number, step in enumerate(request.steps, 1):
-        if step.type == "COPY" and not uploads.has(str(step.files_hash)):
-            raise _missing(number, step)
+    _check_uploads(request, uploads)
     parity = _parity(
         engine,
         base,
