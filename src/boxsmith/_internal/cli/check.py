@@ -46,18 +46,10 @@ def run(
     """Compare generated/ with a fresh in-memory render; print diffs and annotations."""
     prefix = settings.display(settings.generated_dir) + "/"
     whole = not names and not labels
-    if whole and not as_json:
-        previous = stamp.load(settings)
-        if stamp.matches(settings, previous):
-            assert previous is not None
-            if in_github_actions():
-                write_step_summary("### boxsmith check\n\ngenerated/ matches template_specs/.")
-            err.write(
-                f"ok: {prefix} matches the specs ({previous.get('templates')} template(s), "
-                f"{previous.get('files')} file(s); nothing changed since the last check)\n"
-            )
-            return EXIT_OK
+    if whole and not as_json and _unchanged(settings, prefix, err):
+        return EXIT_OK
 
+    # lazy: the spec models and Jinja (~0.3 s) load only when the stamp cannot answer
     from boxsmith._internal.cli.render import report_json, unified_diff
     from boxsmith._internal.render.pipeline import check_project
     from boxsmith._internal.spec.catalog import inputs
@@ -82,49 +74,9 @@ def run(
         for change in drift:
             out.write(unified_diff(change, prefix))
     if in_github_actions():
-        stream = err if as_json else out
-        for change in drift:
-            line = _first_changed_line(change) if change.action is Action.UPDATE else 1
-            stream.write(
-                annotation(
-                    "error",
-                    f"{prefix}{change.rel} {_describe(change)}"
-                    + (
-                        ""
-                        if change.action is Action.FOREIGN
-                        else "; run `boxsmith render` and commit the result"
-                    ),
-                    file=f"{prefix}{change.rel}",
-                    line=line,
-                    title="boxsmith check: generated output drift",
-                )
-                + "\n"
-            )
-        rows = "\n".join(f"| `{prefix}{c.rel}` | {c.action.value} |" for c in drift)
-        write_step_summary(
-            "### boxsmith check\n\n"
-            + (
-                f"{len(drift)} generated file(s) out of date:\n\n"
-                f"| file | needed |\n|---|---|\n{rows}"
-                if drift
-                else "generated/ matches template_specs/."
-            )
-        )
-    for folder, problem in report.tampered:
-        err.write(
-            f"error: {folder}: {problem}\n  fix: a published version is immutable: restore it "
-            f"from git (`git checkout -- {folder}`)\n"
-        )
-    for change in drift:
-        if change.hand_edit or change.action is Action.FOREIGN:
-            err.write(f"{prefix}{change.rel} {_describe(change)}\n")
-    if drift:
-        err.write(
-            f"drift: {len(drift)} file(s) in {prefix} do not match the specs; "
-            "run `boxsmith render` and commit the result\n"
-        )
-        return EXIT_FINDINGS
-    if report.tampered:
+        _github(drift, prefix, stream=err if as_json else out)
+    _explain(drift, report.tampered, prefix, err)
+    if drift or report.tampered:
         return EXIT_FINDINGS
     if whole:
         stamp.save(
@@ -137,3 +89,68 @@ def run(
         f"({len(report.generation.rendered)} template(s), {len(report.changes)} file(s))\n"
     )
     return EXIT_OK
+
+
+def _unchanged(settings: Settings, prefix: str, err: TextIO) -> bool:
+    """True, after saying so, when the stamp of the last good check still holds."""
+    previous = stamp.load(settings)
+    if not stamp.matches(settings, previous):
+        return False
+    assert previous is not None
+    if in_github_actions():
+        write_step_summary("### boxsmith check\n\ngenerated/ matches template_specs/.")
+    err.write(
+        f"ok: {prefix} matches the specs ({previous.get('templates')} template(s), "
+        f"{previous.get('files')} file(s); nothing changed since the last check)\n"
+    )
+    return True
+
+
+def _github(drift: Sequence[Change], prefix: str, stream: TextIO) -> None:
+    """An error annotation per drifted file on `stream`, and the job summary."""
+    for change in drift:
+        line = _first_changed_line(change) if change.action is Action.UPDATE else 1
+        fix = (
+            ""
+            if change.action is Action.FOREIGN
+            else "; run `boxsmith render` and commit the result"
+        )
+        stream.write(
+            annotation(
+                "error",
+                f"{prefix}{change.rel} {_describe(change)}{fix}",
+                file=f"{prefix}{change.rel}",
+                line=line,
+                title="boxsmith check: generated output drift",
+            )
+            + "\n"
+        )
+    rows = "\n".join(f"| `{prefix}{c.rel}` | {c.action.value} |" for c in drift)
+    write_step_summary(
+        "### boxsmith check\n\n"
+        + (
+            f"{len(drift)} generated file(s) out of date:\n\n| file | needed |\n|---|---|\n{rows}"
+            if drift
+            else "generated/ matches template_specs/."
+        )
+    )
+
+
+def _explain(
+    drift: Sequence[Change], tampered: Sequence[tuple[str, str]], prefix: str, err: TextIO
+) -> None:
+    """What a person has to do: restore edited published versions, remove foreign files,
+    render and commit."""
+    for folder, problem in tampered:
+        err.write(
+            f"error: {folder}: {problem}\n  fix: a published version is immutable: restore it "
+            f"from git (`git checkout -- {folder}`)\n"
+        )
+    for change in drift:
+        if change.hand_edit or change.action is Action.FOREIGN:
+            err.write(f"{prefix}{change.rel} {_describe(change)}\n")
+    if drift:
+        err.write(
+            f"drift: {len(drift)} file(s) in {prefix} do not match the specs; "
+            "run `boxsmith render` and commit the result\n"
+        )

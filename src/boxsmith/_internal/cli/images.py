@@ -13,7 +13,7 @@ from boxsmith.errors import EXIT_INFRA, EXIT_OK, BoxsmithError
 
 
 def _spec_base_images(settings: Settings) -> list[str]:
-    from boxsmith._internal.spec.catalog import load_catalog
+    from boxsmith._internal.spec.catalog import load_catalog  # lazy: ~0.25 s, not for named images
 
     return sorted({t.spec.base_image for t in load_catalog(settings).templates})
 
@@ -68,15 +68,20 @@ def run(
     else:
         for r in results:
             out.write(f"{r.action:<9} {r.ref:<28} {r.size / 1e6:7.1f} MB  {r.detail}\n")
+    err.write(_summary(results, failures))
+    return EXIT_INFRA if failures else EXIT_OK
+
+
+def _summary(results: Sequence[Ensured], failures: Sequence[BoxsmithError]) -> str:
+    """`N image(s): 1 pulled, 2 present`, nothing to do or how many are missing."""
     changed = [r for r in results if r.action != "present"]
-    summary = ", ".join(
+    counts = ", ".join(
         f"{sum(r.action == a for r in results)} {a}"
         for a in ("built", "pulled", "mirrored", "present")
         if any(r.action == a for r in results)
     )
-    err.write(
-        f"{len(results)} image(s): {summary or 'none'}"
+    return (
+        f"{len(results)} image(s): {counts or 'none'}"
         f"{'' if changed or failures else '; nothing to do'}"
         f"{f'; {len(failures)} missing' if failures else ''}\n"
     )
-    return EXIT_INFRA if failures else EXIT_OK

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from boxsmith._internal.cli.options import at_least_one
-from boxsmith._internal.render.index import INDEX_FILE, load_index
+from boxsmith._internal.render.index import INDEX_FILE, Index, load_index
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, UsageError
 
@@ -81,6 +81,27 @@ def run(
     path = settings.generated_dir / INDEX_FILE
     index = load_index(path, settings.display(path))
     changed = changed_since(settings, changed_since_ref) if changed_since_ref else None
+    rows = _rows(index, names, changed)
+    if as_json:
+        names_found = sorted({r["name"] for r in rows})
+        data: dict[str, Any] = {"templates": rows, "names": names_found}
+        if shards is not None:
+            data["shards"] = split(names_found, shards)
+        json.dump(data, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    if not rows and changed is not None:
+        err.write(f"no template changed since {changed_since_ref}\n")
+        return EXIT_OK
+    if not rows:
+        err.write(f"no templates in {settings.display(path)}; run `boxsmith render` first\n")
+        return EXIT_OK
+    _table(rows, out)
+    return EXIT_OK
+
+
+def _rows(index: Index, names: Sequence[str], changed: set[str] | None) -> list[dict[str, Any]]:
+    """One row per recorded version of a template that `names` selects (and in `changed`)."""
     rows: list[dict[str, Any]] = []
     for name, versions in index.templates.items():
         if names and not any(fnmatch.fnmatchcase(name, pattern) for pattern in names):
@@ -99,20 +120,11 @@ def run(
                     "publishes": [p.model_dump(mode="json") for p in entry.publishes],
                 }
             )
-    if as_json:
-        names_found = sorted({r["name"] for r in rows})
-        data: dict[str, Any] = {"templates": rows, "names": names_found}
-        if shards is not None:
-            data["shards"] = split(names_found, shards)
-        json.dump(data, out, indent=2)
-        out.write("\n")
-        return EXIT_OK
-    if not rows and changed is not None:
-        err.write(f"no template changed since {changed_since_ref}\n")
-        return EXIT_OK
-    if not rows:
-        err.write(f"no templates in {settings.display(path)}; run `boxsmith render` first\n")
-        return EXIT_OK
+    return rows
+
+
+def _table(rows: Sequence[dict[str, Any]], out: TextIO) -> None:
+    """NAME, VERSION, STATUS and SPEC columns, each as wide as its longest cell."""
     widths = [
         max(
             len(str(r[k]))
@@ -128,4 +140,3 @@ def run(
         out.write(
             "  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip() + "\n"
         )
-    return EXIT_OK
