@@ -57,7 +57,7 @@ def test_tasks_exit_with_boxsmith_codes(project: Path) -> None:
 
     usage = _invoke(project, "release", "--jobs", "0")
     assert usage.returncode == 2
-    assert "--jobs and --build-jobs must be at least 1" in usage.stderr
+    assert "--jobs must be at least 1, got 0" in usage.stderr
 
 
 def test_tasks_take_the_project_lock_as_the_commands_do(project: Path) -> None:

@@ -3,7 +3,7 @@
 Render, check, lint, build on the local engine, publish to the bundled E2B-compatible backend
 (started when it is not running), boot a sandbox of each published version, run its smoke
 checks and move `stable` to it: only the templates that changed since the last run
-(`commands/release.py`). A template that cannot build on this machine (a base image nobody can
+(`cli/release.py`). A template that cannot build on this machine (a base image nobody can
 provide, a build host that does not answer) is reported as skipped with the reason, never as
 passed. The exit code is the first failing stage's (README, "Exit codes").
 """

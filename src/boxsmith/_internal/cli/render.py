@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from boxsmith._internal.lock import hold
+from boxsmith._internal.render import stamp
 from boxsmith._internal.render.outputs import Action, Change
 from boxsmith._internal.render.pipeline import RenderReport, render_project
+from boxsmith._internal.spec.catalog import inputs
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK
 
@@ -92,9 +94,6 @@ def run(
         # published version remains, which render leaves for a person to deal with
         left = report.tampered or report.counts.get(Action.FOREIGN.value)
         if not dry_run and not names and not labels and not left:
-            from boxsmith._internal.render import stamp
-            from boxsmith._internal.spec.catalog import inputs
-
             stamp.save(
                 settings,
                 inputs(report.generation.catalog),
