@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -114,15 +115,38 @@ def _docker_state() -> tuple[list[Any], list[Any]]:
     """(containers labelled dev.boxsmith=1, images); nothing without an engine."""
     import docker
     import docker.errors
+    import requests
 
+    if not _engine_socket_answers():
+        return [], []
     try:
-        client = docker.from_env()
+        client = docker.from_env(version="1.41")  # no version request: the engine may be absent
+    except docker.errors.DockerException:
+        return [], []
+    try:
         containers = client.containers.list(
             all=True, filters={"label": "dev.boxsmith=1"}, ignore_removed=True
         )
         return containers, client.images.list()
-    except docker.errors.DockerException:
+    except (docker.errors.DockerException, requests.RequestException):
         return [], []
+    finally:
+        client.close()  # also without an engine, so no socket is left for a ResourceWarning
+
+
+def _engine_socket_answers() -> bool:
+    """Whether the engine's unix socket takes a connection. Asked first because the docker
+    SDK leaves its socket open when that connect fails, which `-W error` turns into an error
+    of whichever test runs next."""
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    if not host.startswith("unix://"):
+        return True  # a TCP engine: the SDK's own errors say it
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(host.removeprefix("unix://"))
+        except OSError:
+            return False
+    return True
 
 
 def _created(image: Any) -> float:
