@@ -39,7 +39,7 @@ from boxsmith.errors import EXIT_OK, BoxsmithError
 
 if TYPE_CHECKING:
     from boxsmith._internal.build.builder import BuildResult
-    from boxsmith._internal.publish.publisher import PublishResult
+    from boxsmith._internal.publish.plan import PublishResult
 
 __all__ = ["Command", "Commands", "release_templates"]
 
