@@ -15,189 +15,44 @@ What they promise:
   results, not exceptions. Failures of the SDK become `SandboxError` (exit code 3), chained.
 - Every call logs one line on the `boxsmith.sandbox` logger: operation, sandbox id, duration and
   outcome (INFO; WARNING for a retried create attempt or a failed kill).
+
+The results live in `_results`, the retry loop in `_retry`, logging and error translation in
+`_calls`, the kill in `_teardown`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 import os
-import random
 import shlex
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Self
 
-import httpx
 from e2b import (
     AsyncSandbox,
     AuthenticationException,
     CommandExitException,
     NotFoundException,
-    SandboxException,
-    ServiceBusyException,
     TimeoutException,
 )
 from e2b.sandbox.filesystem.filesystem import WriteEntry
 
 from boxsmith._internal.retry import RetryPolicy, is_transient
-from boxsmith.errors import BoxsmithError
+from boxsmith.sandbox._calls import SDK_ERRORS, logged, translated
+from boxsmith.sandbox._results import EXIT_NOT_FOUND, EXIT_TIMED_OUT, CodeResult, SandboxError
+from boxsmith.sandbox._retry import DEFAULT_RETRY, with_retries
+from boxsmith.sandbox._teardown import kill, wait_through_cancel
 
-__all__ = [
-    "DEFAULT_TEMPLATE",
-    "EXIT_TIMED_OUT",
-    "LANGUAGES",
-    "TEMPLATE_ENV",
-    "CodeResult",
-    "RetryPolicy",
-    "SandboxError",
-    "SandboxSession",
-    "is_transient",
-    "with_retries",
-]
-
-T = TypeVar("T")
-_LOG = logging.getLogger("boxsmith.sandbox")
+__all__ = ["DEFAULT_TEMPLATE", "DRAIN_TIMEOUT", "LANGUAGES", "TEMPLATE_ENV", "SandboxSession"]
 
 TEMPLATE_ENV = "BOXSMITH_SANDBOX_TEMPLATE"
 DEFAULT_TEMPLATE = "base"  # the SDK's own default template
 LANGUAGES = {"python": ("python3", ".py"), "javascript": ("node", ".js"), "bash": ("bash", ".sh")}
-EXIT_TIMED_OUT = 124  # as coreutils `timeout`
-_EXIT_NOT_FOUND = 127  # as the shell for a missing command
-_KILL_TIMEOUT = 30.0
 DRAIN_TIMEOUT = 90.0  # a cancelled create (60 s request timeout) and its kill
 _SETTLE_S = 0.1  # after the kill: see SandboxSession.close
-# what the SDK raises besides its own classes: httpx for the API, builtins from the envd transport
-_SDK_ERRORS = (
-    SandboxException,
-    AuthenticationException,
-    ServiceBusyException,
-    httpx.HTTPError,
-    OSError,
-)
-
-
-class SandboxError(BoxsmithError):
-    """A sandbox could not be created or an operation on it failed (exit 3); chains the cause."""
-
-
-@dataclass(frozen=True, slots=True)
-class CodeResult:
-    """What one `run_code` call did.
-
-    Attributes:
-        stdout: everything the code printed to stdout (up to the timeout).
-        stderr: everything it printed to stderr.
-        exit_code: the process's exit code; `EXIT_TIMED_OUT` (124) when it ran out of time, 127
-            when the interpreter is missing.
-        error: None on exit code 0, else what went wrong in one line.
-        seconds: wall time of the call, writing the code file included.
-    """
-
-    stdout: str
-    stderr: str
-    exit_code: int
-    error: str | None
-    seconds: float
-
-    @property
-    def ok(self) -> bool:
-        """True when the code exited with 0."""
-        return self.exit_code == 0
-
-
-_DEFAULT_RETRY = RetryPolicy()
-
-
-async def with_retries(
-    call: Callable[[], Awaitable[T]],
-    policy: RetryPolicy = _DEFAULT_RETRY,
-    *,
-    what: str = "call",
-    sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    rand: Callable[[], float] = random.random,
-) -> T:
-    """Await `call()` until it succeeds, retrying transient failures as `policy` says.
-
-    The last failure, or the first one that is not transient, is raised unchanged.
-    """
-    for attempt in range(1, policy.attempts + 1):
-        try:
-            return await call()
-        except Exception as exc:
-            if attempt == policy.attempts or not is_transient(exc):
-                raise
-            wait = policy.delay(attempt - 1, rand)
-            _LOG.warning(
-                "%s attempt %d/%d failed (%s: %s); retrying in %.2fs",
-                what, attempt, policy.attempts, type(exc).__name__, exc, wait,
-            )  # fmt: skip
-            await sleep(wait)
-    raise AssertionError("unreachable")  # pragma: no cover
-
-
-class _Call:
-    """One logged operation; the caller fills in the sandbox id and the outcome."""
-
-    def __init__(self, op: str, sandbox_id: str | None) -> None:
-        self.op, self.sandbox_id = op, sandbox_id or "-"
-        self.outcome, self.level = "ok", logging.INFO
-        self.started = time.monotonic()
-
-
-@contextlib.contextmanager
-def _logged(op: str, sandbox_id: str | None = None) -> Iterator[_Call]:
-    call = _Call(op, sandbox_id)
-    try:
-        yield call
-    except asyncio.CancelledError:
-        call.outcome = "cancelled"
-        raise
-    except BaseException as exc:
-        call.outcome = f"failed: {type(exc).__name__}"
-        raise
-    finally:
-        took = time.monotonic() - call.started
-        _LOG.log(call.level, "%s sandbox=%s %.3fs %s", call.op, call.sandbox_id, took, call.outcome)
-
-
-@contextlib.contextmanager
-def _translated(what: str) -> Iterator[None]:
-    """The one place an SDK failure of an operation becomes a `SandboxError`."""
-    try:
-        yield
-    except _SDK_ERRORS as exc:
-        raise SandboxError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
-
-
-async def _wait_through_cancel(task: asyncio.Future[Any]) -> bool:
-    """Wait until `task` is done even if we are cancelled meanwhile; return whether we were.
-
-    Used where giving up half way would leak a sandbox: a create in flight and a kill.
-    Each is bounded by the SDK's request timeout.
-    """
-    cancelled = False
-    while not task.done():
-        try:
-            await asyncio.wait([task])
-        except asyncio.CancelledError:
-            cancelled = True
-    return cancelled
-
-
-async def _kill(sandbox: AsyncSandbox) -> None:
-    with _logged("kill", sandbox.sandbox_id) as call:
-        try:
-            killed = await sandbox.kill(request_timeout=_KILL_TIMEOUT)
-        # never raised: the block's own exception must win, and the sandbox's timeout ends it
-        except Exception as exc:
-            call.level, call.outcome = logging.WARNING, f"failed: {type(exc).__name__}: {exc}"
-        else:
-            call.outcome = "ok" if killed else "already gone"
 
 
 class SandboxSession:
@@ -236,7 +91,7 @@ class SandboxSession:
         api_key: str | None = None,
         api_url: str | None = None,
         sandbox_url: str | None = None,
-        retry: RetryPolicy = _DEFAULT_RETRY,
+        retry: RetryPolicy = DEFAULT_RETRY,
         env: Mapping[str, str] | None = None,
     ) -> None:
         environ = os.environ if env is None else env
@@ -272,12 +127,12 @@ class SandboxSession:
         if self._sandbox is not None:
             raise RuntimeError("the sandbox session is already open")
         key = uuid.uuid4().hex  # one per session: every retry asks for the same sandbox
-        with _logged(f"create template={self.template}") as call:
+        with logged(f"create template={self.template}") as call:
             try:
                 sandbox = await with_retries(
                     lambda: self._create_once(key), self.retry, what=f"create {self.template}"
                 )
-            except _SDK_ERRORS as exc:
+            except SDK_ERRORS as exc:
                 raise self._create_error(exc) from exc
             call.sandbox_id = sandbox.sandbox_id
         self._sandbox, self.sandbox_id = sandbox, sandbox.sandbox_id
@@ -294,10 +149,10 @@ class SandboxSession:
                 **self._api,
             )
         )
-        if await _wait_through_cancel(task):
+        if await wait_through_cancel(task):
             # cancelled while the request was in flight: whatever it made must not outlive us
             if not task.cancelled() and task.exception() is None:
-                await _wait_through_cancel(asyncio.ensure_future(_kill(task.result())))
+                await wait_through_cancel(asyncio.ensure_future(kill(task.result())))
             raise asyncio.CancelledError
         return task.result()
 
@@ -322,7 +177,7 @@ class SandboxSession:
         sandbox, self._sandbox = self._sandbox, None
         if sandbox is None:
             return
-        if await _wait_through_cancel(asyncio.ensure_future(_kill(sandbox))):
+        if await wait_through_cancel(asyncio.ensure_future(kill(sandbox))):
             raise asyncio.CancelledError
         # The SDK's HTTP client (pyqwest) finishes a response on its own Rust thread and reports
         # back to this loop a moment after the call returned. If the interpreter is already
@@ -340,8 +195,8 @@ class SandboxSession:
         sandbox = self.sandbox
         entries = [WriteEntry(path=path, data=data) for path, data in files.items()]
         with (
-            _logged(f"write_files count={len(entries)}", sandbox.sandbox_id),
-            _translated("write_files"),
+            logged(f"write_files count={len(entries)}", sandbox.sandbox_id),
+            translated("write_files"),
         ):
             infos = await sandbox.files.write_files(entries)
         return [info.path for info in infos]
@@ -377,35 +232,17 @@ class SandboxSession:
         missing = f"boxsmith: {interpreter}: interpreter not found"
         command = (
             f"command -v {interpreter} >/dev/null 2>&1 || "
-            f"{{ echo {shlex.quote(missing)} >&2; exit {_EXIT_NOT_FOUND}; }}; {interpreter} {path}"
+            f"{{ echo {shlex.quote(missing)} >&2; exit {EXIT_NOT_FOUND}; }}; {interpreter} {path}"
         )
-        stdout: list[str] = []
-        stderr: list[str] = []
-        with _logged(f"run_code {language}", sandbox.sandbox_id) as call:
-            with _translated(f"run_code {language}"):
+        with logged(f"run_code {language}", sandbox.sandbox_id) as call:
+            with translated(f"run_code {language}"):
                 await sandbox.files.write(path, code)
-            try:
-                run = await sandbox.commands.run(
-                    command,
-                    timeout=timeout,
-                    cwd=cwd,
-                    envs=dict(envs) if envs else None,
-                    on_stdout=stdout.append,
-                    on_stderr=stderr.append,
-                )
-                exit_code, out, err = run.exit_code, run.stdout, run.stderr
-            except CommandExitException as exc:
-                exit_code, out, err = exc.exit_code, exc.stdout, exc.stderr
-            except TimeoutException as exc:  # E2B ends a stream past its deadline this way
-                elapsed = time.monotonic() - call.started
-                if not timeout or elapsed < timeout:
-                    raise SandboxError(f"run_code {language} failed: {exc}") from exc
-                exit_code, out, err = EXIT_TIMED_OUT, "".join(stdout), "".join(stderr)
-            except _SDK_ERRORS as exc:
-                raise SandboxError(f"run_code {language} failed: {exc}") from exc
+            exit_code, out, err = await self._command(
+                command, language, call.started, timeout=timeout, cwd=cwd, envs=envs
+            )
             seconds = time.monotonic() - call.started
             error = None
-            if exit_code == _EXIT_NOT_FOUND and err.strip() == missing:
+            if exit_code == EXIT_NOT_FOUND and err.strip() == missing:
                 error = f"{interpreter} is not installed in this sandbox (template {self.template})"
             elif exit_code != 0 and timeout and seconds >= timeout:
                 exit_code, error = EXIT_TIMED_OUT, f"timed out after {timeout:g}s"
@@ -414,12 +251,44 @@ class SandboxSession:
             call.outcome = f"exit={exit_code}" + (f" ({error})" if error else "")
         return CodeResult(out, err, exit_code, error, seconds)
 
+    async def _command(
+        self,
+        command: str,
+        language: str,
+        started: float,
+        *,
+        timeout: float | None,
+        cwd: str | None,
+        envs: Mapping[str, str] | None,
+    ) -> tuple[int, str, str]:
+        """Run `command` to its end: (exit code, stdout, stderr); past `timeout`, exit code 124."""
+        stdout: list[str] = []
+        stderr: list[str] = []
+        try:
+            run = await self.sandbox.commands.run(
+                command,
+                timeout=timeout,
+                cwd=cwd,
+                envs=dict(envs) if envs else None,
+                on_stdout=stdout.append,
+                on_stderr=stderr.append,
+            )
+        except CommandExitException as exc:
+            return exc.exit_code, exc.stdout, exc.stderr
+        except TimeoutException as exc:  # E2B ends a stream past its deadline this way
+            if not timeout or time.monotonic() - started < timeout:
+                raise SandboxError(f"run_code {language} failed: {exc}") from exc
+            return EXIT_TIMED_OUT, "".join(stdout), "".join(stderr)
+        except SDK_ERRORS as exc:
+            raise SandboxError(f"run_code {language} failed: {exc}") from exc
+        return run.exit_code, run.stdout, run.stderr
+
     async def upload(self, local_path: str | os.PathLike[str], remote_path: str) -> str:
         """Copy a local file into the sandbox (streamed); return the absolute remote path."""
         sandbox = self.sandbox
         with (
-            _logged(f"upload {remote_path}", sandbox.sandbox_id),
-            _translated(f"upload to {remote_path}"),
+            logged(f"upload {remote_path}", sandbox.sandbox_id),
+            translated(f"upload to {remote_path}"),
             Path(local_path).open("rb") as stream,
         ):
             info = await sandbox.files.write(remote_path, stream)
@@ -429,8 +298,8 @@ class SandboxSession:
         """Copy a sandbox file to `local_path` atomically (temp file + rename); return the path."""
         sandbox = self.sandbox
         with (
-            _logged(f"download {remote_path}", sandbox.sandbox_id),
-            _translated(f"download of {remote_path}"),
+            logged(f"download {remote_path}", sandbox.sandbox_id),
+            translated(f"download of {remote_path}"),
         ):
             data = await sandbox.files.read(remote_path, format="bytes")
         target = Path(local_path)

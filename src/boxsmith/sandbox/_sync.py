@@ -13,7 +13,8 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from boxsmith.sandbox._session import DRAIN_TIMEOUT, CodeResult, SandboxSession
+from boxsmith.sandbox._results import CodeResult
+from boxsmith.sandbox._session import DRAIN_TIMEOUT, SandboxSession
 
 __all__ = ["SandboxSessionSync"]
 
