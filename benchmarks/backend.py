@@ -53,7 +53,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib.metadata import version
@@ -66,7 +66,9 @@ from common import (
     Conditions,
     Figure,
     SetupError,
+    Target,
     Watch,
+    at_least,
     children,
     free_port,
     main_of,
@@ -85,10 +87,8 @@ RUN_WARMUP = 3  # (b): untimed commands per side before the timed ones
 START_TIMEOUT_S = 60  # the backend answering /health
 BUILD_TIMEOUT_S = 600
 CALL_TIMEOUT_S = 60  # every SDK request and command
-# Labels boxsmith puts on what the backend makes
-# (boxsmith._internal.backend.sandboxes.BACKEND_LABEL,
-# boxsmith._internal.build.builder.PARITY_OF_LABEL); the benchmark's own baseline containers carry
-# RUN_LABEL.
+# Labels boxsmith puts on what the backend makes (its sandboxes' and images' backend id, and
+# the parity base's base image); the benchmark's own baseline containers carry RUN_LABEL.
 BACKEND_LABEL = "dev.boxsmith.backend"
 PARITY_OF_LABEL = "dev.boxsmith.parity-of"
 RUN_LABEL = "dev.boxsmith.bench-run"
@@ -511,7 +511,7 @@ def measure(bench: Bench) -> Results:
 # ---------------------------------------------------------------------------------- reporting
 
 
-def targets(res: Results) -> list[dict[str, Any]]:
+def targets(res: Results) -> list[Target]:
     p50 = res.create[0].median
     create_ratio = p50 / res.create[3].median
     run_ratio = res.run[0].median / res.run[1].median
@@ -519,42 +519,46 @@ def targets(res: Results) -> list[dict[str, Any]]:
     note = ""
     if (res.concurrent, res.commands) != TARGET_CONCURRENT:
         note = f"target is stated for {TARGET_CONCURRENT[0]} x {TARGET_CONCURRENT[1]}"
+    create_note = (
+        f"needs create + first command <= {res.create[3].median * TARGET_CREATE_RATIO:.3f} s "
+        "on this machine"
+    )
     return [
-        {
-            "name": f"(a) create + first command p50 under {TARGET_CREATE_S:g} s",
-            "value": p50,
-            "unit": "s",
-            "limit": TARGET_CREATE_S,
-            "pass": p50 < TARGET_CREATE_S,
-            "note": "",
-        },
-        {
-            "name": f"(a) p50 sandbox / p50 docker run + exec at most {TARGET_CREATE_RATIO:g}",
-            "value": create_ratio,
-            "unit": "x",
-            "limit": TARGET_CREATE_RATIO,
-            "pass": create_ratio <= TARGET_CREATE_RATIO,
-            "note": f"needs create + first command <= "
-            f"{res.create[3].median * TARGET_CREATE_RATIO:.3f} s on this machine",
-        },
-        {
-            "name": f"(b) p50 commands.run / p50 docker exec at most {TARGET_RUN_RATIO:g}",
-            "value": run_ratio,
-            "unit": "x",
-            "limit": TARGET_RUN_RATIO,
-            "pass": run_ratio <= TARGET_RUN_RATIO,
-            "note": f"needs commands.run <= {res.run[1].median * TARGET_RUN_RATIO:.3f} s here",
-        },
-        {
-            "name": f"(c) {res.concurrent} sandboxes at once, {res.commands} commands each: "
-            "no errors",
-            "value": len(sandboxes.errors),
-            "unit": "errors",
-            "limit": 0,
-            "pass": not sandboxes.errors
-            and len(sandboxes.commands) == res.concurrent * res.commands,
-            "note": note,
-        },
+        Target(
+            f"(a) create + first command p50 under {TARGET_CREATE_S:g} s",
+            p50,
+            "s",
+            TARGET_CREATE_S,
+            p50 < TARGET_CREATE_S,
+            stat="p50",
+        ),
+        Target(
+            f"(a) p50 sandbox / p50 docker run + exec at most {TARGET_CREATE_RATIO:g}",
+            create_ratio,
+            "x",
+            TARGET_CREATE_RATIO,
+            create_ratio <= TARGET_CREATE_RATIO,
+            create_note,
+            stat="p50",
+        ),
+        Target(
+            f"(b) p50 commands.run / p50 docker exec at most {TARGET_RUN_RATIO:g}",
+            run_ratio,
+            "x",
+            TARGET_RUN_RATIO,
+            run_ratio <= TARGET_RUN_RATIO,
+            f"needs commands.run <= {res.run[1].median * TARGET_RUN_RATIO:.3f} s here",
+            stat="p50",
+        ),
+        Target(
+            f"(c) {res.concurrent} sandboxes at once, {res.commands} commands each: no errors",
+            len(sandboxes.errors),
+            "errors",
+            0,
+            not sandboxes.errors and len(sandboxes.commands) == res.concurrent * res.commands,
+            note,
+            stat="count",
+        ),
     ]
 
 
@@ -588,7 +592,7 @@ def as_json(res: Results) -> dict[str, Any]:
             "docker": res.crowds[1].as_json(),
         },
         "containers_left_behind": res.leftover_containers,
-        "targets": [{**t, "value": round(t["value"], 4)} for t in targets(res)],
+        "targets": [t.as_json() for t in targets(res)],
     }
 
 
@@ -640,35 +644,33 @@ def as_table(res: Results) -> str:
         "",
         f"containers left behind by the backend after SIGTERM: {res.leftover_containers}",
         "",
-        *verdict_lines(targets(res), _value),
+        *verdict_lines(targets(res)),
     ]
     return "\n".join(lines)
-
-
-def _value(target: Mapping[str, Any]) -> str:
-    if target["unit"] == "x":
-        return f"{target['value']:.2f}x"
-    if target["unit"] == "s":
-        return f"p50 {target['value']:.3f} s"
-    return f"{target['value']} {target['unit']}"
 
 
 # ---------------------------------------------------------------------------------------- main
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = new_parser(__doc__)
+    parser = new_parser(__doc__, base_image=True)
     parser.add_argument(
-        "--create-repeat", type=int, default=20, help="timed creates per side, (a) (default 20)"
+        "--create-repeat",
+        type=at_least(1),
+        default=20,
+        help="timed creates per side, (a) (default 20)",
     )
     parser.add_argument(
-        "--run-repeat", type=int, default=50, help="timed commands per side, (b) (default 50)"
+        "--run-repeat",
+        type=at_least(1),
+        default=50,
+        help="timed commands per side, (b) (default 50)",
     )
     parser.add_argument(
-        "--concurrent", type=int, default=20, help="sandboxes at once, (c) (default 20)"
+        "--concurrent", type=at_least(1), default=20, help="sandboxes at once, (c) (default 20)"
     )
     parser.add_argument(
-        "--commands", type=int, default=10, help="commands per sandbox, (c) (default 10)"
+        "--commands", type=at_least(1), default=10, help="commands per sandbox, (c) (default 10)"
     )
     parser.add_argument(
         "--concurrent-timeout",
@@ -676,20 +678,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=300.0,
         help="seconds each phase of (c) may take (default 300)",
     )
-    parser.add_argument(
-        "--base", default="debian:bookworm-slim", help="local base image (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--keep", action="store_true", help="keep the temporary folder and the template images"
-    )
-    parser.add_argument(
-        "--tmp-dir", type=Path, default=None, help="where the folder goes (default: system temp)"
-    )
     args = parser.parse_args(argv)
-    if min(args.create_repeat, args.run_repeat, args.concurrent, args.commands) < 1:
-        parser.error("--create-repeat, --run-repeat, --concurrent and --commands must be >= 1")
-    if args.warmup < 0 or args.concurrent_timeout <= 0:
-        parser.error("--warmup must be at least 0, --concurrent-timeout positive")
+    if args.concurrent_timeout <= 0:
+        parser.error("--concurrent-timeout must be positive")
     return args
 
 
@@ -704,9 +695,7 @@ def measure_in(args: argparse.Namespace, project: Path) -> Results:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return main_of(
-        parse_args(argv), measure_in, as_json, as_table, prefix="boxsmith-bench-backend-"
-    )
+    return main_of(parse_args(argv), measure_in, as_json, as_table, name="backend")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
-"""What the benchmarks share: timed fresh-process runs, their figures, the boxsmith measured.
+"""What the benchmarks share: timed fresh-process runs, their figures, targets and reports.
 
-benchmarks/render.py, build.py and backend.py import it as `common`: a script run as
-`python benchmarks/X.py` has its own folder on sys.path.
+Every script in benchmarks/ imports it as `common` (a script run as `python benchmarks/X.py` has
+its own folder on sys.path). The reports are made here: a table on stdout (or JSON with
+`--json`), and both saved under benchmarks/out/ (gitignored) with the time of the run in their
+names, so a later run does not overwrite an earlier one.
 """
 
 from __future__ import annotations
@@ -26,27 +28,30 @@ from typing import Any, TypeVar
 
 __all__ = [
     "NO_CACHE",
+    "OUT_DIR",
     "TIMEOUT_S",
     "Conditions",
     "Figure",
     "SetupError",
+    "Target",
     "Watch",
-    "boxsmith_package",
+    "at_least",
     "child_env",
     "children",
+    "figure_head",
+    "figure_row",
     "find_boxsmith",
     "free_port",
     "main_of",
     "new_parser",
     "run",
-    "source_digest",
-    "source_state",
     "verdict_lines",
 ]
 
 R = TypeVar("R")
-NO_CACHE = {"BOXSMITH_NO_CACHE": "1"}  # boxsmith's switch for its verification stamp
+NO_CACHE = {"BOXSMITH_NO_CACHE": "1"}  # turns off boxsmith's check stamp and build record
 TIMEOUT_S = 1800  # any single command; a hung engine fails the setup instead of the machine
+OUT_DIR = Path(__file__).resolve().parent / "out"
 
 
 class SetupError(Exception):
@@ -166,12 +171,10 @@ def children(
     return find_boxsmith(args.boxsmith), child_env(pycache, extra)
 
 
-def boxsmith_package(env: Mapping[str, str]) -> Path:
-    """The folder the measured processes import boxsmith from."""
+def boxsmith_package(env: Mapping[str, str], python: str) -> Path:
+    """The folder `python` in `env` imports boxsmith from."""
     try:
-        _, out = run(
-            [sys.executable, "-c", "import boxsmith; print(boxsmith.__file__)"], Path(), env
-        )
+        _, out = run([python, "-c", "import boxsmith; print(boxsmith.__file__)"], Path(), env)
     except SetupError as exc:
         raise SetupError(f"cannot import boxsmith: {exc}") from exc
     return Path(out.strip()).parent
@@ -244,11 +247,11 @@ class Conditions:
 
 
 class Watch:
-    """The boxsmith the measured processes import (in `env`) and the load, from construction
-    until `conditions()`."""
+    """The boxsmith that `python` in `env` imports (the measured processes') and the load, from
+    construction until `conditions()`."""
 
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.package = boxsmith_package(env)
+    def __init__(self, env: Mapping[str, str], python: str = sys.executable) -> None:
+        self.package = boxsmith_package(env, python)
         self.digest = source_digest(self.package)
         self.load = os.getloadavg()[0]
 
@@ -276,34 +279,122 @@ class Watch:
         )
 
 
+# ---------------------------------------------------------------------------------- reports
+
+
+@dataclass
+class Target:
+    """A stated target and how the run did: `value` (the `stat` of the figures, in `unit`: "s",
+    "x" for a ratio, else what is counted) against `limit`."""
+
+    name: str
+    value: float
+    unit: str
+    limit: float
+    passed: bool
+    note: str = ""
+    stat: str = "median"
+
+    def text(self) -> str:
+        if self.unit == "x":
+            return f"{self.value:.2f}x ({self.stat}s)"
+        if self.unit == "s":
+            return f"{self.stat} {self.value:.3f} s"
+        return f"{self.value:g} {self.unit}"
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "value": round(self.value, 4),
+            "unit": self.unit,
+            "stat": self.stat,
+            "limit": self.limit,
+            "pass": self.passed,
+            "note": self.note,
+        }
+
+
+def verdict_lines(targets: Sequence[Target]) -> list[str]:
+    """The table's verdicts: PASS or FAIL, each target's name and value, its note."""
+    lines = ["targets"]
+    for t in targets:
+        lines.append(f"  {'PASS' if t.passed else 'FAIL'}  {t.name}: {t.text()}")
+        if t.note:
+            lines.append(f"        {t.note}")
+    return lines
+
+
+def figure_row(label: str, figure: Figure, width: int = 48, extra: str = "") -> str:
+    """One table row: `label` padded to `width`, best and median in seconds, then `extra`."""
+    return f"  {label:{width}} {figure.best:7.3f}s {figure.median:7.3f}s  {extra}".rstrip()
+
+
+def figure_head(title: str, width: int = 48, extra: str = "") -> str:
+    """The head of a block of figure_row rows."""
+    return f"{title:{width + 2}} {'best':>8} {'median':>8}  {extra}".rstrip()
+
+
+def save_report(name: str, report: Mapping[str, Any], table: str, out: Path) -> list[Path]:
+    """Write the report as `<name>-<time>.json` and `.txt` under `out`; the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    stem = out / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    paths = [stem.with_suffix(".json"), stem.with_suffix(".txt")]
+    paths[0].write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    paths[1].write_text(table + "\n", encoding="utf-8")
+    return paths
+
+
 # ------------------------------------------------------------------------------ command line
 
 
-def new_parser(doc: str | None) -> argparse.ArgumentParser:
-    """A benchmark's parser, described by the first line of its `doc`, with the options every
-    benchmark has: --warmup, --json, --boxsmith and --inherit-env."""
-    parser = argparse.ArgumentParser(description=(doc or "").splitlines()[0])
-    parser.add_argument("--warmup", type=int, default=1, help="untimed passes first (default 1)")
-    parser.add_argument("--json", action="store_true", help="print a JSON object, not a table")
+def at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least `minimum`."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        return value
+
+    return parse
+
+
+def new_parser(doc: str | None, *, base_image: bool = False) -> argparse.ArgumentParser:
+    """A benchmark's parser, described by its module `doc` (shown whole by --help), with the
+    options every benchmark has: --warmup, --json, --boxsmith, --inherit-env, --keep,
+    --tmp-dir and --out; and --base with `base_image` (the benchmarks that build)."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--warmup", type=at_least(0), default=1, help="untimed passes first (default 1)"
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON, not a table")
     parser.add_argument("--boxsmith", default=None, help="console script (default: venv's)")
     parser.add_argument(
         "--inherit-env",
         action="store_true",
         help="run children in this environment as is (no private bytecode cache)",
     )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary folder and what the run made"
+    )
+    parser.add_argument(
+        "--tmp-dir", type=Path, default=None, help="where the folder goes (default: system temp)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=OUT_DIR, help="where the reports go (default: %(default)s)"
+    )
+    if base_image:
+        parser.add_argument(
+            "--base",
+            default="debian:bookworm-slim",
+            help="local base image the benchmark's templates start from (default: %(default)s)",
+        )
     return parser
-
-
-def verdict_lines(
-    targets: Sequence[Mapping[str, Any]], value: Callable[[Mapping[str, Any]], str]
-) -> list[str]:
-    """The table's verdicts: PASS or FAIL, each target's name and `value(target)`, its note."""
-    lines = ["targets (judged on the median)"]
-    for t in targets:
-        lines.append(f"  {'PASS' if t['pass'] else 'FAIL'}  {t['name']}: {value(t)}")
-        if t["note"]:
-            lines.append(f"        {t['note']}")
-    return lines
 
 
 def main_of(
@@ -312,12 +403,13 @@ def main_of(
     as_json: Callable[[R], dict[str, Any]],
     as_table: Callable[[R], str],
     *,
-    prefix: str,
+    name: str,
 ) -> int:
     """`measure(args, project)` in a fresh temporary folder `project` under `args.tmp_dir`
-    (removed afterwards unless `args.keep`) and print the results as JSON (`args.json`) or a
-    table. The exit code: 0 whatever the figures, 2 when the setup fails."""
-    project = Path(tempfile.mkdtemp(prefix=prefix, dir=args.tmp_dir))
+    (removed afterwards unless `args.keep`); print the results as JSON (`args.json`) or a table
+    and save both under `args.out` as `<name>-<time>.*`. The exit code: 0 whatever the figures,
+    2 when the setup fails."""
+    project = Path(tempfile.mkdtemp(prefix=f"boxsmith-bench-{name}-", dir=args.tmp_dir))
     try:
         results = measure(args, project)
     except SetupError as exc:
@@ -328,5 +420,8 @@ def main_of(
             sys.stderr.write(f"kept (--keep): {project}\n")
         else:
             shutil.rmtree(project, ignore_errors=True)
-    print(json.dumps(as_json(results), indent=2) if args.json else as_table(results))
+    report, table = as_json(results), as_table(results)
+    print(json.dumps(report, indent=2) if args.json else table)
+    saved = save_report(name, report, table, args.out)
+    sys.stderr.write(f"saved: {', '.join(str(p) for p in saved)}\n")
     return 0

@@ -184,12 +184,12 @@ def as_table(result: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = common.new_parser(__doc__)
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per shape (default 5)")
+    parser.add_argument(
+        "--repeat", type=common.at_least(1), default=5, help="timed runs per shape (default 5)"
+    )
     parser.add_argument("--timeout", type=float, default=20.0, help="seconds per run (20)")
-    parser.add_argument("--tmp-dir", default=None, help="where the projects go")
-    parser.add_argument("--keep", action="store_true", help="keep the projects")
     args = parser.parse_args()
-    return common.main_of(args, measure, as_json, as_table, prefix="boxsmith-bounds-")
+    return common.main_of(args, measure, as_json, as_table, name="spec_bounds")
 
 
 if __name__ == "__main__":
