@@ -8,14 +8,12 @@ Run settings come from the environment (or a flag) only, never from pyproject.to
 about this machine and this run, not the project. `BOXSMITH_NO_WAIT=1` (the CLI's `--no-wait`):
 a state-changing command refuses (exit 3) instead of waiting while another run holds the
 project's lock (`boxsmith._internal.lock`). `BOXSMITH_CONTAINER_LIFETIME=<seconds>`: the most a
-container
-boxsmith starts for `smoke --local` lives, even when boxsmith is killed (default: sized from the
-ready timeout and the smoke checks' timeouts, `boxsmith._internal.docker.boot`).
+container boxsmith starts for `smoke --local` lives, even when boxsmith is killed (default: sized
+from the ready timeout and the smoke checks' timeouts, `boxsmith._internal.smoke.container_target`).
 
 `[tool.boxsmith.mirrors]` holds the base-image mirror map (`boxsmith._internal.build.base_images`):
-image reference or
-fnmatch pattern -> `stand-in:<recipe>` or a reference to pull instead (`{ref}`, `{name}`, `{tag}`
-are replaced); an empty value removes a built-in entry.
+image reference or fnmatch pattern -> `stand-in:<recipe>` or a reference to pull instead (`{ref}`,
+`{name}`, `{tag}` are replaced); an empty value removes a built-in entry.
 """
 
 from __future__ import annotations

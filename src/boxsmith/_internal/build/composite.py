@@ -20,7 +20,7 @@ from pathlib import Path
 from boxsmith._internal.build.parity import PARITY_VERSION, SCRIPT_IN_IMAGE, ca_args
 from boxsmith._internal.build.rendered import BuildUnit
 from boxsmith._internal.docker import buildenv
-from boxsmith._internal.dockerfile.syntax import SourceMap
+from boxsmith._internal.dockerfile.source_map import SourceMap
 from boxsmith._internal.render import DOCKERFILE
 from boxsmith._internal.render.folder import render_template
 from boxsmith.errors import BoxsmithError

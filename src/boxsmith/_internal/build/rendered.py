@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from boxsmith._internal.dockerfile.syntax import Statement, parse
+from boxsmith._internal.dockerfile.parse import Statement, parse
 from boxsmith._internal.render import DOCKERFILE
 from boxsmith._internal.spec.catalog import Template, load_catalog
 from boxsmith.config import Settings
