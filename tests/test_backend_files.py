@@ -1,9 +1,10 @@
-"""envd's filesystem on a container (`boxsmith._internal.backend.envd.files`, `envd_transfer`),
-driven by the
-unchanged e2b SDK's own `Filesystem` classes over real HTTP: a uvicorn server in a thread serves
-the Connect app and `/files` for one `boxsmith/parity` container.
+"""envd's filesystem on a container (`boxsmith._internal.backend.envd.files`, `envd.transfer`),
+driven by the unchanged e2b SDK's own `Filesystem` classes over real HTTP: a uvicorn server in a
+thread serves the Connect app and `/files` for one container of the parity base of
+debian:bookworm-slim (made when missing, as a backend build makes it).
 
-Marked `docker`. The module shares one container and one server.
+Marked `docker`: without an engine these tests skip, except under CI (`CI` set), where they fail.
+The module shares one container and one server.
 """
 
 from __future__ import annotations
@@ -49,11 +50,15 @@ from boxsmith._internal.backend.runtime import (
     Send,
     guard_sandbox,
 )
+from boxsmith._internal.build.base_images import resolve_mirrors
+from boxsmith._internal.build.parity import parity_base
+from boxsmith._internal.docker.client import Engine
+from boxsmith._internal.docker.host_ca import host_ca_bundle
 
 pytestmark = pytest.mark.docker
 
 SANDBOX = "ifilestest0000000000"
-PARITY = "boxsmith/parity:debian-bookworm-slim-"
+BASE = "debian:bookworm-slim"
 
 
 @dataclass
@@ -83,16 +88,12 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _parity_image(client: docker.DockerClient) -> str:
-    tagged = [
-        (image.attrs["Created"], tag)
-        for image in client.images.list(name="boxsmith/parity")
-        for tag in image.tags
-        if tag.startswith(PARITY)
-    ]
-    if not tagged:
-        pytest.skip(f"no local {PARITY}* image")
-    return max(tagged)[1]
+def _parity_image() -> str:
+    """The parity base of BASE, built when missing."""
+    ca_path = host_ca_bundle()
+    with Engine() as engine:
+        ca = ca_path.read_bytes() if ca_path else None
+        return parity_base(engine, BASE, mirrors=resolve_mirrors(), ca=ca).tag
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +106,7 @@ def env() -> Iterator[Env]:
             raise
         pytest.skip(f"no Docker engine: {exc}")
     container = client.containers.run(
-        _parity_image(client),
+        _parity_image(),
         "sleep infinity",
         detach=True,
         labels={"dev.boxsmith": "1", "dev.boxsmith.test": "files"},
@@ -131,7 +132,7 @@ def env() -> Iterator[Env]:
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60  # only catches a hang
         while not server.started:
             assert time.monotonic() < deadline, "uvicorn did not start"
             time.sleep(0.02)

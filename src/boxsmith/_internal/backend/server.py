@@ -176,7 +176,7 @@ def _assemble(
     from boxsmith._internal.backend.state_file import STATE_FILE
     from boxsmith._internal.backend.store import Store
     from boxsmith._internal.build.base_images import resolve_mirrors
-    from boxsmith._internal.build.record import host_ca_bundle
+    from boxsmith._internal.docker.host_ca import host_ca_bundle
 
     own_id = backend_id(folder)
     ca_path = host_ca_bundle()
