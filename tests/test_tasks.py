@@ -73,16 +73,27 @@ def test_tasks_take_the_project_lock_as_the_commands_do(project: Path) -> None:
 def test_tasks_and_the_cli_refuse_the_same_option_values_alike(project: Path) -> None:
     """The checks live in each command's run(), which the CLI and the tasks both call."""
     write_tree(project, {"template_specs/app.yaml": MINIMAL.format(name="app")})
-    for task, command in (
-        (["build", "--jobs", "0"], ["build", "-j", "0"]),
-        (["publish", "--jobs", "0"], ["publish", "-j", "0"]),
-        (["release", "--build-jobs", "0"], ["release", "--build-jobs", "0"]),
+    jobs, seconds = "must be at least 1, got 0", "must be a positive number of seconds, got 0"
+    for task, command, message in (
+        (["build", "--jobs", "0"], ["build", "-j", "0"], f"--jobs {jobs}"),
+        (["publish", "--jobs", "0"], ["publish", "-j", "0"], f"--jobs {jobs}"),
+        (
+            ["release", "--build-jobs", "0"],
+            ["release", "--build-jobs", "0"],
+            f"--build-jobs {jobs}",
+        ),
+        (
+            ["smoke", "--ready-timeout", "0"],
+            ["smoke", "--local", "--ready-timeout", "0"],
+            f"--ready-timeout {seconds}",
+        ),
+        (["smoke", "--jobs", "0"], ["smoke", "--target", "local", "-j", "0"], f"--jobs {jobs}"),
     ):
         by_task = _invoke(project, *task)
         by_cli = cli(project, *command)
         assert by_task.returncode == by_cli.code == 2, (task, by_task.stderr, by_cli.err)
         assert by_task.stderr == by_cli.err, task
-        assert "must be at least 1" in by_cli.err
+        assert by_cli.err.startswith(f"error: {message}\n  fix: use e.g. "), by_cli.err
 
 
 def test_tasks_map_errors_to_the_cli_texts(capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,6 +18,6 @@ def positive_seconds(flag: str, value: float, example: float) -> None:
     """A duration such as `--ready-timeout`: more than 0 seconds."""
     if not value > 0:  # also refuses NaN
         raise UsageError(
-            f"{flag} must be a positive number of seconds, got {value}",
+            f"{flag} must be a positive number of seconds, got {value:g}",
             f"use e.g. {flag} {example:g}",
         )
