@@ -27,9 +27,6 @@ from boxsmith.errors import EXIT_OK, UsageError
 
 __all__ = ["run"]
 
-# Until publish/targets.py imports it from backend.control (issue 12); then this line goes.
-ensure_running = control.ensure_running
-
 
 def run(
     settings: Settings,
