@@ -31,7 +31,7 @@ from boxsmith._internal.render import stamp
 from boxsmith._internal.render.outputs import write_atomic
 from boxsmith.config import Settings
 
-__all__ = ["BuildRecord", "answer", "forget", "host_ca_bundle", "save", "summary_table"]
+__all__ = ["RECORD_FILE", "BuildRecord", "summary_table"]
 
 RECORD_FILE = ".boxsmith/build-record.json"
 _SOCKET = "/var/run/docker.sock"
@@ -192,46 +192,6 @@ def _print_cached(
     err.write(
         f"ok: {len(cached)} template(s): {len(cached)} cached (unchanged since {RECORD_FILE})\n"
     )
-
-
-# One call each, on a record of its own: until cli/build.py keeps one `BuildRecord` per run
-# (which computes the fingerprint once), then to be removed.
-
-
-def answer(
-    settings: Settings,
-    names: Sequence[str],
-    labels: Sequence[str],
-    allow_skip: bool,
-    *,
-    out: TextIO,
-    err: TextIO,
-    as_json: bool,
-) -> int | None:
-    """`BuildRecord(...).answer(...)`."""
-    return BuildRecord(settings, names, labels, allow_skip).answer(
-        out=out, err=err, as_json=as_json
-    )
-
-
-def save(
-    settings: Settings,
-    names: Sequence[str],
-    labels: Sequence[str],
-    allow_skip: bool,
-    *,
-    context: Iterable[str],
-    rows: Sequence[Mapping[str, Any]],
-    images: Mapping[str, str],
-) -> None:
-    """`BuildRecord(...).save(...)`."""
-    BuildRecord(settings, names, labels, allow_skip).save(context=context, rows=rows, images=images)
-
-
-def forget(settings: Settings) -> None:
-    """Drop the record (a build run that did not end with everything up to date)."""
-    with contextlib.suppress(OSError):
-        (settings.root / RECORD_FILE).unlink()
 
 
 def summary_table(rows: Sequence[Mapping[str, Any]]) -> str:

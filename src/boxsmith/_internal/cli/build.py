@@ -52,10 +52,9 @@ def run(
     or the lock. Otherwise the run holds the project lock (`boxsmith._internal.lock`).
     """
     at_least_one("--jobs", jobs, 2)
+    record = buildrecord.BuildRecord(settings, names, labels, allow_skip)
     if not force:
-        code = buildrecord.answer(
-            settings, names, labels, allow_skip, out=out, err=err, as_json=as_json
-        )
+        code = record.answer(out=out, err=err, as_json=as_json)
         if code is not None:
             return code
     from boxsmith._internal.build.rendered import select_units  # lazy: see the note above
@@ -70,17 +69,13 @@ def run(
                 images.update(
                     {r.image: r.image_id, r.parity: r.parity_id, unit.base_image: r.base_id}
                 )
-            buildrecord.save(
-                settings,
-                names,
-                labels,
-                allow_skip,
+            record.save(
                 context=inputs(load_catalog(settings)),
                 rows=[r.to_json() for r in results],
                 images=images,
             )
         else:
-            buildrecord.forget(settings)
+            record.forget()
     return report(results, out=out, err=err, as_json=as_json)
 
 
