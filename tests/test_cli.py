@@ -113,6 +113,14 @@ def test_pyproject_settings_and_unknown_keys(project: Path) -> None:
     assert "unknown [tool.boxsmith] key(s): spec_dir" in bad.err
 
 
+def test_pyproject_that_is_not_utf8_is_a_usage_error(project: Path) -> None:
+    (project / "pyproject.toml").write_bytes(b'[tool.boxsmith]\nspecs_dir = "sp\xe9cs"\n')
+    run = cli(project, "validate")
+    assert run.code == 2
+    assert "pyproject.toml: not UTF-8 (invalid continuation byte at byte 31)" in run.err
+    assert "fix: save pyproject.toml as UTF-8" in run.err
+
+
 def test_schema_command_writes_and_reports(project: Path) -> None:
     first = cli(project, "schema", "-o", "schema.json")
     assert first.out.startswith("create ")

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -169,11 +170,15 @@ def _string_table(table: Mapping[str, object], key: str) -> tuple[tuple[str, str
 def _read_tool_table(pyproject: Path) -> dict[str, object]:
     if not pyproject.is_file():
         return {}
-    text = pyproject.read_text(encoding="utf-8")
+    try:
+        text = pyproject.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{pyproject}: not UTF-8 ({exc.reason} at byte {exc.start})",
+            "save pyproject.toml as UTF-8, as TOML requires",
+        ) from exc
     if "[tool.boxsmith" not in text.replace(" ", ""):  # skip the TOML parser when unused
         return {}
-    import tomllib
-
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
