@@ -32,7 +32,6 @@ from boxsmith._internal.backend.store import Store
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.docker.boot import ROLE_LABEL, SandboxSettings, boot
 from boxsmith._internal.docker.client import LABEL, Engine, EngineError
-from boxsmith._internal.smoke.protocol import TargetError
 
 __all__ = ["BACKEND_LABEL", "CreateCancelled", "CreateFailed", "SandboxManager"]
 
@@ -301,12 +300,11 @@ class SandboxManager:
                 ready_timeout=self._ready_timeout,
                 clock=clock,
             )
-        except (EngineError, TargetError) as exc:  # TargetError: the container went away
+        except EngineError as exc:  # also when the container went away while it got ready
             self._remove(mine)
             if cancelled.is_set():
                 raise CreateCancelled(f"sandbox {sandbox_id}: cancelled, its client left") from exc
-            message = exc.message if isinstance(exc, EngineError) else str(exc)
-            raise CreateFailed(f"cannot start a container of {build.image}: {message}") from exc
+            raise CreateFailed(f"cannot start a container of {build.image}: {exc.message}") from exc
         try:
             if cancelled.is_set():
                 raise CreateCancelled(f"sandbox {sandbox_id}: cancelled, its client left")
