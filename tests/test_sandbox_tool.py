@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
@@ -424,6 +425,57 @@ def test_sync_wrapper_kills_the_sandbox_on_ctrl_c(template: str) -> None:
         _, err = child.communicate(timeout=60)
     assert child.returncode != 0
     assert err.rstrip().endswith("KeyboardInterrupt"), err[-2000:]
+    assert asyncio.run(alive(marker=marker)) == []
+
+
+END_AFTER_THE_BLOCK = """
+import asyncio
+import os
+import sys
+
+from boxsmith.sandbox import SandboxSession
+
+
+async def main() -> None:
+    async with SandboxSession(sys.argv[1], metadata={"marker": sys.argv[2]}, timeout=120) as box:
+        result = await box.run_code("print(6 * 7)")
+        print(result.stdout.strip(), result.exit_code)
+
+
+# each run is a child that ends right after the block, as a script does; forked once the imports
+# are done (no thread runs yet), so a run does not pay a second of start-up
+for _ in range(int(sys.argv[3])):
+    child = os.fork()
+    if child == 0:
+        break
+    print("exit", os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]), flush=True)
+else:
+    sys.exit()
+asyncio.run(main())
+"""
+EXIT_RUNS = 30
+
+
+@pytest.mark.docker
+def test_a_script_may_end_right_after_the_block(template: str) -> None:
+    """A script that ends as soon as its `async with` is done exits 0, every time.
+
+    The SDK hands the kill's answer to the loop from a Rust thread that is still inside
+    `call_soon_threadsafe` when the loop runs on; a script ending then aborted at interpreter
+    exit (SIGABRT, exit -6 here) in about one run of ten, until the session waited for that
+    thread (`_teardown.settle`). 30 runs miss such a regression about once in 25.
+    """
+    marker = uuid.uuid4().hex
+    run = subprocess.run(
+        [sys.executable, "-c", END_AFTER_THE_BLOCK, template, marker, str(EXIT_RUNS)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    lines = run.stdout.splitlines()
+    assert (run.returncode, run.stderr) == (0, ""), run.stderr[-2000:]
+    assert lines == ["42 0", "exit 0"] * EXIT_RUNS, sorted(Counter(lines).items())
     assert asyncio.run(alive(marker=marker)) == []
 
 

@@ -15,9 +15,11 @@ What they promise:
   results, not exceptions. Failures of the SDK become `SandboxError` (exit code 3), chained.
 - Every call logs one line on the `boxsmith.sandbox` logger: operation, sandbox id, duration and
   outcome (INFO; WARNING for a retried create attempt or a failed kill).
+- When `close` returns, and when a create fails, no thread of the SDK is still handing a result
+  to the event loop, so a script may end right after the block (`_teardown.settle`).
 
 The results live in `_results`, the retry loop in `_retry`, logging and error translation in
-`_calls`, the kill in `_teardown`.
+`_calls`, the kill and the wait after it in `_teardown`.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from boxsmith._internal.retry import RetryPolicy, is_transient
 from boxsmith.sandbox._calls import SDK_ERRORS, logged, translated
 from boxsmith.sandbox._results import EXIT_NOT_FOUND, EXIT_TIMED_OUT, CodeResult, SandboxError
 from boxsmith.sandbox._retry import DEFAULT_RETRY, with_retries
-from boxsmith.sandbox._teardown import kill, wait_through_cancel
+from boxsmith.sandbox._teardown import kill, settle, wait_through_cancel
 
 __all__ = ["DEFAULT_TEMPLATE", "DRAIN_TIMEOUT", "LANGUAGES", "TEMPLATE_ENV", "SandboxSession"]
 
@@ -52,7 +54,6 @@ TEMPLATE_ENV = "BOXSMITH_SANDBOX_TEMPLATE"
 DEFAULT_TEMPLATE = "base"  # the SDK's own default template
 LANGUAGES = {"python": ("python3", ".py"), "javascript": ("node", ".js"), "bash": ("bash", ".sh")}
 DRAIN_TIMEOUT = 90.0  # a cancelled create (60 s request timeout) and its kill
-_SETTLE_S = 0.1  # after the kill: see SandboxSession.close
 
 
 class SandboxSession:
@@ -133,6 +134,7 @@ class SandboxSession:
                     lambda: self._create_once(key), self.retry, what=f"create {self.template}"
                 )
             except SDK_ERRORS as exc:
+                await settle()  # the failed create's last answer may still be on its way in
                 raise self._create_error(exc) from exc
             call.sandbox_id = sandbox.sandbox_id
         self._sandbox, self.sandbox_id = sandbox, sandbox.sandbox_id
@@ -179,12 +181,6 @@ class SandboxSession:
             return
         if await wait_through_cancel(asyncio.ensure_future(kill(sandbox))):
             raise asyncio.CancelledError
-        # The SDK's HTTP client (pyqwest) finishes a response on its own Rust thread and reports
-        # back to this loop a moment after the call returned. If the interpreter is already
-        # finalizing then (a script that ends right after `async with`), Python 3.11 ends that
-        # thread with pthread_exit, which aborts the process (SIGABRT, exit 134) after its work
-        # is done. A short pause lets the report land first (20 ms was always enough here).
-        await asyncio.sleep(_SETTLE_S)
 
     async def write_files(self, files: Mapping[str, str | bytes]) -> list[str]:
         """Write `{path: text or bytes}` (relative paths are under the user's home).
