@@ -62,6 +62,14 @@ def template(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> str:
     return name
 
 
+@pytest.fixture(scope="module")
+def python_template(backend: Backend) -> str:
+    """A template with Python, as the user's pattern needs (python:3.11-slim, nothing added)."""
+    name = f"sdk-py-{uuid.uuid4().hex[:8]}"
+    Template.build(Template().from_image("python:3.11-slim"), name)
+    return name
+
+
 def test_template_build_tags_and_exists(backend: Backend, template: str) -> None:
     assert Template.exists(template)
     assert not Template.exists(f"missing-{uuid.uuid4().hex[:6]}")
@@ -230,17 +238,23 @@ def test_async_sandbox(template: str) -> None:
     asyncio.run(scenario())
 
 
-def test_the_users_pattern_runs_unchanged(template: str) -> None:
+def test_the_users_pattern_runs_unchanged(python_template: str) -> None:
     """The integration pattern agent code follows: create with metadata and timeout, write
-    files, run, close."""
+    files, run, close; the user's code runs and what it writes is there."""
+    main = "answer = 6 * 7\nwith open('answer.txt', 'w') as out:\n    print(answer, file=out)\n"
+    files = {"/home/user/main.py": main + "print(answer)\n"}
     sbx = Sandbox.create(
-        template, metadata={"template": template, "userID": "u1", "teamID": "t1"}, timeout=600
+        python_template,
+        metadata={"template": python_template, "userID": "u1", "teamID": "t1"},
+        timeout=600,
     )
     try:
-        for path, content in {"/home/user/main.py": "print(6 * 7)\n"}.items():
+        for path, content in files.items():
             sbx.files.write(path, content)
-        result = sbx.commands.run("python3 /home/user/main.py || echo no-python")
-        assert result.stdout.strip() in ("42", "no-python")
+        result = sbx.commands.run("python3 /home/user/main.py", cwd="/home/user")
+        assert (result.exit_code, result.stdout, result.stderr) == (0, "42\n", "")
+        assert sbx.files.read("/home/user/main.py") == files["/home/user/main.py"]
+        assert sbx.files.read("/home/user/answer.txt") == "42\n"
     finally:
         sbx.kill()
 
