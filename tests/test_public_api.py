@@ -6,11 +6,16 @@ every `_`-prefixed module may change without notice.
 
 from __future__ import annotations
 
+import ast
+import importlib
 import subprocess
 import sys
+from pathlib import Path
 
 import boxsmith
 import boxsmith.sandbox
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
 def test_public_api_does_not_drift() -> None:
@@ -59,3 +64,23 @@ def test_exit_codes_are_the_documented_scheme() -> None:
 
 def test_exports_match_the_lazy_table() -> None:
     assert set(boxsmith.__all__) - {"__version__"} == set(boxsmith._EXPORTS)
+
+
+def test_examples_use_only_the_public_api() -> None:
+    """What the examples import from boxsmith is named in `boxsmith.__all__` or
+    `boxsmith.sandbox.__all__`: they show users what they may rely on."""
+    public = {"boxsmith", "boxsmith.sandbox"}
+    used: list[str] = []
+    for example in sorted(EXAMPLES.glob("*.py")):
+        for node in ast.walk(ast.parse(example.read_text(), str(example))):
+            if isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names if alias.name.startswith("boxsmith")]
+                assert set(modules) <= public, f"{example.name}: import {modules}"
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("boxsmith"):
+                module = str(node.module)
+                assert module in public, f"{example.name}: from {module} import ..."
+                exported = importlib.import_module(module).__all__
+                for alias in node.names:
+                    assert alias.name in exported, f"{example.name}: {module}.{alias.name}"
+                    used.append(f"{module}.{alias.name}")
+    assert used, "no example imports boxsmith: the check above checked nothing"
