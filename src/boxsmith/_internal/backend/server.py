@@ -7,8 +7,8 @@ envd shim, everything else to the REST control plane.
 The server locks its data folder (`datadir`) for its whole life: a second server for the same
 folder refuses to start, whatever its port, so its start-up never touches the first one's
 sandboxes. Once locked, it removes a `server.json` a killed server left, reconciles Docker with
-the state (`reconcile`), writes its own `server.json` and serves; on the way out
-it kills its sandboxes and cancels its builds. Other processes start, find and stop it through
+the state (`reconcile`), writes its own `server.json` and serves; on the way out it kills its
+sandboxes and cancels its builds. Other processes start, find and stop it through
 `boxsmith._internal.backend.control`.
 """
 
@@ -49,8 +49,8 @@ if TYPE_CHECKING:
     from boxsmith._internal.docker.client import Engine
 
 # backend_id, data_dir and stop only until tests/conftest.py, tests/helpers.py,
-# tests/test_release.py, benchmarks/release.py, publish/targets.py and cli/app.py import them
-# from `datadir` and `control`; then these three go (issue 12).
+# tests/test_release.py and cli/app.py import them from `datadir` and `control`; then these
+# three go (issue 12).
 __all__ = ["backend_id", "data_dir", "dispatcher", "serve", "stop"]
 
 # How long a starting server retries the folder lock: other commands take it for an instant

@@ -47,12 +47,11 @@ from boxsmith._internal.backend.state_file import (
     damage,
     file_problem,
     ready_builds,
-    ready_images,
 )
 
-# STATE_FILE, ready_builds and ready_images only until publish/targets.py and
-# tests/test_release.py import them from `state_file`; then these three go (issue 12).
-__all__ = ["STATE_FILE", "Store", "ready_builds", "ready_images"]
+# STATE_FILE and ready_builds only until tests/test_release.py imports them from `state_file`;
+# then these two go (issue 12).
+__all__ = ["STATE_FILE", "Store", "ready_builds"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")
