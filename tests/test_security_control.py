@@ -263,6 +263,19 @@ def test_tag_requests_of_the_wrong_shape_are_400(api: httpx.Client) -> None:
         assert expected in e2b_error(response, 400), (method, body)
 
 
+def test_template_requests_for_an_unknown_template_are_404(api: httpx.Client) -> None:
+    cases: list[tuple[str, str, Any]] = [
+        ("GET", "/templates/sec-nobody", None),
+        ("DELETE", "/templates/sec-nobody", None),
+        ("GET", "/templates/sec-nobody/tags", None),
+        ("POST", "/templates/tags", {"target": "sec-nobody:v1", "tags": ["a"]}),
+        ("DELETE", "/templates/tags", {"name": "sec-nobody", "tags": ["a"]}),
+    ]
+    for method, path, body in cases:
+        response = api.request(method, path, json=body)
+        assert e2b_error(response, 404) == "template not found", (method, path)
+
+
 @pytest.mark.parametrize(
     ("query", "expected"),
     [

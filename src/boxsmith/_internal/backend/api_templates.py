@@ -14,6 +14,7 @@ from boxsmith._internal.backend.runtime import ENVD_VERSION
 from boxsmith._internal.backend.store import Store
 from boxsmith._internal.backend.wire import (
     DEFAULT_TAG,
+    NotFound,
     error,
     field_str,
     field_strings,
@@ -36,6 +37,13 @@ class TemplateAPI:
 
     def __init__(self, store: Store) -> None:
         self.store = store
+
+    def _template(self, ref: str) -> tuple[str, str | None]:
+        """(template id, tag) of `ref`; NotFound (404) when no template has that id or name."""
+        try:
+            return template_ref(self.store, ref)
+        except LookupError:
+            raise NotFound("template not found") from None
 
     async def alias(self, request: Request) -> Response:
         """GET /templates/aliases/{alias}: 200 when a template by that name exists."""
@@ -77,10 +85,7 @@ class TemplateAPI:
     async def list_builds(self, request: Request) -> Response:
         """GET /templates/{tid}: the template with every build, newest first (E2B's
         TemplateWithBuilds; no pagination: a local backend has few builds)."""
-        try:
-            tid, _ = template_ref(self.store, request.path_params["tid"])
-        except LookupError:
-            return error(404, "template not found")
+        tid, _ = self._template(request.path_params["tid"])
         template = self.store.template(tid)
         assert template is not None
         all_builds = self.store.template_builds(tid)
@@ -122,10 +127,7 @@ class TemplateAPI:
 
     async def delete_template(self, request: Request) -> Response:
         """DELETE /templates/{tid}: forget a template (its images stay until pruned)."""
-        try:
-            tid, _ = template_ref(self.store, request.path_params["tid"])
-        except LookupError:
-            return error(404, "template not found")
+        tid, _ = self._template(request.path_params["tid"])
         self.store.delete_template(tid)
         return Response(status_code=204)
 
@@ -134,10 +136,7 @@ class TemplateAPI:
         body = await json_object(request)
         target = field_str(body, "target", required=True) or ""
         tags = normalized_tags(field_strings(body, "tags"))
-        try:
-            tid, tag = template_ref(self.store, target)
-        except LookupError:
-            return error(404, "template not found")
+        tid, tag = self._template(target)
         build = self.store.tagged_build(tid, tag or DEFAULT_TAG)
         if build is None:
             return error(404, f"tag {tag or DEFAULT_TAG!r} not found")
@@ -149,10 +148,7 @@ class TemplateAPI:
         body = await json_object(request)
         name = field_str(body, "name", required=True) or ""
         tags = normalized_tags(field_strings(body, "tags"))
-        try:
-            tid, _ = template_ref(self.store, name)
-        except LookupError:
-            return error(404, "template not found")
+        tid, _ = self._template(name)
         if DEFAULT_TAG in tags:
             return error(400, f"the {DEFAULT_TAG!r} tag cannot be removed")
         self.store.remove_tags(tid, tags)
@@ -160,10 +156,7 @@ class TemplateAPI:
 
     async def list_tags(self, request: Request) -> Response:
         """GET /templates/{tid}/tags."""
-        try:
-            tid, _ = template_ref(self.store, request.path_params["tid"])
-        except LookupError:
-            return error(404, "template not found")
+        tid, _ = self._template(request.path_params["tid"])
         return JSONResponse(
             [
                 {"tag": tag, "buildID": build_id, "createdAt": iso(created)}

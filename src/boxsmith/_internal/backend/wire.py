@@ -28,6 +28,7 @@ __all__ = [
     "INTERNAL",
     "MAX_JSON_BYTES",
     "BadRequest",
+    "NotFound",
     "TooLarge",
     "error",
     "field_int",
@@ -52,6 +53,12 @@ class BadRequest(ValueError):
     """A request body or parameter the backend refuses (400, or `status`)."""
 
     status = 400
+
+
+class NotFound(BadRequest):
+    """What a request names does not exist (404)."""
+
+    status = 404
 
 
 class TooLarge(BadRequest):
