@@ -39,7 +39,8 @@ def minimal_project(project: Path) -> Path:
 def backend_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A project whose `local` target is a backend of its own (started by the command that
     needs it, on a free port, data under the project); stopped and its images removed after."""
-    from boxsmith._internal.backend.server import data_dir, stop
+    from boxsmith._internal.backend.control import stop
+    from boxsmith._internal.backend.datadir import data_dir
 
     monkeypatch.setenv("BOXSMITH_BACKEND_PORT", str(free_port()))
     monkeypatch.delenv("BOXSMITH_BACKEND_DIR", raising=False)
@@ -163,7 +164,7 @@ def _session_folders(base: Path) -> tuple[set[str], set[str], set[str]]:
     """Project ids, backend ids and template names of the folders under `base`."""
     import re
 
-    from boxsmith._internal.backend.server import backend_id
+    from boxsmith._internal.backend.datadir import backend_id
     from boxsmith.config import project_id
 
     projects: set[str] = set()

@@ -75,7 +75,7 @@ def remove_backend_images(data: Path) -> None:
     """Remove the template images the backend of data folder `data` built (after it stopped)."""
     import docker
 
-    from boxsmith._internal.backend.server import backend_id
+    from boxsmith._internal.backend.datadir import backend_id
 
     client = docker.from_env()
     for image in client.images.list(filters={"label": f"dev.boxsmith.backend={backend_id(data)}"}):
@@ -133,7 +133,7 @@ class Backend:
     @property
     def backend_id(self) -> str:
         """The label value on every container and image this backend makes."""
-        from boxsmith._internal.backend.server import backend_id
+        from boxsmith._internal.backend.datadir import backend_id
 
         return backend_id(self.data)
 

@@ -223,7 +223,8 @@ def test_a_failing_build_is_not_published(released: Path) -> None:
 def test_a_reset_local_backend_gets_its_templates_again(released: Path) -> None:
     """Records of builds the local backend no longer has (its data deleted, or committed from
     another machine) do not count: the release publishes again and keeps only the live record."""
-    from boxsmith._internal.backend.server import data_dir, stop
+    from boxsmith._internal.backend.control import stop
+    from boxsmith._internal.backend.datadir import data_dir
 
     write_tree(released, _spec("rel", "1.0.0", 1))
     code, _, err = _release(released)
@@ -256,7 +257,7 @@ def test_a_reset_local_backend_gets_its_templates_again(released: Path) -> None:
 def test_ready_builds_missing_or_damaged_state_is_empty(tmp_path: Path) -> None:
     """A backend that never ran, or whose state file is damaged, cannot serve any build: its
     versions plan as new (publish again after `backend reset`), never as released."""
-    from boxsmith._internal.backend.store import STATE_FILE, ready_builds
+    from boxsmith._internal.backend.state_file import STATE_FILE, ready_builds
 
     assert ready_builds(tmp_path / "never-ran") == frozenset()
     (tmp_path / STATE_FILE).write_bytes(b"not a database")

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from boxsmith._internal.backend.control import DEFAULT_PORT, env_lines, stop
+from boxsmith._internal.backend.control import DEFAULT_PORT, env_lines
 from boxsmith._internal.backend.datadir import (
     LOCK_FILE,
     UPLOADS,
@@ -28,7 +28,6 @@ from boxsmith._internal.backend.datadir import (
     acquire,
     api_key,
     backend_id,
-    data_dir,
     forget_info,
     make_private,
     owner_only_umask,
@@ -48,10 +47,7 @@ if TYPE_CHECKING:
     from boxsmith._internal.backend.sandboxes import SandboxManager
     from boxsmith._internal.docker.client import Engine
 
-# backend_id, data_dir and stop only until tests/conftest.py, tests/helpers.py,
-# tests/test_release.py and cli/app.py import them from `datadir` and `control`; then these
-# three go (issue 12).
-__all__ = ["backend_id", "data_dir", "dispatcher", "serve", "stop"]
+__all__ = ["dispatcher", "serve"]
 
 # How long a starting server retries the folder lock: other commands take it for an instant
 # to see whether a server holds it (`datadir.lock_held`).

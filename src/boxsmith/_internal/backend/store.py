@@ -41,17 +41,13 @@ from boxsmith._internal.backend.records import (
 )
 from boxsmith._internal.backend.state_file import (
     SCHEMA,
-    STATE_FILE,
     StateDamaged,
     check_state,
     damage,
     file_problem,
-    ready_builds,
 )
 
-# STATE_FILE and ready_builds only until tests/test_release.py imports them from `state_file`;
-# then these two go (issue 12).
-__all__ = ["STATE_FILE", "Store", "ready_builds"]
+__all__ = ["Store"]
 
 _P = ParamSpec("_P")
 _R = TypeVar("_R")

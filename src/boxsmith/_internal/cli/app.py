@@ -177,7 +177,7 @@ def _channel(settings: Settings, args: argparse.Namespace, out: TextIO, err: Tex
 
 
 def _backend(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from boxsmith._internal.backend.server import data_dir  # lazy: see the note above
+    from boxsmith._internal.backend.datadir import data_dir  # lazy: see the note above
     from boxsmith._internal.cli import backend
 
     return backend.run(
