@@ -121,6 +121,22 @@ def test_pyproject_that_is_not_utf8_is_a_usage_error(project: Path) -> None:
     assert "fix: save pyproject.toml as UTF-8" in run.err
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("images", "ensure", "--pull-timeout", "0"), "--pull-timeout must be a positive"),
+        (("backend", "serve", "--port", "70000"), "--port must be a TCP port from 1 to 65535"),
+        (("backend", "serve", "--port", "0"), "--port must be a TCP port from 1 to 65535"),
+    ],
+)
+def test_option_values_are_checked_before_any_work(
+    project: Path, args: tuple[str, ...], message: str
+) -> None:
+    run = cli(project, *args)
+    assert run.code == 2, run.err
+    assert message in run.err
+
+
 def test_schema_command_writes_and_reports(project: Path) -> None:
     first = cli(project, "schema", "-o", "schema.json")
     assert first.out.startswith("create ")

@@ -22,6 +22,7 @@ from typing import TextIO
 from boxsmith._internal.backend import control
 from boxsmith._internal.backend.datadir import UPLOADS, BackendUnavailable, api_key
 from boxsmith._internal.backend.server import serve
+from boxsmith._internal.cli.options import port_number
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, UsageError
 
@@ -42,6 +43,8 @@ def run(
     yes: bool = False,
 ) -> int:
     """Dispatch one `backend` action; the exit code. `yes`: `reset` does not ask first."""
+    if port is not None:
+        port_number("--port", port)
     if action == "serve" and not detach:
         return serve(
             settings.root,

@@ -7,6 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import TextIO
 
 from boxsmith._internal.build.base_images import Ensured, ensure_image, resolve_mirrors
+from boxsmith._internal.cli.options import positive_seconds
 from boxsmith._internal.docker.client import Engine
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_INFRA, EXIT_OK, BoxsmithError
@@ -32,6 +33,7 @@ def run(
 
     Results go to `out` (one line per image, or JSON); progress and errors go to `err`.
     """
+    positive_seconds("--pull-timeout", pull_timeout, 20)
     wanted = list(dict.fromkeys(refs)) or _spec_base_images(settings)
     table = resolve_mirrors(mirrors)
     results: list[Ensured] = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from boxsmith.errors import UsageError
 
-__all__ = ["at_least_one", "positive_seconds"]
+__all__ = ["at_least_one", "port_number", "positive_seconds"]
 
 
 def at_least_one(flag: str, value: int, example: int) -> None:
@@ -20,4 +20,12 @@ def positive_seconds(flag: str, value: float, example: float) -> None:
         raise UsageError(
             f"{flag} must be a positive number of seconds, got {value:g}",
             f"use e.g. {flag} {example:g}",
+        )
+
+
+def port_number(flag: str, value: int) -> None:
+    """A TCP port such as `--port`: 1 to 65535."""
+    if not 1 <= value <= 65535:
+        raise UsageError(
+            f"{flag} must be a TCP port from 1 to 65535, got {value}", f"use e.g. {flag} 49990"
         )

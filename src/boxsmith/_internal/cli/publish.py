@@ -17,13 +17,10 @@ from typing import TextIO
 from boxsmith._internal.cli.options import at_least_one
 from boxsmith._internal.lock import hold
 from boxsmith._internal.progress import table
-from boxsmith._internal.publish.publisher import (
-    PublishResult,
-    RetryPolicy,
-    plan_publish,
-    publish_units,
-)
+from boxsmith._internal.publish.plan import PublishResult, plan_publish
+from boxsmith._internal.publish.publisher import publish_units
 from boxsmith._internal.publish.targets import TARGETS, PublishTarget, connect
+from boxsmith._internal.retry import RetryPolicy
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_FINDINGS, EXIT_INFRA, EXIT_OK, EXIT_USAGE, UsageError
 

@@ -16,17 +16,12 @@ from typing import TextIO
 
 from boxsmith._internal.progress import Progress
 from boxsmith._internal.publish.limits import PUBLISH_RETRY, publish_timeout
-from boxsmith._internal.publish.plan import PublishResult, PublishUnit, plan_publish
+from boxsmith._internal.publish.plan import PublishResult, PublishUnit
 from boxsmith._internal.publish.targets import PublishTarget
 from boxsmith._internal.retry import RetryPolicy
 from boxsmith.config import Settings
 
-__all__ = [
-    "PublishResult",
-    "RetryPolicy",
-    "plan_publish",
-    "publish_units",
-]
+__all__ = ["publish_units"]
 
 
 def publish_units(
