@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -67,6 +68,31 @@ def test_tasks_take_the_project_lock_as_the_commands_do(project: Path) -> None:
         refused = _invoke(project, "render", env={"BOXSMITH_NO_WAIT": "1"})
     assert refused.returncode == 3, refused.stderr
     assert f"pid {os.getpid()} (test-holder)" in refused.stderr
+    assert not (project / "generated").exists()
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [sys.executable, "-m", "boxsmith", "render"],
+        [sys.executable, "-m", "invoke", "--search-root", str(ROOT), "render"],
+    ],
+    ids=["cli", "task"],
+)
+def test_sigterm_interrupts_the_cli_and_the_tasks_alike(project: Path, command: list[str]) -> None:
+    """A cancelled CI job (SIGTERM) ends a command as Ctrl-C does: cleaned up, exit 130."""
+    write_tree(project, {"template_specs/app.yaml": MINIMAL.format(name="app")})
+    with hold(load_settings(project), "test-holder"):
+        run = subprocess.Popen(
+            command, cwd=project, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert run.stderr is not None
+        while "waiting for" not in (line := run.stderr.readline()):  # it blocks after this line
+            assert line, "the run never waited for the lock"
+        run.send_signal(signal.SIGTERM)
+        _, rest = run.communicate(timeout=120)
+    assert run.returncode == 130, rest
+    assert rest.startswith("interrupted; cleaned up"), rest
     assert not (project / "generated").exists()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TextIO
@@ -13,7 +12,6 @@ from typing import TextIO
 from boxsmith._internal.cli.outcome import run_command
 from boxsmith._internal.cli.parser import build_parser
 from boxsmith.config import Settings, load_settings
-from boxsmith.errors import UsageError
 
 __all__ = ["COMMANDS", "build_parser", "entry", "main"]
 
@@ -100,13 +98,9 @@ def _build(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextI
 
 
 def _smoke(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if not args.local and args.target is None:  # the CLI asks for it; the task defaults to local
-        raise UsageError(
-            "smoke needs a target: --local (a container of the built image) or "
-            "--target local|e2b (a sandbox of the published version)",
-            "run `boxsmith smoke --local`, or `boxsmith smoke --target local` after publish",
-        )
     from boxsmith._internal.cli import smoke  # lazy: see the note above
+
+    smoke.require_target(args.local, args.target)  # the CLI asks for one; the task means local
 
     return smoke.run(
         settings,
@@ -257,9 +251,4 @@ def main(
 
 def entry() -> None:
     """Console-script entry point."""
-    signal.signal(signal.SIGTERM, _interrupt)  # a cancelled CI job cleans up like Ctrl-C
     sys.exit(main())
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt

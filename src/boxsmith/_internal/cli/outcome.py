@@ -4,8 +4,11 @@ failure (README, "Exit codes")."""
 
 from __future__ import annotations
 
+import signal
+import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TextIO
 
 from boxsmith.errors import EXIT_INFRA, EXIT_INTERRUPTED, BoxsmithError
@@ -21,12 +24,14 @@ INTERRUPTED = (
 def run_command(step: Callable[[], int], err: TextIO, *, debug: bool = False) -> int:
     """Run `step` and return its exit code, or the code of the error it raised.
 
-    A `BoxsmithError` prints its own message and fix; Ctrl-C (or SIGTERM, which the CLI turns
-    into one) exits 130; a file the system refused exits 3 naming the file; anything else is a
-    bug in boxsmith: exit 3 with a one-line message, and the traceback too with `debug`.
+    A `BoxsmithError` prints its own message and fix; Ctrl-C, and SIGTERM while `step` runs (a
+    cancelled CI job: it cleans up the same way), exit 130; a file the system refused exits 3
+    naming the file; anything else is a bug in boxsmith: exit 3 with a one-line message, and the
+    traceback too with `debug`.
     """
     try:
-        return step()
+        with _sigterm_interrupts():
+            return step()
     except BoxsmithError as exc:
         err.write(exc.format() + "\n")
         return exc.exit_code
@@ -44,6 +49,24 @@ def run_command(step: Callable[[], int], err: TextIO, *, debug: bool = False) ->
         return EXIT_INFRA
     except Exception as exc:  # a bug in boxsmith, not the user's mistake
         return _internal_error(exc, err, debug)
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt while the block runs (only the main thread may set a
+    handler; elsewhere the process's own handling stays)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _internal_error(exc: Exception, err: TextIO, debug: bool) -> int:
