@@ -33,9 +33,9 @@ from boxsmith._internal.backend.build_request import BuildRequest, BuildRequestE
 from boxsmith._internal.backend.build_uploads import UploadStore
 from boxsmith._internal.backend.builds import LogEntry, StepFailed, run_build
 from boxsmith._internal.build.base_images import resolve_mirrors
-from boxsmith._internal.build.builder import host_ca_bundle
 from boxsmith._internal.build.parity import PARITY_OF_LABEL
 from boxsmith._internal.docker.client import LABEL, Engine, EngineUnavailable
+from boxsmith._internal.docker.host_ca import host_ca_bundle
 from tests.helpers import write_tree
 
 pytestmark = pytest.mark.docker

@@ -37,7 +37,7 @@ from boxsmith._internal.build.rendered import (
     WORKDIR_LABEL,
     BuildUnit,
 )
-from boxsmith._internal.build.results import BuildResult, describe_failure, final_text
+from boxsmith._internal.build.results import BuildResult, final_text
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.docker.client import BuildFailed, Engine
 from boxsmith._internal.docker.host_ca import host_ca_bundle
@@ -45,13 +45,7 @@ from boxsmith._internal.progress import Progress
 from boxsmith.config import Settings
 from boxsmith.errors import BoxsmithError
 
-__all__ = [
-    "BuildResult",
-    "build_templates",
-    "describe_failure",
-    "host_ca_bundle",
-    "probe_host",
-]
+__all__ = ["build_templates", "probe_host"]
 
 _BUILD_DOCKERFILE = ".boxsmith.Dockerfile"
 _UNBUILDABLE_HINT = (

@@ -11,7 +11,8 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from boxsmith._internal.build import record as buildrecord
+from boxsmith._internal.build.record import BuildRecord, summary_table
+from boxsmith._internal.build.results import BuildResult, describe_failure
 from boxsmith._internal.cli.options import at_least_one
 from boxsmith._internal.lock import hold
 from boxsmith._internal.progress import Progress
@@ -19,18 +20,12 @@ from boxsmith.config import Settings
 from boxsmith.errors import EXIT_INFRA, EXIT_OK
 
 if TYPE_CHECKING:
-    from boxsmith._internal.build.builder import BuildResult
     from boxsmith._internal.build.rendered import BuildUnit
 
-__all__ = ["execute", "report", "run", "summary_table"]
+__all__ = ["execute", "report", "run"]
 
 # The builder, the engine client and the spec models load in the functions that use them: a
 # no-change `boxsmith build`, answered from the build record, is 0.3 s faster without them.
-
-
-def summary_table(results: Sequence[BuildResult], out: TextIO) -> None:
-    """template, version, status, time, image size; the reasons for skips below the table."""
-    out.write(buildrecord.summary_table([r.to_json() for r in results]))
 
 
 def run(
@@ -52,7 +47,7 @@ def run(
     or the lock. Otherwise the run holds the project lock (`boxsmith._internal.lock`).
     """
     at_least_one("--jobs", jobs, 2)
-    record = buildrecord.BuildRecord(settings, names, labels, allow_skip)
+    record = BuildRecord(settings, names, labels, allow_skip)
     if not force:
         code = record.answer(out=out, err=err, as_json=as_json)
         if code is not None:
@@ -111,8 +106,6 @@ def report(
     results: Sequence[BuildResult], *, out: TextIO, err: TextIO, as_json: bool = False
 ) -> int:
     """Print failures (stderr), the table or JSON (stdout) and the summary; the exit code."""
-    from boxsmith._internal.build.builder import describe_failure  # lazy: see the note above
-
     failed = [r for r in results if r.status == "failed"]
     for r in failed:
         err.write(describe_failure(r) + "\n")
@@ -120,7 +113,7 @@ def report(
         json.dump({"builds": [r.to_json() for r in results]}, out, indent=2)
         out.write("\n")
     else:
-        summary_table(results, out)
+        out.write(summary_table([r.to_json() for r in results]))
     counts = ", ".join(
         f"{sum(r.status == s for r in results)} {s}"
         for s in ("built", "cached", "skipped", "failed")

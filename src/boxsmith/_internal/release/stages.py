@@ -38,7 +38,7 @@ from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, BoxsmithError
 
 if TYPE_CHECKING:
-    from boxsmith._internal.build.builder import BuildResult
+    from boxsmith._internal.build.results import BuildResult
     from boxsmith._internal.publish.plan import PublishResult
 
 __all__ = ["Command", "Commands", "release_templates"]
