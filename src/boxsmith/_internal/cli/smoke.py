@@ -18,16 +18,17 @@ from typing import TextIO
 
 from boxsmith._internal.build.rendered import select_units
 from boxsmith._internal.cli.options import at_least_one, positive_seconds
+from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.lock import hold
 from boxsmith._internal.publish.channels import DEFAULT_CHANNEL
 from boxsmith._internal.publish.targets import check_channel
-from boxsmith._internal.smoke.container_run import DEFAULT_READY_TIMEOUT, smoke_in_containers
+from boxsmith._internal.smoke.container_run import smoke_in_containers
 from boxsmith._internal.smoke.sandbox_run import DEFAULT_JOBS, smoke_in_sandboxes
 from boxsmith._internal.smoke.suites import report_suites
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
-__all__ = ["DEFAULT_CHANNEL", "DEFAULT_JOBS", "DEFAULT_READY_TIMEOUT", "require_target", "run"]
+__all__ = ["require_target", "run"]
 
 
 def require_target(local: bool, target: str | None) -> None:

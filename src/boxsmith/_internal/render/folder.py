@@ -24,13 +24,12 @@ import jinja2
 import tomlkit
 from jinja2.sandbox import SandboxedEnvironment
 
+from boxsmith._internal.dockerfile.source_map import Instruction
 from boxsmith._internal.render import DOCKERFILE, TOML
-from boxsmith._internal.render.instructions import Instruction, instructions
+from boxsmith._internal.render.instructions import instructions
 from boxsmith._internal.spec.catalog import Template
 
 __all__ = [
-    "DOCKERFILE",
-    "TOML",
     "Rendered",
     "RenderedFile",
     "content_hash",

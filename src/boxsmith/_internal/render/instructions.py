@@ -17,7 +17,7 @@ from boxsmith._internal.dockerfile.source_map import Instruction
 from boxsmith._internal.spec.catalog import Template
 from boxsmith._internal.spec.steps import FileEntry, RunStep
 
-__all__ = ["Instruction", "instructions"]
+__all__ = ["instructions"]
 
 ROOT = "root"
 APT_CLEANUP = "apt-get clean && rm -rf /var/lib/apt/lists/*"

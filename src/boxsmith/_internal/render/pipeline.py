@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
+from boxsmith._internal.render import TOML
 from boxsmith._internal.render.folder import (
-    TOML,
     Rendered,
     RenderedFile,
     content_hash,

@@ -22,7 +22,7 @@ from boxsmith._internal.smoke.suites import check_counter
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
-__all__ = ["DEFAULT_READY_TIMEOUT", "smoke_in_containers"]
+__all__ = ["smoke_in_containers"]
 
 
 def smoke_in_containers(

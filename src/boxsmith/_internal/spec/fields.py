@@ -10,16 +10,14 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict
 from pydantic_core import PydanticCustomError
 
-from boxsmith._internal.spec.names import NAME_RE, TAG_RE, tag_error
+from boxsmith._internal.spec.names import TAG_RE, tag_error
 
 __all__ = [
     "ENV_KEY_RE",
     "IMAGE_RE",
     "LINE_BREAKS",
     "MODE_RE",
-    "NAME_RE",
     "SEMVER_RE",
-    "TAG_RE",
     "USER_RE",
     "AptPackage",
     "E2BTag",

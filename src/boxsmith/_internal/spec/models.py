@@ -28,7 +28,6 @@ from boxsmith._internal.spec.checks import (
 from boxsmith._internal.spec.fields import (
     IMAGE_RE,
     SEMVER_RE,
-    TAG_RE,
     USER_RE,
     AptPackage,
     E2BTag,
@@ -43,7 +42,7 @@ from boxsmith._internal.spec.fields import (
     one_line,
     single_line,
 )
-from boxsmith._internal.spec.names import name_error
+from boxsmith._internal.spec.names import TAG_RE, name_error
 from boxsmith._internal.spec.steps import STEP_KINDS, CopyStep, FileEntry, RunStep, Step
 
 __all__ = [
