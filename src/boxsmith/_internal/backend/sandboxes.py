@@ -32,6 +32,7 @@ from boxsmith._internal.backend.store import Store
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.docker.boot import ROLE_LABEL, SandboxSettings, boot
 from boxsmith._internal.docker.client import LABEL, Engine, EngineError
+from boxsmith._internal.docker.engine_errors import FOREIGN
 
 __all__ = ["BACKEND_LABEL", "CreateCancelled", "CreateFailed", "SandboxManager"]
 
@@ -183,15 +184,12 @@ class SandboxManager:
         handles = self.handles()  # before the listing: each of these had a running container
         if not handles:
             return []
-        import docker
-        import requests
-
         try:
             found = self._engine.client.containers.list(
                 sparse=True,  # ids only: no inspect per container, every second
                 filters={"label": f"{BACKEND_LABEL}={self._backend_id}", "status": "running"},
             )
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
+        except FOREIGN as exc:
             _log.debug("reaper: cannot list containers: %s", exc)
             return []  # the engine away: nothing known died, the next sweep looks again
         alive = {str(container.id) for container in found}
