@@ -9,11 +9,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, TextIO
+from typing import Self, TextIO
 
-if TYPE_CHECKING:
-    from rich.progress import Progress as RichProgress
-    from rich.progress import TaskID
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    SpinnerColumn,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.progress import Progress as RichProgress
 
 __all__ = ["Progress", "table"]
 
@@ -50,17 +57,7 @@ class Progress:
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskID] = {}
         self._rich: RichProgress | None = None
-        if self._live:  # rich (about 0.15 s) loads only for a terminal: plain lines need none
-            from rich.console import Console
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                SpinnerColumn,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-            from rich.progress import Progress as RichProgress
-
+        if self._live:
             self._rich = RichProgress(
                 SpinnerColumn(),
                 TextColumn("[bold]{task.fields[key]}"),
