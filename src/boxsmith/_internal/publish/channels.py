@@ -48,7 +48,7 @@ def semver_key(version: str) -> tuple[Any, ...]:
 
 def assign(target: PublishTarget, name: str, version: str, channel: str) -> None:
     """Point `name`'s `channel` tag at its published `version` on `target`."""
-    from e2b import Template  # the SDK takes about a second to import: only when a tag moves
+    from e2b import Template  # the SDK takes about 0.5 s to import: only when a tag moves
 
     Template.assign_tags(f"{name}:{version_tag(version)}", [channel], **target.params)
 
@@ -132,7 +132,7 @@ def plan_moves(
 
 def _channel_build(remote: PublishTarget, name: str, channel: str) -> str | None:
     """The build id that `name`'s `channel` tag points at on `remote`; None: no such tag."""
-    from e2b import Template  # the SDK takes about a second to import: only when tags are read
+    from e2b import Template  # the SDK takes about 0.5 s to import: only when tags are read
 
     tags = Template.get_tags(name, **remote.params)
     return next((str(t.build_id) for t in tags if t.tag == channel), None)

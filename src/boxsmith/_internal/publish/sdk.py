@@ -4,7 +4,7 @@
 each retry, and logs it once: `boxsmith._internal.retry`). A 404 where publish asks whether
 something exists is an answer (`None`, `"unknown"`), not an error; every other failure is the
 SDK's exception, which the caller retries or reports. Importing this module imports e2b
-(about half a second): the publisher imports it only when there is something to build.
+(about 0.5 s): the publisher imports it only when there is something to build.
 """
 
 from __future__ import annotations

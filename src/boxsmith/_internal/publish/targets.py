@@ -79,7 +79,7 @@ def live_builds(settings: Settings, name: str) -> frozenset[str] | None:
 def _backend_images(owner: str) -> set[str] | None:
     """Ids of the images the local backend `owner` built that Docker has; None when no engine
     answers."""
-    # here, not at the top: these import docker and the container boot (about 0.4 s), which
+    # here, not at the top: these import docker and the container boot (about 0.08 s), which
     # only the local target needs
     from docker.errors import DockerException
 

@@ -176,7 +176,7 @@ class _SandboxRun:
 
     def boot(self, ref: str, key: str) -> Sandbox:
         """A sandbox of the version tag `ref` on the target."""
-        from e2b import Sandbox  # the SDK takes about a second to import: not for smoke --local
+        from e2b import Sandbox  # the SDK takes about 0.5 s to import: not for smoke --local
 
         return Sandbox.create(
             ref,

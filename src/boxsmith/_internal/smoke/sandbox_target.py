@@ -11,7 +11,7 @@ went) is `BackendGone` (exit 3), not a check that "did not exit in time": when a
 connection drops and the sandbox cannot be reached, one request to the control plane tells the
 two apart.
 
-This module loads the e2b SDK (about a second): the sandbox runs import it when they start, so
+This module loads the e2b SDK (about 0.5 s): the sandbox runs import it when they start, so
 `smoke --local` never does.
 """
 
