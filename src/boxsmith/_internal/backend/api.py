@@ -10,9 +10,9 @@ an unknown route a 404, a wrong method a 405, an E2B cloud feature the backend l
 snapshots, volumes, ...) a 501, an unexpected failure a 500 with a generic message (the
 traceback goes to the backend's log), all in E2B's shape and without host paths.
 
-The handlers live by what they serve: builds (`api_builds`), templates and tags
-(`api_templates`), sandboxes (`api_sandboxes`); this module routes to them behind the key check
-and answers what no route serves.
+The handlers live by what they serve: builds (`api_builds`), templates and tags (`api_templates`),
+sandboxes (`api_sandboxes`); this module routes to them behind the key check and answers what no
+route serves.
 """
 
 from __future__ import annotations

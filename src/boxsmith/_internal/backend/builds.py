@@ -1,12 +1,12 @@
 """Template builds v2: the e2b SDK's build request as a Docker image, built as E2B would build it.
 
-The SDK asks for a build (`POST /v3/templates`), uploads one tar (gzipped by default) per COPY
-step whose files the backend lacks, then posts the steps (`POST /v2/templates/{id}/builds/{b}`),
+The SDK asks for a build (`POST /v3/templates`), uploads one tar (gzipped by default) per COPY step
+whose files the backend lacks, then posts the steps (`POST /v2/templates/{id}/builds/{b}`),
 validated in `build_request`. `run_build` makes sure the parity base of the request's base image
-exists (`boxsmith._internal.build.parity.parity_base`), writes the Dockerfile
-(`build_dockerfile`), packs it with the uploads into one build context (`build_context`) and
-builds it on the legacy builder, turning Docker's output into E2B's log entries and a failure
-into E2B's `reason` (the step and its message).
+exists (`boxsmith._internal.build.parity.parity_base`), writes the Dockerfile (`build_dockerfile`),
+packs it with the uploads into one build context (`build_context`) and builds it on the legacy
+builder, turning Docker's output into E2B's log entries and a failure into E2B's `reason` (the step
+and its message).
 
 A template's ENV is build-time only, as on E2B: the names it sets (and the base image's values
 for them) are recorded in the image label `buildenv.LABEL`, and sandbox commands run after

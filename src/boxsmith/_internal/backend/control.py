@@ -1,10 +1,9 @@
 """Start, find, stop and reset the local backend of a data folder from another process.
 
 What the rest of boxsmith uses to reach the backend (publish's `local` target, the `backend`
-command): `ensure_running` attaches to the backend of a data folder or starts one in the
-background; `status`, `stop` and `reset` act on it. The server itself is
-`boxsmith._internal.backend.server`; this module only spawns it
-(`python -m boxsmith backend serve`), never imports it.
+command): `ensure_running` attaches to the backend of a data folder or starts one in the background;
+`status`, `stop` and `reset` act on it. The server itself is `boxsmith._internal.backend.server`;
+this module only spawns it (`python -m boxsmith backend serve`), never imports it.
 
 One data folder has one backend: a command that finds the backend stopped starts it while
 holding `start.lock`, so a second command starting it at the same time waits, then attaches to

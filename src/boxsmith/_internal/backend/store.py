@@ -6,8 +6,8 @@ method opens its own short transaction on a per-thread connection; WAL mode lets
 threads write logs while requests read them.
 
 Sandbox envVars are not kept: they hold users' secrets, and no sandbox outlives the backend
-(`reconcile`). A state file of an older version that kept them in an `env`
-column has the column dropped and the freed pages zeroed when it is opened.
+(`reconcile`). A state file of an older version that kept them in an `env` column has the column
+dropped and the freed pages zeroed when it is opened.
 
 A damaged file (`state_file`) raises `StateDamaged` from the first call that finds it so; from
 then on every call does, so no build waits forever for a write that cannot happen.

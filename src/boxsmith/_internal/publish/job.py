@@ -2,14 +2,13 @@
 
 A version is immutable, on the target too: before building, publish asks the target for the
 version's tag (`Template.get_tags`). A tag on a ready build of this content means the version is
-already there (its record was lost): the record is restored, nothing is built. A tag on a
-running build, or the build an interrupted publish started (`records.read_pending`), is followed
-instead of starting another; a tag on a build of other content fails the version (bump it).
-Otherwise the version is built from its folder with `Template.build_in_background` (its
-e2b.Dockerfile; start and ready command, cpu and memory from its e2b.toml; named
-`<name>:<version>` plus the spec's `tags` and the content tag) and followed with
-`Template.get_build_status` from a log offset, the log streamed to the progress rows and
-`.boxsmith/logs/publish-<target>-<name>-<version>.log`.
+already there (its record was lost): the record is restored, nothing is built. A tag on a running
+build, or the build an interrupted publish started (`records.read_pending`), is followed instead of
+starting another; a tag on a build of other content fails the version (bump it). Otherwise the
+version is built from its folder with `Template.build_in_background` (its e2b.Dockerfile; start and
+ready command, cpu and memory from its e2b.toml; named `<name>:<version>` plus the spec's `tags` and
+the content tag) and followed with `Template.get_build_status` from a log offset, the log streamed
+to the progress rows and `.boxsmith/logs/publish-<target>-<name>-<version>.log`.
 
 Transient failures (429, 5xx, upload and connection errors) are retried with backoff
 (`RetryPolicy`); the retry counter counts per step (`Retries`), however many status polls the

@@ -1,9 +1,8 @@
 """How long and how often publish tries: each version's deadline and the retry policy.
 
-A version's publish, from the request to the finished build, may take
-`BOXSMITH_PUBLISH_TIMEOUT` seconds (default 3600: real template builds take minutes, large ones
-tens of them). Transient failures are retried with `PUBLISH_RETRY`'s backoff, patient because
-builds are long.
+A version's publish, from the request to the finished build, may take `BOXSMITH_PUBLISH_TIMEOUT`
+seconds (default 3600: real template builds take minutes, large ones tens of them). Transient
+failures are retried with `PUBLISH_RETRY`'s backoff, patient because builds are long.
 """
 
 from __future__ import annotations

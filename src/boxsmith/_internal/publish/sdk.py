@@ -1,10 +1,10 @@
 """The e2b SDK's template calls that publish makes, against one target: the one place they enter.
 
-`TemplateApi` holds the target's SDK parameters with the SDK's own retries off (publish decides
-each retry, and logs it once: `boxsmith._internal.retry`). A 404 where publish asks whether
-something exists is an answer (`None`, `"unknown"`), not an error; every other failure is the
-SDK's exception, which the caller retries or reports. Importing this module imports e2b
-(about 0.5 s): the publisher imports it only when there is something to build.
+`TemplateApi` holds the target's SDK parameters with the SDK's own retries off (publish decides each
+retry, and logs it once: `boxsmith._internal.retry`). A 404 where publish asks whether something
+exists is an answer (`None`, `"unknown"`), not an error; every other failure is the SDK's exception,
+which the caller retries or reports. Importing this module imports e2b (about 0.5 s): the publisher
+imports it only when there is something to build.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ Modules: `instructions` (steps -> Dockerfile instructions), `folder` (one templa
 byte, and the Jinja environment of `templates/`), `pipeline` (`generate`, `render_project`,
 `check_project`), `outputs` (claim, plan, atomic apply), `index` (generated/index.json), `stamp`
 (skip a render when nothing changed), `templates/`.
+
 The names of the generated files are defined here, for the stages that read them.
 """
 
