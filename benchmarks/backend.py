@@ -65,8 +65,8 @@ import docker.errors
 from common import (
     Conditions,
     Figure,
+    Goal,
     SetupError,
-    Target,
     Watch,
     at_least,
     children,
@@ -511,7 +511,7 @@ def measure(bench: Bench) -> Results:
 # ---------------------------------------------------------------------------------- reporting
 
 
-def targets(res: Results) -> list[Target]:
+def goals(res: Results) -> list[Goal]:
     p50 = res.create[0].median
     create_ratio = p50 / res.create[3].median
     run_ratio = res.run[0].median / res.run[1].median
@@ -524,7 +524,7 @@ def targets(res: Results) -> list[Target]:
         "on this machine"
     )
     return [
-        Target(
+        Goal(
             f"(a) create + first command p50 under {TARGET_CREATE_S:g} s",
             p50,
             "s",
@@ -532,7 +532,7 @@ def targets(res: Results) -> list[Target]:
             p50 < TARGET_CREATE_S,
             stat="p50",
         ),
-        Target(
+        Goal(
             f"(a) p50 sandbox / p50 docker run + exec at most {TARGET_CREATE_RATIO:g}",
             create_ratio,
             "x",
@@ -541,7 +541,7 @@ def targets(res: Results) -> list[Target]:
             create_note,
             stat="p50",
         ),
-        Target(
+        Goal(
             f"(b) p50 commands.run / p50 docker exec at most {TARGET_RUN_RATIO:g}",
             run_ratio,
             "x",
@@ -550,7 +550,7 @@ def targets(res: Results) -> list[Target]:
             f"needs commands.run <= {res.run[1].median * TARGET_RUN_RATIO:.3f} s here",
             stat="p50",
         ),
-        Target(
+        Goal(
             f"(c) {res.concurrent} sandboxes at once, {res.commands} commands each: no errors",
             len(sandboxes.errors),
             "errors",
@@ -592,7 +592,7 @@ def as_json(res: Results) -> dict[str, Any]:
             "docker": res.crowds[1].as_json(),
         },
         "containers_left_behind": res.leftover_containers,
-        "targets": [t.as_json() for t in targets(res)],
+        "targets": [t.as_json() for t in goals(res)],
     }
 
 
@@ -644,7 +644,7 @@ def as_table(res: Results) -> str:
         "",
         f"containers left behind by the backend after SIGTERM: {res.leftover_containers}",
         "",
-        *verdict_lines(targets(res)),
+        *verdict_lines(goals(res)),
     ]
     return "\n".join(lines)
 

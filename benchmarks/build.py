@@ -73,8 +73,8 @@ from common import (
     NO_CACHE,
     Conditions,
     Figure,
+    Goal,
     SetupError,
-    Target,
     Watch,
     at_least,
     children,
@@ -447,14 +447,14 @@ def measure(bench: Bench) -> Results:
 # ---------------------------------------------------------------------------------- reporting
 
 
-def targets(res: Results) -> list[Target]:
+def goals(res: Results) -> list[Goal]:
     ratio = res.loop.median / res.build.median
     overhead = res.smoke_parts.median("overhead")
     note = f"needs boxsmith build <= {res.loop.median / TARGET_RATIO:.3f} s on this machine"
     if res.count != TARGET_COUNT:
         note = f"target is stated for {TARGET_COUNT} templates; this run used {res.count}"
     return [
-        Target(
+        Goal(
             f"(a) no-change build (record) at least {TARGET_RATIO:g}x faster than the docker loop",
             ratio,
             "x",
@@ -462,7 +462,7 @@ def targets(res: Results) -> list[Target]:
             ratio >= TARGET_RATIO,
             note + "; not the same work: the full check's ratio is in the table",
         ),
-        Target(
+        Goal(
             f"(b) smoke --local overhead under {TARGET_SMOKE_OVERHEAD_S:g} s",
             overhead,
             "s",
@@ -508,7 +508,7 @@ def as_json(res: Results) -> dict[str, Any]:
             "docker_cli_baseline_median_s": res.cli.as_json(),
             "containers_left_behind": res.leftover_containers,
         },
-        "targets": [t.as_json() for t in targets(res)],
+        "targets": [t.as_json() for t in goals(res)],
     }
 
 
@@ -578,7 +578,7 @@ def as_table(res: Results) -> str:
     )
     lines += ["", figure_head("baselines")]
     lines += [figure_row(f.label, f) for f in res.baselines]
-    lines += ["", *_build_lines(res), "", *_smoke_lines(res), "", *verdict_lines(targets(res))]
+    lines += ["", *_build_lines(res), "", *_smoke_lines(res), "", *verdict_lines(goals(res))]
     return "\n".join(lines)
 
 

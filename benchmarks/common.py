@@ -32,8 +32,8 @@ __all__ = [
     "TIMEOUT_S",
     "Conditions",
     "Figure",
+    "Goal",
     "SetupError",
-    "Target",
     "Watch",
     "at_least",
     "child_env",
@@ -283,9 +283,9 @@ class Watch:
 
 
 @dataclass
-class Target:
-    """A stated target and how the run did: `value` (the `stat` of the figures, in `unit`: "s",
-    "x" for a ratio, else what is counted) against `limit`."""
+class Goal:
+    """A stated performance target and how the run did: `value` (the `stat` of the figures, in
+    `unit`: "s", "x" for a ratio, else what is counted) against `limit`."""
 
     name: str
     value: float
@@ -314,10 +314,10 @@ class Target:
         }
 
 
-def verdict_lines(targets: Sequence[Target]) -> list[str]:
-    """The table's verdicts: PASS or FAIL, each target's name and value, its note."""
+def verdict_lines(goals: Sequence[Goal]) -> list[str]:
+    """The table's verdicts: PASS or FAIL, each goal's name and value, its note."""
     lines = ["targets"]
-    for t in targets:
+    for t in goals:
         lines.append(f"  {'PASS' if t.passed else 'FAIL'}  {t.name}: {t.text()}")
         if t.note:
             lines.append(f"        {t.note}")

@@ -53,8 +53,8 @@ from catalog import copy_bundled, remove_images
 from common import (
     Conditions,
     Figure,
+    Goal,
     SetupError,
-    Target,
     Watch,
     at_least,
     children,
@@ -206,9 +206,9 @@ def _outcome(row: Mapping[str, Any]) -> str:
     return f"{row['build']}: {row['reason']}" if row["reason"] else row["build"]
 
 
-def targets(res: Results) -> list[Target]:
+def goals(res: Results) -> list[Goal]:
     return [
-        Target(
+        Goal(
             f"release with nothing changed (bundled catalog) under {TARGET_S:g} s",
             res.nothing.median,
             "s",
@@ -235,7 +235,7 @@ def as_json(res: Results) -> dict[str, Any]:
                 name: round(statistics.median(times), 3) for name, times in res.stage_times.items()
             },
         },
-        "targets": [t.as_json() for t in targets(res)],
+        "targets": [t.as_json() for t in goals(res)],
     }
 
 
@@ -267,7 +267,7 @@ def as_table(res: Results) -> str:
         lines.append(f"  {name:<10} {statistics.median(times):8.3f} s")
     if res.changed_wall:
         lines.append(f"  {'wall':<10} {statistics.median(res.changed_wall):8.3f} s")
-    lines += ["", *verdict_lines(targets(res))]
+    lines += ["", *verdict_lines(goals(res))]
     return "\n".join(lines)
 
 

@@ -62,8 +62,8 @@ from common import (
     NO_CACHE,
     Conditions,
     Figure,
+    Goal,
     SetupError,
-    Target,
     Watch,
     at_least,
     children,
@@ -193,30 +193,30 @@ def measure(args: argparse.Namespace, project: Path) -> Results:
 # ---------------------------------------------------------------------------------- reporting
 
 
-def _target(name: str, figure: Figure, limit: float, note: str = "") -> Target:
-    return Target(name, figure.median, "s", limit, figure.median < limit, note)
+def _goal(name: str, figure: Figure, limit: float, note: str = "") -> Goal:
+    return Goal(name, figure.median, "s", limit, figure.median < limit, note)
 
 
-def targets(res: Results) -> list[Target]:
+def goals(res: Results) -> list[Goal]:
     note = "its check answers from the stamp the render wrote; the full check is in the table"
     if res.count != TARGET_COUNT:
         note = f"target is stated for {TARGET_COUNT} specs; this run used {res.count}"
     limit_b = f"< {TARGET_CATALOG_CHECK_S:g} s"
     return [
-        _target(
+        _goal(
             f"(a) one change in {res.count} specs: validate+render+check+plan "
             f"< {TARGET_CHANGE_S:g} s",
             res.total,
             TARGET_CHANGE_S,
             note,
         ),
-        _target(
+        _goal(
             f"(b) no-change check of the bundled catalog {limit_b}",
             res.catalog,
             TARGET_CATALOG_CHECK_S,
             "boxsmith's stamp from an earlier check in place, as on a developer machine",
         ),
-        _target(
+        _goal(
             f"(b) the same without the stamp (BOXSMITH_NO_CACHE=1) {limit_b}",
             res.catalog_cold,
             TARGET_CATALOG_CHECK_S,
@@ -265,7 +265,7 @@ def as_json(res: Results) -> dict[str, Any]:
             **entry(res.catalog),
             "no_cache": entry(res.catalog_cold),
         },
-        "targets": [t.as_json() for t in targets(res)],
+        "targets": [t.as_json() for t in goals(res)],
     }
 
 
@@ -310,7 +310,7 @@ def as_table(res: Results) -> str:
         "the render pipeline (every module a full validate/render/check loads); - where the",
         "figure is below that baseline (the process does not load all of it).",
         "",
-        *verdict_lines(targets(res)),
+        *verdict_lines(goals(res)),
     ]
     return "\n".join(lines)
 
