@@ -8,11 +8,13 @@ user, on the commands people run many times a day, where start-up is most of the
 
 The two installs (each its own venv, the same versions of every dependency):
 - before: the code before the restructure, commit da77197 (`--before`, default
-  /tmp/bench-before/.venv/bin/boxsmith), set up with
-      git worktree add /tmp/bench-before da77197
-      python -m venv /tmp/bench-before/.venv
-      .venv/bin/pip freeze --exclude-editable > /tmp/constraints.txt
-      /tmp/bench-before/.venv/bin/pip install -c /tmp/constraints.txt -e /tmp/bench-before
+  benchmarks/out/before/.venv/bin/boxsmith: benchmarks/out/ is gitignored), set up from the
+  repository's root with
+      git worktree add benchmarks/out/before da77197
+      cd benchmarks/out
+      python -m venv before/.venv
+      ../../.venv/bin/pip freeze --exclude-editable > constraints.txt
+      before/.venv/bin/pip install -c constraints.txt -e before
 - after: the current code (`--boxsmith`, default this venv's `boxsmith`). On a checkout that
   others edit during the run, measure a snapshot instead: a worktree of its HEAD with a venv
   made as above, given as `--boxsmith <worktree>/.venv/bin/boxsmith`.
@@ -71,6 +73,7 @@ from catalog import (
 )
 from common import (
     NO_CACHE,
+    OUT_DIR,
     Conditions,
     Figure,
     SetupError,
@@ -83,7 +86,7 @@ from common import (
 )
 
 SIDES = ("before", "after")
-BEFORE = Path("/tmp/bench-before/.venv/bin/boxsmith")
+BEFORE = OUT_DIR / "before" / ".venv" / "bin" / "boxsmith"
 # label -> (arguments, environment added); the bundled catalog's build adds --allow-skip
 COMMANDS: dict[str, tuple[list[str], dict[str, str]]] = {
     "check": (["check"], {}),
