@@ -260,10 +260,11 @@ def test_connect_gets_new_output_and_the_end(commands: Commands) -> None:
 
 def test_timeout_is_the_process_lifetime(env: Env, commands: Commands) -> None:
     start = time.monotonic()
-    handle = commands.run("sleep 31", background=True, timeout=2)
+    # 600 s alone: only the 2 s lifetime ends it within _wait_gone's minute
+    handle = commands.run("sleep 600", background=True, timeout=2)
     elapsed = _wait_gone(commands, handle.pid, since=start)
     assert elapsed > 1.5  # killed by the 2 s lifetime, not before it
-    assert _count(env.container, "sleep 31") == 0
+    assert _count(env.container, "sleep 600") == 0
     handle.disconnect()
 
 

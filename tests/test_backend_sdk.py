@@ -212,7 +212,7 @@ def test_lifecycle_list_info_timeout_connect_kill(template: str) -> None:
 
 def test_timeout_expiry_kills_the_sandbox(template: str) -> None:
     sbx = Sandbox.create(template, timeout=2)
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 60  # only catches a sandbox that never expires
     while sbx.is_running() and time.monotonic() < deadline:
         time.sleep(0.5)
     assert not sbx.is_running()

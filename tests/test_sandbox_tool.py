@@ -276,7 +276,12 @@ def test_session_creates_writes_runs_and_logs(
             )
             assert (slow.exit_code, slow.error) == (EXIT_TIMED_OUT, "timed out after 1s")
             assert slow.stdout == "started\n"
-            assert await box.sandbox.commands.list() == []  # the timeout ended the process
+            # the timeout ended the process (the sandbox may still be taking it down)
+            for _ in range(200):  # at most 20 s: only a kill that never lands fails
+                if await box.sandbox.commands.list() == []:
+                    break
+                await asyncio.sleep(0.1)
+            assert await box.sandbox.commands.list() == []
             # left alone the code would run 30 s: the bound is loose on purpose, for a busy
             # machine, and only catches a timeout that did not cut the run short
             assert 1 <= slow.seconds < 25
@@ -477,7 +482,9 @@ def test_a_script_may_end_right_after_the_block(template: str) -> None:
         check=False,
     )
     lines = run.stdout.splitlines()
-    assert (run.returncode, run.stderr) == (0, ""), run.stderr[-2000:]
+    # stderr may carry a retried create's warning on a busy machine; never an abort
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert "Fatal Python error" not in run.stderr, run.stderr[-2000:]
     assert lines == ["42 0", "exit 0"] * EXIT_RUNS, sorted(Counter(lines).items())
     assert asyncio.run(alive(marker=marker)) == []
 
