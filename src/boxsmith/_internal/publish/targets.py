@@ -14,9 +14,13 @@ import os
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from docker.errors import DockerException
+
 from boxsmith._internal.backend.control import ensure_running
 from boxsmith._internal.backend.datadir import backend_id, data_dir
+from boxsmith._internal.backend.sandboxes import BACKEND_LABEL
 from boxsmith._internal.backend.state_file import ready_images
+from boxsmith._internal.docker.client import Engine, EngineError
 from boxsmith._internal.spec.names import tag_error
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
@@ -79,13 +83,6 @@ def live_builds(settings: Settings, name: str) -> frozenset[str] | None:
 def _backend_images(owner: str) -> set[str] | None:
     """Ids of the images the local backend `owner` built that Docker has; None when no engine
     answers."""
-    # here, not at the top: these import docker and the container boot (about 0.08 s), which
-    # only the local target needs
-    from docker.errors import DockerException
-
-    from boxsmith._internal.backend.sandboxes import BACKEND_LABEL
-    from boxsmith._internal.docker.client import Engine, EngineError
-
     try:
         with Engine() as engine:
             found = engine.client.images.list(filters={"label": f"{BACKEND_LABEL}={owner}"})
