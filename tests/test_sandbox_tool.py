@@ -47,6 +47,7 @@ from boxsmith.sandbox import (
     SandboxError,
     SandboxSession,
     SandboxSessionSync,
+    _teardown,
     with_retries,
 )
 from tests.helpers import Backend
@@ -173,6 +174,56 @@ class StubApi:
         return SandboxSession(
             "tpl", api_key="e2b_stub", api_url=self.url, sandbox_url=self.url, **options
         )
+
+
+def _held_hand_over(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
+) -> tuple[threading.Thread, threading.Event, threading.Event]:
+    """A thread stuck inside `loop.call_soon_threadsafe`, as the SDK's Rust thread can be."""
+    inside, release = threading.Event(), threading.Event()
+    wake = loop._write_to_self  # type: ignore[attr-defined]
+
+    def held_wake() -> None:
+        inside.set()
+        release.wait(30)
+        wake()
+
+    monkeypatch.setattr(loop, "_write_to_self", held_wake)
+    thread = threading.Thread(target=loop.call_soon_threadsafe, args=(lambda: None,))
+    thread.start()
+    return thread, inside, release
+
+
+def test_settle_waits_for_a_thread_inside_the_hand_over(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def scenario() -> None:
+        thread, inside, release = _held_hand_over(asyncio.get_running_loop(), monkeypatch)
+        while not inside.is_set():  # not to_thread: its answer would take the held path too
+            await asyncio.sleep(0.001)
+        settling = asyncio.create_task(_teardown.settle())
+        await asyncio.sleep(0.2)
+        assert not settling.done()  # the thread is still inside: settle waits
+        release.set()
+        await asyncio.wait_for(settling, 10)
+        thread.join(10)
+
+    asyncio.run(scenario())
+
+
+def test_settle_gives_up_at_its_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_teardown, "SETTLE_LIMIT", 0.05)
+
+    async def scenario() -> None:
+        thread, inside, release = _held_hand_over(asyncio.get_running_loop(), monkeypatch)
+        while not inside.is_set():
+            await asyncio.sleep(0.001)
+        try:
+            await asyncio.wait_for(_teardown.settle(), 10)  # returns although still inside
+            assert _teardown._handing_over()
+        finally:
+            release.set()
+            thread.join(10)
+
+    asyncio.run(scenario())
 
 
 def test_busy_create_is_retried_with_one_key_metadata_and_headers(
