@@ -255,8 +255,9 @@ def docker_client() -> Iterator[docker.DockerClient]:
     client.close()
 
 
-def _mine(client: docker.DockerClient, label: str) -> list[str]:
-    return [str(c.id) for c in client.containers.list(all=True, filters={"label": label})]
+def _mine(client: docker.DockerClient, label: str, status: str | None = None) -> list[str]:
+    filters = {"label": label, **({"status": status} if status else {})}
+    return [str(c.id) for c in client.containers.list(all=True, filters=filters)]
 
 
 @pytest.mark.docker
@@ -272,7 +273,10 @@ def test_a_killed_smoke_local_leaves_no_container_past_its_deadline(
         assert built.returncode == 0, built.stderr
         smoke = _start(project, "smoke", "--local", env={"BOXSMITH_CONTAINER_LIFETIME": "15"})
         try:
-            _until("the smoke container runs", lambda: _mine(docker_client, mine))
+            # running, not only created: a run killed between the engine's create and start
+            # leaves a container that never starts its deadline (the next command's sweep of
+            # expired containers removes that one; test_the_next_command_removes_...)
+            _until("the smoke container runs", lambda: _mine(docker_client, mine, "running"))
             (container_id,) = _mine(docker_client, mine)
             labels = docker_client.containers.get(container_id).labels
             assert labels[PROJECT_LABEL] == load_settings(project).project_id
