@@ -3,9 +3,10 @@ and the invoke tasks refuse the same values with the same message (UsageError, e
 
 from __future__ import annotations
 
+from boxsmith._internal.spec.names import tag_error
 from boxsmith.errors import UsageError
 
-__all__ = ["at_least_one", "port_number", "positive_seconds"]
+__all__ = ["at_least_one", "channel_tag", "port_number", "positive_seconds"]
 
 
 def at_least_one(flag: str, value: int, example: int) -> None:
@@ -29,3 +30,10 @@ def port_number(flag: str, value: int) -> None:
         raise UsageError(
             f"{flag} must be a TCP port from 1 to 65535, got {value}", f"use e.g. {flag} 49990"
         )
+
+
+def channel_tag(channel: str) -> None:
+    """`--channel`: a tag E2B accepts (checked before any work)."""
+    problem = tag_error(channel)
+    if problem:
+        raise UsageError(f"--channel: {problem}", "use a-z, 0-9, -, _ and ., e.g. --channel stable")

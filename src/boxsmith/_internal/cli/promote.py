@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TextIO
 
+from boxsmith._internal.cli.options import channel_tag
 from boxsmith._internal.lock import hold
 from boxsmith._internal.publish.channels import plan_moves
-from boxsmith._internal.publish.targets import check_channel
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK
 
@@ -35,7 +35,7 @@ def run(
 ) -> int:
     """Move `channel` for each selected template; UsageError when there is nothing to move to.
     Holds the project lock (`boxsmith._internal.lock`): the channel it reads is the one it moves."""
-    check_channel(channel)
+    channel_tag(channel)
     with hold(settings, action, err=err):
         plan = plan_moves(
             settings,

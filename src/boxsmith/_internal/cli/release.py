@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from boxsmith._internal.cli import build, check, lint, publish, render
-from boxsmith._internal.cli.options import at_least_one
+from boxsmith._internal.cli.options import at_least_one, channel_tag
 from boxsmith._internal.gha import in_github_actions, write_step_summary
 from boxsmith._internal.lock import hold
-from boxsmith._internal.publish.targets import TARGETS, check_channel
+from boxsmith._internal.publish.targets import TARGETS
 from boxsmith._internal.release.report import Release, counts, markdown, summary
 from boxsmith._internal.release.stages import Commands, release_templates
 from boxsmith.config import Settings
@@ -58,7 +58,7 @@ def run(
         raise UsageError(f"unknown target {target!r}", f"use one of {', '.join(TARGETS)}")
     at_least_one("--jobs", jobs, 4)
     at_least_one("--build-jobs", build_jobs, 2)
-    check_channel(channel)
+    channel_tag(channel)
     with hold(settings, "release", err=err):  # one hold for every stage
         release = release_templates(
             settings,

@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from boxsmith._internal.build.rendered import select_units
-from boxsmith._internal.cli.options import at_least_one, positive_seconds
+from boxsmith._internal.cli.options import at_least_one, channel_tag, positive_seconds
 from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.lock import hold
 from boxsmith._internal.publish.channels import DEFAULT_CHANNEL
-from boxsmith._internal.publish.targets import check_channel
 from boxsmith._internal.smoke.container_run import smoke_in_containers
 from boxsmith._internal.smoke.sandbox_run import DEFAULT_JOBS, smoke_in_sandboxes
 from boxsmith._internal.smoke.suites import report_suites
@@ -65,7 +64,7 @@ def run(
     positive_seconds("--ready-timeout", ready_timeout, DEFAULT_READY_TIMEOUT)
     at_least_one("--jobs", jobs, DEFAULT_JOBS)
     if target is not None and promote:
-        check_channel(channel)
+        channel_tag(channel)
     units = select_units(settings, names, labels)
     if target is None:
         suites = smoke_in_containers(settings, units, err=err, ready_timeout=ready_timeout)

@@ -21,14 +21,12 @@ from boxsmith._internal.backend.datadir import backend_id, data_dir
 from boxsmith._internal.backend.sandboxes import BACKEND_LABEL
 from boxsmith._internal.backend.state_file import ready_images
 from boxsmith._internal.docker.client import Engine, EngineError
-from boxsmith._internal.spec.names import tag_error
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
 __all__ = [
     "TARGETS",
     "PublishTarget",
-    "check_channel",
     "connect",
     "live_builds",
 ]
@@ -49,13 +47,6 @@ class PublishTarget:
     name: str
     description: str
     params: dict[str, Any] = field(repr=False)
-
-
-def check_channel(channel: str) -> None:
-    """UsageError (exit 2) when E2B would refuse `channel` as a tag, before any work."""
-    problem = tag_error(channel)
-    if problem:
-        raise UsageError(f"--channel: {problem}", "use a-z, 0-9, -, _ and ., e.g. --channel stable")
 
 
 def live_builds(settings: Settings, name: str) -> frozenset[str] | None:
