@@ -102,9 +102,13 @@ def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
         if image.id in old_images or _created(image) < started - 1:
             continue
         repos = {tag.rsplit(":", 1)[0] for tag in image.tags}
-        mine = image.labels.get("dev.boxsmith.backend") in backends or any(
-            repo.startswith("boxsmith/") and repo.removeprefix("boxsmith/") in names
-            for repo in repos - {"boxsmith/parity"}
+        mine = (
+            image.labels.get("dev.boxsmith.backend") in backends
+            or image.labels.get("dev.boxsmith.template") in names  # also one a rebuild untagged
+            or any(
+                repo.startswith("boxsmith/") and repo.removeprefix("boxsmith/") in names
+                for repo in repos - {"boxsmith/parity"}
+            )
         )
         if mine:
             leaks.append(f"image {image.short_id} {image.tags}")

@@ -53,8 +53,9 @@ def released(backend_project: Path) -> Iterator[Path]:
     import docker
 
     client = docker.from_env()
-    for name in ("rel", "keep", "hand"):  # the proof builds on the local engine
-        for image in client.images.list(name=f"boxsmith/{name}"):
+    for name in ("rel", "keep", "hand"):  # the proof builds on the local engine, also the ones
+        # a later build of the same version left without a tag
+        for image in client.images.list(filters={"label": f"dev.boxsmith.template={name}"}):
             client.images.remove(image.id, force=True)
 
 
