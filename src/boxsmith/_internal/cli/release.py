@@ -1,12 +1,18 @@
-"""`boxsmith release [NAME...] [--target local|e2b]`: render, check, lint, build, publish, smoke
-and promote the templates that changed (`boxsmith._internal.release.stages` runs them and says
-what "changed" means).
+"""`boxsmith release [NAME...] [--target local|e2b]`: release the templates that changed
+(`boxsmith._internal.release.stages` runs the stages and says what "changed" means).
 
-`--no-build` leaves the proof build on the local engine out (the target builds anyway; E2B's
-remote builds scale where one machine does not). `--allow-skip` reports templates that cannot
-build on this machine as skipped instead of failed (the main job uses it). Exit code: the first
-failing stage's (README, "Exit codes"). Progress and each stage's report go to stderr; the
-release summary (or `--json`) to stdout; smoke reports to `.boxsmith/reports/release-<target>.*`.
+The order, built here (the default): render, check, lint, build, smoke-container (each new
+version booted in a local container, as `boxsmith smoke --local`), publish only the versions
+whose container smoke passed, smoke-sandbox (a sandbox of each published version on the target)
+and promote the channel. A version whose checks fail here is never published: its row names the
+failing check, and the release exits 1. `--no-build` leaves the proof build on the local engine
+out (the target builds anyway; E2B's remote builds scale where one machine does not), and with
+it the container smoke: render, check, lint, publish, smoke-sandbox and promote, so a version
+whose checks fail is published but not promoted. `--allow-skip` reports templates that cannot
+build on this machine as skipped instead of failed, not smoked and not published (the main job
+uses it). Exit code: the first failing stage's (README, "Exit codes"). Progress and each
+stage's report go to stderr; the release summary (or `--json`) to stdout; smoke reports to
+`.boxsmith/reports/release-container.*` (container) and `release-<target>.*` (sandbox).
 """
 
 from __future__ import annotations
@@ -21,8 +27,9 @@ from boxsmith._internal.cli.options import at_least_one, channel_tag
 from boxsmith._internal.gha import in_github_actions, write_step_summary
 from boxsmith._internal.lock import hold
 from boxsmith._internal.publish.targets import TARGETS
+from boxsmith._internal.release.commands import Commands
 from boxsmith._internal.release.report import Release, counts, markdown, summary
-from boxsmith._internal.release.stages import Commands, release_templates
+from boxsmith._internal.release.stages import release_templates
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 

@@ -33,8 +33,9 @@ class Row:
     version: str
     change: str  # new, unverified, released
     build: str = "-"
+    smoke_container: str = "-"
     publish: str = "-"
-    smoke: str = "-"
+    smoke_sandbox: str = "-"
     channel: str = "-"
     reason: str = ""
 
@@ -43,17 +44,30 @@ class Row:
         """`name:version`."""
         return f"{self.name}:{self.version}"
 
+    def cells(self) -> tuple[str, ...]:
+        """The templates table's row: name, version, change, each stage's status, channel."""
+        return (
+            self.name,
+            self.version,
+            self.change,
+            self.build,
+            self.smoke_container,
+            self.publish,
+            self.smoke_sandbox,
+            self.channel,
+        )
+
     @property
     def outcome(self) -> str:
         """released (now), unchanged (before), skipped (cannot build here), failed or not run
         (a stage before it stopped the release)."""
         if self.change == "released":
             return "unchanged"
-        if self.smoke == "passed":
+        if self.smoke_sandbox == "passed":
             return "released"
         if self.build == "skipped":
             return "skipped"
-        stages = (self.build, self.publish, self.smoke)
+        stages = (self.build, self.smoke_container, self.publish, self.smoke_sandbox)
         return "not run" if all(s in ("-", "left out") for s in stages) else "failed"
 
 
@@ -90,7 +104,19 @@ class Release:
         }
 
 
-STAGES = ("render", "check", "plan", "lint", "build", "publish", "smoke")
+# The order with a local build; with `--no-build`, smoke-container is left out (skipped).
+STAGES = (
+    "render",
+    "check",
+    "plan",
+    "lint",
+    "build",
+    "smoke-container",
+    "publish",
+    "smoke-sandbox",
+)
+# The templates table's columns (`Row.cells`) before the channel's.
+_COLUMNS = ("template", "version", "change", "build", "smoke-container", "publish", "smoke-sandbox")
 
 
 def counts(statuses: Iterable[str]) -> str:
@@ -119,15 +145,7 @@ def summary(release: Release, out: TextIO) -> None:
     )
     if release.rows:
         out.write("\n")
-        out.write(
-            table(
-                ("template", "version", "change", "build", "publish", "smoke", release.channel),
-                [
-                    (r.name, r.version, r.change, r.build, r.publish, r.smoke, r.channel)
-                    for r in release.rows
-                ],
-            )
-        )
+        out.write(table((*_COLUMNS, release.channel), [r.cells() for r in release.rows]))
         for row in release.rows:
             if row.reason:
                 out.write(f"  {row.ref}: {row.reason.splitlines()[0]}\n")
@@ -140,14 +158,10 @@ def markdown(release: Release) -> str:
     lines = [
         f"### boxsmith release to {release.target}: {verdict}",
         "",
-        f"| template | version | change | build | publish | smoke | {release.channel} |",
-        "|---|---|---|---|---|---|---|",
+        "| " + " | ".join((*_COLUMNS, release.channel)) + " |",
+        "|" + "---|" * (len(_COLUMNS) + 1),
     ]
-    lines += [
-        f"| `{r.name}` | {r.version} | {r.change} | {r.build} | {r.publish} | {r.smoke} | "
-        f"{r.channel} |"
-        for r in release.rows
-    ]
+    lines += ["| " + " | ".join((f"`{r.name}`", *r.cells()[1:])) + " |" for r in release.rows]
     reasons = [f"- `{r.ref}`: {r.reason.splitlines()[0]}" for r in release.rows if r.reason]
     if reasons:
         lines += ["", *reasons]

@@ -1,21 +1,35 @@
-"""The stages of `boxsmith release`, in order and timed: render, check, plan, lint, build,
-publish, smoke, then a quiet check that restamps generated/.
+"""The stages of `boxsmith release`, in order and timed, then a quiet check that restamps
+generated/. Two orders, by where the new versions are built:
+
+- built here (the default): render, check, plan, lint, build, smoke-container, publish,
+  smoke-sandbox (which promotes the channel). Nothing is published that was not proven: each new
+  version that built (or was cached) boots in a container as E2B boots a sandbox and runs its
+  smoke checks (`smoke/container_run.py`, as `boxsmith smoke --local`); only those that pass
+  are published, since a published version is immutable and a failing one would burn its
+  version number. Reports: `.boxsmith/reports/release-container.{xml,json}`.
+- `--no-build` (the target builds each version, e.g. E2B's remote builds): render, check, plan,
+  lint, publish, smoke-sandbox, as before; smoke-container is left out (no image here), so a
+  version whose checks fail is published but not promoted.
 
 What changed is decided from generated/index.json, before any engine or network (the plan): a
 template whose current version has no publish record on the target is `new` (lint, build,
-publish, smoke, promote); one published there but never verified (no sandbox of it passed its
-checks, e.g. the last release failed at smoke) is `unverified` (smoke, promote); one verified
-there is `released` and left alone, so a rollback by hand stays rolled back. With nothing
-changed a release renders nothing (the verification stamp), builds nothing and boots no sandbox.
+smoke-container, publish, smoke-sandbox, promote); one published there but never verified (no
+sandbox of it passed its checks, e.g. the last release failed at smoke-sandbox) is `unverified`
+(smoke-sandbox, promote); one verified there is `released` and left alone, so a rollback by
+hand stays rolled back. With nothing changed a release renders nothing (the verification
+stamp), builds nothing and boots no container or sandbox.
 
 Render, check and lint stop the release when they fail. From build on, each template goes as
-far as it can: one that fails to build is not published, one whose smoke checks fail is
-published but not promoted (the next release smokes it again). Each stage's report goes to
-`err`; the record of the whole release (`release/report.py`) is the result.
+far as it can: one that fails to build, or whose container smoke fails, is not published (its
+row names the failing check); one whose sandbox smoke fails is published but not promoted (the
+next release smokes it again). The release's exit code is the first failing stage's. Each
+stage's report goes to `err`; the record of the whole release (`release/report.py`) is the
+result.
 
-Render, check, lint, build and publish are the commands themselves, each printing its own
-report: the cli passes them in as `Commands` (`cli/release.py`), since a stage never imports the
-cli. The smoke stage is `smoke/sandbox_run.py`.
+Render, check, lint, build and publish are the commands themselves (`release/commands.py`),
+passed in by the cli. The smoke stages are `smoke/container_run.py` and `smoke/sandbox_run.py`,
+their reports `smoke/suites.py`'s; `smoke-sandbox`'s go to
+`.boxsmith/reports/release-<target>.{xml,json}`.
 """
 
 from __future__ import annotations
@@ -25,87 +39,26 @@ import io
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from boxsmith._internal.build.rendered import BuildUnit, select_units
+from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.publish.targets import live_builds
+from boxsmith._internal.release.commands import Commands
 from boxsmith._internal.release.report import STAGES, Release, Row, counts
 from boxsmith._internal.render import stamp
 from boxsmith._internal.render.index import INDEX_FILE, load_index
+from boxsmith._internal.smoke.container_run import smoke_in_containers
 from boxsmith._internal.smoke.sandbox_run import smoke_in_sandboxes
 from boxsmith._internal.smoke.suites import report_suites
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_OK, BoxsmithError
 
 if TYPE_CHECKING:
-    from boxsmith._internal.build.results import BuildResult
     from boxsmith._internal.publish.plan import PublishResult
+    from boxsmith._internal.smoke.report import SuiteResult
 
-__all__ = ["Command", "Commands", "release_templates"]
-
-
-class Command(Protocol):
-    """A command's `run()` as a release calls it: its report on `err`, its exit code back."""
-
-    def __call__(
-        self,
-        settings: Settings,
-        names: Sequence[str],
-        labels: Sequence[str],
-        *,
-        out: TextIO,
-        err: TextIO,
-    ) -> int: ...
-
-
-class BuildCommand(Protocol):
-    """`boxsmith build` on the units the plan chose: one result per unit, progress on `err`."""
-
-    def __call__(
-        self,
-        settings: Settings,
-        units: Sequence[BuildUnit],
-        *,
-        err: TextIO,
-        jobs: int,
-        allow_skip: bool,
-    ) -> list[BuildResult]: ...
-
-
-class BuildReport(Protocol):
-    """`boxsmith build`'s report of those results: its exit code."""
-
-    def __call__(self, results: Sequence[BuildResult], *, out: TextIO, err: TextIO) -> int: ...
-
-
-class PublishCommand(Protocol):
-    """`boxsmith publish` of the named templates; `results` receives one result per version."""
-
-    def __call__(
-        self,
-        settings: Settings,
-        names: Sequence[str],
-        labels: Sequence[str],
-        *,
-        out: TextIO,
-        err: TextIO,
-        target: str,
-        jobs: int,
-        results: list[PublishResult],
-    ) -> int: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Commands:
-    """The commands a release runs, each printing its own report (render: quietly, without the
-    identical files)."""
-
-    render: Command
-    check: Command
-    lint: Command
-    build: BuildCommand
-    build_report: BuildReport
-    publish: PublishCommand
+__all__ = ["release_templates"]
 
 
 def release_templates(
@@ -176,7 +129,9 @@ class _Stages:
     build_jobs: int
     units: list[BuildUnit] = field(default_factory=list)  # selected (plan)
     rows: dict[str, Row] = field(default_factory=dict)  # by unit ref (plan)
-    ready: list[BuildUnit] = field(default_factory=list)  # built or left to the target (build)
+    built: list[BuildUnit] = field(default_factory=list)  # an image here (build)
+    # passed in a container, or left to the target (smoke-container)
+    ready: list[BuildUnit] = field(default_factory=list)
     published: list[BuildUnit] = field(default_factory=list)  # on the target now (publish)
 
     def run(self) -> None:
@@ -191,8 +146,9 @@ class _Stages:
                 return
         for name, step in (
             ("build", self.build_new),
+            ("smoke-container", self.smoke_container),
             ("publish", self.publish),
-            ("smoke", self.smoke),
+            ("smoke-sandbox", self.smoke_sandbox),
         ):
             _timed(release, name, err, step)
         self.restamp()
@@ -259,7 +215,6 @@ class _Stages:
             return None
         if not self.build:
             self.err.write("left out (--no-build): the target builds each version itself\n")
-            self.ready.extend(new)
             for unit in new:
                 rows[unit.ref].build = "left out"
             return None
@@ -270,11 +225,51 @@ class _Stages:
             row = rows[unit.ref]
             row.build = result.status
             if result.ok:
-                self.ready.append(unit)
+                self.built.append(unit)
             else:
                 row.reason = f"build {result.status}: {result.reason}".strip(": ")
         self.release.stage("build").detail = counts(r.status for r in results)
         return self.commands.build_report(results, out=self.err, err=self.err)
+
+    def smoke_container(self) -> int | None:
+        """The new versions built here, each booted in a container and smoke-checked: only
+        those that pass go on to publish."""
+        if not self.build:  # no image here: the sandbox smoke after publish is the proof
+            for unit in self._changed("new"):
+                self.rows[unit.ref].smoke_container = "left out"
+                self.ready.append(unit)
+        if not self.built:
+            self.err.write(
+                "left out (--no-build): no image here; each new version is smoke-tested in a "
+                "sandbox after it is published\n"
+                if self.ready
+                else "nothing to smoke-test in a container: no new version built\n"
+            )
+            return None
+        try:
+            suites = smoke_in_containers(
+                self.settings, self.built, err=self.err, ready_timeout=DEFAULT_READY_TIMEOUT
+            )
+        except BoxsmithError as exc:  # none of them proven: none published
+            for unit in self.built:
+                self.rows[unit.ref].smoke_container = "error"
+                self.rows[unit.ref].reason = f"smoke-container error: {exc.message}"
+            raise
+        by_ref = {u.ref: u for u in self.built}
+        for suite in suites:
+            row = self.rows[suite.name]
+            row.smoke_container = suite.status
+            if suite.status == "passed":
+                self.ready.append(by_ref[suite.name])
+            else:
+                row.reason = f"smoke-container {suite.status}: {_failure(suite)}"
+        held = len(suites) - len(self.ready)
+        self.release.stage("smoke-container").detail = counts(s.status for s in suites) + (
+            f"; {held} not published" if held else ""
+        )
+        return report_suites(
+            self.settings, suites, out=self.err, err=self.err, prefix="release-container"
+        )
 
     def publish(self) -> int | None:
         ready = self.ready
@@ -304,10 +299,10 @@ class _Stages:
         self.release.stage("publish").detail = counts(r.status for r in results)
         return code
 
-    def smoke(self) -> int | None:
+    def smoke_sandbox(self) -> int | None:
         units = self._changed("unverified") + self.published
         if not units:
-            self.err.write("nothing to smoke-test\n")
+            self.err.write("nothing to smoke-test in a sandbox\n")
             return None
         release = self.release
         suites = smoke_in_sandboxes(
@@ -321,15 +316,16 @@ class _Stages:
         )
         for suite in suites:
             row = self.rows[suite.name]
-            row.smoke = suite.status
+            row.smoke_sandbox = suite.status
             if suite.status == "passed":
                 row.channel = f"-> {row.version}"
             elif not row.reason:
-                first = (suite.error or "checks failed").splitlines()[0]
-                row.reason = f"smoke {suite.status}: {first}"
+                row.reason = f"smoke-sandbox {suite.status}: {_failure(suite)}"
         detail = counts(s.status for s in suites)
         promoted = sum(s.status == "passed" for s in suites)
-        self.release.stage("smoke").detail = f"{detail}; {release.channel} moved for {promoted}"
+        self.release.stage(
+            "smoke-sandbox"
+        ).detail = f"{detail}; {release.channel} moved for {promoted}"
         return report_suites(
             self.settings,
             suites,
@@ -346,3 +342,17 @@ class _Stages:
         quiet = io.StringIO()
         with contextlib.suppress(BoxsmithError):  # an optimisation: else the next one checks
             self.commands.check(self.settings, [], [], out=quiet, err=quiet)
+
+
+def _failure(suite: SuiteResult) -> str:
+    """Why a smoke suite did not pass, in one line: the step before the checks that failed, or
+    the first failing check with what it expected and what came."""
+    failed = [c for c in suite.checks if c.status != "passed"]
+    if suite.error is not None:
+        text = f"{suite.stage}: {suite.error}"
+    elif failed:
+        check = failed[0]
+        text = f"check {check.name!r} {check.status}: expected {check.expected}; got {check.actual}"
+    else:
+        text = suite.skipped or ""
+    return next(iter(text.splitlines()), "") or "checks failed"

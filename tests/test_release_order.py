@@ -1,0 +1,165 @@
+"""The order of `boxsmith release`: nothing is published that was not proven.
+
+Built here (the default), each new version is smoke-tested in a container after its build and
+only those that pass are published (a published version is immutable: a failing one would burn
+its version number). With `--no-build` the target builds, so the order stays: publish, then the
+sandbox smoke. The real engine, a local backend of the test's own, the real SDK over HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from e2b import Template
+
+from boxsmith._internal.render.index import INDEX_FILE, load_index
+from tests.helpers import cli, write_tree
+from tests.test_release import (
+    _channel,
+    _release,
+    _rows,
+    _spec,
+    _stages,
+    _target,
+    _verified,
+    remove_proof_builds,
+)
+
+ORDER = ["render", "check", "plan", "lint", "build", "smoke-container", "publish", "smoke-sandbox"]
+# What `marker` (its command prints 1, its check wants 2) says when it fails.
+FAILING_CHECK = (
+    "check 'marker' failed: expected exit 0, stdout matching /^2$/; got exit 0, stdout: '1'"
+)
+
+
+@pytest.fixture
+def releasing(backend_project: Path) -> Iterator[Path]:
+    """A project whose `local` target is a backend of its own; the proof builds removed after."""
+    (backend_project / "template_specs").mkdir()
+    yield backend_project
+    remove_proof_builds("proven", "unproven", "rel", "hand")
+
+
+def _suites(root: Path, report: str) -> dict[str, str]:
+    """Suite name -> status in `.boxsmith/reports/<report>.json`."""
+    data = json.loads((root / ".boxsmith/reports" / f"{report}.json").read_text())
+    return {s["name"]: s["status"] for s in data["suites"]}
+
+
+@pytest.mark.docker
+def test_a_version_whose_checks_fail_here_is_not_published(releasing: Path) -> None:
+    write_tree(
+        releasing,
+        {**_spec("proven", "1.0.0", 1), **_spec("unproven", "1.0.0", 1, expect=2)},
+    )
+    code, report, err = _release(releasing)
+    assert code == 1, err  # failed checks
+
+    # unproven failed in its container: no publish record, no build of it on the target.
+    index = load_index(releasing / "generated" / INDEX_FILE, INDEX_FILE)
+    entry = index.entry("unproven", "1.0.0")
+    assert entry is not None
+    assert entry.publishes == []
+    target = _target(releasing)
+    assert not Template.exists("unproven", **target.params)
+    rows = _rows(report)
+    assert rows["unproven"] == {
+        "name": "unproven",
+        "version": "1.0.0",
+        "change": "new",
+        "build": "built",
+        "smoke_container": "failed",
+        "publish": "-",
+        "smoke_sandbox": "-",
+        "channel": "-",
+        "reason": f"smoke-container failed: {FAILING_CHECK}",
+    }
+
+    # proven passed there: published, smoked in a sandbox, verified and promoted.
+    assert (rows["proven"]["build"], rows["proven"]["smoke_container"]) == ("built", "passed")
+    assert (rows["proven"]["publish"], rows["proven"]["smoke_sandbox"]) == ("published", "passed")
+    assert rows["proven"]["channel"] == "-> 1.0.0"
+    (verified,) = _verified(releasing, "proven", "1.0.0")
+    assert verified is not None
+    assert _channel(target, "proven") == "1"
+
+    assert [s["name"] for s in report["stages"]] == ORDER
+    stages = {s["name"]: s for s in report["stages"]}
+    assert (stages["smoke-container"]["status"], stages["smoke-container"]["exit_code"]) == (
+        "failed",
+        1,
+    )
+    assert stages["smoke-container"]["detail"] == "1 passed, 1 failed; 1 not published"
+    assert (stages["publish"]["status"], stages["smoke-sandbox"]["status"]) == ("ok", "ok")
+    assert _suites(releasing, "release-container") == {
+        "proven:1.0.0": "passed",
+        "unproven:1.0.0": "failed",
+    }
+    assert _suites(releasing, "release-local") == {"proven:1.0.0": "passed"}
+
+    # Its version is not burned: the next release tries it again (the build cached), and the
+    # table names the failing check.
+    again = cli(releasing, "release")
+    assert again.code == 1, again.err
+    assert f"unproven:1.0.0: smoke-container failed: {FAILING_CHECK}\n" in again.out
+    assert "template  version  change    build   smoke-container  publish" in again.out
+    assert "proven    1.0.0    released  -       -                -" in again.out
+    assert "unproven  1.0.0    new       cached  failed           -" in again.out
+    assert not Template.exists("unproven", **target.params)
+
+
+@pytest.mark.docker
+def test_without_a_local_build_publish_comes_first_and_a_failure_is_smoked_again(
+    releasing: Path,
+) -> None:
+    """`--no-build`: no image here, so no container smoke; rel is published, fails in its
+    sandbox and is not promoted; hand, published by hand before, is smoked and promoted."""
+    # rel writes 1 and its check wants 2; hand is published by hand before any release.
+    write_tree(releasing, {**_spec("rel", "1.0.0", 1, expect=2), **_spec("hand", "1.0.0", 5)})
+    assert cli(releasing, "render").code == 0
+    by_hand = cli(releasing, "publish", "hand")
+    assert by_hand.code == 0, by_hand.err
+
+    code, report, err = _release(releasing, "--no-build")
+    assert code == 1, err
+    assert [s["name"] for s in report["stages"]] == ORDER
+    stages = _stages(report)
+    assert [stages[s] for s in ORDER[4:]] == ["skipped", "skipped", "ok", "failed"]
+    assert "left out (--no-build): no image here" in err
+    assert not (releasing / ".boxsmith/reports/release-container.json").exists()
+    rows = _rows(report)
+    assert (rows["rel"]["build"], rows["rel"]["smoke_container"]) == ("left out", "left out")
+    assert (rows["rel"]["publish"], rows["rel"]["smoke_sandbox"]) == ("published", "failed")
+    assert rows["rel"]["channel"] == "-"
+    assert rows["rel"]["reason"] == f"smoke-sandbox failed: {FAILING_CHECK}"
+    assert "check 'marker' failed: expected exit 0, stdout matching /^2$/" in err
+    assert _verified(releasing, "rel", "1.0.0") == [None]
+    # hand was published but never verified: the release smoke-tests and promotes it only.
+    assert rows["hand"]["change"] == "unverified"
+    assert (rows["hand"]["build"], rows["hand"]["smoke_container"]) == ("-", "-")
+    assert rows["hand"]["publish"] == "-"
+    assert (rows["hand"]["smoke_sandbox"], rows["hand"]["channel"]) == ("passed", "-> 1.0.0")
+    target = _target(releasing)
+    assert not any(t.tag == "stable" for t in Template.get_tags("rel", **target.params))
+    assert _channel(target, "hand") == "5"
+
+    # The next release, built here, smokes rel again in a sandbox (published, not verified):
+    # no build and no container smoke for it.
+    code, report, err = _release(releasing)
+    assert code == 1
+    rows = _rows(report)
+    assert rows["rel"]["change"] == "unverified"
+    assert [rows["rel"][s] for s in ("build", "smoke_container", "publish", "smoke_sandbox")] == [
+        "-",
+        "-",
+        "-",
+        "failed",
+    ]
+    assert _stages(report)["smoke-container"] == "skipped"
+    assert rows["hand"]["change"] == "released"
+    summary = cli(releasing, "release")
+    assert summary.code == 1
+    assert f"rel:1.0.0: smoke-sandbox failed: {FAILING_CHECK}\n" in summary.out
