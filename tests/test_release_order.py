@@ -33,6 +33,10 @@ ORDER = ["render", "check", "plan", "lint", "build", "smoke-container", "publish
 FAILING_CHECK = (
     "check 'marker' failed: expected exit 0, stdout matching /^2$/; got exit 0, stdout: '1'"
 )
+UNREADY = """\
+start_cmd: echo no config here >&2; exit 3
+ready_cmd: test -e /tmp/never-there
+"""
 
 
 @pytest.fixture
@@ -40,7 +44,7 @@ def releasing(backend_project: Path) -> Iterator[Path]:
     """A project whose `local` target is a backend of its own; the proof builds removed after."""
     (backend_project / "template_specs").mkdir()
     yield backend_project
-    remove_proof_builds("proven", "unproven", "rel", "hand")
+    remove_proof_builds("proven", "unproven", "unready", "rel", "hand")
 
 
 def _suites(root: Path, report: str) -> dict[str, str]:
@@ -51,20 +55,24 @@ def _suites(root: Path, report: str) -> dict[str, str]:
 
 @pytest.mark.docker
 def test_a_version_whose_checks_fail_here_is_not_published(releasing: Path) -> None:
+    # unproven's check fails; unready's start command fails, so it never gets ready.
+    unready = _spec("unready", "1.0.0", 1)
+    unready["template_specs/unready.yaml"] += UNREADY
     write_tree(
         releasing,
-        {**_spec("proven", "1.0.0", 1), **_spec("unproven", "1.0.0", 1, expect=2)},
+        {**_spec("proven", "1.0.0", 1), **_spec("unproven", "1.0.0", 1, expect=2), **unready},
     )
     code, report, err = _release(releasing)
     assert code == 1, err  # failed checks
 
-    # unproven failed in its container: no publish record, no build of it on the target.
+    # Neither passed in its container: no publish record, no build of it on the target.
     index = load_index(releasing / "generated" / INDEX_FILE, INDEX_FILE)
-    entry = index.entry("unproven", "1.0.0")
-    assert entry is not None
-    assert entry.publishes == []
     target = _target(releasing)
-    assert not Template.exists("unproven", **target.params)
+    for name in ("unproven", "unready"):
+        entry = index.entry(name, "1.0.0")
+        assert entry is not None
+        assert entry.publishes == []
+        assert not Template.exists(name, **target.params)
     rows = _rows(report)
     assert rows["unproven"] == {
         "name": "unproven",
@@ -77,6 +85,10 @@ def test_a_version_whose_checks_fail_here_is_not_published(releasing: Path) -> N
         "channel": "-",
         "reason": f"smoke-container failed: {FAILING_CHECK}",
     }
+    assert (rows["unready"]["smoke_container"], rows["unready"]["publish"]) == ("error", "-")
+    assert rows["unready"]["reason"] == (
+        "smoke-container error: ready: start_cmd exited with code 3 before ready_cmd passed"
+    )
 
     # proven passed there: published, smoked in a sandbox, verified and promoted.
     assert (rows["proven"]["build"], rows["proven"]["smoke_container"]) == ("built", "passed")
@@ -92,22 +104,25 @@ def test_a_version_whose_checks_fail_here_is_not_published(releasing: Path) -> N
         "failed",
         1,
     )
-    assert stages["smoke-container"]["detail"] == "1 passed, 1 failed; 1 not published"
+    assert stages["smoke-container"]["detail"] == "1 passed, 1 failed, 1 error; 2 not published"
     assert (stages["publish"]["status"], stages["smoke-sandbox"]["status"]) == ("ok", "ok")
     assert _suites(releasing, "release-container") == {
         "proven:1.0.0": "passed",
         "unproven:1.0.0": "failed",
+        "unready:1.0.0": "error",
     }
     assert _suites(releasing, "release-local") == {"proven:1.0.0": "passed"}
 
-    # Its version is not burned: the next release tries it again (the build cached), and the
-    # table names the failing check.
+    # Their versions are not burned: the next release tries them again (the builds cached), and
+    # the table names what failed.
     again = cli(releasing, "release")
     assert again.code == 1, again.err
     assert f"unproven:1.0.0: smoke-container failed: {FAILING_CHECK}\n" in again.out
     assert "template  version  change    build   smoke-container  publish" in again.out
     assert "proven    1.0.0    released  -       -                -" in again.out
     assert "unproven  1.0.0    new       cached  failed           -" in again.out
+    assert "unready   1.0.0    new       cached  error            -" in again.out
+    assert "unready:1.0.0: smoke-container error: ready: start_cmd exited with code 3" in again.out
     assert not Template.exists("unproven", **target.params)
 
 

@@ -82,7 +82,8 @@ def release_templates(
     Args:
         jobs: publishes and sandboxes at once.
         build_jobs: local builds at once.
-        build: False leaves the proof build on the local engine out (the target builds anyway).
+        build: False leaves the proof build on the local engine out (the target builds anyway),
+            and with it the container smoke: publish comes first, then the sandbox smoke.
         allow_skip: templates that cannot build on this machine are skipped, not failed.
     """
     release = Release(target, channel)
