@@ -28,7 +28,7 @@ from boxsmith._internal.retry import RetryPolicy
 from boxsmith.config import load_settings
 from boxsmith.errors import UsageError
 from tests.helpers import Backend, cli, write_tree
-from tests.test_publish import DEMO, FakeE2B, _fake_target, _project, _publish
+from tests.test_publish import DEMO, Call, FakeE2B, _fake_target, _project, _publish
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 BUILD_ID = "0b9f7a9e-0000-4000-8000-000000000001"
@@ -44,27 +44,27 @@ steps:
 
 
 class StuckE2B(FakeE2B):
-    """A fake E2B whose build stays `building` while `stuck`: a 502 on the 1st and 3rd status
+    """A fake E2B whose builds stay `building` while `stuck`: a 502 on the 1st and 3rd status
     poll, and, only so that code without a deadline ends too, an `error` from the 12th poll on.
-    Once not `stuck`, the build finishes (as FakeE2B's)."""
+    Once not `stuck`, a build goes on as FakeE2B's."""
 
     def __init__(self) -> None:
         super().__init__({})
         self.polls = 0
         self.stuck = True
 
-    def _answer(self, route: str, path: str, key: str) -> tuple[int, Any]:
-        if route != "status" or not self.stuck:
-            return super()._answer(route, path, key)
+    def _answer(self, call: Call) -> tuple[int, Any]:
+        if call.route != "status" or not self.stuck:
+            return super()._answer(call)
         with self.lock:
-            self.seen.append((route, path, key))
+            self.seen.append((call.route, call.path, call.key))
             self.polls += 1
             poll = self.polls
         if poll in (1, 3):
             return 502, {"code": 502, "message": "fake status failure"}
         body: dict[str, Any] = {
-            "templateID": "tpl-fake",
-            "buildID": BUILD_ID,
+            "templateID": call.params["tid"],
+            "buildID": call.params["bid"],
             "status": "building" if poll < 12 else "error",
             "logs": [],
             "logEntries": [],
