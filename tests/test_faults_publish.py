@@ -27,7 +27,7 @@ from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith._internal.retry import RetryPolicy
 from boxsmith.config import load_settings
 from boxsmith.errors import UsageError
-from tests.helpers import Backend, cli, write_tree
+from tests.helpers import Backend, cli, snapshot, write_tree
 from tests.test_publish import DEMO, Call, FakeE2B, _fake_target, _project, _publish
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
@@ -127,6 +127,121 @@ def test_a_bad_publish_timeout_is_a_usage_error(
     assert fake.seen == []
 
 
+# -- the records pull request not merged yet: the target is asked, not only the index ------------
+
+
+def _files_before_publish(root: Path, name: str) -> dict[Path, bytes]:
+    """generated/index.json and the version's e2b.toml as the main branch has them before the
+    publish workflow's records pull request is merged."""
+    paths = (root / "generated" / INDEX_FILE, root / f"generated/{name}/1.0.0/e2b.toml")
+    return {path: path.read_bytes() for path in paths}
+
+
+def _record(root: Path, name: str) -> list[Any]:
+    entry = load_index(root / "generated" / INDEX_FILE, INDEX_FILE).entry(name, "1.0.0")
+    assert entry is not None
+    return list(entry.publishes)
+
+
+def test_an_unmerged_records_pr_restores_the_record_and_builds_nothing(project: Path) -> None:
+    root = _project(project, demo=DEMO)
+    before = _files_before_publish(root, "demo")
+    with FakeE2B({}) as fake:
+        first = _publish(root, target=_fake_target(fake))
+        assert first.code == 0, first.err
+        (record,) = _record(root, "demo")
+        published = {path: path.read_bytes() for path in before}
+        for path, data in before.items():  # the next run's checkout: without the record
+            path.write_bytes(data)
+        assert cli(root, "check").code == 0
+
+        again = _publish(root, target=_fake_target(fake), as_json=True)
+
+    assert again.code == 0, again.err
+    assert (
+        f"demo:1.0.0: already on e2b as build {record.build_id}, record restored; bump the "
+        "version if the content changed"
+    ) in again.err
+    assert (fake.count("request"), fake.count("start")) == (1, 1)  # the first publish's
+    assert [b.build_id for b in fake.builds.values()] == [record.build_id]
+    (result,) = json.loads(again.out)["publishes"]
+    assert (result["status"], result["build_id"]) == ("published", record.build_id)
+    (restored,) = _record(root, "demo")
+    assert (restored.template_id, restored.build_id, restored.tags) == (
+        record.template_id,
+        record.build_id,
+        record.tags,
+    )
+    assert restored.content_hash == record.content_hash
+    toml = root / "generated/demo/1.0.0/e2b.toml"
+    assert toml.read_bytes() == published[toml]
+    assert cli(root, "check").code == 0
+
+
+def _other_content_on_e2b(root: Path, fake: FakeE2B) -> str:
+    """Publish demo:1.0.0 to `fake`, lose the record (records PR not merged), then give the
+    same version other content and render it; the build id the fake's 1.0.0 tag points at."""
+    before = _files_before_publish(root, "demo")
+    first = _publish(root, target=_fake_target(fake))
+    assert first.code == 0, first.err
+    (record,) = _record(root, "demo")
+    for path, data in before.items():
+        path.write_bytes(data)
+    spec = root / "template_specs/demo.yaml"
+    spec.write_text(spec.read_text().replace("echo built", "echo changed"))
+    assert cli(root, "render").code == 0  # the index records no publish: render allows it
+    assert fake.tagged("demo")["1.0.0"] == record.build_id
+    return record.build_id
+
+
+def test_a_version_on_e2b_with_other_content_is_refused_with_exit_2(project: Path) -> None:
+    root = _project(project, demo=DEMO)
+    with FakeE2B({}) as fake:
+        build_id = _other_content_on_e2b(root, fake)
+        generated = snapshot(root / "generated")
+        refused = _publish(root, target=_fake_target(fake), as_json=True)
+
+    assert refused.code == 2, refused.err
+    assert (fake.count("request"), fake.count("start")) == (1, 1)  # nothing built again
+    assert list(fake.builds) == [build_id]
+    (result,) = json.loads(refused.out)["publishes"]
+    assert (result["status"], result["build_id"]) == ("refused", build_id)
+    reason = (
+        f"demo:1.0.0 is on e2b already (build {build_id}), but not with this content (that "
+        "build has no tag content-"
+    )
+    assert result["error"].startswith(reason)
+    assert result["error"].endswith("): a published version is immutable")
+    fix = (
+        "bump the version in template_specs/demo.yaml, `boxsmith render` and publish again (or "
+        "put back the spec that build was made from)"
+    )
+    assert result["hint"] == fix
+    assert f"error: demo:1.0.0: refused: {reason}" in refused.err
+    assert f"  fix: {fix}\n" in refused.err
+    assert refused.err.endswith("publish: 1 template(s): 1 refused\n")
+    assert snapshot(root / "generated") == generated
+    assert _record(root, "demo") == []
+
+
+def test_a_failure_beside_a_refusal_exits_3_and_reports_both(project: Path) -> None:
+    root = _project(project, demo=DEMO, other=DEMO.replace("name: demo", "name: other"))
+    with FakeE2B({}) as fake:
+        _other_content_on_e2b(root, fake)
+        spec = root / "template_specs/other.yaml"  # a new version of other: its build fails
+        spec.write_text(spec.read_text().replace('version: "1.0.0"', 'version: "1.1.0"'))
+        assert cli(root, "render").code == 0
+        fake.failures["request"] = [400]
+        both = _publish(root, target=_fake_target(fake), retry=FAST, as_json=True)
+
+    assert both.code == 3, both.err
+    statuses = {(r["name"], r["version"]): r["status"] for r in json.loads(both.out)["publishes"]}
+    assert statuses == {("demo", "1.0.0"): "refused", ("other", "1.1.0"): "failed"}
+    assert "error: demo:1.0.0: refused: demo:1.0.0 is on e2b already" in both.err
+    assert "error: other:1.1.0: publish to e2b failed at request the build: 400" in both.err
+    assert both.err.endswith("publish: 2 template(s): 1 refused, 1 failed\n")
+
+
 # -- the local backend ----------------------------------------------------------------------------
 
 
@@ -201,9 +316,9 @@ def test_a_lost_record_of_other_content_is_refused_not_adopted(backend_project: 
 
     again = _publish(root, as_json=True)
 
-    assert again.code == 3, again.err
+    assert again.code == 2, again.err  # a usage error: the version must be bumped
     (result,) = json.loads(again.out)["publishes"]
-    assert result["status"] == "failed"
+    assert (result["status"], result["build_id"]) == ("refused", record["build_id"])
     assert result["error"].startswith(
         f"demo:1.0.0 is on local already (build {record['build_id']}), but not with this content"
     )
@@ -212,6 +327,16 @@ def test_a_lost_record_of_other_content_is_refused_not_adopted(backend_project: 
     entry = load_index(index_path, INDEX_FILE).entry("demo", "1.0.0")
     assert entry is not None
     assert entry.publishes == []
+
+    # A release plans the version as new and passes publish's refusal on as its exit code.
+    release = cli(root, "release", "--no-build", "--json")
+    assert release.code == 2, release.err
+    report = json.loads(release.out)
+    assert {s["name"]: s["exit_code"] for s in report["stages"]}["publish"] == 2
+    (row,) = report["templates"]
+    assert (row["change"], row["publish"], row["channel"]) == ("new", "refused", "-")
+    assert "error: demo:1.0.0: refused: demo:1.0.0 is on local already" in release.err
+    assert [b["buildID"] for b in _builds(root, "demo")] == [record["build_id"]]
 
 
 @pytest.mark.docker

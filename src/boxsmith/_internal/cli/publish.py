@@ -3,8 +3,13 @@ and record it (template_id and build_id in e2b.toml, a publish record in generat
 
 Exit 1 when generated/ does not match the specs (nothing is published: run `boxsmith render`),
 2 for a spec or usage error (a published version whose content would change, no E2B_API_KEY)
-or a version refused because it was published with other content, 3 when a publish failed (the
-failing step is named). Versions already published with the same content are `unchanged`.
+or a `refused` version: one that generated/index.json records, or the target holds under its
+version tag, with other content (a published version is immutable: bump it). 3 when a publish
+failed (the failing step is named), also beside refused versions: every problem is listed, and
+3 is what a retry may clear (a later run exits 2 for the refusals alone).
+Versions already published with the same content are `unchanged`; one the target already holds
+with this content, its record missing from the index, is `published` (record restored).
+`boxsmith release` exits with publish's code when publish is its first failing stage.
 Progress and failures go to stderr; the summary table (or `--json`) to stdout.
 """
 
@@ -137,7 +142,8 @@ def report(
     err: TextIO,
     as_json: bool = False,
 ) -> int:
-    """Print failures (stderr), the table or JSON (stdout) and a summary; the exit code."""
+    """Print failures (stderr), the table or JSON (stdout) and a summary; the exit code:
+    3 when any version failed, else 2 when any was refused (module doc), else 0."""
     bad = [r for r in results if r.status in ("failed", "refused")]
     for result in bad:
         err.write(describe_failure(result) + "\n")

@@ -4,7 +4,8 @@ A version is immutable, on the target too: before building, publish asks the tar
 version's tag (`Template.get_tags`). A tag on a ready build of this content means the version is
 already there (its record was lost): the record is restored, nothing is built. A tag on a running
 build, or the build an interrupted publish started (`records.read_pending`), is followed instead of
-starting another; a tag on a build of other content fails the version (bump it). Otherwise the
+starting another; a tag on a build of other content refuses the version (`refused`: the version
+must be bumped, or the content put back; `boxsmith publish` exits 2). Otherwise the
 version is built from its folder with `Template.build_in_background` (its e2b.Dockerfile; start and
 ready command, cpu and memory from its e2b.toml; named `<name>:<version>` plus the spec's `tags` and
 the content tag) and followed with `Template.get_build_status` from a log offset, the log streamed
@@ -71,6 +72,10 @@ class _Failure(Exception):
         self.step, self.message, self.hint = step, message, hint
 
 
+class _Refused(_Failure):
+    """The target holds this version with other content: a usage error, not a failure."""
+
+
 @dataclass
 class Run:
     """What the jobs of one `publish_units` call share."""
@@ -124,7 +129,8 @@ class Job:
         self.state = ""  # the build's last status
 
     def publish(self) -> PublishResult:
-        """The result; failures become a `failed` result naming the step.
+        """The result; failures become a `failed` result naming the step, a version the target
+        holds with other content a `refused` one.
 
         Raises:
             KeyboardInterrupt: the run was stopped (Ctrl-C) while this version waited.
@@ -138,6 +144,11 @@ class Job:
                 record, ready = self._steps()
         except _Stopped:
             raise KeyboardInterrupt from None
+        except _Refused as exc:
+            self.ctx.progress.finish(self.unit.ref, "refused")
+            return self._result(
+                start, "refused", build_id=self.build_id, error=exc.message, hint=exc.hint
+            )
         except _Failure as exc:
             return self._failed(start, exc.step, exc.message, exc.hint)
         except Exception as exc:  # the SDK's and the network's errors: this version fails
@@ -288,12 +299,14 @@ class Job:
             return None
         ours = content_tag(self.unit.content_hash)
         if (ours, build_id) not in tags:
-            raise _Failure(
+            self.build_id = build_id
+            raise _Refused(
                 self.step,
                 f"{self.unit.ref} is on {self.ctx.target.name} already (build {build_id}), "
-                f"but not with this content (it has no tag {ours})",
-                "a published version is immutable: bump the version (or, if that build is "
-                "yours, restore its record in generated/index.json from git)",
+                f"but not with this content (that build has no tag {ours}): a published "
+                "version is immutable",
+                f"bump the version in {self.unit.template.spec_file}, `boxsmith render` and "
+                "publish again (or put back the spec that build was made from)",
             )
         return BuildInfo(api.template_id(name), build_id, self.unit.name, name)
 
