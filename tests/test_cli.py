@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -14,10 +15,12 @@ import jsonschema
 import pytest
 import yaml
 
+from boxsmith._internal.cli.app import main
 from boxsmith._internal.cli.outcome import run_command
 from boxsmith._internal.spec.schema import schema_json
+from boxsmith.config import find_root
 from boxsmith.errors import UsageError
-from tests.helpers import MINIMAL, cli, write_tree
+from tests.helpers import MINIMAL, Run, cli, write_tree
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -258,3 +261,105 @@ def test_list_shards_split_the_names_for_ci_matrices(project: Path) -> None:
     assert json.loads(listed.out)["shards"] == [["a", "c", "e"], ["b", "d"]]
     assert cli(project, "list", "--shards", "2").code == 2
     assert cli(project, "list", "--json", "--shards", "0").code == 2
+
+
+# -- the project root, found from the current folder ---------------------------------------------
+
+
+def _here(*args: str) -> Run:
+    """`boxsmith args...` in-process without -C: the root is found from the current folder."""
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(args), out=out, err=err)
+    return Run(code, out.getvalue(), err.getvalue())
+
+
+def test_commands_find_the_project_root_from_a_sub_folder(
+    minimal_project: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    assert cli(minimal_project, "render").code == 0
+    deep = minimal_project / "docs/notes/deep"
+    deep.mkdir(parents=True)
+    monkeypatch.chdir(deep)
+
+    listed = _here("list", "--json")
+    assert listed.code == 0, listed.err
+    assert json.loads(listed.out)["names"] == ["app"]
+    validated = _here("validate", "--json")
+    assert validated.code == 0, validated.err
+    assert [t["spec"] for t in json.loads(validated.out)["templates"]] == [
+        "template_specs/app.yaml"
+    ]
+    assert _here("check").code == 0
+    assert not (deep / "generated").exists()
+    with caplog.at_level(logging.DEBUG, logger="boxsmith.config"):  # what --debug shows
+        assert _here("validate").code == 0
+    assert caplog.messages == [
+        f"project root {minimal_project.resolve()} (it holds template_specs/)"
+    ]
+
+    # An explicit root stays explicit: -C names the project, nothing is searched above it.
+    explicit = cli(deep, "validate")
+    assert explicit.code == 2
+    assert "spec folder template_specs does not exist" in explicit.err
+
+
+def test_the_nearest_project_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    outer = write_tree(
+        tmp_path / "outer",
+        {
+            "pyproject.toml": '[project]\nname = "x"\n\n[tool.boxsmith]\nspecs_dir = "specs"\n',
+            "specs/outer.yaml": MINIMAL.format(name="outer"),
+            # a pyproject.toml without [tool.boxsmith] is not a project root: the walk goes on
+            "lib/pyproject.toml": '[project]\nname = "lib"\n',
+            "lib/src/.keep": "",
+        },
+    )
+    inner = write_tree(
+        outer / "vendor/inner",
+        {"template_specs/inner.yaml": MINIMAL.format(name="inner"), "src/pkg/.keep": ""},
+    )
+    expectations = [(inner / "src/pkg", inner, "inner"), (outer / "lib/src", outer, "outer")]
+    for start, root, name in expectations:
+        assert find_root(start) == root.resolve()
+        monkeypatch.chdir(start)
+        run = _here("validate", "--json")
+        assert run.code == 0, run.err
+        assert [t["name"] for t in json.loads(run.out)["templates"]] == [name]
+    nowhere = tmp_path / "elsewhere"
+    nowhere.mkdir()
+    assert find_root(nowhere) == nowhere.resolve()  # none above: the folder itself
+
+
+def test_a_broken_pyproject_that_claims_the_project_is_named(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_tree(tmp_path, {"pyproject.toml": "[tool.boxsmith\n", "sub/.keep": ""})
+    monkeypatch.chdir(tmp_path / "sub")
+    run = _here("list")
+    assert run.code == 2
+    assert f"error: {tmp_path.resolve() / 'pyproject.toml'}: " in run.err
+    assert "fix: fix the TOML syntax" in run.err
+
+
+def test_relative_env_paths_resolve_against_the_found_root(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """BOXSMITH_SPECS_DIR=specs means <root>/specs from anywhere in the project; the variable
+    does not take part in finding the root (the project says where it is)."""
+    write_tree(
+        tmp_path,
+        {
+            "pyproject.toml": "[tool.boxsmith]\n",
+            "specs/app.yaml": MINIMAL.format(name="app"),
+            "a/b/.keep": "",
+        },
+    )
+    monkeypatch.setenv("BOXSMITH_SPECS_DIR", "specs")
+    monkeypatch.setenv("BOXSMITH_GENERATED_DIR", "out")
+    monkeypatch.chdir(tmp_path / "a/b")
+    rendered = _here("render")
+    assert rendered.code == 0, rendered.err
+    assert (tmp_path / "out/app/1.0.0/e2b.toml").is_file()
+    assert not (tmp_path / "a/b/out").exists()
+    validated = _here("validate", "--json")
+    assert [t["spec"] for t in json.loads(validated.out)["templates"]] == ["specs/app.yaml"]

@@ -28,6 +28,14 @@ def test_public_api_does_not_drift() -> None:
         assert hasattr(boxsmith, name)
 
 
+def test_config_api_does_not_drift() -> None:
+    import boxsmith.config
+
+    assert sorted(boxsmith.config.__all__) == [
+        "Settings", "find_root", "load_settings", "project_id",
+    ]  # fmt: skip
+
+
 def test_sandbox_api_does_not_drift() -> None:
     assert sorted(boxsmith.sandbox.__all__) == [
         "CodeResult", "DEFAULT_TEMPLATE", "EXIT_TIMED_OUT", "LANGUAGES", "RetryPolicy",

@@ -1,8 +1,15 @@
-"""Project settings: where specs, generated output and the schema live.
+"""Project settings: where the project is, and where specs, generated output and the schema live.
+
+The project root, when none is given (the CLI's `-C/--root`), is found as git and ruff find
+theirs (`find_root`): the nearest folder, from the current one up to the filesystem root, that
+holds a pyproject.toml with a `[tool.boxsmith]` table or a `template_specs/` folder (the default
+specs folder); none: the current folder. Like git and ruff, the walk does not stop at $HOME.
 
 Precedence, resolved in one place (`load_settings`): explicit arguments (the CLI's flags) over
 environment variables (`BOXSMITH_SPECS_DIR`, `BOXSMITH_GENERATED_DIR`) over `[tool.boxsmith]` in the
-project's pyproject.toml over built-in defaults.
+project's pyproject.toml over built-in defaults. A relative path from any of them is relative to
+the project root (found or given), never to the current folder, so a command means the same
+folders from anywhere inside the project.
 
 Run settings come from the environment (or a flag) only, never from pyproject.toml: they are
 about this machine and this run, not the project. `BOXSMITH_NO_WAIT=1` (the CLI's `--no-wait`):
@@ -19,6 +26,7 @@ image reference or fnmatch pattern -> `stand-in:<recipe>` or a reference to pull
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tomllib
 from collections.abc import Mapping
@@ -27,13 +35,16 @@ from pathlib import Path
 
 from boxsmith.errors import UsageError
 
-__all__ = ["Settings", "load_settings", "project_id"]
+__all__ = ["Settings", "find_root", "load_settings", "project_id"]
+
+_log = logging.getLogger(__name__)
 
 _DEFAULTS = {
     "specs_dir": "template_specs",
     "generated_dir": "generated",
     "schema_path": "template_specs/boxsmith.schema.json",
 }
+_SPECS = _DEFAULTS["specs_dir"]  # a folder holding it is a project root (`find_root`)
 _TABLES = ("mirrors",)
 _ENV = {"specs_dir": "BOXSMITH_SPECS_DIR", "generated_dir": "BOXSMITH_GENERATED_DIR"}
 NO_WAIT_ENV = "BOXSMITH_NO_WAIT"
@@ -87,6 +98,35 @@ def project_id(root: Path) -> str:
     return hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:12]
 
 
+def find_root(start: Path | str | None = None) -> Path:
+    """The project root for a command run in `start` (default: the current folder).
+
+    The nearest of `start` and the folders above it that holds a pyproject.toml with a
+    `[tool.boxsmith]` table or a `template_specs/` folder; `start` itself when none does. A
+    pyproject.toml that says `[tool.boxsmith]` but is not valid TOML (or not UTF-8) stops the
+    walk with a UsageError naming it, as the settings of that root would.
+    """
+    here = Path(start if start is not None else Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        why = _marker(folder)
+        if why:
+            _log.debug("project root %s (it holds %s)", folder, why)
+            return folder
+    _log.debug("no project root above %s (no [tool.boxsmith], no %s/)", here, _SPECS)
+    return here
+
+
+def _marker(folder: Path) -> str:
+    """What makes `folder` a project root ("" when nothing does)."""
+    if (folder / _SPECS).is_dir():
+        return f"{_SPECS}/"
+    try:
+        table = _read_tool_table(folder / "pyproject.toml")
+    except OSError:  # unreadable (no permission): not this folder
+        return ""
+    return "pyproject.toml with [tool.boxsmith]" if table is not None else ""
+
+
 def load_settings(
     root: Path | str | None = None,
     *,
@@ -94,17 +134,18 @@ def load_settings(
     no_wait: bool | None = None,
     **overrides: str | Path | None,
 ) -> Settings:
-    """Resolve settings for the project at `root` (default: the current directory).
+    """Resolve settings for the project at `root` (default: `find_root()` from the current folder).
 
     Args:
-        root: project root; pyproject.toml there may hold a `[tool.boxsmith]` table.
+        root: project root, used as given; pyproject.toml there may hold a `[tool.boxsmith]`
+            table. Relative paths in the settings resolve against it.
         env: environment to read overrides from (default: `os.environ`).
         no_wait: the `--no-wait` flag; None leaves it to BOXSMITH_NO_WAIT.
         **overrides: explicit values (`specs_dir`, `generated_dir`, `schema_path`); None is unset.
     """
-    base = Path(root if root is not None else Path.cwd()).resolve()
+    base = Path(root).resolve() if root is not None else find_root()
     environ = os.environ if env is None else env
-    table = _read_tool_table(base / "pyproject.toml")
+    table = _read_tool_table(base / "pyproject.toml") or {}
     known = {*_DEFAULTS, *_TABLES}
     unknown = set(table) - known
     if unknown:
@@ -167,9 +208,10 @@ def _string_table(table: Mapping[str, object], key: str) -> tuple[tuple[str, str
     return tuple((str(k), str(v)) for k, v in raw.items())
 
 
-def _read_tool_table(pyproject: Path) -> dict[str, object]:
+def _read_tool_table(pyproject: Path) -> dict[str, object] | None:
+    """The `[tool.boxsmith]` table of `pyproject`; None when there is no such file or table."""
     if not pyproject.is_file():
-        return {}
+        return None
     try:
         text = pyproject.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -178,10 +220,12 @@ def _read_tool_table(pyproject: Path) -> dict[str, object]:
             "save pyproject.toml as UTF-8, as TOML requires",
         ) from exc
     if "[tool.boxsmith" not in text.replace(" ", ""):  # skip the TOML parser when unused
-        return {}
+        return None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"{pyproject}: {exc}", "fix the TOML syntax") from exc
-    table = data.get("tool", {}).get("boxsmith", {})
+    table = data.get("tool", {}).get("boxsmith")
+    if not isinstance(table, dict):
+        return None
     return {str(k): v for k, v in table.items()}

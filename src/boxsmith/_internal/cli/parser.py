@@ -33,7 +33,13 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand (in the order `--help` lists them)."""
     parser = _Parser(prog="boxsmith", description="E2B sandbox templates as code.")
     parser.add_argument("--version", action="version", version=f"boxsmith {__version__}")
-    parser.add_argument("-C", "--root", default=None, help="project root (default: .)")
+    parser.add_argument(
+        "-C",
+        "--root",
+        default=None,
+        help="project root (default: the nearest folder from here up with template_specs/ or "
+        "a pyproject.toml with [tool.boxsmith], else .)",
+    )
     parser.add_argument("--specs", default=None, help="spec folder (default: template_specs)")
     parser.add_argument("--generated", default=None, help="output folder (default: generated)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
