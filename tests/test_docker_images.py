@@ -49,6 +49,8 @@ STAND_INS = [
     "node:21",
     "python:3.11-slim",
     "python:3.11",
+    "debian:trixie-slim",
+    "python:3.13-slim",
 ]
 CHECKS = {
     "debian:bookworm-slim": {"cat /etc/debian_version": r"^12\.\d+$"},
@@ -57,7 +59,29 @@ CHECKS = {
     "node:21": {"node --version": r"^v21\.\d+\.\d+$", "git --version": r"^git version"},
     "python:3.11-slim": {"python --version": r"^Python 3\.11\.\d+$", "pip --version": r"^pip "},
     "python:3.11": {"python --version": r"^Python 3\.11\.\d+$", "gcc --version": r"^gcc "},
+    "debian:trixie-slim": {"cat /etc/debian_version": r"^13\.\d+$"},
+    "python:3.13-slim": {"python --version": r"^Python 3\.13\.\d+$", "pip --version": r"^pip "},
 }
+# A system-wide `pip install` with no index: a wheel made on the spot. Debian's own pip refuses it
+# (PEP 668, EXTERNALLY-MANAGED); the official images' pip, and the stand-ins', install it.
+PIP_INSTALLS_OFFLINE = """\
+set -e
+python - <<'PY'
+import zipfile
+with zipfile.ZipFile("/tmp/boxsmith_probe-1.0-py3-none-any.whl", "w") as whl:
+    whl.writestr("boxsmith_probe.py", "print('probe imported')\\n")
+    info = "boxsmith_probe-1.0.dist-info/"
+    whl.writestr(
+        info + "METADATA", "Metadata-Version: 2.1\\nName: boxsmith-probe\\nVersion: 1.0\\n"
+    )
+    whl.writestr(
+        info + "WHEEL", "Wheel-Version: 1.0\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n"
+    )
+    whl.writestr(info + "RECORD", "")
+PY
+pip install --no-index --no-cache-dir --root-user-action=ignore /tmp/boxsmith_probe-*.whl >&2
+python -m boxsmith_probe
+"""
 
 
 @pytest.fixture(scope="session")
@@ -163,6 +187,33 @@ def test_stand_in_runs_a_command(
     assert result.exit_code == 0, result.stderr
     first = (result.stdout or result.stderr).splitlines()[0]
     assert re.match(expected, first), first
+
+
+def test_images_ensure_makes_python_3_13_from_trixie(engine: Engine, tmp_path: Path) -> None:
+    """Debian 13 ships Python 3.13: `images ensure` makes trixie and python:3.13 stand-ins
+    (old main refused 3.13: Debian 12 has 3.11 only), where pip installs system-wide."""
+    out, err = io.StringIO(), io.StringIO()
+    refs = ["debian:trixie-slim", "python:3.13-slim"]
+    code = images_command.run(load_settings(tmp_path), refs, out=out, err=err)
+    assert code == 0, err.getvalue()
+    for ref in refs:
+        assert re.search(rf"^(built|present|pulled)\s+{re.escape(ref)}\s", out.getvalue(), re.M)
+
+    def run(command: str) -> str:
+        result = engine.run("python:3.13-slim", ["sh", "-c", command])
+        assert result.exit_code == 0, result.stderr
+        return result.stdout
+
+    for ref in refs:
+        release = engine.run(ref, ["cat", "/etc/os-release"])
+        assert "VERSION_CODENAME=trixie" in release.stdout.splitlines()
+    assert re.fullmatch(r"Python 3\.13\.\d+\n", run("python --version"))
+    assert re.fullmatch(
+        r"pip \S+ from /usr/local/lib/python3\.13/dist-packages/pip \(python 3\.13\)\n",
+        run("pip --version"),
+    )
+    assert run("ls /usr/lib/python3*/EXTERNALLY-MANAGED 2>/dev/null || echo none") == "none\n"
+    assert run(PIP_INSTALLS_OFFLINE) == "probe imported\n"
 
 
 def test_an_image_no_recipe_can_make_says_how_to_provide_it(engine: Engine) -> None:

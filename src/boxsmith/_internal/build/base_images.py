@@ -46,7 +46,7 @@ RECIPE_LABEL = "dev.boxsmith.stand-in.recipe"
 SOURCE_LABEL = "dev.boxsmith.stand-in.source"
 
 # Patterns reach a recipe, which then says exactly which tags it can make (python:3.12 cannot be
-# made from Debian 12, for one).
+# made from Debian 12 or 13, for one: the error says to map it to a registry that has it).
 DEFAULT_MIRRORS: dict[str, str] = {
     "debian:*": "stand-in:debian",
     "buildpack-deps:*": "stand-in:buildpack-deps",

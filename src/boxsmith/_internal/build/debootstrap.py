@@ -3,7 +3,9 @@
 `debootstrap --variant=minbase` on the host (it needs root and the debootstrap package, which
 `scripts/docker-up` installs), then the settings debuerreotype gives the official images
 (policy-rc.d, apt and dpkg tweaks, deb822 sources on deb.debian.org, no host leftovers). The slim
-variant also keeps docs, man pages and translations out, now and for later installs.
+variant also keeps docs, man pages and translations out, now and for later installs. Any suite the
+host's debootstrap has a script for and its keyring can verify: bookworm's debootstrap and
+debian-archive-keyring (2023.3+deb12u2 has the trixie keys) also make trixie.
 """
 
 from __future__ import annotations
@@ -80,14 +82,24 @@ Types: deb
 URIs: http://deb.debian.org/debian
 Suites: {suite} {suite}-updates
 Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+Signed-By: {keyring}
 
 Types: deb
 URIs: http://deb.debian.org/debian-security
 Suites: {suite}-security
 Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+Signed-By: {keyring}
 """
+_KEYRING = "usr/share/keyrings/debian-archive-keyring"
+# Where debootstrap keeps its per-suite scripts when DEBOOTSTRAP_DIR does not say otherwise.
+_DEBOOTSTRAP_DIR = "/usr/share/debootstrap"
+
+
+def _keyring(root: Path) -> str:
+    """The archive keyring as the suite's own sources name it: trixie's keyring package ships
+    `.pgp` (the `.gpg` is a link to it), bookworm's only `.gpg`."""
+    pgp = root / f"{_KEYRING}.pgp"
+    return f"/{_KEYRING}.pgp" if pgp.is_file() and not pgp.is_symlink() else f"/{_KEYRING}.gpg"
 
 
 def _configure_rootfs(root: Path, suite: str, slim: bool) -> None:
@@ -99,7 +111,8 @@ def _configure_rootfs(root: Path, suite: str, slim: bool) -> None:
         path.chmod(0o755 if text.startswith("#!") else 0o644)
     (root / "etc/apt/sources.list").unlink(missing_ok=True)
     (root / "etc/apt/sources.list.d").mkdir(parents=True, exist_ok=True)
-    (root / "etc/apt/sources.list.d/debian.sources").write_text(_SOURCES.format(suite=suite))
+    sources = _SOURCES.format(suite=suite, keyring=_keyring(root))
+    (root / "etc/apt/sources.list.d/debian.sources").write_text(sources)
     if (root / "etc/machine-id").exists():
         (root / "etc/machine-id").write_text("")
     # Host- and time-dependent leftovers; /dev, /proc and /sys are provided by the runtime.
@@ -153,6 +166,18 @@ def _remove_rootfs(root: Path, log: Log) -> None:
     shutil.rmtree(root, ignore_errors=True)
 
 
+def _check_suite(debootstrap: str, suite: str) -> None:
+    """A debootstrap older than `suite` has no script for it: say so before downloading."""
+    scripts = Path(os.environ.get("DEBOOTSTRAP_DIR", _DEBOOTSTRAP_DIR)) / "scripts"
+    if scripts.is_dir() and not (scripts / suite).exists():
+        raise BuildFailed(
+            f"this debootstrap ({debootstrap}) cannot make Debian {suite}: it has no "
+            f"{scripts / suite} script",
+            "install a newer debootstrap (Debian's backports have one), or provide the image "
+            "from a registry (see `boxsmith images ensure`)",
+        )
+
+
 def debian_rootfs_tar(suite: str, *, slim: bool, workdir: Path, log: Log) -> Path:
     """Bootstrap `suite` into `workdir` and pack it; returns the tar's path."""
     if os.geteuid() != 0:
@@ -166,6 +191,7 @@ def debian_rootfs_tar(suite: str, *, slim: bool, workdir: Path, log: Log) -> Pat
             "making a Debian stand-in needs debootstrap, which is not installed",
             "run `scripts/docker-up` (it installs debootstrap) or `apt-get install debootstrap`",
         )
+    _check_suite(debootstrap, suite)
     root = workdir / "rootfs"
     tar = workdir / "rootfs.tar"
     try:

