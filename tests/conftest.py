@@ -74,8 +74,9 @@ def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
       id of a project folder under this session's temporary folder, or whose backend label
       (`dev.boxsmith.backend`) is the id of a backend data folder there;
     - template images: the backends' `boxsmith-local/*` (by the same backend label) and the
-      local builds `boxsmith/<name>:*` whose name is a template of a project folder there,
-      created during the session. Caches that tests keep on purpose and share are not leaks:
+      local builds `boxsmith/<project id>/<name>:*` of a project folder there (by name, or by
+      their project or template label: also one a rebuild untagged), created during the
+      session. Caches that tests keep on purpose and share are not leaks:
       the parity bases `boxsmith/parity:*`, the base images and their stand-ins (`images
       ensure`), and anything that was there before the session;
     - `boxsmith backend serve` processes that carry this session's marker in their environment
@@ -101,13 +102,17 @@ def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     for image in after[1]:
         if image.id in old_images or _created(image) < started - 1:
             continue
-        repos = {tag.rsplit(":", 1)[0] for tag in image.tags}
+        repos = [tag.rsplit(":", 1)[0].split("/") for tag in image.tags]
+        labels = image.labels or {}
         mine = (
-            image.labels.get("dev.boxsmith.backend") in backends
-            or image.labels.get("dev.boxsmith.template") in names  # also one a rebuild untagged
+            labels.get("dev.boxsmith.backend") in backends
+            or labels.get("dev.boxsmith.project") in projects
+            or labels.get("dev.boxsmith.template") in names
             or any(
-                repo.startswith("boxsmith/") and repo.removeprefix("boxsmith/") in names
-                for repo in repos - {"boxsmith/parity"}
+                len(repo) == 3
+                and repo[0] == "boxsmith"
+                and (repo[1] in projects or repo[2] in names)
+                for repo in repos
             )
         )
         if mine:

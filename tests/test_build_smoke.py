@@ -4,7 +4,8 @@ Marked `docker`. Without an engine these tests skip, except under CI (`CI` set),
 Each test writes a small project in tmp_path (specs FROM the local `debian:bookworm-slim`), renders
 it and drives the CLI in-process; behaviour is asserted through exit codes, stdout/stderr and the
 JSON and JUnit reports. Template names carry a per-test token so tests share no images; the images
-a test tags are removed when it ends (never the stand-ins or `boxsmith/parity:*`).
+a test's project got (`boxsmith/<project id>/<name>:<version>`, found by their project label, the
+ones a rebuild untagged too) are removed when it ends (never the stand-ins or `boxsmith/parity:*`).
 
 The port and http checks need a server without extra packages: perl (Essential in Debian, so in
 debian-slim) with IO::Socket::INET serves HTTP/1.0; `ss` for `wait_for_port` and `curl` for the
@@ -32,7 +33,7 @@ import docker.errors
 import pytest
 
 from boxsmith._internal.build.record import RECORD_FILE, BuildRecord
-from boxsmith._internal.docker.client import LABEL
+from boxsmith._internal.docker.client import LABEL, PROJECT_LABEL
 from boxsmith._internal.render import stamp
 from boxsmith.config import Settings, load_settings
 from tests.helpers import Run, cli, write_tree
@@ -143,6 +144,10 @@ class Project:
         lines = (self.root / f"generated/{name}/1.0.0/e2b.Dockerfile").read_text().splitlines()
         return next(n for n, line in enumerate(lines, 1) if line.startswith(text))
 
+    def image(self, name: str, version: str = "1.0.0") -> str:
+        """The local tag of a template version of this project."""
+        return f"boxsmith/{load_settings(self.root).project_id}/{name}:{version}"
+
     def cli(self, *args: str) -> Run:
         """`boxsmith -C root args...` in-process."""
         return cli(self.root, *args)
@@ -167,10 +172,10 @@ def project(tmp_path: Path, token: str, docker_client: docker.DockerClient) -> I
     (tmp_path / "template_specs").mkdir()
     made = Project(tmp_path, token)
     yield made
-    for name in made.names:
-        made.image_ids.update(
-            str(image.id) for image in docker_client.images.list(name=f"boxsmith/{name}")
-        )
+    mine = f"{PROJECT_LABEL}={load_settings(tmp_path).project_id}"
+    made.image_ids.update(
+        str(image.id) for image in docker_client.images.list(filters={"label": mine})
+    )
     for image_id in made.image_ids:
         with contextlib.suppress(docker.errors.ImageNotFound):
             docker_client.images.remove(image_id, force=True)
@@ -227,10 +232,12 @@ def test_good_template_builds_with_e2b_parity_and_passes_its_checks(
     assert run.code == 0, run.err
     assert entry["status"] == "built"
     assert "ok: 1 template(s): 1 built" in run.err
-    image = docker_client.images.get(f"boxsmith/{name}:1.0.0")
+    image = docker_client.images.get(project.image(name))
     assert image.id == entry["image_id"]
+    assert entry["image"] == project.image(name)
     labels = image.labels
     assert labels["dev.boxsmith.template"] == name
+    assert labels[PROJECT_LABEL] == load_settings(project.root).project_id
     assert labels["dev.boxsmith.build-key"] == entry["build_key"]
     assert re.fullmatch(r"[0-9a-f]{64}", entry["build_key"])
 
@@ -395,7 +402,7 @@ def test_start_cmd_that_never_gets_ready_times_out_quickly(project: Project) -> 
     assert "smoke: 1 template(s): 0 passed, 1 failed, 0 skipped" in smoke.err
 
     reports = project.root / ".boxsmith/reports"
-    suites = _junit(reports / "smoke-local.xml")
+    suites = _junit(reports / "smoke-container.xml")
     assert _counts(suites) == {"tests": "1", "failures": "0", "errors": "1", "skipped": "0"}
     (case,) = suites.iter("testcase")
     assert case.attrib["name"] == "ready"
@@ -403,7 +410,7 @@ def test_start_cmd_that_never_gets_ready_times_out_quickly(project: Project) -> 
     assert error is not None
     assert "never passed" in error.attrib["message"]
 
-    (data,) = json.loads((reports / "smoke-local.json").read_text())["suites"]
+    (data,) = json.loads((reports / "smoke-container.json").read_text())["suites"]
     assert data["status"] == "error"
     assert data["stage"] == "ready"
     assert data["checks"] == []
@@ -458,7 +465,7 @@ def test_failing_check_says_what_was_expected_and_what_came(project: Project) ->
     assert data["counts"] == {"tests": 4, "passed": 1, "failed": 3, "errors": 0, "skipped": 0}
     assert [c["attempts"] for c in data["checks"]] == [1, 1, 2, 1]
 
-    suites = _junit(project.root / ".boxsmith/reports/smoke-local.xml")
+    suites = _junit(project.root / ".boxsmith/reports/smoke-container.xml")
     assert _counts(suites) == {"tests": "4", "failures": "3", "errors": "0", "skipped": "0"}
     failures = [c for c in suites.iter("testcase") if c.find("failure") is not None]
     assert [c.attrib["name"] for c in failures] == [
@@ -523,7 +530,7 @@ def test_unchanged_template_is_cached_and_force_or_a_change_rebuilds(
     assert cached["seconds"] == 0.0
     assert "ok: 1 template(s): 1 cached (unchanged since .boxsmith/build-record.json)" in second.err
     assert "step 1/" not in second.err  # no docker build ran
-    assert docker_client.images.get(f"boxsmith/{name}:1.0.0").id == built["image_id"]
+    assert docker_client.images.get(project.image(name)).id == built["image_id"]
 
     # Without the record, the full run finds the image's build-key label equal: cached too.
     with monkeypatch.context() as env:
@@ -544,7 +551,7 @@ def test_unchanged_template_is_cached_and_force_or_a_change_rebuilds(
     # has another id), the record is not trusted and the full run rebuilds.
     recorded, _entry = project.build(name)
     assert "cached (unchanged since .boxsmith/build-record.json)" in recorded.err
-    docker_client.images.remove(f"boxsmith/{name}:1.0.0")
+    docker_client.images.remove(project.image(name))
     after_rmi, again = project.build(name)
     assert after_rmi.code == 0, after_rmi.err
     assert again["status"] == "built"
@@ -557,7 +564,7 @@ def test_unchanged_template_is_cached_and_force_or_a_change_rebuilds(
     assert changed["status"] == "built"
     assert changed["build_key"] != built["build_key"]
     assert changed["image_id"] != built["image_id"]
-    image = docker_client.images.get(f"boxsmith/{name}:1.0.0")
+    image = docker_client.images.get(project.image(name))
     assert image.id == changed["image_id"]
     assert image.labels["dev.boxsmith.build-key"] == changed["build_key"]
 
@@ -593,7 +600,7 @@ def test_start_cmd_that_fails_before_ready_reports_its_exit_code_and_output(
         "    cannot bind port 9\n"
     ) in smoke.err
 
-    (data,) = json.loads((project.root / ".boxsmith/reports/smoke-local.json").read_text())[
+    (data,) = json.loads((project.root / ".boxsmith/reports/smoke-container.json").read_text())[
         "suites"
     ]
     assert data["status"] == "error"
@@ -626,7 +633,7 @@ def test_template_that_cannot_be_built_here_is_skipped_only_when_allowed(
     assert "fix the failing step" not in refused.err
     assert "build: 1 template(s): 1 failed" in refused.err
     with pytest.raises(docker.errors.ImageNotFound):
-        docker_client.images.get(f"boxsmith/{name}:1.0.0")
+        docker_client.images.get(project.image(name))
 
 
 def test_a_build_run_computes_the_project_fingerprint_once(

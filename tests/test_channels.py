@@ -12,9 +12,11 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
+import docker
 import pytest
 from e2b import Sandbox, Template
 
+from boxsmith._internal.docker.client import PROJECT_LABEL
 from boxsmith._internal.publish.targets import PublishTarget, connect
 from boxsmith._internal.render.index import INDEX_FILE, PublishRecord, load_index
 from boxsmith.config import load_settings
@@ -123,6 +125,54 @@ def test_sandbox_smoke_moves_the_channel_and_promote_rollback_move_it_back(
 
     # No sandbox is left running on the backend after all this.
     assert Sandbox.list(**target.params).next_items() == []
+
+
+def test_container_and_sandbox_smoke_keep_their_own_reports(project: Path) -> None:
+    """`smoke --local` writes smoke-container.*, `smoke --target local` smoke-local.*: neither
+    overwrites the other, and each JSON report says when its run finished. Publishing stamps ids
+    into e2b.toml, which is no change of content: the image stays the one `smoke --local`
+    accepts and `build` finds cached."""
+    write_tree(
+        project, {"template_specs/chan.yaml": SPEC.format(version="1.0.0", marker=1, expect=1)}
+    )
+    own = f"{PROJECT_LABEL}={load_settings(project).project_id}"
+    reports = project / ".boxsmith/reports"
+    try:
+        assert cli(project, "render").code == 0
+        built = cli(project, "build")
+        assert built.code == 0, built.err
+        container = cli(project, "smoke", "--local")
+        assert container.code == 0, container.err
+        assert "reports: .boxsmith/reports/smoke-container.xml" in container.err
+        published = cli(project, "publish", "--target", "local")
+        assert published.code == 0, published.err
+        assert 'template_id = "' in (project / "generated/chan/1.0.0/e2b.toml").read_text()
+        sandbox = cli(project, "smoke", "--target", "local", "--no-promote")
+        assert sandbox.code == 0, sandbox.err
+        assert "reports: .boxsmith/reports/smoke-local.xml" in sandbox.err
+
+        first = json.loads((reports / "smoke-container.json").read_text())
+        second = json.loads((reports / "smoke-local.json").read_text())
+        assert (reports / "smoke-container.xml").is_file()
+        assert (reports / "smoke-local.xml").is_file()
+        assert first["suites"][0]["target"].startswith("container ")
+        assert second["suites"][0]["target"].startswith("sandbox ")
+        for report in (first, second):
+            finished = datetime.fromisoformat(report["finished_at"])
+            assert finished.tzinfo is not None
+            assert abs((datetime.now(UTC) - finished).total_seconds()) < 3600
+        assert first["finished_at"] <= second["finished_at"]
+
+        again = cli(project, "smoke", "--local")
+        assert again.code == 0, again.err
+        cached = cli(project, "build", "--json")
+        assert cached.code == 0, cached.err
+        assert [b["status"] for b in json.loads(cached.out)["builds"]] == ["cached"]
+    finally:
+        client = docker.from_env()
+        for image in client.images.list(filters={"label": own}):
+            client.images.remove(image.id, force=True)
+        client.close()
 
 
 @pytest.mark.parametrize(

@@ -216,9 +216,9 @@ def test_two_releases_at_once_publish_each_version_once(backend_project: Path) -
         codes = [run.wait(timeout=900) for run in runs]
     finally:
         client = docker.from_env()
-        for name in names:  # the proof builds on the local engine
-            for image in client.images.list(name=f"boxsmith/{name}"):
-                client.images.remove(image.id, force=True)
+        mine = f"{PROJECT_LABEL}={load_settings(backend_project).project_id}"
+        for image in client.images.list(filters={"label": mine}):  # the proof builds
+            client.images.remove(image.id, force=True)
     outcomes = [(out.read_text(), err.read_text()) for out, err in logs]
     for (_out, err), code in zip(outcomes, codes, strict=True):
         assert code == 0, err
@@ -289,7 +289,8 @@ def test_a_killed_smoke_local_leaves_no_container_past_its_deadline(
     finally:
         for container_id in _mine(docker_client, mine):
             docker_client.containers.get(container_id).remove(force=True)
-        for image in docker_client.images.list(name=f"boxsmith/{name}"):
+        own = f"{PROJECT_LABEL}={load_settings(project).project_id}"
+        for image in docker_client.images.list(filters={"label": own}):
             docker_client.images.remove(image.id, force=True)
 
 

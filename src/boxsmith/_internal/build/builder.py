@@ -4,10 +4,13 @@ Each template is built FROM its parity base (`boxsmith._internal.build.parity`: 
 provisioning adds, made once per base image) with E2B's finalize appended
 (`boxsmith._internal.build.composite`), never changing the generated files.
 
-Skip unchanged: an image whose build-key label matches (`composite.build_key`) is not rebuilt
-(`force` overrides). Builds run in a bounded pool; a template that cannot be built on this machine
-(a base image nobody can provide, a build host that does not answer) is *skipped* with the reason
-when `allow_skip` is set, and fails otherwise.
+Each template's image is the project's own (`rendered.image_ref`: the project id in its name and
+label). Skip unchanged: an image whose build-key label matches (`composite.build_key`) is not
+rebuilt (`force` overrides). A build that replaces the project's image of the same tag removes the
+image it untagged unless a tag or container still uses it (`Engine.remove_unused_image`). Builds
+run in a bounded pool; a template that cannot be built on this machine (a base image nobody can
+provide, a build host that does not answer) is *skipped* with the reason when `allow_skip` is set,
+and fails otherwise.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from boxsmith._internal.build.composite import (
 from boxsmith._internal.build.parity import Parity, context_tar, parity_base
 from boxsmith._internal.build.rendered import (
     BUILD_KEY_LABEL,
+    PARITY_ID_LABEL,
+    PROJECT_LABEL,
     TEMPLATE_LABEL,
     USER_LABEL,
     VERSION_LABEL,
@@ -39,7 +44,7 @@ from boxsmith._internal.build.rendered import (
 )
 from boxsmith._internal.build.results import BuildResult, final_text
 from boxsmith._internal.docker import buildenv
-from boxsmith._internal.docker.client import BuildFailed, Engine
+from boxsmith._internal.docker.client import BuildFailed, Engine, EngineError, ImageInfo
 from boxsmith._internal.docker.host_ca import host_ca_bundle
 from boxsmith._internal.progress import Progress
 from boxsmith.config import Settings
@@ -186,16 +191,38 @@ class _Builder:
         problem = self.hosts_problem(unit.template.spec.build_hosts)
         if problem:
             raise _Unbuildable(f"its build needs a host this machine cannot reach: {problem}")
-        self._build(unit, result, parity.tag)
+        self._build(unit, result, parity)
+        if existing is not None and existing.id != result.image_id:
+            self._remove_replaced(unit, existing)
 
-    def _labels(self, unit: BuildUnit, key: str, parity: str) -> dict[str, str]:
+    def _remove_replaced(self, unit: BuildUnit, replaced: ImageInfo) -> None:
+        """Remove the image a build untagged when it was this project's and nothing uses it
+        (a tag or container still does: it stays); best effort."""
+        if replaced.labels.get(PROJECT_LABEL) != unit.project:
+            return
+        try:
+            removed = self.engine.remove_unused_image(replaced.id)
+        except EngineError as exc:
+            self.progress.note(
+                f"build {unit.ref}: could not remove the image it replaced: {exc.message}"
+            )
+            return
+        if not removed:
+            self.progress.note(
+                f"build {unit.ref}: kept the image it replaced ({replaced.id[7:19]}): "
+                "a tag or a container still uses it"
+            )
+
+    def _labels(self, unit: BuildUnit, key: str, parity: Parity) -> dict[str, str]:
         """The labels of the template's image; `buildenv`'s: the ENV names of the Dockerfile
         with the parity base's values."""
         names = [k for s in unit.statements if s.keyword == "ENV" for k, _ in s.pairs()]
         build_env = buildenv.label_value(
-            names, buildenv.config_env(self.engine.image_config(parity))
+            names, buildenv.config_env(self.engine.image_config(parity.tag))
         )
         return {
+            PROJECT_LABEL: unit.project,
+            PARITY_ID_LABEL: parity.id,
             BUILD_KEY_LABEL: key,
             TEMPLATE_LABEL: unit.template.name,
             VERSION_LABEL: unit.template.version,
@@ -204,8 +231,8 @@ class _Builder:
             buildenv.LABEL: build_env,
         }
 
-    def _build(self, unit: BuildUnit, result: BuildResult, parity: str) -> None:
-        steps = composite(unit, parity, self.ca is not None)
+    def _build(self, unit: BuildUnit, result: BuildResult, parity: Parity) -> None:
+        steps = composite(unit, parity.tag, self.ca is not None)
         context = _context(unit, steps)
         self.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.logs / f"{unit.template.name}-{unit.template.version}.build.log"

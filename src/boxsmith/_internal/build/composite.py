@@ -6,7 +6,10 @@ appended, never changing the generated files: after the template's steps, /home/
 host CA, when there is one, is trusted through build ARGs (`ca_args`).
 
 The build key hashes the rendered folder, the parity layer and the parity base's image id (so a
-new base image rebuilds); it is stored as a label on the template's image.
+new base image rebuilds); it is stored as a label on the template's image, beside the parity
+base's id, so `smoke --local` recomputes it from the rendered files without building. e2b.toml
+counts as rendered, before publish stamps its ids into it (as the content hash does): publishing
+a version neither rebuilds its image nor makes its local smoke refuse it.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ from boxsmith._internal.build.parity import PARITY_VERSION, SCRIPT_IN_IMAGE, ca_
 from boxsmith._internal.build.rendered import BuildUnit
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.dockerfile.source_map import SourceMap
-from boxsmith._internal.render import DOCKERFILE
-from boxsmith._internal.render.folder import render_template
+from boxsmith._internal.render import DOCKERFILE, TOML
+from boxsmith._internal.render.folder import render_template, unstamp_publish
 from boxsmith.errors import BoxsmithError
 
 __all__ = ["STEP_LINE", "Step", "build_key", "composite", "spec_position", "step_of"]
@@ -72,8 +75,11 @@ def _files_digest(folder: Path) -> str:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
         executable = int(os.access(path, os.X_OK))
+        data = path.read_bytes()
+        if rel == TOML:
+            data = unstamp_publish(data.decode("utf-8", "replace")).encode()
         digest.update(f"{rel}\0{executable}\0".encode())
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
+        digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 

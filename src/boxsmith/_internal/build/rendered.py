@@ -1,5 +1,12 @@
 """A rendered template version as builds and smoke tests see it, and the labels on its image.
 
+Template images are a project's own: `boxsmith/<project id>/<name>:<version>` (`image_ref`, the
+project id from `Settings.project_id`), labelled with the project, the template, the version, the
+build key and the id of the parity base it was built FROM, so `smoke --local` can recompute the
+build key from the rendered files without building (`composite.build_key`) and refuse an image
+that is not this project's build of them. Another repository with a template of the same name
+and version has its own tag and never replaces this project's image.
+
 Kept apart from `boxsmith._internal.build.builder` (which loads the Docker SDK, the stand-in
 recipes and the build machinery) so that `boxsmith smoke` starts without them.
 """
@@ -11,6 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from boxsmith._internal.docker.labels import PROJECT_LABEL
 from boxsmith._internal.dockerfile.parse import Statement, parse
 from boxsmith._internal.render import DOCKERFILE
 from boxsmith._internal.spec.catalog import Template, load_catalog
@@ -19,6 +27,8 @@ from boxsmith.errors import UsageError
 
 __all__ = [
     "BUILD_KEY_LABEL",
+    "PARITY_ID_LABEL",
+    "PROJECT_LABEL",
     "TEMPLATE_LABEL",
     "USER_LABEL",
     "VERSION_LABEL",
@@ -30,6 +40,7 @@ __all__ = [
 ]
 
 BUILD_KEY_LABEL = "dev.boxsmith.build-key"
+PARITY_ID_LABEL = "dev.boxsmith.parity-id"  # the parity base's image id, part of the build key
 TEMPLATE_LABEL = "dev.boxsmith.template"
 VERSION_LABEL = "dev.boxsmith.version"
 USER_LABEL = "dev.boxsmith.user"
@@ -42,6 +53,7 @@ class BuildUnit:
 
     Attributes:
         template: the validated template behind it.
+        project: the project's id (`Settings.project_id`): its images are its own.
         folder: `generated/<name>/<version>/`.
         display: `folder` as users see it.
         statements: the instructions of its e2b.Dockerfile.
@@ -51,6 +63,7 @@ class BuildUnit:
     """
 
     template: Template
+    project: str
     folder: Path
     display: str
     statements: tuple[Statement, ...]
@@ -65,13 +78,14 @@ class BuildUnit:
 
     @property
     def image(self) -> str:
-        """The local image tag, `boxsmith/<name>:<version>`."""
-        return image_ref(self.template.name, self.template.version)
+        """The local image tag, `boxsmith/<project id>/<name>:<version>`."""
+        return image_ref(self.project, self.template.name, self.template.version)
 
 
-def image_ref(name: str, version: str) -> str:
-    """The local image tag of a template version (`+build` metadata is not valid in a tag)."""
-    return f"boxsmith/{name}:{version.replace('+', '_')}"
+def image_ref(project: str, name: str, version: str) -> str:
+    """The local image tag of a project's template version (`+build` metadata is not valid in
+    a tag)."""
+    return f"boxsmith/{project}/{name}:{version.replace('+', '_')}"
 
 
 def load_unit(settings: Settings, template: Template) -> BuildUnit:
@@ -99,6 +113,7 @@ def load_unit(settings: Settings, template: Template) -> BuildUnit:
             workdir = posixpath.normpath(posixpath.join(workdir, statement.words()[0]))
     return BuildUnit(
         template=template,
+        project=settings.project_id,
         folder=folder,
         display=display,
         statements=statements,

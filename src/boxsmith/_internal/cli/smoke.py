@@ -6,7 +6,9 @@ in generated/index.json; `boxsmith release` skips verified versions) and moves t
 (default `stable`) to it unless `--no-promote`. Exit 1 when a check fails or the template never
 gets ready (each failure names the check, what was expected and what came), 2 when a version is
 not built or not published, 3 when the engine fails. JUnit XML and JSON reports are written
-every time (default: `.boxsmith/reports/smoke-<local|target>.{xml,json}`).
+every time, named per kind and target (default: `.boxsmith/reports/smoke-container.{xml,json}`
+for `--local`, `smoke-local.*` or `smoke-e2b.*` for a sandbox run), so one never overwrites
+another; the JSON report says when the run finished (`finished_at`).
 
 The runs are `boxsmith._internal.smoke.container_run` and `smoke.sandbox_run`.
 """
@@ -81,5 +83,5 @@ def run(
         junit=junit,
         json_report=json_report,
         as_json=as_json,
-        prefix="smoke-local" if target is None else f"smoke-{target}",
+        prefix="smoke-container" if target is None else f"smoke-{target}",
     )

@@ -228,6 +228,27 @@ class Engine:
         ):
             self._docker.images.remove(ref)
 
+    def remove_unused_image(self, image_id: str) -> bool:
+        """Remove the image `image_id` when no tag names it and no container (running or not)
+        uses it; whether it is gone. Another image built FROM it keeps it too."""
+        with translated(f"removing image {image_id[7:19]}"):
+            try:
+                image = self._docker.images.get(image_id)
+            except docker.errors.ImageNotFound:
+                return True
+            if image.tags or self._docker.containers.list(all=True, filters={"ancestor": image_id}):
+                return False
+            self._log(f"rmi {image_id[7:19]} (untagged, unused)")
+            try:
+                self._docker.images.remove(image_id)
+            except docker.errors.ImageNotFound:
+                return True
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # a container or child image appeared meanwhile
+                    return False
+                raise
+        return True
+
     def import_tar(self, tar: Path, ref: str, changes: Sequence[str]) -> str:
         """`docker import --change ... tar ref`; returns the new image id."""
         self._log(f"import {tar.name} as {ref}")

@@ -3,6 +3,12 @@
 Each built image is started as E2B starts a sandbox (`smoke/container_target.py`: its start
 command, then its ready command until it passes or `ready_timeout` runs out), its checks run
 through `docker exec`, and the container is removed. Templates go one after the other.
+
+Before any starts, each image must be this project's build of the version's current rendered
+files: its project, template and version labels are this unit's, and its build-key label equals
+the key recomputed from the rendered folder and the parity base id it was built FROM
+(`build.composite.build_key`). Otherwise the run refuses (exit 2, like an image not built) and
+names `boxsmith build`: it never tests another project's or an older build.
 """
 
 from __future__ import annotations
@@ -11,9 +17,17 @@ import time
 from collections.abc import Sequence
 from typing import TextIO
 
-from boxsmith._internal.build.rendered import BuildUnit
+from boxsmith._internal.build.composite import build_key
+from boxsmith._internal.build.rendered import (
+    BUILD_KEY_LABEL,
+    PARITY_ID_LABEL,
+    PROJECT_LABEL,
+    TEMPLATE_LABEL,
+    VERSION_LABEL,
+    BuildUnit,
+)
 from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
-from boxsmith._internal.docker.client import Engine, EngineError
+from boxsmith._internal.docker.client import Engine, EngineError, ImageInfo
 from boxsmith._internal.progress import Progress
 from boxsmith._internal.smoke.container_target import start_sandbox
 from boxsmith._internal.smoke.report import SuiteResult
@@ -22,7 +36,7 @@ from boxsmith._internal.smoke.suites import check_counter
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
-__all__ = ["smoke_in_containers"]
+__all__ = ["image_problem", "smoke_in_containers"]
 
 
 def smoke_in_containers(
@@ -40,19 +54,54 @@ def smoke_in_containers(
     if not units:
         return suites
     with Engine(err=None, project=settings.project_id) as engine:
-        missing = [u for u in units if engine.image(u.image) is None]
-        if missing:
-            names = " ".join(u.template.name for u in missing)
-            raise UsageError(
-                f"not built: {', '.join(u.image for u in missing)}",
-                f"run `boxsmith build {names}` first",
-            )
+        _refuse_unbuilt(engine, units)
         with Progress(err, "smoke") as progress:
             for unit in units:
                 suites.append(
                     _smoke_one(engine, unit, progress, ready_timeout, settings.container_lifetime)
                 )
     return suites
+
+
+def image_problem(unit: BuildUnit, image: ImageInfo | None) -> str:
+    """Why `image` is not this project's build of `unit`'s current rendered files ("" when it
+    is)."""
+    if image is None:
+        return "not built"
+    labels = image.labels
+    owner = labels.get(PROJECT_LABEL)
+    if owner != unit.project:
+        return f"built for another project ({owner or 'no project label'}), not this one"
+    built = f"{labels.get(TEMPLATE_LABEL)}:{labels.get(VERSION_LABEL)}"
+    if built != unit.ref:
+        return f"its labels say {built}"
+    parity_id = labels.get(PARITY_ID_LABEL)
+    if not parity_id:
+        return "built by an older boxsmith (no parity base id to check its build key with)"
+    if labels.get(BUILD_KEY_LABEL) != build_key(unit, parity_id):
+        return f"out of date: {unit.display} changed since it was built"
+    return ""
+
+
+def _refuse_unbuilt(engine: Engine, units: Sequence[BuildUnit]) -> None:
+    """A UsageError (exit 2) naming each image that is missing or not this project's build of
+    its current files."""
+    problems = [(u, image_problem(u, engine.image(u.image))) for u in units]
+    bad = [(u, why) for u, why in problems if why]
+    if not bad:
+        return
+    names = " ".join(u.template.name for u, _ in bad)
+    if all(why == "not built" for _, why in bad):
+        raise UsageError(
+            f"not built: {', '.join(u.image for u, _ in bad)}",
+            f"run `boxsmith build {names}` first",
+        )
+    lines = [f"{u.ref}: image {u.image}: {why}" for u, why in bad]
+    raise UsageError(
+        "refusing to smoke-test an image that is not this project's build of its current "
+        "files:\n  " + "\n  ".join(lines),
+        f"run `boxsmith build {names}`, then smoke again",
+    )
 
 
 def _smoke_one(

@@ -1,6 +1,6 @@
 """Smoke checks in a local container of a built template, started the way E2B starts a sandbox.
 
-`start_sandbox` boots a container of `boxsmith/<name>:<version>` (`boxsmith._internal.docker.boot`:
+`start_sandbox` boots a container of `boxsmith/<project>/<name>:<version>` (`docker.boot`:
 the template's start command, then its ready command until it passes) with the settings of the
 rendered e2b.toml; `ContainerTarget` is that container as a `CheckTarget`, so the spec's checks run
 in it through `docker exec`. The caller removes the container, also after a failure or Ctrl-C; a
@@ -51,7 +51,7 @@ class ContainerTarget:
 
     @property
     def description(self) -> str:
-        """`container 3f2a1c9d0e1b (boxsmith/name:version)`."""
+        """`container 3f2a1c9d0e1b (boxsmith/<project>/<name>:<version>)`."""
         return self._container.description
 
     def run(

@@ -4,7 +4,8 @@ One suite per template (`name:version`), one test case per check. A suite that c
 checks records why in a `SuiteResult`: `error` when a step before the checks failed (start or
 ready), `skipped` when the template was not run at all (its build was skipped). Either shows up
 as one extra test case named after that step, since JUnit has no suite-level verdict that CI
-viewers display. Reports are deterministic for equal input (no timestamps or host names).
+viewers display. Reports are deterministic for equal input (no host names; the one timestamp,
+the JSON report's top-level `finished_at`, only when the caller passes it).
 """
 
 from __future__ import annotations
@@ -172,12 +173,15 @@ def _counts(counts: dict[str, int], seconds: float) -> dict[str, str]:
     }
 
 
-def json_report(suites: Suites, *, name: str = DEFAULT_NAME) -> str:
-    """The JSON document: verdict, counts, and every suite with its checks."""
+def json_report(suites: Suites, *, name: str = DEFAULT_NAME, finished_at: str = "") -> str:
+    """The JSON document: verdict, counts, and every suite with its checks; `finished_at` (an
+    ISO time, when given) says when the run ended."""
     listed = _suites(suites)
     total = _total(listed)
-    data = {
-        "name": name,
+    data: dict[str, object] = {"name": name}
+    if finished_at:
+        data["finished_at"] = finished_at
+    data |= {
         "ok": total["failed"] == 0 and total["errors"] == 0,
         "counts": total,
         "suites": [suite.to_json() for suite in listed],
@@ -190,6 +194,9 @@ def write_junit(suites: Suites, path: Path | str, *, name: str = DEFAULT_NAME) -
     write_atomic(os.path.abspath(path), junit_xml(suites, name=name))
 
 
-def write_json(suites: Suites, path: Path | str, *, name: str = DEFAULT_NAME) -> None:
+def write_json(
+    suites: Suites, path: Path | str, *, name: str = DEFAULT_NAME, finished_at: str = ""
+) -> None:
     """Write `json_report(suites)` to `path` atomically, making its folders."""
-    write_atomic(os.path.abspath(path), json_report(suites, name=name).encode())
+    report = json_report(suites, name=name, finished_at=finished_at)
+    write_atomic(os.path.abspath(path), report.encode())

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -38,16 +39,20 @@ def report_suites(
     junit: str | None = None,
     json_report: str | None = None,
     as_json: bool = False,
-    prefix: str = "smoke-local",
+    prefix: str,
 ) -> int:
-    """Write the reports (default `.boxsmith/reports/<prefix>.{xml,json}`), print failures
-    (`err`), one line per suite or `as_json` (`out`) and a summary (`err`); exit 1 when anything
-    failed."""
+    """Write the reports (default `.boxsmith/reports/<prefix>.{xml,json}`, the JSON one with
+    the time it finished), print failures (`err`), one line per suite or `as_json` (`out`) and
+    a summary (`err`); exit 1 when anything failed.
+
+    `prefix` names the run's kind and target (`smoke-container`, `smoke-local`, `smoke-e2b`,
+    `release-<target>`), so the reports of one run never overwrite another's.
+    """
     reports = settings.state_dir / "reports"
     junit_path = _path(settings, junit) if junit else reports / f"{prefix}.xml"
     json_path = _path(settings, json_report) if json_report else reports / f"{prefix}.json"
     write_junit(suites, junit_path)
-    write_json(suites, json_path)
+    write_json(suites, json_path, finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
     problems = [line for suite in suites for line in _describe(suite)]
     for line in problems:
         err.write(f"error: {line}\n")
