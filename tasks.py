@@ -3,7 +3,7 @@
 Every task exits with boxsmith's exit codes (README, "Exit codes"): 0 ok, 1 findings or drift,
 2 spec or usage error, 3 build/engine/backend/publish failure, 130 interrupted.
 
-    invoke validate | render | check | lint | images | build | smoke | schema | list
+    invoke validate | render | check | lint | images | build | smoke | schema | list | status
     invoke publish | promote | rollback | release | main
     invoke test | qa | bench
 """
@@ -100,6 +100,12 @@ def list_(c: Context, json: bool = False) -> None:
     _finish(
         _run(lambda: command.run(load_settings(), [], out=sys.stdout, err=sys.stderr, as_json=json))
     )
+
+
+@task(help={"names": "template names or globs, comma separated", "json": "machine output"})
+def status(c: Context, names: str = "", json: bool = False) -> None:
+    """Per template: generated/, the local build, publishes, channels, the last smoke results."""
+    _stage("status", names, as_json=json)
 
 
 @task(help={"refs": "images, comma separated (default: every spec's base image)"})

@@ -289,6 +289,13 @@ def test_commands_find_the_project_root_from_a_sub_folder(
     assert [t["spec"] for t in json.loads(validated.out)["templates"]] == [
         "template_specs/app.yaml"
     ]
+    status = _here("status", "--json")
+    assert status.code == 0, status.err
+    data = json.loads(status.out)
+    assert data["root"] == str(minimal_project.resolve())
+    assert [(t["name"], t["generated"]["status"]) for t in data["templates"]] == [
+        ("app", "rendered")
+    ]
     assert _here("check").code == 0
     assert not (deep / "generated").exists()
     with caplog.at_level(logging.DEBUG, logger="boxsmith.config"):  # what --debug shows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -39,7 +40,22 @@ def test_every_stage_and_release_is_a_task(project: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     names = {line.split()[0] for line in listed.stdout.splitlines()[2:] if line.strip()}
     stages = {"validate", "render", "check", "lint", "images", "build", "smoke", "publish"}
-    assert stages | {"promote", "rollback", "release", "main", "test", "qa"} <= names
+    assert stages | {"promote", "rollback", "release", "main", "status", "test", "qa"} <= names
+
+
+def test_tasks_find_the_project_root_from_a_sub_folder(project: Path) -> None:
+    """The tasks resolve the project as the CLI does; `status` exits 1 on drift, as `check`."""
+    write_tree(project, {"template_specs/app.yaml": MINIMAL.format(name="app"), "docs/.keep": ""})
+    assert _invoke(project / "docs", "render").returncode == 0
+    assert (project / "generated/app/1.0.0/e2b.toml").is_file()
+    status = _invoke(project / "docs", "status", "--json")
+    assert status.returncode == 0, status.stderr
+    (row,) = json.loads(status.stdout)["templates"]
+    assert (row["name"], row["generated"]["status"]) == ("app", "rendered")
+    (project / "generated/app/1.0.0/e2b.toml").write_text("x\n")
+    drift = _invoke(project / "docs", "status")
+    assert drift.returncode == 1, drift.stderr
+    assert "app:1.0.0: generated/ drift (generated/app/1.0.0/e2b.toml)" in drift.stdout
 
 
 def test_tasks_exit_with_boxsmith_codes(project: Path) -> None:

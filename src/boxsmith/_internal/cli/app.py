@@ -208,6 +208,12 @@ def _list(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO
     )
 
 
+def _status(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from boxsmith._internal.cli import status  # lazy: see the note above
+
+    return status.run(settings, args.names, args.label, out=out, err=err, as_json=args.json)
+
+
 COMMANDS: Mapping[str, Command] = {
     "validate": _validate,
     "render": _render,
@@ -223,6 +229,7 @@ COMMANDS: Mapping[str, Command] = {
     "backend": _backend,
     "schema": _schema,
     "list": _list,
+    "status": _status,
 }
 """Subcommand name -> the function that calls its `run()`."""
 

@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_backend,
         _add_schema,
         _add_list,
+        _add_status,
     ):
         add(sub)
     return parser
@@ -323,3 +324,13 @@ def _add_list(sub: _Sub) -> None:
         help="with --json: also split the names into at most N balanced groups (CI matrices "
         "stay under GitHub's 256 jobs however many templates change)",
     )
+
+
+def _add_status(sub: _Sub) -> None:
+    p = sub.add_parser(
+        "status",
+        help="per template: generated/, the local build, publishes, channels and the last smoke "
+        "results (reads only; exit 1 when generated/ does not match the specs)",
+    )
+    _selection(p)
+    _json(p)
