@@ -15,10 +15,11 @@ import jsonschema
 import pytest
 import yaml
 
+from boxsmith._internal.backend.datadir import data_dir
 from boxsmith._internal.cli.app import main
 from boxsmith._internal.cli.outcome import run_command
 from boxsmith._internal.spec.schema import schema_json
-from boxsmith.config import find_root
+from boxsmith.config import find_root, load_settings
 from boxsmith.errors import UsageError
 from tests.helpers import MINIMAL, Run, cli, write_tree
 
@@ -370,3 +371,8 @@ def test_relative_env_paths_resolve_against_the_found_root(
     assert not (tmp_path / "a/b/out").exists()
     validated = _here("validate", "--json")
     assert [t["spec"] for t in json.loads(validated.out)["templates"]] == ["specs/app.yaml"]
+
+    # the local backend's data folder too: BOXSMITH_BACKEND_DIR=state means <root>/state
+    monkeypatch.setenv("BOXSMITH_BACKEND_DIR", "state")
+    assert data_dir(load_settings().root) == tmp_path.resolve() / "state"
+    assert data_dir(load_settings().root, "other") == tmp_path.resolve() / "other"

@@ -81,9 +81,10 @@ class BackendUnavailable(BoxsmithError):
 
 
 def data_dir(root: Path, explicit: str | None = None) -> Path:
-    """`--data-dir`, else BOXSMITH_BACKEND_DIR, else `<project>/.boxsmith/backend`."""
-    raw = explicit or os.environ.get("BOXSMITH_BACKEND_DIR") or str(root / ".boxsmith/backend")
-    return Path(raw).resolve()
+    """`--data-dir`, else BOXSMITH_BACKEND_DIR, else `<project>/.boxsmith/backend`; a relative
+    path is relative to the project root `root`, like every path setting (`boxsmith.config`)."""
+    raw = explicit or os.environ.get("BOXSMITH_BACKEND_DIR") or ".boxsmith/backend"
+    return (root / raw).resolve()
 
 
 def backend_id(folder: Path) -> str:

@@ -27,6 +27,7 @@ __all__ = [
     "has_backend_tables",
     "ready_builds",
     "ready_images",
+    "tag_rows",
 ]
 
 STATE_FILE = "state.sqlite3"
@@ -163,10 +164,7 @@ def has_backend_tables(folder: Path) -> bool:
     if not path.is_file() or path.is_symlink():
         return False
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
-        ) as db:
-            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+        rows = _query(path, "SELECT name FROM sqlite_master WHERE type = 'table'")
     except sqlite3.Error:
         return False
     return {"templates", "builds", "sandboxes"} <= {str(name) for (name,) in rows}
@@ -187,10 +185,7 @@ def ready_images(folder: Path) -> dict[str, str] | None:
     if file_problem(path, None):
         return {}
     try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
-        ) as db:
-            rows = db.execute("SELECT id, image FROM builds WHERE status = 'ready'").fetchall()
+        rows = _query(path, "SELECT id, image FROM builds WHERE status = 'ready'")
     except sqlite3.Error as exc:
         return {} if damage(exc) else None
     return {str(build): str(image) for build, image in rows}
@@ -200,3 +195,26 @@ def ready_builds(folder: Path) -> frozenset[str] | None:
     """The ids of `ready_images`."""
     images = ready_images(folder)
     return None if images is None else frozenset(images)
+
+
+def tag_rows(folder: Path) -> list[tuple[str, str, str]]:
+    """(template id, tag, build id) of every tag of the backend of data folder `folder`, read
+    without starting it; empty when it never ran or its state cannot be read (locked, damaged,
+    not a backend's)."""
+    path = folder / STATE_FILE
+    if not path.is_file() or file_problem(path, None):
+        return []
+    try:
+        rows = _query(path, "SELECT template_id, tag, build_id FROM tags ORDER BY tag")
+    except sqlite3.Error:
+        return []
+    return [(str(template), str(tag), str(build)) for template, tag, build in rows]
+
+
+def _query(path: Path, sql: str) -> list[tuple[object, ...]]:
+    """The rows of `sql` on state file `path`, opened read-only (a writer holding it longer
+    than 5 s: sqlite3.OperationalError)."""
+    with contextlib.closing(
+        sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
+    ) as db:
+        return db.execute(sql).fetchall()

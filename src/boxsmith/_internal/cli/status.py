@@ -17,15 +17,13 @@ runs that are behind are states, not failures.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from boxsmith._internal.backend.datadir import data_dir
-from boxsmith._internal.backend.state_file import STATE_FILE, file_problem
+from boxsmith._internal.backend.state_file import tag_rows
 from boxsmith._internal.build.rendered import load_unit
 from boxsmith._internal.docker.client import Engine, EngineError
 from boxsmith._internal.docker.engine_errors import translated
@@ -210,20 +208,12 @@ def _local_channels(settings: Settings, index: Index) -> dict[str, dict[str, str
         for entry in versions.values()
         for p in entry.records("local")
     }
-    path = data_dir(settings.root) / STATE_FILE
-    if not ours or not path.is_file() or file_problem(path, None):
-        return {}
-    try:
-        with contextlib.closing(
-            sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=5.0)
-        ) as db:
-            rows = db.execute("SELECT template_id, tag, build_id FROM tags ORDER BY tag").fetchall()
-    except sqlite3.Error:  # locked, damaged, or not a backend's: no channels to show
+    if not ours:
         return {}
     channels: dict[str, dict[str, str]] = {}
-    for template_id, tag, build_id in rows:
-        name = ours.get(str(template_id))
-        if name is None or str(tag).startswith(CONTENT_TAG_PREFIX):
+    for template_id, tag, build_id in tag_rows(data_dir(settings.root)):
+        name = ours.get(template_id)
+        if name is None or tag.startswith(CONTENT_TAG_PREFIX):
             continue
         records = {
             p.build_id: (version, p.tags)
@@ -232,9 +222,9 @@ def _local_channels(settings: Settings, index: Index) -> dict[str, dict[str, str
         }
         published = {version_tag(v) for v, _ in records.values()}
         published.update(t for _, tags in records.values() for t in tags)
-        if str(tag) not in published:  # not a tag publish gives (the version's, the spec's)
-            version = records.get(str(build_id), (f"build {build_id}", []))[0]
-            channels.setdefault(name, {})[str(tag)] = version
+        if tag not in published:  # not a tag publish gives (the version's, the spec's)
+            version = records.get(build_id, (f"build {build_id}", []))[0]
+            channels.setdefault(name, {})[tag] = version
     return channels
 
 
