@@ -238,6 +238,7 @@ def rollback(c: Context, names: str = "", target: str = "local", channel: str = 
         "build_jobs": "local builds at once",
         "no_build": "leave out the proof build on the local engine",
         "allow_skip": "report templates that cannot build here as skipped",
+        "ready_timeout": "seconds the container smoke waits for ready",
         "json": "machine output",
     }
 )
@@ -251,9 +252,11 @@ def release(
     build_jobs: int = 2,
     no_build: bool = False,
     allow_skip: bool = False,
+    ready_timeout: float = 600.0,
     json: bool = False,
 ) -> None:
-    """Render, check, lint, build, publish, smoke and promote the templates that changed."""
+    """Render, check, lint, build, prove in a container, publish, smoke in a sandbox and
+    promote the templates that changed."""
     _stage(
         "release",
         names,
@@ -263,6 +266,7 @@ def release(
         build_jobs=build_jobs,
         build=not no_build,
         allow_skip=allow_skip,
+        ready_timeout=ready_timeout,
         as_json=json,
     )
 

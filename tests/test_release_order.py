@@ -178,3 +178,24 @@ def test_without_a_local_build_publish_comes_first_and_a_failure_is_smoked_again
     summary = cli(releasing, "release")
     assert summary.code == 1
     assert f"rel:1.0.0: smoke-sandbox failed: {FAILING_CHECK}\n" in summary.out
+
+
+@pytest.mark.docker
+def test_the_container_smoke_waits_as_long_as_ready_timeout_says(releasing: Path) -> None:
+    """`--ready-timeout` bounds the container smoke's wait for each ready command (600 s, as
+    E2B, by default): a template that never gets ready is not published."""
+    slow = _spec("unready", "1.0.0", 1)
+    slow["template_specs/unready.yaml"] += "start_cmd: sleep 600\nready_cmd: test -e /never\n"
+    write_tree(releasing, slow)
+    refused = cli(releasing, "release", "--ready-timeout", "0")
+    assert refused.code == 2
+    assert "--ready-timeout" in refused.err
+
+    code, report, err = _release(releasing, "--ready-timeout", "2")
+    assert code == 1, err
+    row = _rows(report)["unready"]
+    assert (row["smoke_container"], row["publish"]) == ("error", "-")
+    assert row["reason"].startswith(  # then how many attempts there were, and the last's exit
+        "smoke-container error: ready: not ready after 2s: ready_cmd `test -e /never` never passed"
+    )
+    assert not Template.exists("unready", **_target(releasing).params)

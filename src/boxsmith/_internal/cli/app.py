@@ -149,6 +149,7 @@ def _release(settings: Settings, args: argparse.Namespace, out: TextIO, err: Tex
         build_jobs=args.build_jobs,
         build=not args.no_build,
         allow_skip=args.allow_skip,
+        ready_timeout=args.ready_timeout,
         as_json=args.json,
     )
 

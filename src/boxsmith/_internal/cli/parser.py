@@ -209,13 +209,7 @@ def _add_smoke(sub: _Sub) -> None:
         metavar="N",
         help="sandboxes at once (--target; default: 4)",
     )
-    p.add_argument(
-        "--ready-timeout",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help="seconds to wait for ready_cmd (default: 600, as E2B)",
-    )
+    _ready_timeout(p, "each container")
     p.add_argument("--junit", default=None, metavar="FILE", help="JUnit XML report file")
     p.add_argument("--report", default=None, metavar="FILE", help="JSON report file")
     _json(p)
@@ -255,6 +249,7 @@ def _add_release(sub: _Sub) -> None:
         action="store_true",
         help="leave out the proof build on the local engine (the target builds anyway)",
     )
+    _ready_timeout(p, "the container smoke")
     _allow_skip(p)
     _json(p)
 
@@ -334,3 +329,13 @@ def _add_status(sub: _Sub) -> None:
     )
     _selection(p)
     _json(p)
+
+
+def _ready_timeout(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=600.0,
+        metavar="S",
+        help=f"seconds {what} waits for ready_cmd (default: 600, as E2B)",
+    )

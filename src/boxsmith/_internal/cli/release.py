@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from boxsmith._internal.cli import build, check, lint, publish, render
-from boxsmith._internal.cli.options import at_least_one, channel_tag
+from boxsmith._internal.cli.options import at_least_one, channel_tag, positive_seconds
+from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.gha import in_github_actions, write_step_summary
 from boxsmith._internal.lock import hold
 from boxsmith._internal.publish.targets import TARGETS
@@ -58,6 +59,7 @@ def run(
     build_jobs: int = 2,
     build: bool = True,
     allow_skip: bool = False,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT,
     as_json: bool = False,
 ) -> int:
     """Release the selected templates that changed to `target`; print the summary."""
@@ -66,6 +68,7 @@ def run(
     at_least_one("--jobs", jobs, 4)
     at_least_one("--build-jobs", build_jobs, 2)
     channel_tag(channel)
+    positive_seconds("--ready-timeout", ready_timeout, DEFAULT_READY_TIMEOUT)
     with hold(settings, "release", err=err):  # one hold for every stage
         release = release_templates(
             settings,
@@ -79,6 +82,7 @@ def run(
             build_jobs=build_jobs,
             build=build,
             allow_skip=allow_skip,
+            ready_timeout=ready_timeout,
         )
     if as_json:
         json.dump(release.to_json(), out, indent=2)

@@ -74,6 +74,7 @@ def release_templates(
     build_jobs: int,
     build: bool = True,
     allow_skip: bool = False,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT,
 ) -> Release:
     """Release the selected templates that changed to `target` (the caller holds the project
     lock for all of it: the plan reads the index that publish and smoke write); the record of
@@ -85,12 +86,23 @@ def release_templates(
         build: False leaves the proof build on the local engine out (the target builds anyway),
             and with it the container smoke: publish comes first, then the sandbox smoke.
         allow_skip: templates that cannot build on this machine are skipped, not failed.
+        ready_timeout: seconds the container smoke waits for each template's ready command.
     """
     release = Release(target, channel)
     for name in STAGES:
         release.stage(name)
     _Stages(
-        settings, names, labels, commands, release, err, build, allow_skip, jobs, build_jobs
+        settings,
+        names,
+        labels,
+        commands,
+        release,
+        err,
+        build,
+        allow_skip,
+        jobs,
+        build_jobs,
+        ready_timeout,
     ).run()
     return release
 
@@ -128,6 +140,7 @@ class _Stages:
     allow_skip: bool
     jobs: int
     build_jobs: int
+    ready_timeout: float
     units: list[BuildUnit] = field(default_factory=list)  # selected (plan)
     rows: dict[str, Row] = field(default_factory=dict)  # by unit ref (plan)
     built: list[BuildUnit] = field(default_factory=list)  # an image here (build)
@@ -249,7 +262,7 @@ class _Stages:
             return None
         try:
             suites = smoke_in_containers(
-                self.settings, self.built, err=self.err, ready_timeout=DEFAULT_READY_TIMEOUT
+                self.settings, self.built, err=self.err, ready_timeout=self.ready_timeout
             )
         except BoxsmithError as exc:  # none of them proven: none published
             for unit in self.built:
