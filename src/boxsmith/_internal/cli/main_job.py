@@ -1,8 +1,9 @@
 """The main job on a project's templates: `release` to the local backend.
 
-Render, check, lint, build on the local engine, publish to the bundled E2B-compatible backend
-(started when it is not running), boot a sandbox of each published version, run its smoke
-checks and move `stable` to it: only the templates that changed since the last run
+Render, check, lint, build on the local engine, run each new version's smoke checks in a
+container of its image, publish those that passed to the bundled E2B-compatible backend (started
+when it is not running), boot a sandbox of each published version, run its smoke checks again
+there and move `stable` to it: only the templates that changed since the last run
 (`cli/release.py`). A template that cannot build on this machine (a base image nobody can
 provide, a build host that does not answer) is reported as skipped with the reason, never as
 passed. The exit code is the first failing stage's (README, "Exit codes").

@@ -4,9 +4,10 @@ Modules: `protocol` (the `CheckTarget` protocol: run a command, read a file), `k
 per check kind, in the `KINDS` registry), `runner` (`run_check`, `run_checks`: attempts, retries,
 results), `report` (JUnit XML and JSON, written atomically); the targets: `container_target` (a
 local container of a built image, started like a sandbox) and `sandbox_target` (a sandbox of the
-local backend or E2B, through the e2b SDK); the runs: `container_run` (`smoke --local`: each built
-image in a local container), `sandbox_run` (`smoke --target local|e2b` and a release's smoke stage:
-a sandbox of each published version) and `suites` (what the two runs share: the progress line,
+local backend or E2B, through the e2b SDK); the runs: `container_run` (`smoke --local` and a
+release's smoke-container stage: each built image in a local container, before publish),
+`sandbox_run` (`smoke --target local|e2b` and a release's smoke-sandbox stage: a sandbox of each
+published version) and `suites` (what the two runs share: the progress line,
 the report files, the summary).
 
 The checks only use the two `CheckTarget` calls, so the same checks run in a local container, a

@@ -1,5 +1,5 @@
 """Smoke checks in sandboxes of published versions: `boxsmith smoke --target local|e2b`, and the
-smoke stage of a release.
+smoke-sandbox stage of a release.
 
 For each version published to the target, a sandbox of it boots (`jobs` at once), its checks run
 through the SDK (`SandboxTarget`), and it is killed. A pass records the version as verified
