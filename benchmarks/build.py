@@ -83,6 +83,7 @@ from common import (
     main_of,
     new_parser,
     run,
+    template_image,
     verdict_lines,
 )
 from internals import BUILD_PHASES, IMPORTS, SMOKE_PHASES
@@ -184,7 +185,7 @@ class Bench:
         _, base_id = self.do(["docker", "image", "inspect", "--format", "{{.Id}}", self.args.base])
         self.base_id = base_id.strip()
         self.do(["docker", "tag", self.args.base, self.private_base])
-        self.images = [f"boxsmith/{n}:{VERSION}" for n in self.names]
+        self.images = [template_image(self.project, n, VERSION) for n in self.names]
         self.images += [f"{BASELINE_REPO}/{n}" for n in self.names]
         write_buildable(self.project, self.names, self.private_base)
         self.do(self.boxsmith("render"))
@@ -257,7 +258,7 @@ class Bench:
 
     def cli_smoke(self, name: str) -> dict[str, float]:
         """`docker run -d` + one `docker exec` per check + `docker rm -f`, as a user would."""
-        image = f"boxsmith/{name}:{VERSION}"
+        image = template_image(self.project, name, VERSION)
         as_user = ["-u", "user", "-w", "/home/user"]
         start = time.perf_counter()
         label = f"{RUN_LABEL}={self.run_id}"

@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from boxsmith._internal.build.rendered import image_ref
+from boxsmith.config import project_id
+
 __all__ = [
     "NO_CACHE",
     "OUT_DIR",
@@ -45,6 +48,7 @@ __all__ = [
     "main_of",
     "new_parser",
     "run",
+    "template_image",
     "verdict_lines",
 ]
 
@@ -94,6 +98,12 @@ class Figure:
         """Wall seconds of one run of the command in `env` plus `extra_env` (not recorded)."""
         elapsed, _ = run(self.command, cwd, env, self.extra_env)
         return elapsed
+
+
+def template_image(root: Path, name: str, version: str) -> str:
+    """The tag `boxsmith build` gives version `version` of template `name` in the project at
+    `root` (its own namespace: `boxsmith/<project id>/<name>:<version>`)."""
+    return image_ref(project_id(root), name, version)
 
 
 def child_env(pycache: Path | None, extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -3,15 +3,15 @@
 The project is a copy of this repository's bundled catalog (template_specs/, generated/,
 pyproject.toml) in a fresh temporary folder, released to a local backend of its own (a free
 port, its data in the folder). One untimed `release --allow-skip` first releases every template
-that builds here (build, publish, smoke in a sandbox, promote); the ones that cannot build here
-are skipped by every run, with their reason, as in the main job.
+that builds here (build, smoke in a container, publish, smoke in a sandbox, promote); the ones
+that cannot build here are skipped by every run, with their reason, as in the main job.
 
 (a) Nothing changed: `boxsmith -C <project> release --allow-skip --json`, `--repeat` times, each
     a fresh process timed with `time.perf_counter` around `subprocess.run`. Every run must
-    report no image built, nothing published and no sandbox booted (its JSON: no build status
-    `built`, the publish and smoke stages `skipped`), or the benchmark fails. Target: median
-    under 2 s. Two baselines, each a sequence of separate `boxsmith` commands, timed in the
-    same rounds (interleaved with the release):
+    report no image built, nothing published and no container or sandbox booted (its JSON: no
+    build status `built`; the smoke-container, publish and smoke-sandbox stages `skipped`), or
+    the benchmark fails. Target: median under 2 s. Two baselines, each a sequence of separate
+    `boxsmith` commands, timed in the same rounds (interleaved with the release):
     - the same work: `render`, `check`, `build --allow-skip` and `publish <released>` with
       nothing to do (every image cached, every version "already published"). A no-change
       release does this work and no more: it boots no sandbox. Ratio = this / release.
@@ -22,12 +22,12 @@ are skipped by every run, with their reason, as in the main job.
 (b) One template changed: `--changed` rounds, each bumping debian-minimal's version (1.0.1,
     1.0.2, ...) and running the same release once; the time of each stage comes from the
     release's own JSON (`stages[].seconds`), the wall time around the process. Every round must
-    release that one template (built, published, smoke passed, channel moved) and leave the
-    others unchanged or skipped.
+    release that one template (built, passed in a container, published, passed in a sandbox,
+    channel moved) and leave the others unchanged or skipped.
 
 Children get a private bytecode cache filled by the untimed release. At the end the benchmark
 runs `boxsmith backend reset --yes` in the project (stops its backend, removes the images and
-containers it made, clears its data) and removes the proof builds `boxsmith/debian-minimal:1.0.<n>`
+containers it made, clears its data) and removes the proof builds of debian-minimal 1.0.<n>
 of the bumped versions (never the 1.0.0 images, which the checkout shares); with `--keep` it
 only stops the backend. The script reports and never gates: it exits 0 whatever the figures,
 and 2 only when the setup fails. Reports: stdout and benchmarks/out/.
@@ -64,6 +64,7 @@ from common import (
     main_of,
     new_parser,
     run,
+    template_image,
     verdict_lines,
 )
 
@@ -125,24 +126,26 @@ class Bench:
         except SetupError as exc:
             sys.stderr.write(f"clean-up: {exc}\n")
         if not self.args.keep:
-            remove_images([f"boxsmith/{CHANGED}:{version}" for version in self.bumped])
+            remove_images([template_image(self.project, CHANGED, v) for v in self.bumped])
 
 
 def _nothing_done(report: Mapping[str, Any]) -> None:
     """SetupError unless a release built, published and booted nothing."""
     stages = {s["name"]: s["status"] for s in report["stages"]}
     built = [t["name"] for t in report["templates"] if t["build"] == "built"]
-    if built or stages["publish"] != "skipped" or stages["smoke"] != "skipped":
+    booted = [stages[s] for s in ("smoke-container", "smoke-sandbox")]
+    if built or stages["publish"] != "skipped" or booted != ["skipped", "skipped"]:
         raise SetupError(
             f"a no-change release did work: built {built}, publish {stages['publish']}, "
-            f"smoke {stages['smoke']}"
+            f"smoke-container {booted[0]}, smoke-sandbox {booted[1]}"
         )
 
 
 def _one_released(report: Mapping[str, Any], version: str) -> None:
     rows = {t["name"]: t for t in report["templates"]}
     row = rows[CHANGED]
-    if (row["version"], row["smoke"], row["channel"]) != (version, "passed", f"-> {version}"):
+    proven = (row["smoke_container"], row["smoke_sandbox"])
+    if (row["version"], *proven, row["channel"]) != (version, "passed", "passed", f"-> {version}"):
         raise SetupError(f"{CHANGED}:{version} was not released: {row}")
     others = [t for t in report["templates"] if t["name"] != CHANGED and t["build"] == "built"]
     if others:
@@ -167,7 +170,7 @@ def measure(bench: Bench) -> Results:
     with watch.noting_edits():
         _, first = bench.release()  # untimed: releases what builds here, fills the caches
         outcomes = {t["name"]: _outcome(t) for t in first["templates"]}
-        released = sorted(t["name"] for t in first["templates"] if t["smoke"] == "passed")
+        released = sorted(t["name"] for t in first["templates"] if t["smoke_sandbox"] == "passed")
         if not released:
             raise SetupError(f"the first release released nothing: {outcomes}")
         same, earlier = _steps(released)
@@ -201,7 +204,7 @@ def measure(bench: Bench) -> Results:
 
 
 def _outcome(row: Mapping[str, Any]) -> str:
-    if row["smoke"] == "passed":
+    if row["smoke_sandbox"] == "passed":
         return "released"
     return f"{row['build']}: {row['reason']}" if row["reason"] else row["build"]
 

@@ -26,10 +26,11 @@ validated and rendered in memory, where a garbage collector has work to do), `bu
 change), `validate` and `list --json`. The catalogs:
 - bundled: a copy of this repository's catalog. Its `build` is `build --allow-skip`, as the
   main job runs it: three of its templates cannot build here, so no build record is written and
-  every run is boxsmith's full up-to-date check against the engine. Its images are the
-  checkout's (`boxsmith/<name>:<version>`), so this row is measured only when both installs
-  compute the same build keys (the same parity layer; the generated catalogs' builds tell):
-  otherwise each install would rebuild them, and the row is left out with that reason.
+  every run is boxsmith's full up-to-date check against the engine. An install from before
+  per-project image names tags the checkout's images (`boxsmith/<name>:<version>`, shared by
+  both sides), so this row is measured only when both installs compute the same build keys
+  (the same parity layer; the generated catalogs' builds tell): otherwise each install would
+  rebuild them, and the row is left out with that reason.
 - generated: `--count` small buildable specs (default 500, benchmarks/catalog.py), named
   `startup-b-NNN` for the before install and `startup-a-NNN` for the after one (each its own
   images, so different build keys cannot make one side rebuild the other's), built once before
@@ -83,6 +84,7 @@ from common import (
     main_of,
     new_parser,
     run,
+    template_image,
 )
 
 SIDES = ("before", "after")
@@ -219,7 +221,12 @@ class Bench:
             sys.stderr.write(f"kept (--keep): the images on {self.private_base}\n")
             return
         for side in SIDES:
-            templates = [f"boxsmith/{n}:{VERSION}" for n in self.names[side]]
+            root = self.root("generated", side)
+            templates = [  # the tag of either install: per project, or engine-wide before it
+                tag
+                for n in self.names[side]
+                for tag in (template_image(root, n, VERSION), f"boxsmith/{n}:{VERSION}")
+            ]
             for start in range(0, len(templates), 100):  # one `docker rmi` per hundred
                 subprocess.run(
                     ["docker", "rmi", *templates[start : start + 100]],
