@@ -26,7 +26,6 @@ from boxsmith._internal.backend.datadir import data_dir
 from boxsmith._internal.backend.state_file import tag_rows
 from boxsmith._internal.build.rendered import load_unit
 from boxsmith._internal.docker.client import Engine, EngineError
-from boxsmith._internal.docker.engine_errors import translated
 from boxsmith._internal.progress import table
 from boxsmith._internal.publish.records import CONTENT_TAG_PREFIX
 from boxsmith._internal.publish.targets import live_builds
@@ -146,7 +145,7 @@ def _builds(
                         status="stale" if problem else "up to date",
                         id=info.id,
                         size=info.size,
-                        created=_created(engine, info.id),
+                        created=_created(info.created),
                         problem=problem or None,
                     )
                 found[ref] = build
@@ -155,14 +154,8 @@ def _builds(
     return "", found
 
 
-def _created(engine: Engine, image_id: str) -> str | None:
-    """When the image was made (`docker image inspect`'s Created, to the second, UTC); None
-    when unknown (the image went meanwhile)."""
-    try:
-        with translated(f"inspecting image {image_id[7:19]}"):
-            raw = engine.client.images.get(image_id).attrs.get("Created")
-    except EngineError:
-        return None
+def _created(raw: str) -> str | None:
+    """When the image was made (the engine's Created), to the second, UTC; None when unknown."""
     when = _parse_time(raw)
     return when.isoformat(timespec="seconds") if when else None
 

@@ -70,6 +70,7 @@ class ImageInfo:
     tags: tuple[str, ...]
     labels: Mapping[str, str]
     size: int
+    created: str = ""  # the engine's `Created` time (RFC 3339)
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +190,7 @@ class Engine:
                 tags=tuple(image.tags),
                 labels={str(k): str(v) for k, v in (image.labels or {}).items()},
                 size=int(image.attrs.get("Size", 0)),
+                created=str(image.attrs.get("Created", "")),
             )
 
     def image_config(self, ref: str) -> dict[str, object]:
