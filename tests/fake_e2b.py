@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-__all__ = ["FakeE2B"]
+__all__ = ["Call", "FakeE2B"]
 
 
 @dataclass

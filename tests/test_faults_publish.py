@@ -27,8 +27,9 @@ from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith._internal.retry import RetryPolicy
 from boxsmith.config import load_settings
 from boxsmith.errors import UsageError
+from tests.fake_e2b import Call, FakeE2B
 from tests.helpers import Backend, cli, snapshot, write_tree
-from tests.test_publish import DEMO, Call, FakeE2B, _fake_target, _project, _publish
+from tests.test_publish import DEMO, _fake_target, _project, _publish
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 BUILD_ID = "0b9f7a9e-0000-4000-8000-000000000001"
