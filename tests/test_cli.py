@@ -376,3 +376,36 @@ def test_relative_env_paths_resolve_against_the_found_root(
     monkeypatch.setenv("BOXSMITH_BACKEND_DIR", "state")
     assert data_dir(load_settings().root) == tmp_path.resolve() / "state"
     assert data_dir(load_settings().root, "other") == tmp_path.resolve() / "other"
+
+
+def test_a_relative_path_flag_is_relative_to_where_the_command_runs(
+    minimal_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in git and ruff: the root is found above, but `-o x` means ./x, not <root>/x."""
+    sub = minimal_project / "docs"
+    sub.mkdir()
+    monkeypatch.chdir(sub)
+    assert _here("schema", "-o", "spec.schema.json").code == 0
+    assert json.loads((sub / "spec.schema.json").read_text())["title"]
+    assert not (minimal_project / "spec.schema.json").exists()
+    rendered = _here("--generated", "../out", "render")
+    assert rendered.code == 0, rendered.err
+    assert (minimal_project / "out/app/1.0.0/e2b.toml").is_file()
+    # with -C, relative to -C's folder
+    assert cli(minimal_project, "schema", "-o", "again.schema.json").code == 0
+    assert (minimal_project / "again.schema.json").is_file()
+
+
+def test_an_unrelated_pyproject_above_does_not_stop_the_walk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another project's pyproject.toml (not boxsmith's, here not even UTF-8) is not ours to
+    judge: the walk goes past it."""
+    write_tree(tmp_path, {"template_specs/app.yaml": MINIMAL.format(name="app")})
+    other = tmp_path / "vendor/other"
+    (other / "src").mkdir(parents=True)
+    (other / "pyproject.toml").write_bytes(b'[project]\nname = "caf\xe9"\n')
+    monkeypatch.chdir(other / "src")
+    validated = _here("validate", "--json")
+    assert validated.code == 0, validated.err
+    assert [t["name"] for t in json.loads(validated.out)["templates"]] == ["app"]

@@ -7,9 +7,10 @@ specs folder); none: the current folder. Like git and ruff, the walk does not st
 
 Precedence, resolved in one place (`load_settings`): explicit arguments (the CLI's flags) over
 environment variables (`BOXSMITH_SPECS_DIR`, `BOXSMITH_GENERATED_DIR`) over `[tool.boxsmith]` in the
-project's pyproject.toml over built-in defaults. A relative path from any of them is relative to
-the project root (found or given), never to the current folder, so a command means the same
-folders from anywhere inside the project.
+project's pyproject.toml over built-in defaults. A relative path in the environment or
+pyproject.toml is relative to the project root (found or given), never to the current folder,
+so they mean the same folders from anywhere inside the project. (The CLI makes a relative path
+flag absolute first, against the folder the command runs in, as git and ruff do.)
 
 Run settings come from the environment (or a flag) only, never from pyproject.toml: they are
 about this machine and this run, not the project. `BOXSMITH_NO_WAIT=1` (the CLI's `--no-wait`):
@@ -116,12 +117,19 @@ def find_root(start: Path | str | None = None) -> Path:
     return here
 
 
+_TOOL_TABLE = b"[tool.boxsmith"
+
+
 def _marker(folder: Path) -> str:
     """What makes `folder` a project root ("" when nothing does)."""
     if (folder / _SPECS).is_dir():
         return f"{_SPECS}/"
+    pyproject = folder / "pyproject.toml"
     try:
-        table = _read_tool_table(folder / "pyproject.toml")
+        raw = pyproject.read_bytes() if pyproject.is_file() else b""
+        # only a file that says [tool.boxsmith] is read as TOML (another project's, not UTF-8
+        # or broken, is not ours to judge)
+        table = _read_tool_table(pyproject) if _TOOL_TABLE in raw.replace(b" ", b"") else None
     except OSError:  # unreadable (no permission): not this folder
         return ""
     return "pyproject.toml with [tool.boxsmith]" if table is not None else ""

@@ -7,6 +7,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import TextIO
 
 from boxsmith._internal.cli.outcome import run_command
@@ -235,7 +236,17 @@ COMMANDS: Mapping[str, Command] = {
 """Subcommand name -> the function that calls its `run()`."""
 
 
+# Flags that name a file or folder: a relative one is relative to where the command runs (the
+# current folder, or -C's), as git's and ruff's are, wherever the project root was found.
+_PATH_FLAGS = ("specs", "generated", "output", "junit", "report", "data_dir")
+
+
 def _settings(args: argparse.Namespace) -> Settings:
+    here = Path(args.root).resolve() if args.root else Path.cwd()
+    for dest in _PATH_FLAGS:
+        value = getattr(args, dest, None)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            setattr(args, dest, str(here / value))
     return load_settings(
         args.root,
         specs_dir=args.specs,

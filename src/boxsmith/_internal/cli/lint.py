@@ -52,7 +52,8 @@ def run(
     Args:
         fmt: "text", "json" or "sarif".
         threshold: level name (or `Level`) at or above which findings fail the run.
-        output: write the report to this file (relative to the project root) instead of stdout.
+        output: write the report to this file (a relative path: to the project root) instead of
+            stdout.
         ignore: codes ignored for every template, on top of the defaults.
         default_ignore: False drops `DEFAULT_IGNORE`.
     """

@@ -140,7 +140,7 @@ def _add_lint(sub: _Sub) -> None:
         "--output",
         default=None,
         metavar="FILE",
-        help="write the report to FILE (relative to the project root)",
+        help="write the report to FILE",
     )
     p.add_argument(
         "--ignore",
