@@ -275,7 +275,8 @@ def release(
 def main(c: Context, jobs: int = 2) -> None:
     """The main job: release what changed to the local backend (`release --allow-skip`).
 
-    Render, check, lint, build, publish, smoke in a sandbox and promote. Templates that cannot
+    Render, check, lint, build, smoke in a container, publish what passed, smoke in a sandbox
+    and promote. Templates that cannot
     build on this machine (a base image nobody can provide, a build host that does not answer)
     are reported as skipped with the reason, never as passed.
     """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import io
 import json
 import logging
@@ -18,6 +19,8 @@ import yaml
 from boxsmith._internal.backend.datadir import data_dir
 from boxsmith._internal.cli.app import main
 from boxsmith._internal.cli.outcome import run_command
+from boxsmith._internal.cli.parser import build_parser
+from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.spec.schema import schema_json
 from boxsmith.config import find_root, load_settings
 from boxsmith.errors import UsageError
@@ -294,6 +297,7 @@ def test_commands_find_the_project_root_from_a_sub_folder(
     assert status.code == 0, status.err
     data = json.loads(status.out)
     assert data["root"] == str(minimal_project.resolve())
+    assert data["project_id"] == load_settings(minimal_project).project_id
     assert [(t["name"], t["generated"]["status"]) for t in data["templates"]] == [
         ("app", "rendered")
     ]
@@ -409,3 +413,23 @@ def test_an_unrelated_pyproject_above_does_not_stop_the_walk(
     validated = _here("validate", "--json")
     assert validated.code == 0, validated.err
     assert [t["name"] for t in json.loads(validated.out)["templates"]] == ["app"]
+
+
+def test_the_ready_timeout_defaults_agree() -> None:
+    """The parser and the invoke tasks write E2B's ready timeout out (no Docker SDK at start)."""
+    import tasks
+
+    parser = build_parser()
+    for command in (["smoke", "--local"], ["release"]):
+        assert parser.parse_args(command).ready_timeout == DEFAULT_READY_TIMEOUT
+    for task in (tasks.smoke, tasks.release):
+        default = inspect.signature(task.body).parameters["ready_timeout"].default
+        assert default == DEFAULT_READY_TIMEOUT
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "nan", "inf"])
+def test_a_ready_timeout_must_be_positive_and_finite(minimal_project: Path, value: str) -> None:
+    for command in (["smoke", "--local"], ["release"]):
+        refused = cli(minimal_project, *command, "--ready-timeout", value)
+        assert refused.code == 2, refused.err
+        assert "--ready-timeout must be a positive number of seconds" in refused.err

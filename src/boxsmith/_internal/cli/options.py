@@ -3,6 +3,8 @@ and the invoke tasks refuse the same values with the same message (UsageError, e
 
 from __future__ import annotations
 
+import math
+
 from boxsmith._internal.spec.names import tag_error
 from boxsmith.errors import UsageError
 
@@ -16,8 +18,8 @@ def at_least_one(flag: str, value: int, example: int) -> None:
 
 
 def positive_seconds(flag: str, value: float, example: float) -> None:
-    """A duration such as `--ready-timeout`: more than 0 seconds."""
-    if not value > 0:  # also refuses NaN
+    """A duration such as `--ready-timeout`: more than 0 seconds, and finite."""
+    if not 0 < value < math.inf:  # also refuses NaN
         raise UsageError(
             f"{flag} must be a positive number of seconds, got {value:g}",
             f"use e.g. {flag} {example:g}",

@@ -332,6 +332,8 @@ def _add_status(sub: _Sub) -> None:
 
 
 def _ready_timeout(p: argparse.ArgumentParser, what: str) -> None:
+    # docker/boot.DEFAULT_READY_TIMEOUT, written out: importing it would load the Docker SDK for
+    # every command (tests/test_cli.py checks they agree)
     p.add_argument(
         "--ready-timeout",
         type=float,

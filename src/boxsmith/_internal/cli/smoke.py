@@ -5,7 +5,8 @@ A sandbox run that passes records the version as verified (`verified_at` on its 
 in generated/index.json; `boxsmith release` skips verified versions) and moves the channel tag
 (default `stable`) to it unless `--no-promote`. Exit 1 when a check fails or the template never
 gets ready (each failure names the check, what was expected and what came), 2 when a version is
-not built or not published, 3 when the engine fails. JUnit XML and JSON reports are written
+not built (or its image is not this project's build of the current files) or not published, 3
+when the engine fails. JUnit XML and JSON reports are written
 every time, named per kind and target (default: `.boxsmith/reports/smoke-container.{xml,json}`
 for `--local`, `smoke-local.*` or `smoke-e2b.*` for a sandbox run), so one never overwrites
 another; the JSON report says when the run finished (`finished_at`).

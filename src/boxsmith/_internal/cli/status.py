@@ -78,7 +78,12 @@ def run(
     ]
     project = _project_drift(settings, report, {f for r in rows for f in r["generated"]["files"]})
     if as_json:
-        data = {"root": str(settings.root), "templates": rows, "drift": project}
+        data = {
+            "root": str(settings.root),
+            "project_id": settings.project_id,
+            "templates": rows,
+            "drift": project,
+        }
         json.dump(data, out, indent=2)
         out.write("\n")
     else:
@@ -195,29 +200,23 @@ def _local_channels(settings: Settings, index: Index) -> dict[str, dict[str, str
     file without starting it. A tag on a build that no record names shows as `build <id>`.
     Content tags and the tags publish gives (the version's, the spec's `tags`) are not channels:
     the records list them."""
-    ours = {
-        p.template_id: name
-        for name, versions in index.templates.items()
-        for entry in versions.values()
-        for p in entry.records("local")
-    }
+    ours: dict[str, str] = {}  # template id -> name
+    versions: dict[str, dict[str, str]] = {}  # name -> {build id: version}
+    given: dict[str, set[str]] = {}  # name -> the tags publish gave
+    for name, entries in index.templates.items():
+        for version, entry in entries.items():
+            for p in entry.records("local"):
+                ours[p.template_id] = name
+                versions.setdefault(name, {})[p.build_id] = version
+                given.setdefault(name, set()).update([version_tag(version), *p.tags])
     if not ours:
         return {}
     channels: dict[str, dict[str, str]] = {}
     for template_id, tag, build_id in tag_rows(data_dir(settings.root)):
-        name = ours.get(template_id)
-        if name is None or tag.startswith(CONTENT_TAG_PREFIX):
+        owner = ours.get(template_id)
+        if owner is None or tag.startswith(CONTENT_TAG_PREFIX) or tag in given[owner]:
             continue
-        records = {
-            p.build_id: (version, p.tags)
-            for version, entry in index.templates[name].items()
-            for p in entry.records("local")
-        }
-        published = {version_tag(v) for v, _ in records.values()}
-        published.update(t for _, tags in records.values() for t in tags)
-        if tag not in published:  # not a tag publish gives (the version's, the spec's)
-            version = records.get(build_id, (f"build {build_id}", []))[0]
-            channels.setdefault(name, {})[tag] = version
+        channels.setdefault(owner, {})[tag] = versions[owner].get(build_id, f"build {build_id}")
     return channels
 
 
