@@ -74,9 +74,9 @@ def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
       id of a project folder under this session's temporary folder, or whose backend label
       (`dev.boxsmith.backend`) is the id of a backend data folder there;
     - template images: the backends' `boxsmith-local/*` (by the same backend label) and the
-      local builds `boxsmith/<project id>/<name>:*` of a project folder there (by name, or by
-      their project or template label: also one a rebuild untagged), created during the
-      session. Caches that tests keep on purpose and share are not leaks:
+      local builds `boxsmith/<project id>/<name>:*` of a project folder there (by tag or project
+      label: also one a rebuild untagged; by template name only an image that names no project
+      or backend, since another project's is its own), created during the session. Caches that tests keep on purpose and share are not leaks:
       the parity bases `boxsmith/parity:*`, the base images and their stand-ins (`images
       ensure`), and anything that was there before the session;
     - `boxsmith backend serve` processes that carry this session's marker in their environment
@@ -104,15 +104,18 @@ def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
             continue
         repos = [tag.rsplit(":", 1)[0].split("/") for tag in image.tags]
         labels = image.labels or {}
+        owner = labels.get("dev.boxsmith.project") or labels.get("dev.boxsmith.backend")
         mine = (
             labels.get("dev.boxsmith.backend") in backends
             or labels.get("dev.boxsmith.project") in projects
-            or labels.get("dev.boxsmith.template") in names
-            or any(
-                len(repo) == 3
-                and repo[0] == "boxsmith"
-                and (repo[1] in projects or repo[2] in names)
-                for repo in repos
+            or any(len(r) == 3 and r[0] == "boxsmith" and r[1] in projects for r in repos)
+            # by name only what names no owner: another project's image is that project's
+            or (
+                owner is None
+                and (
+                    labels.get("dev.boxsmith.template") in names
+                    or any(len(r) == 3 and r[0] == "boxsmith" and r[2] in names for r in repos)
+                )
             )
         )
         if mine:
