@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from e2b import Sandbox, Template
 
+from boxsmith._internal.build.rendered import PROJECT_LABEL, TEMPLATE_LABEL
 from boxsmith._internal.publish.targets import PublishTarget, connect
 from boxsmith._internal.render.index import INDEX_FILE, PublishRecord, load_index
 from boxsmith.config import load_settings
@@ -45,14 +46,15 @@ def _spec(name: str, version: str, marker: int, expect: int | None = None) -> di
     return {f"template_specs/{name}.yaml": text}
 
 
-def remove_proof_builds(*names: str) -> None:
-    """Remove the proof builds of the templates `names` on the local engine, also the ones a
-    later build of the same version left without a tag."""
+def remove_proof_builds(root: Path, *names: str) -> None:
+    """Remove the project's proof builds of the templates `names` on the local engine, also the
+    ones a later build of the same version left without a tag; never another project's."""
     import docker
 
+    own = f"{PROJECT_LABEL}={load_settings(root).project_id}"
     client = docker.from_env()
     for name in names:
-        for image in client.images.list(filters={"label": f"dev.boxsmith.template={name}"}):
+        for image in client.images.list(filters={"label": [own, f"{TEMPLATE_LABEL}={name}"]}):
             client.images.remove(image.id, force=True)
 
 
@@ -61,7 +63,7 @@ def released(backend_project: Path) -> Iterator[Path]:
     """A project whose `local` target is a backend of its own; the proof builds removed after."""
     (backend_project / "template_specs").mkdir()
     yield backend_project
-    remove_proof_builds("rel", "keep", "hand")
+    remove_proof_builds(backend_project, "rel", "keep", "hand")
 
 
 def _release(root: Path, *args: str) -> tuple[int, dict[str, Any], str]:
