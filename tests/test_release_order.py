@@ -8,15 +8,24 @@ sandbox smoke. The real engine, a local backend of the test's own, the real SDK 
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, TextIO
 
 import pytest
 from e2b import Template
 
+from boxsmith._internal.build.rendered import BuildUnit
+from boxsmith._internal.build.results import BuildResult
+from boxsmith._internal.cli.release import COMMANDS
+from boxsmith._internal.release.stages import release_templates
 from boxsmith._internal.render.index import INDEX_FILE, load_index
+from boxsmith.config import Settings, load_settings
 from tests.helpers import cli, write_tree
+from tests.test_build_smoke import UNBUILDABLE_BASE
 from tests.test_release import (
     _channel,
     _release,
@@ -44,13 +53,20 @@ def releasing(backend_project: Path) -> Iterator[Path]:
     """A project whose `local` target is a backend of its own; the proof builds removed after."""
     (backend_project / "template_specs").mkdir()
     yield backend_project
-    remove_proof_builds("proven", "unproven", "unready", "rel", "hand")
+    remove_proof_builds(backend_project, "proven", "unproven", "unready", "rel", "hand")
+
+
+def _report(root: Path, report: str) -> list[dict[str, Any]]:
+    """The suites in `.boxsmith/reports/<report>.json`."""
+    suites: list[dict[str, Any]] = json.loads(
+        (root / ".boxsmith/reports" / f"{report}.json").read_text()
+    )["suites"]
+    return suites
 
 
 def _suites(root: Path, report: str) -> dict[str, str]:
     """Suite name -> status in `.boxsmith/reports/<report>.json`."""
-    data = json.loads((root / ".boxsmith/reports" / f"{report}.json").read_text())
-    return {s["name"]: s["status"] for s in data["suites"]}
+    return {s["name"]: s["status"] for s in _report(root, report)}
 
 
 @pytest.mark.docker
@@ -199,3 +215,79 @@ def test_the_container_smoke_waits_as_long_as_ready_timeout_says(releasing: Path
         "smoke-container error: ready: not ready after 2s: ready_cmd `test -e /never` never passed"
     )
     assert not Template.exists("unready", **_target(releasing).params)
+
+
+@pytest.mark.docker
+def test_a_version_that_cannot_build_here_is_reported_skipped(releasing: Path) -> None:
+    """`--allow-skip`: a version whose base image nobody can provide here is skipped, not
+    published, and the container smoke's reports say so with the reason."""
+    spec = _spec("unbuildable", "1.0.0", 1)
+    path = "template_specs/unbuildable.yaml"
+    spec[path] = spec[path].replace("debian:bookworm-slim", UNBUILDABLE_BASE)
+    write_tree(releasing, spec)
+
+    code, report, err = _release(releasing, "--allow-skip")
+    assert code == 0, err
+    why = f"cannot provide base image {UNBUILDABLE_BASE}"
+    (suite,) = _report(releasing, "release-container")
+    assert (suite["name"], suite["status"], suite["stage"]) == (
+        "unbuildable:1.0.0",
+        "skipped",
+        "build",
+    )
+    assert suite["skipped"].startswith(why)
+    row = _rows(report)["unbuildable"]
+    assert (row["build"], row["smoke_container"], row["publish"]) == ("skipped", "skipped", "-")
+    assert row["reason"].startswith(f"build skipped: {why}")
+
+
+def _claims_cached(
+    settings: Settings,
+    units: Sequence[BuildUnit],
+    *,
+    err: TextIO,
+    jobs: int,
+    allow_skip: bool,
+) -> list[BuildResult]:
+    """A build that calls each image cached without looking: as if another process removed it
+    between the build and the container smoke (a release builds, so nothing else gets there)."""
+    return [
+        BuildResult(u.template.name, u.template.version, u.image, status="cached") for u in units
+    ]
+
+
+@pytest.mark.docker
+def test_a_container_smoke_that_cannot_run_reports_each_version_as_an_error(
+    releasing: Path,
+) -> None:
+    """When the container smoke cannot run at all (here: the image is gone), its reports say so
+    for each version, replacing the last release's, so `boxsmith status` shows this result."""
+    write_tree(releasing, _spec("unproven", "1.0.0", 1, expect=2))
+    code, _, err = _release(releasing)
+    assert code == 1, err
+    assert _suites(releasing, "release-container") == {"unproven:1.0.0": "failed"}
+
+    remove_proof_builds(releasing, "unproven")
+    out = io.StringIO()
+    release = release_templates(
+        load_settings(releasing),
+        [],
+        [],
+        commands=dataclasses.replace(COMMANDS, build=_claims_cached),
+        err=out,
+        target="local",
+        channel="stable",
+        jobs=1,
+        build_jobs=1,
+    )
+    assert release.exit_code == 2, out.getvalue()  # as `smoke --local` of an image not built
+    assert "run `boxsmith build unproven` first" in out.getvalue()
+    (suite,) = _report(releasing, "release-container")
+    assert (suite["name"], suite["status"], suite["stage"]) == ("unproven:1.0.0", "error", "start")
+    assert suite["error"].startswith("not built: ")
+    status = cli(releasing, "status", "--json")
+    (template,) = json.loads(status.out)["templates"]
+    assert template["smoke"]["container"]["status"] == "error"
+    (row,) = release.rows
+    assert (row.build, row.smoke_container, row.publish) == ("cached", "error", "-")
+    assert row.reason.startswith("smoke-container error: start: not built: "), row.reason

@@ -6,7 +6,9 @@ generated/. Two orders, by where the new versions are built:
   version that built (or was cached) boots in a container as E2B boots a sandbox and runs its
   smoke checks (`smoke/container_run.py`, as `boxsmith smoke --local`); only those that pass
   are published, since a published version is immutable and a failing one would burn its
-  version number. Reports: `.boxsmith/reports/release-container.{xml,json}`.
+  version number. Reports: `.boxsmith/reports/release-container.{xml,json}`, with the versions
+  whose build was skipped (`--allow-skip`) as skipped, and each version as an error when the
+  smoke cannot run at all (the engine down, an image not this project's build).
 - `--no-build` (the target builds each version, e.g. E2B's remote builds): render, check, plan,
   lint, publish, smoke-sandbox, as before; smoke-container is left out (no image here), so a
   version whose checks fail is published but not promoted.
@@ -49,6 +51,7 @@ from boxsmith._internal.release.report import STAGES, Release, Row, counts
 from boxsmith._internal.render import stamp
 from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith._internal.smoke.container_run import smoke_in_containers
+from boxsmith._internal.smoke.report import SuiteResult
 from boxsmith._internal.smoke.sandbox_run import smoke_in_sandboxes
 from boxsmith._internal.smoke.suites import report_suites
 from boxsmith.config import Settings
@@ -56,7 +59,6 @@ from boxsmith.errors import EXIT_OK, BoxsmithError
 
 if TYPE_CHECKING:
     from boxsmith._internal.publish.plan import PublishResult
-    from boxsmith._internal.smoke.report import SuiteResult
 
 __all__ = ["release_templates"]
 
@@ -144,6 +146,7 @@ class _Stages:
     units: list[BuildUnit] = field(default_factory=list)  # selected (plan)
     rows: dict[str, Row] = field(default_factory=dict)  # by unit ref (plan)
     built: list[BuildUnit] = field(default_factory=list)  # an image here (build)
+    skipped: list[tuple[BuildUnit, str]] = field(default_factory=list)  # and why (build)
     # passed in a container, or left to the target (smoke-container)
     ready: list[BuildUnit] = field(default_factory=list)
     published: list[BuildUnit] = field(default_factory=list)  # on the target now (publish)
@@ -241,43 +244,58 @@ class _Stages:
             if result.ok:
                 self.built.append(unit)
             else:
+                if result.status == "skipped":
+                    self.skipped.append((unit, result.reason))
                 row.reason = f"build {result.status}: {result.reason}".strip(": ")
         self.release.stage("build").detail = counts(r.status for r in results)
         return self.commands.build_report(results, out=self.err, err=self.err)
 
     def smoke_container(self) -> int | None:
         """The new versions built here, each booted in a container and smoke-checked: only
-        those that pass go on to publish."""
-        if not self.build:  # no image here: the sandbox smoke after publish is the proof
-            for unit in self._changed("new"):
+        those that pass go on to publish. Those whose build was skipped are reported skipped."""
+        new = self._changed("new")
+        if new and not self.build:  # no image here: the sandbox smoke after publish is the proof
+            for unit in new:
                 self.rows[unit.ref].smoke_container = "left out"
-                self.ready.append(unit)
-        if not self.built:
+            self.ready.extend(new)
             self.err.write(
                 "left out (--no-build): no image here; each new version is smoke-tested in a "
                 "sandbox after it is published\n"
-                if self.ready
-                else "nothing to smoke-test in a container: no new version built\n"
             )
+            return None
+        if not self.built and not self.skipped:
+            self.err.write("nothing to smoke-test in a container: no new version built\n")
             return None
         try:
             suites = smoke_in_containers(
-                self.settings, self.built, err=self.err, ready_timeout=self.ready_timeout
+                self.settings,
+                self.built,
+                err=self.err,
+                ready_timeout=self.ready_timeout,
+                skipped=self.skipped,
             )
-        except BoxsmithError as exc:  # none of them proven: none published
-            for unit in self.built:
-                self.rows[unit.ref].smoke_container = "error"
-                self.rows[unit.ref].reason = f"smoke-container error: {exc.message}"
+        except BoxsmithError as exc:  # none of them proven, each reported so: none published
+            skipped = [SuiteResult(u.ref, skipped=why, stage="build") for u, why in self.skipped]
+            errors = [
+                SuiteResult(u.ref, target=f"image {u.image}", error=exc.message, stage="start")
+                for u in self.built
+            ]
+            self._container_report(skipped + errors)
             raise
+        return self._container_report(suites)
+
+    def _container_report(self, suites: Sequence[SuiteResult]) -> int:
+        """Each suite's status in its row (a failure's reason too), the passed ones ready to
+        publish; the reports, as `boxsmith smoke --local` writes them."""
         by_ref = {u.ref: u for u in self.built}
         for suite in suites:
             row = self.rows[suite.name]
             row.smoke_container = suite.status
             if suite.status == "passed":
                 self.ready.append(by_ref[suite.name])
-            else:
+            elif suite.status != "skipped":  # a skipped build's row already says why
                 row.reason = f"smoke-container {suite.status}: {_failure(suite)}"
-        held = len(suites) - len(self.ready)
+        held = sum(s.status in ("failed", "error") for s in suites)
         self.release.stage("smoke-container").detail = counts(s.status for s in suites) + (
             f"; {held} not published" if held else ""
         )
