@@ -1,7 +1,8 @@
 """The public surface is small and deliberate: adding or removing a name is a visible change.
 
-It is `boxsmith.__all__` and `boxsmith.sandbox.__all__`; everything under `boxsmith._internal` and
-every `_`-prefixed module may change without notice.
+It is `boxsmith.__all__`, `boxsmith.config.__all__`, `boxsmith.sandbox.__all__` and
+`boxsmith.tasks` (the invoke Collection a project's tasks.py imports, and its task names);
+everything under `boxsmith._internal` and every `_`-prefixed module may change without notice.
 """
 
 from __future__ import annotations
@@ -41,6 +42,17 @@ def test_sandbox_api_does_not_drift() -> None:
         "CodeResult", "DEFAULT_TEMPLATE", "EXIT_TIMED_OUT", "LANGUAGES", "RetryPolicy",
         "SandboxError", "SandboxSession", "SandboxSessionSync", "TEMPLATE_ENV", "is_transient",
         "with_retries",
+    ]  # fmt: skip
+
+
+def test_tasks_api_does_not_drift() -> None:
+    """A project's tasks.py imports `namespace` (or `ns`) and users type the task names."""
+    import boxsmith.tasks
+
+    assert sorted(boxsmith.tasks.__all__) == ["namespace", "ns"]
+    assert sorted(boxsmith.tasks.namespace.task_names) == [
+        "build", "check", "images", "lint", "list", "main", "promote", "publish", "release",
+        "render", "rollback", "schema", "smoke", "status", "validate",
     ]  # fmt: skip
 
 

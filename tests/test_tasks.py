@@ -24,9 +24,17 @@ ROOT = Path(__file__).resolve().parents[1]
 def _invoke(
     project: Path, *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
+    """invoke with this repository's tasks.py, run in `project`."""
+    return _run_invoke(project, "--search-root", str(ROOT), *args, env=env)
+
+
+def _run_invoke(
+    here: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """invoke run in `here`, finding a tasks.py as it does (there or above) unless told."""
     return subprocess.run(
-        [sys.executable, "-m", "invoke", "--search-root", str(ROOT), *args],
-        cwd=project,
+        [sys.executable, "-m", "invoke", *args],
+        cwd=here,
         capture_output=True,
         text=True,
         timeout=120,
@@ -35,12 +43,78 @@ def _invoke(
     )
 
 
+def listed_tasks(listing: str) -> set[str]:
+    """The task names in `invoke --list` output (a long help wraps onto indented lines)."""
+    return {line.split()[0] for line in listing.splitlines()[2:] if line[2:3].strip()}
+
+
 def test_every_stage_and_release_is_a_task(project: Path) -> None:
     listed = _invoke(project, "--list")
     assert listed.returncode == 0, listed.stderr
-    names = {line.split()[0] for line in listed.stdout.splitlines()[2:] if line.strip()}
+    names = listed_tasks(listed.stdout)
     stages = {"validate", "render", "check", "lint", "images", "build", "smoke", "publish"}
     assert stages | {"promote", "rollback", "release", "main", "status", "test", "qa"} <= names
+
+
+STAGES = {
+    "validate", "render", "check", "lint", "images", "build", "smoke", "publish", "promote",
+    "rollback", "release", "main", "status", "schema", "list",
+}  # fmt: skip
+
+
+def test_the_package_ships_the_stages_as_one_collection() -> None:
+    """`boxsmith.tasks` is what any project's tasks.py imports: boxsmith's stages only (this
+    repository adds its own to a copy, leaving the shipped one as it is)."""
+    import tasks as repository_tasks
+    from invoke.collection import Collection
+
+    from boxsmith import tasks
+
+    assert isinstance(tasks.namespace, Collection)
+    assert tasks.ns is tasks.namespace
+    assert set(tasks.namespace.task_names) == STAGES
+    assert set(repository_tasks.ns.task_names) == STAGES | {"test", "qa", "bench"}
+    assert set(tasks.namespace.task_names) == STAGES  # the repository's copy left it alone
+
+
+def test_a_two_line_tasks_py_runs_the_stages(project: Path) -> None:
+    """A project's tasks.py that imports the Collection: invoke lists and runs boxsmith's stages
+    from the project's folder and below."""
+    write_tree(
+        project,
+        {
+            "tasks.py": "from boxsmith.tasks import namespace as namespace\n",
+            "template_specs/app.yaml": MINIMAL.format(name="app"),
+            "docs/.keep": "",
+        },
+    )
+    listed = _run_invoke(project, "--list")
+    assert listed.returncode == 0, listed.stderr
+    assert listed_tasks(listed.stdout) == STAGES
+    rendered = _run_invoke(project / "docs", "render")
+    assert rendered.returncode == 0, rendered.stderr
+    assert (project / "generated/app/1.0.0/e2b.toml").is_file()
+
+
+def test_importing_the_tasks_without_invoke_names_invoke() -> None:
+    """Without the `tasks` extra the import fails on `invoke` itself, the name the CLI turns
+    into its pip hint. The interpreter sees the standard library and boxsmith's source only
+    (-I -S: no site-packages), so invoke is as missing as in an install without the extra."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'src')!r})\n"
+        "try:\n"
+        "    import boxsmith.tasks\n"
+        "except ModuleNotFoundError as exc:\n"
+        "    print(exc.name)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (0, "invoke\n", "")
 
 
 def test_tasks_find_the_project_root_from_a_sub_folder(project: Path) -> None:
@@ -139,7 +213,7 @@ def test_tasks_and_the_cli_refuse_the_same_option_values_alike(project: Path) ->
 
 
 def test_tasks_map_errors_to_the_cli_texts(capsys: pytest.CaptureFixture[str]) -> None:
-    import tasks
+    from boxsmith import tasks
 
     for exc in (
         KeyboardInterrupt(),

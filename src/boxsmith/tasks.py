@@ -1,11 +1,25 @@
-"""invoke tasks: the same stages as the CLI, calling boxsmith's commands (never a second copy).
+"""boxsmith's stages as invoke tasks: a project's whole `tasks.py` is
 
-Every task exits with boxsmith's exit codes (README, "Exit codes"): 0 ok, 1 findings or drift,
-2 spec or usage error, 3 build/engine/backend/publish failure, 130 interrupted.
+    from boxsmith.tasks import namespace as namespace
+
+(invoke runs the Collection a tasks.py calls `namespace` or `ns`; `boxsmith init` writes that
+file). The tasks call boxsmith's commands, never a second copy, and exit with its exit codes
+(README, "Exit codes"): 0 ok, 1 findings or drift, 2 spec or usage error, 3
+build/engine/backend/publish failure, 130 interrupted.
 
     invoke validate | render | check | lint | images | build | smoke | schema | list | status
     invoke publish | promote | rollback | release | main
-    invoke test | qa | bench
+
+Add a project's own tasks to a copy, leaving this one as shipped:
+
+    from invoke import Collection
+    import boxsmith.tasks
+
+    ns = Collection.from_module(boxsmith.tasks)
+    ns.add_task(my_task)
+
+Needs invoke (`pip install 'boxsmith[tasks]'`): without it, importing this module raises
+ModuleNotFoundError for `invoke`.
 """
 
 from __future__ import annotations
@@ -15,11 +29,15 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from invoke import Context, Exit, task
+from invoke.collection import Collection
+from invoke.context import Context
+from invoke.exceptions import Exit
+from invoke.tasks import task
 
 from boxsmith._internal.cli.outcome import run_command
 from boxsmith.config import load_settings
-from boxsmith.errors import EXIT_INFRA
+
+__all__ = ["namespace", "ns"]
 
 # Each task imports its command module when it runs: loading them all (the spec models, the
 # Docker and e2b SDKs) would add about 0.5 s to every `invoke` call, `invoke --list` too.
@@ -255,8 +273,11 @@ def release(
     ready_timeout: float = 600.0,
     json: bool = False,
 ) -> None:
-    """Render, check, lint, build, prove in a container, publish, smoke in a sandbox and
-    promote the templates that changed."""
+    """Release what changed: render, check, lint, build, smoke, publish, smoke a sandbox, promote.
+
+    The build and the container smoke prove each new version before it is published; a version
+    whose sandbox passes its smoke checks gets the channel tag.
+    """
     _stage(
         "release",
         names,
@@ -285,26 +306,24 @@ def main(c: Context, jobs: int = 2) -> None:
     _finish(_run(lambda: command.run(load_settings(), out=sys.stdout, err=sys.stderr, jobs=jobs)))
 
 
-@task(name="test", help={"pytest_args": "extra pytest arguments"})
-def run_tests(c: Context, pytest_args: str = "") -> None:
-    """Run the whole test suite."""
-    result = c.run(f"{sys.executable} -m pytest {pytest_args}", warn=True, pty=False)
-    _finish(result.exited if result is not None else EXIT_INFRA)
+namespace = Collection(
+    validate,
+    render,
+    check,
+    lint,
+    images,
+    build,
+    smoke,
+    publish,
+    promote,
+    rollback,
+    release,
+    main,
+    status,
+    schema,
+    list_,
+)
+"""boxsmith's stages, validate ... release, and main, status, images, schema, list."""
 
-
-@task
-def qa(c: Context) -> None:
-    """ruff (lint + format check) and mypy."""
-    for command in ("ruff check .", "ruff format --check .", "mypy"):
-        result = c.run(f"{sys.executable} -m {command}", warn=True)
-        if result is None or result.exited:
-            _finish(1)
-
-
-@task
-def bench(c: Context) -> None:
-    """Benchmarks (figures, not gates)."""
-    c.run(f"{sys.executable} benchmarks/render.py")
-    c.run(f"{sys.executable} benchmarks/build.py")
-    c.run(f"{sys.executable} benchmarks/backend.py")
-    c.run(f"{sys.executable} benchmarks/release.py")
+ns = namespace
+"""The same Collection by invoke's other name for it."""
