@@ -1,22 +1,63 @@
-"""The GitHub workflows are valid against the GitHub workflow schema (check-jsonschema's
-vendored copy, offline) and call only commands boxsmith has."""
+"""The GitHub workflows: valid against the GitHub workflow schema (check-jsonschema's vendored
+copy, offline), calling only commands boxsmith has, and usable by any repository.
+
+`boxsmith init` writes the scaffold's workflows (src/boxsmith/_internal/scaffold/workflows) as
+they are: they install boxsmith from PyPI and call no script of this repository. This
+repository's ci.yml, templates.yml and publish.yml are the same files installing from the
+checkout; tests.yml is its own (the test suite and the main job).
+"""
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from boxsmith._internal.cli.app import build_parser
 
-WORKFLOWS = sorted((Path(__file__).parent.parent / ".github" / "workflows").glob("*.yml"))
+ROOT = Path(__file__).resolve().parents[1]
+REPOSITORY = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+SCAFFOLD = sorted((ROOT / "src/boxsmith/_internal/scaffold/workflows").glob("*.yml"))
+EVERY = REPOSITORY + SCAFFOLD
+SHARED = ("ci.yml", "templates.yml", "publish.yml")
+# `pip install 'boxsmith[lint,build]'` in the scaffold, `pip install -e '.[lint,build]'` here
+INSTALL = re.compile(r"pip install '?boxsmith(\[[a-z0-9,-]+\])?'?")
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+def _id(path: Path) -> str:
+    return f"{'scaffold' if 'scaffold' in path.parts else 'repository'}/{path.name}"
+
+
+def _load(path: Path) -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load(path.read_text())
+    return loaded
+
+
+def _steps(workflow: dict[str, Any]) -> list[dict[str, Any]]:
+    return [step for job in workflow["jobs"].values() for step in job["steps"]]
+
+
+def _from_checkout(scaffold: str) -> str:
+    """The scaffold's text with each install from PyPI made an install of this checkout."""
+    return INSTALL.sub(
+        lambda m: f"pip install -e '.{m.group(1)}'" if m.group(1) else "pip install -e .",
+        scaffold,
+    )
+
+
+def test_the_workflows_are_found() -> None:
+    assert [p.name for p in SCAFFOLD] == sorted(SHARED)
+    assert [p.name for p in REPOSITORY] == sorted([*SHARED, "tests.yml"])
+
+
+@pytest.mark.parametrize("workflow", EVERY, ids=_id)
 def test_workflow_matches_the_github_schema(workflow: Path) -> None:
     done = subprocess.run(
         [
@@ -34,16 +75,222 @@ def test_workflow_matches_the_github_schema(workflow: Path) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+@pytest.mark.parametrize("workflow", EVERY, ids=_id)
 def test_workflow_calls_only_existing_commands(workflow: Path) -> None:
     parser = build_parser()
     commands = set(parser._subparsers._group_actions[0].choices)  # type: ignore[union-attr]
-    text = workflow.read_text()
-    used = set(re.findall(r"\.venv/bin/boxsmith (\w[\w-]*)", text))
-    assert used, "a workflow that never calls boxsmith"
+    loaded = _load(workflow)
+    runs = [step.get("run", "") for step in _steps(loaded)]
+    used = {
+        command
+        for run in runs
+        for line in run.splitlines()
+        if "pip install" not in line
+        for command in re.findall(r"(?:^|[\s;&|(])boxsmith ([a-z][\w-]*)", line)
+    }
+    if workflow.name != "tests.yml":  # that one runs the repository's scripts
+        assert used, "a workflow that never calls boxsmith"
     assert used <= commands, used - commands
-    for job in yaml.safe_load(text)["jobs"].values():
+    for step in _steps(loaded):
+        assert "${{" not in step.get("run", ""), (
+            f"{workflow.name}: pass expressions through env:, never into a shell line"
+        )
+
+
+@pytest.mark.parametrize("workflow", SCAFFOLD, ids=_id)
+def test_the_scaffold_needs_nothing_of_this_repository(workflow: Path) -> None:
+    """What `boxsmith init` writes installs boxsmith from PyPI and runs it from PATH."""
+    text = workflow.read_text()
+    assert "scripts/" not in text
+    assert ".venv" not in text
+    assert "-e ." not in text
+    assert INSTALL.search(text), "no `pip install boxsmith` in a workflow that runs it"
+
+
+@pytest.mark.parametrize("name", SHARED)
+def test_the_repository_runs_the_scaffold_workflows(name: str) -> None:
+    """One source: this repository's workflow is the scaffold's, installing from the checkout."""
+    scaffold = (ROOT / "src/boxsmith/_internal/scaffold/workflows" / name).read_text()
+    repository = (ROOT / ".github/workflows" / name).read_text()
+    assert _from_checkout(scaffold) != scaffold
+    assert repository == _from_checkout(scaffold)
+
+
+@pytest.mark.parametrize("workflow", EVERY, ids=_id)
+def test_permissions_are_granted_per_job_and_minimal(workflow: Path) -> None:
+    loaded = _load(workflow)
+    assert loaded["permissions"] == {}, "nothing for the workflow as a whole"
+    for name, job in loaded["jobs"].items():
+        assert "permissions" in job, f"{workflow.name}: job {name} says what it may do"
+        granted = job["permissions"]
+        writes = {scope for scope, level in granted.items() if level == "write"}
+        if (workflow.name, name) == ("publish.yml", "records"):
+            assert writes == {"contents", "pull-requests"}
+        else:
+            assert writes == set(), f"{workflow.name}: job {name} writes {writes}"
+
+
+@pytest.mark.parametrize("workflow", EVERY, ids=_id)
+def test_every_python_setup_caches_pip(workflow: Path) -> None:
+    setups = [s for s in _steps(_load(workflow)) if s.get("uses", "").startswith("actions/setup-")]
+    for setup in setups:
+        assert setup["with"]["cache"] == "pip", workflow.name
+        assert setup["with"]["cache-dependency-path"] == "pyproject.toml", workflow.name
+
+
+@pytest.mark.parametrize("workflow", EVERY, ids=_id)
+def test_the_e2b_key_is_only_in_the_steps_that_use_it(workflow: Path) -> None:
+    """Not for the workflow or a job: only a step that publishes or smoke-tests on E2B sees it
+    (the publish workflow's preflight asks whether it is set, never for its value)."""
+    loaded = _load(workflow)
+    assert "E2B_API_KEY" not in str(loaded.get("env", {}))
+    for job in loaded["jobs"].values():
+        assert "E2B_API_KEY" not in str(job.get("env", {}))
         for step in job["steps"]:
-            assert "${{" not in step.get("run", ""), (
-                f"{workflow.name}: pass expressions through env:, never into a shell line"
-            )
+            env = step.get("env", {})
+            if "E2B_API_KEY" in env:
+                assert env["E2B_API_KEY"] == "${{ secrets.E2B_API_KEY }}"
+                assert re.search(r"boxsmith (release|publish|smoke) .*--target e2b", step["run"])
+            else:
+                assert "secrets.E2B_API_KEY" not in str(step) or step.get("id") == "decide"
+
+
+PUBLISH = ROOT / "src/boxsmith/_internal/scaffold/workflows/publish.yml"
+
+
+def test_two_publishes_never_overlap() -> None:
+    """One group for every run of the workflow (not per run or ref), and a run in progress is
+    never cancelled: the next one waits."""
+    concurrency = _load(PUBLISH)["concurrency"]
+    assert concurrency == {"group": "publish-${{ github.repository }}", "cancel-in-progress": False}
+
+
+def _script(job: str, step_id: str | None = None, name: str | None = None) -> str:
+    jobs = _load(PUBLISH)["jobs"]
+    (step,) = [
+        s
+        for s in jobs[job]["steps"]
+        if (step_id and s.get("id") == step_id) or (name and s.get("name") == name)
+    ]
+    script: str = step["run"]
+    return script
+
+
+def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """A step's script as GitHub runs it (`bash -e {0}`)."""
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+@pytest.mark.parametrize(
+    ("fork", "has_key", "publish", "notice"),
+    [
+        ("false", "true", "true", None),
+        ("false", "false", "false", "no E2B_API_KEY secret"),
+        ("true", "true", "false", "a fork does not publish to E2B"),
+    ],
+)
+def test_publish_is_skipped_with_a_notice_without_a_key_or_on_a_fork(
+    tmp_path: Path, fork: str, has_key: str, publish: str, notice: str | None
+) -> None:
+    """The preflight's script: a notice and `publish=false` (the publish job is then skipped,
+    not failed) on a fork or without the secret; `publish=true` otherwise."""
+    jobs = _load(PUBLISH)["jobs"]
+    assert jobs["publish"]["if"] == "needs.preflight.outputs.publish == 'true'"
+    output = tmp_path / "output"
+    output.touch()
+    run = _bash(
+        _script("preflight", step_id="decide"),
+        tmp_path,
+        {"FORK": fork, "HAS_KEY": has_key, "GITHUB_OUTPUT": str(output)},
+    )
+    assert run.returncode == 0, run.stderr
+    assert output.read_text() == f"publish={publish}\n"
+    if notice is None:
+        assert "::notice" not in run.stdout
+    else:
+        assert run.stdout.startswith(f"::notice title=publish skipped::{notice}"), run.stdout
+
+
+def _git(cwd: Path, *args: str) -> str:
+    done = subprocess.run(
+        ["git", "-c", "init.defaultBranch=main", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={
+            **os.environ,
+            "GIT_AUTHOR_NAME": "t",
+            "GIT_AUTHOR_EMAIL": "t@example.com",
+            "GIT_COMMITTER_NAME": "t",
+            "GIT_COMMITTER_EMAIL": "t@example.com",
+        },
+    )
+    return done.stdout
+
+
+@pytest.mark.parametrize("has_token", ["true", "false"])
+def test_the_records_come_back_through_a_pull_request(tmp_path: Path, has_token: str) -> None:
+    """The publish job's patch of generated/ (an executable copied file stays executable) is
+    applied in the records job, pushed to a branch of its own and opened as a pull request
+    against the branch that was published (`gh` stands in for GitHub's CLI); without
+    BOXSMITH_PR_TOKEN a warning says that no check starts on it."""
+    origin = tmp_path / "origin.git"
+    _git(tmp_path, "init", "--bare", str(origin))
+    work = tmp_path / "work"
+    _git(tmp_path, "clone", str(origin), str(work))
+    (work / "generated/app/1.0.0").mkdir(parents=True)
+    (work / "generated/index.json").write_text('{"templates": {}}\n')
+    tool = work / "generated/app/1.0.0/run.sh"
+    tool.write_text("#!/bin/sh\n")
+    tool.chmod(0o755)
+    _git(work, "add", "generated")
+    _git(work, "commit", "-m", "render")
+    _git(work, "push", "origin", "HEAD:main")
+    published = _git(work, "rev-parse", "HEAD").strip()
+    (work / "generated/index.json").write_text('{"templates": {"app": "published"}}\n')
+
+    output = tmp_path / "publish-output"
+    made = _bash(_script("publish", step_id="records"), work, {"GITHUB_OUTPUT": str(output)})
+    assert made.returncode == 0, made.stderr
+    assert output.read_text() == "records=true\n"
+
+    records = tmp_path / "records"
+    _git(tmp_path, "clone", str(origin), str(records))
+    (work / "records.patch").rename(records / "records.patch")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    gh = bin_dir / "gh"
+    gh.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {tmp_path / "gh-args"}\n')
+    gh.chmod(gh.stat().st_mode | stat.S_IXUSR)
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "BASE": "main",
+        "RUN": "7-1",
+        "HAS_PR_TOKEN": has_token,
+        "GH_TOKEN": "unused",
+    }
+    opened = _bash(
+        _script("records", name="Bring the publish records back (pull request)"), records, env
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert ("::warning title=no checks on the records pull request::" in opened.stdout) is (
+        has_token == "false"
+    )
+    branch = "boxsmith/publish-7-1"
+    assert _git(origin, "rev-parse", f"{branch}~1").strip() == published
+    assert _git(origin, "show", f"{branch}:generated/index.json") == (
+        '{"templates": {"app": "published"}}\n'
+    )
+    changed = _git(origin, "diff", "--name-only", published, branch).split()
+    assert changed == ["generated/index.json"]  # run.sh kept its mode
+    args = (tmp_path / "gh-args").read_text().splitlines()
+    assert args[:6] == ["pr", "create", "--base", "main", "--head", branch]
