@@ -1,5 +1,8 @@
 """The argument parser of `boxsmith`: the global options and one `_add_<command>` per subcommand.
 
+Each subcommand comes with `-v/--verbose`, `-q/--quiet` and a `--help` that ends with its
+`example=` and the exit codes (`cli.frame`).
+
 Only the shape of the command line lives here. The checks of option values (`--jobs` at least 1,
 a positive `--ready-timeout`) live in each command's `run()` (`cli.options`), so the invoke
 tasks, which call `run()` directly, refuse the same values with the same message.
@@ -8,30 +11,36 @@ tasks, which call `run()` directly, refuse the same values with the same message
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import TypeAlias
 
 from boxsmith import __version__
-from boxsmith.errors import EXIT_USAGE
+from boxsmith._internal.cli.frame import (
+    EXIT_CODES,
+    Commands,
+    Parser,
+    allow_skip,
+    jobs,
+    json_flag,
+    ready_timeout,
+    selection,
+    subcommands,
+    verbosity_options,
+)
 
 __all__ = ["build_parser"]
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that exits with boxsmith's usage code (2) and a fix line."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        self.print_usage(sys.stderr)
-        sys.stderr.write(f"error: {message}\n  fix: see `{self.prog} --help`\n")
-        raise SystemExit(EXIT_USAGE)
-
-
-_Sub: TypeAlias = "argparse._SubParsersAction[_Parser]"
+_Sub: TypeAlias = Commands
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand (in the order `--help` lists them)."""
-    parser = _Parser(prog="boxsmith", description="E2B sandbox templates as code.")
+    parser = Parser(
+        prog="boxsmith",
+        description="E2B sandbox templates as code.",
+        epilog=f"`boxsmith <command> --help`: its options and an example.\n\n{EXIT_CODES}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"boxsmith {__version__}")
     parser.add_argument(
         "-C",
@@ -42,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--specs", default=None, help="spec folder (default: template_specs)")
     parser.add_argument("--generated", default=None, help="output folder (default: generated)")
+    verbosity_options(parser)
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument(
         "--no-wait",
@@ -49,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="when another run holds this project's lock, exit 3 instead of waiting "
         "(also BOXSMITH_NO_WAIT=1)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub = subcommands(parser, "command")
     for add in (
         _add_validate,
         _add_render,
@@ -70,55 +80,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _selection(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "names", nargs="*", metavar="NAME", help="template names or globs (default: all)"
-    )
-    parser.add_argument(
-        "-l",
-        "--label",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="only templates with this label (repeatable)",
-    )
-
-
-def _json(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--json", action="store_true", help="machine output on stdout")
-
-
-def _allow_skip(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--allow-skip",
-        action="store_true",
-        help="report templates that cannot build on this machine as skipped, not failed",
-    )
-
-
 def _add_validate(sub: _Sub) -> None:
-    p = sub.add_parser("validate", help="check every spec; all errors at once")
-    _selection(p)
-    _json(p)
+    p = sub.add_parser(
+        "validate",
+        help="check every spec; all errors at once",
+        example="boxsmith validate --json  # every spec's errors, for a script",
+    )
+    selection(p)
+    json_flag(p)
 
 
 def _add_render(sub: _Sub) -> None:
-    p = sub.add_parser("render", help="render specs into generated/<name>/<version>/")
-    _selection(p)
+    p = sub.add_parser(
+        "render",
+        help="render specs into generated/<name>/<version>/ (with -q: only the files that "
+        "change are listed)",
+        example="boxsmith render --dry-run 'python-*'  # what would change, with diffs",
+    )
+    selection(p)
     p.add_argument("-n", "--dry-run", action="store_true", help="show what would change")
-    p.add_argument("-q", "--quiet", action="store_true", help="hide identical files")
-    _json(p)
+    json_flag(p)
 
 
 def _add_check(sub: _Sub) -> None:
-    p = sub.add_parser("check", help="exit 1 when generated/ does not match the specs")
-    _selection(p)
-    _json(p)
+    p = sub.add_parser(
+        "check",
+        help="exit 1 when generated/ does not match the specs",
+        example="boxsmith check  # the drift gate CI runs",
+    )
+    selection(p)
+    json_flag(p)
 
 
 def _add_lint(sub: _Sub) -> None:
-    p = sub.add_parser("lint", help="hadolint and E2B rules on each template's Dockerfile")
-    _selection(p)
+    p = sub.add_parser(
+        "lint",
+        help="hadolint and E2B rules on each template's Dockerfile",
+        example="boxsmith lint --format sarif -o lint.sarif  # for GitHub code scanning",
+    )
+    selection(p)
     p.add_argument(
         "-f",
         "--format",
@@ -157,32 +157,43 @@ def _add_lint(sub: _Sub) -> None:
 
 
 def _add_images(sub: _Sub) -> None:
-    p = sub.add_parser("images", help="base images for local builds")
-    images = p.add_subparsers(dest="images_command", required=True, parser_class=_Parser)
-    q = images.add_parser(
-        "ensure", help="pull the base images the specs use, or make local stand-ins"
+    p = sub.add_parser(
+        "images",
+        help="base images for local builds",
+        example="boxsmith images ensure  # every base image the specs use",
+    )
+    q = subcommands(p, "images_command").add_parser(
+        "ensure",
+        help="pull the base images the specs use, or make local stand-ins",
+        example="boxsmith images ensure debian:bookworm-slim --pull-timeout 60",
     )
     q.add_argument("refs", nargs="*", metavar="IMAGE", help="images (default: every base image)")
     q.add_argument(
         "--pull-timeout", type=int, default=20, metavar="S", help="seconds per pull attempt"
     )
-    _json(q)
+    json_flag(q)
 
 
 def _add_build(sub: _Sub) -> None:
-    p = sub.add_parser("build", help="build each rendered template on the Docker engine")
-    _selection(p)
-    p.add_argument(
-        "-j", "--jobs", type=int, default=2, metavar="N", help="builds at once (default: 2)"
+    p = sub.add_parser(
+        "build",
+        help="build each rendered template on the Docker engine",
+        example="boxsmith build -j 4 'python-*'  # the python templates, 4 builds at once",
     )
+    selection(p)
+    jobs(p, 2, "builds at once")
     p.add_argument("--force", action="store_true", help="rebuild even when nothing changed")
-    _allow_skip(p)
-    _json(p)
+    allow_skip(p)
+    json_flag(p)
 
 
 def _add_smoke(sub: _Sub) -> None:
-    p = sub.add_parser("smoke", help="run each template's smoke checks (container or sandbox)")
-    _selection(p)
+    p = sub.add_parser(
+        "smoke",
+        help="run each template's smoke checks (container or sandbox)",
+        example="boxsmith smoke --local --junit smoke.xml  # in containers of the local builds",
+    )
+    selection(p)
     where = p.add_mutually_exclusive_group()
     where.add_argument(
         "--local",
@@ -201,46 +212,35 @@ def _add_smoke(sub: _Sub) -> None:
         help="tag moved to a version whose checks pass (--target; default: stable)",
     )
     p.add_argument("--no-promote", action="store_true", help="do not move the channel tag")
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=4,
-        metavar="N",
-        help="sandboxes at once (--target; default: 4)",
-    )
-    _ready_timeout(p, "each container")
+    jobs(p, 4, "sandboxes at once, with --target")
+    ready_timeout(p, "each container")
     p.add_argument("--junit", default=None, metavar="FILE", help="JUnit XML report file")
     p.add_argument("--report", default=None, metavar="FILE", help="JSON report file")
-    _json(p)
+    json_flag(p)
 
 
 def _add_publish(sub: _Sub) -> None:
-    p = sub.add_parser("publish", help="build each rendered version on E2B (or the local backend)")
-    _selection(p)
-    p.add_argument("--target", choices=("local", "e2b"), default="local", help="where (local)")
-    p.add_argument(
-        "-j", "--jobs", type=int, default=4, metavar="N", help="builds at once (default: 4)"
+    p = sub.add_parser(
+        "publish",
+        help="build each rendered version on E2B (or the local backend)",
+        example="boxsmith publish --target e2b -l team=data  # the data team's templates",
     )
-    _json(p)
+    selection(p)
+    p.add_argument("--target", choices=("local", "e2b"), default="local", help="where (local)")
+    jobs(p, 4, "builds at once")
+    json_flag(p)
 
 
 def _add_release(sub: _Sub) -> None:
     p = sub.add_parser(
         "release",
         help="render, check, lint, build, publish, smoke and promote the templates that changed",
+        example="boxsmith release --target e2b  # what changed, to E2B cloud, moving stable",
     )
-    _selection(p)
+    selection(p)
     p.add_argument("--target", choices=("local", "e2b"), default="local", help="where (local)")
     p.add_argument("--channel", default="stable", help="tag moved on a pass (default: stable)")
-    p.add_argument(
-        "-j",
-        "--jobs",
-        type=int,
-        default=4,
-        metavar="N",
-        help="publishes and sandboxes at once (default: 4)",
-    )
+    jobs(p, 4, "publishes and sandboxes at once")
     p.add_argument(
         "--build-jobs", type=int, default=2, metavar="N", help="local builds at once (default: 2)"
     )
@@ -249,19 +249,27 @@ def _add_release(sub: _Sub) -> None:
         action="store_true",
         help="leave out the proof build on the local engine (the target builds anyway)",
     )
-    _ready_timeout(p, "the container smoke")
-    _allow_skip(p)
-    _json(p)
+    ready_timeout(p, "the container smoke")
+    allow_skip(p)
+    json_flag(p)
 
 
 def _add_channels(sub: _Sub) -> None:
     """promote and rollback: move a channel tag."""
-    for action, text in (
-        ("promote", "point a channel tag (default stable) at a published version"),
-        ("rollback", "point a channel tag back at the previous published version"),
+    for action, text, example in (
+        (
+            "promote",
+            "point a channel tag (default stable) at a published version",
+            "boxsmith promote python-dev --version 1.2.0 --channel beta",
+        ),
+        (
+            "rollback",
+            "point a channel tag back at the previous published version",
+            "boxsmith rollback python-dev --target e2b  # stable back to the version before",
+        ),
     ):
-        p = sub.add_parser(action, help=text)
-        _selection(p)
+        p = sub.add_parser(action, help=text, example=example)
+        selection(p)
         p.add_argument("--target", choices=("local", "e2b"), default="local", help="where")
         p.add_argument("--channel", default="stable", help="the channel tag (default: stable)")
         if action == "promote":
@@ -269,9 +277,17 @@ def _add_channels(sub: _Sub) -> None:
 
 
 def _add_backend(sub: _Sub) -> None:
-    p = sub.add_parser("backend", help="the local E2B-compatible backend")
-    actions = p.add_subparsers(dest="backend_command", required=True, parser_class=_Parser)
-    q = actions.add_parser("serve", help="serve on 127.0.0.1 (foreground, or --detach)")
+    p = sub.add_parser(
+        "backend",
+        help="the local E2B-compatible backend",
+        example="boxsmith backend serve --detach  # in the background; `backend stop` ends it",
+    )
+    actions = subcommands(p, "backend_command")
+    q = actions.add_parser(
+        "serve",
+        help="serve on 127.0.0.1 (foreground, or --detach)",
+        example="boxsmith backend serve --port 49990  # in the foreground until Ctrl-C",
+    )
     q.add_argument(
         "--port",
         type=int,
@@ -281,30 +297,50 @@ def _add_backend(sub: _Sub) -> None:
     q.add_argument("--host", default="127.0.0.1", help="interface (default: 127.0.0.1 only)")
     q.add_argument("--data-dir", default=None, help="state folder (default: .boxsmith/backend)")
     q.add_argument("--detach", action="store_true", help="run in the background")
-    for action, text in (
-        ("env", "print the export lines for a running backend"),
-        ("status", "whether a backend runs and answers (exit 3 when not)"),
-        ("stop", "stop the running backend"),
-        ("reset", "stop it, remove its containers and images, and clear its data folder"),
+    for action, text, example in (
+        (
+            "env",
+            "print the export lines for a running backend",
+            'boxsmith backend env  # eval "$(boxsmith backend env)" points the e2b SDK at it',
+        ),
+        (
+            "status",
+            "whether a backend runs and answers (exit 3 when not)",
+            "boxsmith backend status --json",
+        ),
+        ("stop", "stop the running backend", "boxsmith backend stop"),
+        (
+            "reset",
+            "stop it, remove its containers and images, and clear its data folder",
+            "boxsmith backend reset --yes  # without asking",
+        ),
     ):
-        q = actions.add_parser(action, help=text)
+        q = actions.add_parser(action, help=text, example=example)
         q.add_argument("--data-dir", default=None, help="state folder (default: .boxsmith/backend)")
         if action == "status":
-            _json(q)
+            json_flag(q)
         if action == "reset":
             q.add_argument("-y", "--yes", action="store_true", help="do not ask first")
 
 
 def _add_schema(sub: _Sub) -> None:
-    p = sub.add_parser("schema", help="write the JSON Schema for spec files")
+    p = sub.add_parser(
+        "schema",
+        help="write the JSON Schema for spec files",
+        example="boxsmith schema --stdout  # print it instead of writing the file",
+    )
     p.add_argument("-o", "--output", default=None, help="file to write (default: configured)")
     p.add_argument("--stdout", action="store_true", help="print instead of writing")
 
 
 def _add_list(sub: _Sub) -> None:
-    p = sub.add_parser("list", help="templates, versions and status from the index")
+    p = sub.add_parser(
+        "list",
+        help="templates, versions and status from the index",
+        example="boxsmith list --changed-since origin/main --json  # a CI matrix",
+    )
     p.add_argument("names", nargs="*", metavar="NAME", help="names or globs (default: all)")
-    _json(p)
+    json_flag(p)
     p.add_argument(
         "--changed-since",
         default=None,
@@ -326,18 +362,7 @@ def _add_status(sub: _Sub) -> None:
         "status",
         help="per template: generated/, the local build, publishes, channels and the last smoke "
         "results (reads only; exit 1 when generated/ does not match the specs)",
+        example="boxsmith status python-dev  # one template, every stage",
     )
-    _selection(p)
-    _json(p)
-
-
-def _ready_timeout(p: argparse.ArgumentParser, what: str) -> None:
-    # docker/boot.DEFAULT_READY_TIMEOUT, written out: importing it would load the Docker SDK for
-    # every command (tests/test_cli.py checks they agree)
-    p.add_argument(
-        "--ready-timeout",
-        type=float,
-        default=600.0,
-        metavar="S",
-        help=f"seconds {what} waits for ready_cmd (default: 600, as E2B)",
-    )
+    selection(p)
+    json_flag(p)
