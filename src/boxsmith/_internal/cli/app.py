@@ -1,20 +1,35 @@
 """The `boxsmith` command: parse the arguments (`cli.parser`), call the command's `run()` through
-the table `COMMANDS`, and turn its end into an exit code (`cli.outcome`)."""
+the table `COMMANDS`, and turn its end into an exit code (`cli.outcome`).
+
+Set up once here for every command: stderr at the verbosity `-q` / `-v` ask for
+(`progress.Stderr`), and stdout whose reader may go away (`boxsmith list | head -1`): the command
+stops, nothing is printed about it, and the exit code is `EXIT_STDOUT_CLOSED`.
+"""
 
 from __future__ import annotations
 
 import argparse
+import io
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from boxsmith import __version__
 from boxsmith._internal.cli.outcome import run_command
 from boxsmith._internal.cli.parser import build_parser
+from boxsmith._internal.progress import Stderr, Verbosity
 from boxsmith.config import Settings, load_settings
+from boxsmith.errors import EXIT_INFRA, EXIT_OK
 
-__all__ = ["COMMANDS", "build_parser", "entry", "main"]
+__all__ = ["COMMANDS", "EXIT_STDOUT_CLOSED", "build_parser", "entry", "main"]
+
+EXIT_STDOUT_CLOSED = 141
+"""128 + SIGPIPE: what a shell reports for git or cat when the reader of their output stops
+early (`| head`), as 130 is 128 + SIGINT. Not 0, as ruff chooses: a build that failed before its
+table met a closed pipe must not pass for a success (README, "Exit codes")."""
 
 Command = Callable[[Settings, argparse.Namespace, TextIO, TextIO], int]
 """Call one command's `run()` with the parsed arguments; its exit code."""
@@ -259,13 +274,93 @@ def main(
     argv: Sequence[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
     """Run the CLI; returns the exit code (see README, "Exit codes")."""
-    out = out or sys.stdout
-    err = err or sys.stderr
+    stdout = _Stdout(out or sys.stdout)
     args = build_parser().parse_args(argv)
+    stderr = Stderr(err or sys.stderr, _verbosity(args))
     if args.debug:
-        logging.basicConfig(level=logging.DEBUG, stream=err, format="debug: %(name)s: %(message)s")
+        logging.basicConfig(
+            level=logging.DEBUG, stream=stderr.stream, format="debug: %(name)s: %(message)s"
+        )
     command = COMMANDS[args.command]
-    return run_command(lambda: command(_settings(args), args, out, err), err, debug=args.debug)
+    code = EXIT_INFRA  # unless run_command returns: something it does not catch went through
+    try:
+        code = run_command(lambda: _run(command, args, stdout, stderr), stderr, debug=args.debug)
+    finally:
+        if stderr.verbosity is Verbosity.VERBOSE:
+            stderr.write(f"boxsmith {args.command}: exit {code}\n")
+        stderr.finish(failed=code not in (EXIT_OK, EXIT_STDOUT_CLOSED))
+        for stream, gone in ((stdout.stream, stdout.gone), (stderr.stream, stderr.broken)):
+            if gone:
+                _discard(stream)
+    return code
+
+
+def _verbosity(args: argparse.Namespace) -> Verbosity:
+    if args.quiet:
+        return Verbosity.QUIET
+    return Verbosity.VERBOSE if args.verbose else Verbosity.NORMAL
+
+
+def _run(command: Command, args: argparse.Namespace, out: _Stdout, err: Stderr) -> int:
+    """Call `command`; EXIT_STDOUT_CLOSED when the reader of stdout went away."""
+    settings = _settings(args)
+    if err.verbosity is Verbosity.VERBOSE:
+        found = "-C" if args.root else f"found from {Path.cwd()}"
+        err.write(
+            f"boxsmith {__version__}: {args.command}; project root {settings.root} ({found}); "
+            f"specs {settings.display(settings.specs_dir)}/, generated "
+            f"{settings.display(settings.generated_dir)}/\n"
+        )
+    try:
+        code = command(settings, args, out, err)
+        out.flush()  # now, while it can still be told from a failure
+    except BrokenPipeError:
+        if not out.gone:
+            raise
+        return EXIT_STDOUT_CLOSED
+    return code
+
+
+class _Stdout(io.TextIOBase, TextIO):
+    """stdout that remembers when its reader went away (`gone`; the BrokenPipeError goes on)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__()
+        self.stream = stream
+        self.gone = False
+
+    def write(self, text: str, /) -> int:
+        try:
+            return self.stream.write(text)
+        except BrokenPipeError:
+            self.gone = True
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.stream.flush()
+        except BrokenPipeError:
+            self.gone = True
+            raise
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+
+def _discard(stream: TextIO) -> None:
+    """Point `stream`'s file at /dev/null, so that what it still buffers is dropped when the
+    interpreter flushes it at exit, not reported as "Exception ignored ... BrokenPipeError"
+    (https://docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    try:
+        fd = stream.fileno()
+    except (OSError, ValueError):  # not a file (a StringIO): nothing is flushed at exit
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def entry() -> None:
