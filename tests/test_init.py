@@ -23,7 +23,7 @@ from tests.test_release import remove_proof_builds
 from tests.test_tasks import STAGES, listed_tasks
 
 SCAFFOLD = Path(__file__).resolve().parents[1] / "src/boxsmith/_internal/scaffold"
-WORKFLOWS = [f".github/workflows/{name}" for name in ("ci.yml", "templates.yml", "publish.yml")]
+WORKFLOWS = [f".github/workflows/boxsmith-{name}" for name in init.WORKFLOWS]
 WHOLE = ["template_specs/starter.yaml", "tasks.py", *WORKFLOWS]
 
 
@@ -67,7 +67,7 @@ def test_init_scaffolds_a_working_project_in_an_empty_folder(tmp_path: Path) -> 
     assert f"\nname: {name}\n" in starter
     assert (root / "template_specs/boxsmith.schema.json").read_text() == schema_json()
     for workflow in WORKFLOWS:  # as they ship
-        shipped = SCAFFOLD / "workflows" / Path(workflow).name
+        shipped = SCAFFOLD / "workflows" / Path(workflow).name.removeprefix("boxsmith-")
         assert (root / workflow).read_bytes() == shipped.read_bytes()
     assert (
         (root / "tasks.py")
@@ -114,6 +114,7 @@ def test_init_amends_an_existing_repository_never_clobbering_it(tmp_path: Path) 
             ".gitignore": "__pycache__/\n*.egg-info",
             "src/app/__init__.py": "VERSION = 1\n",
             "README.md": "# app\n",
+            ".github/workflows/ci.yml": "name: ci\n",  # the repository's own, beside boxsmith's
         },
     )
     assert _git(tmp_path, "init", "-q").returncode == 0
@@ -136,7 +137,7 @@ def test_init_amends_an_existing_repository_never_clobbering_it(tmp_path: Path) 
     assert gitignore.startswith("__pycache__/\n*.egg-info\n\n")
     assert gitignore.count(".boxsmith/") == 1
     after = snapshot(tmp_path)
-    for path in ("src/app/__init__.py", "README.md", ".git/HEAD"):
+    for path in ("src/app/__init__.py", "README.md", ".github/workflows/ci.yml", ".git/HEAD"):
         assert after[path] == before[path]
     assert _git(tmp_path, "check-ignore", "-q", ".boxsmith/lock").returncode == 0
 

@@ -162,7 +162,7 @@ def test_two_publishes_never_overlap() -> None:
     """One group for every run of the workflow (not per run or ref), and a run in progress is
     never cancelled: the next one waits."""
     concurrency = _load(PUBLISH)["concurrency"]
-    assert concurrency == {"group": "publish-${{ github.repository }}", "cancel-in-progress": False}
+    assert concurrency == {"group": "boxsmith-publish", "cancel-in-progress": False}
 
 
 def _script(job: str, step_id: str | None = None, name: str | None = None) -> str:

@@ -3,12 +3,13 @@
 It writes a starter spec that builds offline and passes its smoke checks, the spec schema its
 `$schema` line names, the rendered generated/ folder, `.boxsmith/` in .gitignore,
 `[tool.boxsmith]` in pyproject.toml, a tasks.py importing boxsmith's invoke tasks
-(`boxsmith.tasks`) and the GitHub workflows (ci, templates, publish: the files in
-`boxsmith/_internal/scaffold/`, as they are). Everything is planned before anything is written:
-a file that exists with other content is refused (exit 2, each one named) unless `force`, and
-.gitignore and pyproject.toml are amended, never replaced (their bytes stay, the lines are
-appended; an existing `[tool.boxsmith]` is kept). Each file is reported as `create`,
-`identical`, `overwrite` or `update`, then the commands to run next.
+(`boxsmith.tasks`) and the GitHub workflows: the files in `boxsmith/_internal/scaffold/workflows/`
+as they are, named `.github/workflows/boxsmith-<name>.yml` so a repository's own ci.yml stays.
+Everything is planned before anything is written: a file that exists with other content is
+refused (exit 2, each one named) unless `force`, and .gitignore and pyproject.toml are amended,
+never replaced (their bytes stay, the lines are appended; an existing `[tool.boxsmith]` is kept).
+Each file is reported as `create`, `identical`, `overwrite` or `update`, then the commands to run
+next.
 """
 
 from __future__ import annotations
@@ -104,7 +105,7 @@ def _whole_files(settings: Settings, name: str) -> list[Planned]:
     }
     for workflow in WORKFLOWS:
         text = (SCAFFOLD / "workflows" / workflow).read_text(encoding="utf-8")
-        wanted[settings.root / ".github" / "workflows" / workflow] = text
+        wanted[settings.root / ".github" / "workflows" / f"boxsmith-{workflow}"] = text
     planned = []
     for path, text in wanted.items():
         content = text.encode()
@@ -191,5 +192,5 @@ def _next_steps(settings: Settings, out: TextIO) -> None:
         out.write(f"  {command:<{width}}  # {why}\n" if why else f"  {command}\n")
     out.write(
         "then, to publish to E2B from main: the E2B_API_KEY and BOXSMITH_PR_TOKEN secrets\n"
-        "  (the top of .github/workflows/publish.yml says which and why)\n"
+        "  (the top of .github/workflows/boxsmith-publish.yml says which and why)\n"
     )
