@@ -19,6 +19,10 @@ project's lock (`boxsmith._internal.lock`). `BOXSMITH_CONTAINER_LIFETIME=<second
 container boxsmith starts for `smoke --local` lives, even when boxsmith is killed (default: sized
 from the ready timeout and the smoke checks' timeouts, `boxsmith._internal.smoke.container_target`).
 
+`template_py = true` in `[tool.boxsmith]` renders, next to each e2b.toml and e2b.Dockerfile, a
+`template.py` that builds the same template with the e2b SDK's Template builder
+(`boxsmith._internal.render.template_py`); off by default.
+
 `[tool.boxsmith.mirrors]` holds the base-image mirror map (`boxsmith._internal.build.base_images`):
 image reference or fnmatch pattern -> `stand-in:<recipe>` or a reference to pull instead (`{ref}`,
 `{name}`, `{tag}` are replaced); an empty value removes a built-in entry.
@@ -47,6 +51,7 @@ _DEFAULTS = {
 }
 _SPECS = _DEFAULTS["specs_dir"]  # a folder holding it is a project root (`find_root`)
 _TABLES = ("mirrors",)
+_FLAGS = ("template_py",)  # booleans of the project, not paths
 _ENV = {"specs_dir": "BOXSMITH_SPECS_DIR", "generated_dir": "BOXSMITH_GENERATED_DIR"}
 NO_WAIT_ENV = "BOXSMITH_NO_WAIT"
 LIFETIME_ENV = "BOXSMITH_CONTAINER_LIFETIME"
@@ -57,6 +62,8 @@ class Settings:
     """Resolved, absolute locations for one project, and the run settings.
 
     Attributes:
+        template_py: render a `template.py` (the e2b SDK's Template builder) next to each
+            e2b.toml (`template_py = true` in `[tool.boxsmith]`).
         no_wait: refuse (exit 3) instead of waiting for another run's project lock.
         container_lifetime: seconds a `smoke --local` container lives at most; None to size it
             from the ready timeout and the checks.
@@ -67,6 +74,7 @@ class Settings:
     generated_dir: Path
     schema_path: Path
     mirror_entries: tuple[tuple[str, str], ...] = ()
+    template_py: bool = field(default=False, kw_only=True)
     no_wait: bool = field(default=False, kw_only=True)
     container_lifetime: float | None = field(default=None, kw_only=True)
 
@@ -154,7 +162,7 @@ def load_settings(
     base = Path(root).resolve() if root is not None else find_root()
     environ = os.environ if env is None else env
     table = _read_tool_table(base / "pyproject.toml") or {}
-    known = {*_DEFAULTS, *_TABLES}
+    known = {*_DEFAULTS, *_TABLES, *_FLAGS}
     unknown = set(table) - known
     if unknown:
         raise UsageError(
@@ -175,6 +183,7 @@ def load_settings(
     return Settings(
         root=base,
         mirror_entries=_string_table(table, "mirrors"),
+        template_py=_table_flag(table, "template_py"),
         no_wait=no_wait if no_wait is not None else _flag(environ, NO_WAIT_ENV),
         container_lifetime=_seconds(environ, LIFETIME_ENV),
         **values,
@@ -202,6 +211,16 @@ def _seconds(environ: Mapping[str, str], name: str) -> float | None:
         raise UsageError(
             f"{name} must be a positive number of seconds, got {raw!r}",
             f"set e.g. {name}=900, or unset it",
+        )
+    return value
+
+
+def _table_flag(table: Mapping[str, object], key: str) -> bool:
+    value = table.get(key, False)
+    if not isinstance(value, bool):
+        raise UsageError(
+            f"pyproject.toml: [tool.boxsmith] {key} must be true or false, got {value!r}",
+            f"write {key} = true (TOML booleans are unquoted)",
         )
     return value
 
