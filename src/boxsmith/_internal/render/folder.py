@@ -2,7 +2,11 @@
 
 Deterministic to the byte: LF endings, no timestamps, files sorted, the header names the spec and
 its hash. The content hash covers every file (path, executable bit, bytes) as rendered before any
-publish record is stamped into e2b.toml, so publishing does not change it.
+publish record is stamped into e2b.toml, so publishing does not change it. It leaves out the
+optional template.py (`template_py`): that file is a translation of e2b.Dockerfile and e2b.toml,
+which the hash covers, into the SDK's builder code, not more of the template; so turning the
+setting on or off, or a new boxsmith writing the code differently, is not new content of a
+published (immutable) version, and its content tag stays the same.
 
 The files in `templates/` render in one cached Jinja environment: sandboxed (expressions cannot
 reach Python internals), StrictUndefined (a typo is an error, never an empty string) and
@@ -25,14 +29,16 @@ import tomlkit
 from jinja2.sandbox import SandboxedEnvironment
 
 from boxsmith._internal.dockerfile.source_map import Instruction
-from boxsmith._internal.render import DOCKERFILE, TOML
+from boxsmith._internal.render import DOCKERFILE, TEMPLATE_PY, TOML, template_py
 from boxsmith._internal.render.instructions import instructions
 from boxsmith._internal.spec.catalog import Template
+from boxsmith.errors import Issue, SpecError
 
 __all__ = [
     "Rendered",
     "RenderedFile",
     "content_hash",
+    "digest",
     "environment",
     "render_template",
     "stamp_publish",
@@ -86,16 +92,22 @@ def _without_header(content: bytes) -> bytes:
     return b"".join(lines[start:])
 
 
-def content_hash(files: tuple[RenderedFile, ...]) -> str:
+def digest(files: tuple[RenderedFile, ...]) -> str:
     """sha256 over every file's path, executable bit and bytes; for e2b.Dockerfile and e2b.toml
     without the header comments, so rewording a header does not count as changed content of a
     published version."""
-    digest = hashlib.sha256()
+    total = hashlib.sha256()
     for f in files:
         body = _without_header(f.content) if f.rel in (DOCKERFILE, TOML) else f.content
-        digest.update(f"{f.rel}\0{int(f.executable)}\0".encode())
-        digest.update(hashlib.sha256(body).digest())
-    return "sha256:" + digest.hexdigest()
+        total.update(f"{f.rel}\0{int(f.executable)}\0".encode())
+        total.update(hashlib.sha256(body).digest())
+    return "sha256:" + total.hexdigest()
+
+
+def content_hash(files: tuple[RenderedFile, ...]) -> str:
+    """The content hash of a version: `digest` of its files but template.py (see the module
+    doc)."""
+    return digest(tuple(f for f in files if f.rel != TEMPLATE_PY))
 
 
 def _toml_value(value: Any) -> str:
@@ -138,8 +150,13 @@ def environment() -> SandboxedEnvironment:
     return env
 
 
-def render_template(template: Template) -> Rendered:
-    """Render e2b.Dockerfile, e2b.toml and the copied files of one template."""
+def render_template(template: Template, *, with_template_py: bool = False) -> Rendered:
+    """Render e2b.Dockerfile, e2b.toml and the copied files of one template, and with
+    `with_template_py` its template.py.
+
+    Raises:
+        SpecError: with `with_template_py`, a copied file that would be template.py.
+    """
     env = environment()
     steps = instructions(template)
     spec = template.spec
@@ -166,8 +183,34 @@ def render_template(template: Template) -> Rendered:
             data = handle.read()
             executable = bool(os.fstat(handle.fileno()).st_mode & 0o111)
         files.append(RenderedFile(item.rel, data, executable))
+    if with_template_py:
+        _check_room(template)
+        rels = frozenset(f.rel for f in files)
+        values = {**context, **template_py.context(template, steps, rels)}
+        py = env.get_template("template.py.j2").render(values)
+        files.append(RenderedFile(TEMPLATE_PY, py.encode()))
     ordered = tuple(sorted(files, key=lambda f: f.rel))
     return Rendered(template, ordered, tuple(steps), content_hash(ordered))
+
+
+def _check_room(template: Template) -> None:
+    """SpecError when a file the template copies would be template.py."""
+    for (key, i), rel in template.copy_rel.items():
+        if rel == TEMPLATE_PY:
+            path = (key, i, "src") if key == "files" else (key, i, "copy", "src")
+            where = template.position(*path) or template.data.pos
+            raise SpecError(
+                [
+                    Issue(
+                        where.file,
+                        where.line,
+                        where.column,
+                        f"src lands on {TEMPLATE_PY}, the file template_py = true renders",
+                        "rename the file, or turn template_py off in [tool.boxsmith]",
+                        f"{key}[{i}]" + "".join(f".{p}" for p in path[2:]),
+                    )
+                ]
+            )
 
 
 _STAMPED = re.compile(r'^(?:template_id|build_id) = "[^"\n]*"\n', re.M)

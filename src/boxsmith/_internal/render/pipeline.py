@@ -17,6 +17,7 @@ from boxsmith._internal.render.folder import (
     Rendered,
     RenderedFile,
     content_hash,
+    digest,
     render_template,
     stamp_publish,
     unstamp_publish,
@@ -67,7 +68,7 @@ def file_hash(rel: str, data: bytes) -> str:
     rewording a header nor publishing counts as an edit."""
     if rel == TOML:
         data = unstamp_publish(data.decode("utf-8", "replace")).encode()
-    return content_hash((RenderedFile(rel, data),))
+    return digest((RenderedFile(rel, data),))
 
 
 def _hashes(rendered: Rendered) -> dict[str, str]:
@@ -134,14 +135,16 @@ def _record(
             continue
         rendered.append(_stamped(result, previous))
         unchanged = previous is not None and previous.content_hash == result.content_hash
+        same_files = previous is not None and previous.files == [f.rel for f in result.files]
         templates.setdefault(template.name, {})[template.version] = VersionEntry(
             spec=template.spec_file,
             spec_hash=template.spec_hash,
             content_hash=result.content_hash,
             files=[f.rel for f in result.files],
-            # kept as recorded while the content is unchanged: an index from before per-file
-            # hashes stays byte-identical until its content changes
-            hashes=previous.hashes if previous and unchanged else _hashes(result),
+            # kept as recorded while the content and the files are unchanged: an index from
+            # before per-file hashes stays byte-identical until its content changes (a
+            # template.py added or removed changes the files, not the content)
+            hashes=previous.hashes if previous and unchanged and same_files else _hashes(result),
             publishes=list(previous.publishes) if previous else [],
         )
     if issues:
@@ -187,7 +190,9 @@ def generate(
         for name, versions in old.templates.items()
         if filtered and name not in chosen
     }
-    results = [render_template(template) for template in selected]
+    results = [
+        render_template(template, with_template_py=settings.template_py) for template in selected
+    ]
     rendered = _record(selected, results, old, templates)
     keep = _keep_published(old, templates)
     index = Index(templates={n: dict(sorted(v.items())) for n, v in sorted(templates.items())})
