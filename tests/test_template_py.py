@@ -399,3 +399,14 @@ def test_template_py_builds_on_the_local_backend_with_the_smoke_result_of_the_pa
         sandbox.kill()
     assert [(r.name, r.status) for r in results] == pair_status
     assert Sandbox.list(**target.params).next_items() == []
+
+
+def test_turning_it_on_after_a_clean_check_is_drift(project: Path) -> None:
+    """The verification stamp must not answer for a project whose setting changed."""
+    _project(project, on=False)
+    assert cli(project, "render").code == 0
+    assert cli(project, "check").code == 0
+    write_tree(project, {"pyproject.toml": ON})
+    stale = cli(project, "check")
+    assert stale.code == 1, stale.out + stale.err
+    assert "generated/pyt/1.0.0/template.py" in stale.out
