@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from boxsmith._internal.cli.app import EXIT_STDOUT_CLOSED, main
+from boxsmith._internal.cli.app import main
 from boxsmith._internal.cli.parser import build_parser
 from boxsmith._internal.progress import Progress, Stderr, Verbosity
 from boxsmith.errors import (
@@ -24,6 +24,7 @@ from boxsmith.errors import (
     EXIT_INFRA,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_STDOUT_CLOSED,
     EXIT_USAGE,
 )
 from tests.helpers import MINIMAL, cli, write_tree

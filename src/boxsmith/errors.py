@@ -17,6 +17,7 @@ __all__ = [
     "EXIT_INFRA",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_STDOUT_CLOSED",
     "EXIT_USAGE",
     "BoxsmithError",
     "Issue",
@@ -29,6 +30,7 @@ EXIT_FINDINGS = 1
 EXIT_USAGE = 2
 EXIT_INFRA = 3
 EXIT_INTERRUPTED = 130
+EXIT_STDOUT_CLOSED = 141  # 128 + SIGPIPE: the reader of stdout went away, as a shell reports it
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,10 @@ from boxsmith._internal.cli.outcome import run_command
 from boxsmith._internal.cli.parser import build_parser
 from boxsmith._internal.progress import Stderr, Verbosity
 from boxsmith.config import Settings, load_settings
-from boxsmith.errors import EXIT_INFRA, EXIT_OK
+from boxsmith.errors import EXIT_INFRA, EXIT_OK, EXIT_STDOUT_CLOSED
 
-__all__ = ["COMMANDS", "EXIT_STDOUT_CLOSED", "build_parser", "entry", "main"]
+__all__ = ["COMMANDS", "build_parser", "entry", "main"]
 
-EXIT_STDOUT_CLOSED = 141
 """128 + SIGPIPE: what a shell reports for git or cat when the reader of their output stops
 early (`| head`), as 130 is 128 + SIGINT. Not 0, as ruff chooses: a build that failed before its
 table met a closed pipe must not pass for a success (README, "Exit codes")."""
