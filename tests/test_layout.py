@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
         "boxsmith._internal.gha",
         "boxsmith._internal.lock",
         "boxsmith._internal.dockerfile",
+        "boxsmith._internal.extras",  # which pip extra brings a missing module: a leaf
     ),
     ("boxsmith._internal.spec", "boxsmith._internal.docker"),
     ("boxsmith._internal.render",),
