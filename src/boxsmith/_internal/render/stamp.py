@@ -71,7 +71,7 @@ def fingerprint(settings: Settings, context: Iterable[str]) -> str:
     digest = hashlib.blake2b(digest_size=32)
     for path in code_files():
         _feed_file(digest, path)
-    digest.update(repr((settings.specs_dir, settings.generated_dir)).encode())
+    digest.update(repr((settings.specs_dir, settings.generated_dir, settings.template_py)).encode())
     for path in _tree(str(settings.specs_dir), (".yaml", ".yml")):
         _feed_file(digest, path)
     for path in context:
