@@ -3,8 +3,8 @@
 # Publishes as python-data-313:1.1.0.
 FROM python:3.13-slim
 USER root
-ENV PIP_DISABLE_PIP_VERSION_CHECK="1" \
-    PYTHONUNBUFFERED="1"
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PYTHONUNBUFFERED=1
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl iproute2 procps \
     && apt-get clean && rm -rf /var/lib/apt/lists/*

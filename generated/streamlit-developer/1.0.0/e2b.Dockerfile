@@ -3,7 +3,7 @@
 # Publishes as streamlit-developer:1.0.0.
 FROM python:3.11-slim
 USER root
-ENV PIP_DISABLE_PIP_VERSION_CHECK="1"
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl \
     && apt-get clean && rm -rf /var/lib/apt/lists/*

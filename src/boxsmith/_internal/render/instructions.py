@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 
-from boxsmith._internal.dockerfile.quoting import env_quoted
+from boxsmith._internal.dockerfile.quoting import env_value
 from boxsmith._internal.dockerfile.source_map import Instruction
 from boxsmith._internal.spec.catalog import Template
 from boxsmith._internal.spec.steps import FileEntry, RunStep
@@ -28,7 +28,7 @@ def _shell_lines(commands: list[str]) -> str:
 
 
 def _env_args(env: dict[str, str]) -> str:
-    return " \\\n    ".join(f"{key}={env_quoted(value)}" for key, value in env.items())
+    return " \\\n    ".join(f"{key}={env_value(value)}" for key, value in env.items())
 
 
 def _copy_args(src: str, dest: str, owner: str | None) -> str:
