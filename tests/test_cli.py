@@ -417,7 +417,7 @@ def test_an_unrelated_pyproject_above_does_not_stop_the_walk(
 
 def test_the_ready_timeout_defaults_agree() -> None:
     """The parser and the invoke tasks write E2B's ready timeout out (no Docker SDK at start)."""
-    import tasks
+    from boxsmith import tasks
 
     parser = build_parser()
     for command in (["smoke", "--local"], ["release"]):

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from boxsmith._internal.cli import init
-from boxsmith._internal.cli.app import COMMANDS
 from boxsmith._internal.cli.outcome import run_command
 from boxsmith._internal.spec.schema import schema_json
 from tests.helpers import Run, cli, snapshot, write_tree
@@ -221,7 +220,6 @@ def test_a_file_in_the_way_of_the_project_folder_is_refused(tmp_path: Path) -> N
     assert refused.err.startswith(f"error: {tmp_path / 'taken'} is not a folder\n")
 
 
-@pytest.mark.skipif("init" not in COMMANDS, reason="`boxsmith init` is not wired into the CLI yet")
 def test_the_command_line_runs_init(tmp_path: Path) -> None:
     done = _run(tmp_path, sys.executable, "-m", "boxsmith", "init", "project")
     assert done.returncode == 0, done.stderr

@@ -204,6 +204,15 @@ def _backend(settings: Settings, args: argparse.Namespace, out: TextIO, err: Tex
     )
 
 
+def _init(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """init makes a project in DIR (relative to where it runs, or -C's folder): the project
+    found from here, if any, is not the one it writes."""
+    from boxsmith._internal.cli import init  # lazy: see the note above
+
+    here = Path(args.root).resolve() if args.root else Path.cwd()
+    return init.run(here / args.directory, out=out, err=err, force=args.force)
+
+
 def _schema(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from boxsmith._internal.cli import schema  # lazy: see the note above
 
@@ -231,6 +240,7 @@ def _status(settings: Settings, args: argparse.Namespace, out: TextIO, err: Text
 
 
 COMMANDS: Mapping[str, Command] = {
+    "init": _init,
     "validate": _validate,
     "render": _render,
     "check": _check,

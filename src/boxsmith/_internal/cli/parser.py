@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = subcommands(parser, "command")
     for add in (
+        _add_init,
         _add_validate,
         _add_render,
         _add_check,
@@ -321,6 +322,16 @@ def _add_backend(sub: _Sub) -> None:
             json_flag(q)
         if action == "reset":
             q.add_argument("-y", "--yes", action="store_true", help="do not ask first")
+
+
+def _add_init(sub: _Sub) -> None:
+    p = sub.add_parser(
+        "init",
+        help="scaffold a project: a starter spec, generated/, tasks.py, workflows",
+        example="boxsmith init my-templates  # then: cd my-templates && boxsmith release",
+    )
+    p.add_argument("directory", nargs="?", default=".", metavar="DIR", help="where (default: here)")
+    p.add_argument("--force", action="store_true", help="overwrite files that differ")
 
 
 def _add_schema(sub: _Sub) -> None:
