@@ -174,3 +174,55 @@ def test_tags_follow_e2b_and_refuse_uuids() -> None:
 def test_model_is_immutable() -> None:
     with pytest.raises(ValidationError):
         spec().name = "other"  # type: ignore[misc]
+
+
+PIP_FORMS = [
+    "numpy", "numpy==2.1.*", "pandas[excel,performance]>=2,<3", "zope.interface~=5.0",
+    "jupyter_kernel_gateway", "Django!=4.0.1", "pkg===1.0+local", "torch>=2.4.0rc1",
+]  # fmt: skip
+NPM_FORMS = [
+    "typescript", "typescript@5.6.3", "typescript@^5.6", "@types/node", "@types/node@~22.1",
+    "semver@>=7.6 <8", "next@latest", "lodash@4.x || 5.x", "left-pad@*",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("key", "form"),
+    [*(("pip_packages", f) for f in PIP_FORMS), *(("npm_packages", f) for f in NPM_FORMS)],
+)
+def test_package_lists_take_pip_and_npm_forms_as_written(key: str, form: str) -> None:
+    assert getattr(spec(**{key: [form]}), key) == [form]
+    assert getattr(spec(), key) == []
+    assert getattr(spec(**{key: [form, form]}), key) == [form, form]  # rendered once
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "hint"),
+    [
+        ("pip_packages", "numpy=2.1", "pip pins with =="),
+        ("pip_packages", "numpy >= 2", "without spaces"),
+        ("pip_packages", "--pre", "use a run step"),
+        ("pip_packages", "pkg @ https://x/p.whl", "need a run step"),
+        ("pip_packages", "six; python_version<'3'", "need a run step"),
+        ("pip_packages", "six\nx", "without spaces"),
+        ("pip_packages", "num$py", "e.g. 'numpy==2.1.*'"),
+        ("npm_packages", "lodash=4", "npm pins with @"),
+        ("npm_packages", "git+https://x/y.git", "need a run step"),
+        ("npm_packages", "./local", "need a run step"),
+        ("npm_packages", "React", "lowercase"),
+        ("npm_packages", "-g", "use a run step"),
+        ("npm_packages", "semver@`id`", "e.g. 'typescript@^5.6'"),
+    ],
+)
+def test_package_items_refused_with_a_fix(key: str, value: str, hint: str) -> None:
+    (error,) = errors(**{key: ["six" if key == "pip_packages" else "semver", value]})
+    assert error["loc"] == (key, 1)
+    assert error["ctx"]["hint"].find(hint) >= 0, error["ctx"]["hint"]
+
+
+def test_a_package_is_listed_once_whatever_its_spelling() -> None:
+    (error,) = errors(pip_packages=["Jupyter-Kernel_Gateway", "jupyter.kernel.gateway>=3"])
+    assert error["msg"].startswith("jupyter-kernel-gateway is listed twice")
+    (error,) = errors(npm_packages=["@types/node@^22", "@types/node@20"])
+    assert error["msg"].startswith("@types/node is listed twice")
+    assert spec(npm_packages=["@types/node", "node"]).npm_packages == ["@types/node", "node"]

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import shlex
 import tomllib
 from pathlib import Path
 from textwrap import dedent
+from typing import Any
 
 import pytest
 
@@ -294,3 +296,83 @@ def test_legit_multi_line_forms_of_run_render_as_one_instruction_each(project: P
     ]
     # an ENV value may end with a backslash: it is quoted, so it does not continue the line
     assert body[2] == 'ENV WIN="C:\\\\dir\\\\"'
+
+
+def test_packages_are_installed_as_the_e2b_builder_installs_them(project: Path) -> None:
+    """pip_packages and npm_packages give the command, user and flags of the e2b SDK's
+    `pip_install(packages)` and `npm_install(packages, g=True)`: one RUN each, as root, after
+    system_packages and before files and steps; sorted, once each."""
+    from e2b import Template as E2BTemplate  # here: the SDK takes most of a second to import
+
+    write_tree(
+        project,
+        {
+            "template_specs/app.yaml": APP
+            + dedent("""\
+            system_packages: [curl]
+            pip_packages: [six, numpy==2.1.0, six]
+            npm_packages: [typescript, "@types/node"]
+            files: [{src: a.sh, dest: /a.sh}]
+            steps:
+              - user: user
+              - run: tsc --version
+            """),
+            "template_specs/a.sh": "echo a\n",
+        },
+    )
+    text = dockerfile(project)
+    body = [line for line in text.splitlines() if not line.startswith(("#", " "))]
+    assert body[2:8] == [
+        "RUN apt-get update \\",
+        "RUN pip install numpy==2.1.0 six",
+        "RUN npm install -g @types/node typescript",
+        "COPY a.sh /a.sh",
+        "USER user",
+        "RUN tsc --version",
+    ]
+    builder = (
+        E2BTemplate()
+        .from_image("debian:bookworm-slim")
+        .pip_install(["numpy==2.1.0", "six"])
+        .npm_install(["@types/node", "typescript"], g=True)
+    )
+    sdk = E2BTemplate(file_context_path=str(project / "template_specs")).from_dockerfile(text)
+    assert (
+        _runs(sdk)[1:3]
+        == _runs(builder)
+        == [
+            ("pip install numpy==2.1.0 six", "root"),
+            ("npm install -g @types/node typescript", "root"),
+        ]
+    )
+
+
+def _runs(template: Any) -> list[tuple[str, str]]:
+    """The (command, user) of each RUN step of an e2b SDK template."""
+    from e2b import Template as E2BTemplate  # here: the SDK takes most of a second to import
+
+    user, runs = "", []
+    for step in json.loads(E2BTemplate.to_json(template))["steps"]:
+        if step["type"] == "USER":
+            user = step["args"][0]
+        elif step["type"] == "RUN":
+            runs.append((step["args"][0], step["args"][1] if len(step["args"]) > 1 else user))
+    return runs
+
+
+def test_package_versions_are_quoted_for_the_shell_where_they_need_it(project: Path) -> None:
+    """`>`, `<`, `*`, `[`, `^`, `|` and spaces would be redirections, globs or word breaks in
+    the RUN's shell (E2B's builder joins packages unquoted): such an item is single-quoted."""
+    pip = ["numpy==2.1.*", "idna>=3,<4", "pandas[excel]", "six"]
+    npm = ["semver@>=7.6 <8", "lodash@4.x || 5.x", "typescript@^5.6", "left-pad"]
+    write_tree(
+        project,
+        {"template_specs/app.yaml": APP + f"pip_packages: {pip}\nnpm_packages: {npm}\n"},
+    )
+    (pip_run, npm_run) = [s for s in parse(dockerfile(project)) if s.keyword == "RUN"]
+    assert pip_run.args == "pip install 'idna>=3,<4' 'numpy==2.1.*' 'pandas[excel]' six"
+    assert npm_run.args == (
+        "npm install -g left-pad 'lodash@4.x || 5.x' 'semver@>=7.6 <8' 'typescript@^5.6'"
+    )
+    assert shlex.split(pip_run.args)[2:] == sorted(pip)
+    assert shlex.split(npm_run.args)[3:] == sorted(npm)

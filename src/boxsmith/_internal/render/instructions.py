@@ -11,15 +11,18 @@ starting in a folder a later step deleted. Each instruction remembers the spec p
 from __future__ import annotations
 
 import json
+import shlex
 
 from boxsmith._internal.dockerfile.quoting import env_value
 from boxsmith._internal.dockerfile.source_map import Instruction
 from boxsmith._internal.spec.catalog import Template
+from boxsmith._internal.spec.models import TemplateSpec
 from boxsmith._internal.spec.steps import FileEntry, RunStep
 
 __all__ = ["instructions"]
 
 ROOT = "root"
+APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
 APT_CLEANUP = "apt-get clean && rm -rf /var/lib/apt/lists/*"
 
 
@@ -64,6 +67,27 @@ class _Builder:
             self.as_user(ROOT, "RUN", f"chmod {entry.mode} {json.dumps(entry.dest)}", source)
 
 
+def _install(command: str, packages: list[str]) -> str:
+    """`command` with the packages, sorted and once each, shell-quoted where they need it."""
+    return " ".join([command, *(shlex.quote(p) for p in sorted(set(packages)))])
+
+
+def _packages(b: _Builder, spec: TemplateSpec) -> None:
+    """The package steps, each one RUN: apt (installed and cleaned in one layer), then pip as
+    E2B's `pip_install()` runs it (`pip install ...` as root), then npm as `npm_install(g=True)`
+    does (`npm install -g ...` as root). Like an E2B builder chain (`apt_install`, `pip_install`,
+    then the app's files), they come before `files` and `steps`: a pip or npm package may need
+    an apt one (a compiler, headers, Debian's npm), steps may use them, and files that change
+    more often than the packages leave the packages' layers cached."""
+    if spec.system_packages:
+        apt = " ".join([APT_INSTALL, *sorted(set(spec.system_packages))])
+        b.add("RUN", _shell_lines(["apt-get update", apt, APT_CLEANUP]), ("system_packages",))
+    if spec.pip_packages:
+        b.as_user(ROOT, "RUN", _install("pip install", spec.pip_packages), ("pip_packages",))
+    if spec.npm_packages:
+        b.as_user(ROOT, "RUN", _install("npm install -g", spec.npm_packages), ("npm_packages",))
+
+
 def instructions(template: Template) -> list[Instruction]:
     """Every instruction of the template's Dockerfile, in order."""
     spec = template.spec
@@ -72,20 +96,7 @@ def instructions(template: Template) -> list[Instruction]:
     b.add("USER", ROOT, ("base_image",))  # as E2B: steps start as root whatever the base says
     if spec.env:
         b.add("ENV", _env_args(spec.env), ("env",))
-    if spec.system_packages:
-        packages = " ".join(sorted(set(spec.system_packages)))
-        b.add(
-            "RUN",
-            _shell_lines(
-                [
-                    "apt-get update",
-                    "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "
-                    + packages,
-                    APT_CLEANUP,
-                ]
-            ),
-            ("system_packages",),
-        )
+    _packages(b, spec)
     for i, entry in enumerate(spec.files):
         b.copy(entry, template.copy_rel[("files", i)], ("files", i))
     for i, step in enumerate(spec.steps):

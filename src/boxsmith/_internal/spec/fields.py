@@ -5,6 +5,7 @@ validators whose errors carry a fix (`PydanticCustomError("boxsmith", message, {
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -25,13 +26,18 @@ __all__ = [
     "EnvName",
     "EnvValue",
     "ImageEnv",
+    "NpmPackage",
     "OneLine",
+    "PipPackage",
     "SpecModel",
     "Text",
     "absolute",
     "env_values",
     "fail",
+    "npm_name",
     "one_line",
+    "one_per_package",
+    "pip_name",
     "single_line",
 ]
 
@@ -143,7 +149,7 @@ def _env_value(value: str) -> str:
             "cannot hold a line break or a control character",
             "write it on one line (a folded scalar `>-` joins lines with spaces)",
         )
-    return value  # a trailing backslash is fine: ENV values are quoted (env_quoted)
+    return value  # a trailing backslash is fine: such a value is written quoted (env_value)
 
 
 _APT_RE = re.compile(r"[a-z0-9][a-z0-9+.-]*(?:[=:][A-Za-z0-9.+~:-]+)?")
@@ -158,6 +164,77 @@ def _apt_package(package: str) -> str:
     return package
 
 
+_Hints = tuple[tuple[re.Pattern[str], str], ...]  # the first that matches a bad value says why
+# pip: a PEP 508 name, optional [extras] and version specifiers, no spaces, URLs or markers.
+_PY_NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
+_PY_SPEC = r"(?:===|~=|==|!=|<=|>=|<|>)[A-Za-z0-9.*+!_-]+"
+_PIP_RE = re.compile(
+    rf"(?P<name>{_PY_NAME})(?:\[{_PY_NAME}(?:,{_PY_NAME})*\])?(?:{_PY_SPEC}(?:,{_PY_SPEC})*)?"
+)
+_PIP_HINTS: _Hints = (
+    (re.compile(r"^-"), "options (-r, -e, --pre, --index-url) are not packages: use a run step"),
+    (re.compile(r"://|@|;"), "URLs, direct references and markers need a run step"),
+    (re.compile(r"\s"), "write it without spaces, e.g. 'numpy>=2,<3'"),
+    (re.compile(r"^[^=<>!~]*=(?!=)"), "pip pins with ==, e.g. 'numpy==2.1.*'"),
+)
+# npm: a lowercase name or @scope/name, then an optional @version, tag or range (spaces allowed
+# in a range: `>=1.2 <2`); no git, file, alias or URL sources.
+_NPM_RANGE = r"[A-Za-z0-9.*^~<>=|+_-]+(?: [A-Za-z0-9.*^~<>=|+_-]+)*"
+_NPM_RE = re.compile(
+    rf"(?P<name>(?:@[a-z0-9~-][a-z0-9._~-]*/)?[a-z0-9~][a-z0-9._~-]*)(?:@{_NPM_RANGE})?"
+)
+_NPM_HINTS: _Hints = (
+    (re.compile(r"^-"), "npm options are not packages: use a run step"),
+    (re.compile(r":|^[./]|\.tgz$"), "git, file, alias and URL sources need a run step"),
+    (re.compile(r"^@?[^@]*[A-Z]"), "npm package names are lowercase"),
+    (re.compile(r"^(?:@[^/@]+/)?[^@=]+="), "npm pins with @, e.g. 'typescript@5.6.3'"),
+)
+
+
+def _package(value: str, pattern: re.Pattern[str], hints: _Hints, what: str, example: str) -> str:
+    if pattern.fullmatch(value):
+        return value
+    hint = next((text for check, text in hints if check.search(value)), f"e.g. {example}")
+    raise fail(f"{value!r} is not {what}", hint)
+
+
+def _pip_package(value: str) -> str:
+    what = "a pip package: a name, optional [extras] and versions"
+    return _package(value, _PIP_RE, _PIP_HINTS, what, "'numpy==2.1.*' or 'pandas[excel]>=2,<3'")
+
+
+def _npm_package(value: str) -> str:
+    what = "an npm package: a name or @scope/name and an optional @version"
+    return _package(value, _NPM_RE, _NPM_HINTS, what, "'typescript@^5.6' or '@types/node'")
+
+
+def pip_name(requirement: str) -> str:
+    """The normalized project name of a valid `pip_packages` item (PEP 503)."""
+    found = _PIP_RE.match(requirement)
+    name = found["name"] if found else requirement
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def npm_name(package: str) -> str:
+    """The package name of a valid `npm_packages` item, without its @version."""
+    found = _NPM_RE.match(package)
+    return found["name"] if found else package
+
+
+def one_per_package(packages: list[str], name_of: Callable[[str], str], example: str) -> list[str]:
+    """`packages` when no package is listed twice with different versions (the same item
+    twice is fine: it is installed once)."""
+    seen: dict[str, str] = {}
+    for package in packages:
+        first = seen.setdefault(name_of(package), package)
+        if first != package:
+            raise fail(
+                f"{name_of(package)} is listed twice: {first!r} and {package!r}",
+                f"keep one item per package; one item can hold every version rule: {example!r}",
+            )
+    return packages
+
+
 def _tag(tag: str) -> str:
     problem = tag_error(tag)
     if problem:
@@ -169,6 +246,8 @@ EnvName = Annotated[str, AfterValidator(_env_name)]
 EnvValue = Annotated[str, AfterValidator(_env_value)]
 ImageEnv = dict[EnvName, EnvValue]  # ENV of the image (a check's env may hold line breaks)
 AptPackage = Annotated[str, AfterValidator(_apt_package)]
+PipPackage = Annotated[str, AfterValidator(_pip_package)]
+NpmPackage = Annotated[str, AfterValidator(_npm_package)]
 E2BTag = Annotated[str, AfterValidator(_tag)]
 
 

@@ -33,13 +33,18 @@ from boxsmith._internal.spec.fields import (
     E2BTag,
     EnvInput,
     ImageEnv,
+    NpmPackage,
     OneLine,
+    PipPackage,
     SpecModel,
     Text,
     absolute,
     env_values,
     fail,
+    npm_name,
     one_line,
+    one_per_package,
+    pip_name,
     single_line,
 )
 from boxsmith._internal.spec.names import TAG_RE, name_error
@@ -153,6 +158,16 @@ class TemplateSpec(SpecModel):
     system_packages: list[AptPackage] = Field(
         default_factory=list, description="apt packages, installed and cleaned in one layer."
     )
+    pip_packages: list[PipPackage] = Field(
+        default_factory=list,
+        description="Python packages (numpy, numpy==2.1.*, pandas[excel]>=2,<3), installed after "
+        "system_packages as E2B's pip_install() does: `pip install ...` as root.",
+    )
+    npm_packages: list[NpmPackage] = Field(
+        default_factory=list,
+        description="npm packages (typescript, typescript@^5.6), installed globally after "
+        "pip_packages as E2B's npm_install(g=True) does: `npm install -g ...` as root.",
+    )
     files: list[FileEntry] = Field(default_factory=list, description="Copied before the steps.")
     workdir: OneLine = Field("/home/user", description="Final WORKDIR (the sandbox default).")
     user: OneLine = Field("user", description="Final USER (the sandbox default).")
@@ -228,6 +243,16 @@ class TemplateSpec(SpecModel):
     @classmethod
     def _env(cls, value: Any) -> Any:
         return env_values(value)
+
+    @field_validator("pip_packages")
+    @classmethod
+    def _pip(cls, value: list[str]) -> list[str]:
+        return one_per_package(value, pip_name, "numpy>=2,<3")
+
+    @field_validator("npm_packages")
+    @classmethod
+    def _npm(cls, value: list[str]) -> list[str]:
+        return one_per_package(value, npm_name, "semver@>=7.6 <8")
 
     @field_validator("workdir")
     @classmethod
