@@ -6,6 +6,9 @@ import shutil
 import tomllib
 from pathlib import Path
 
+import pytest
+
+from boxsmith._internal.dockerfile.parse import parse
 from boxsmith._internal.render.pipeline import check_project, render_project
 from boxsmith.config import load_settings
 from tests.helpers import snapshot
@@ -72,3 +75,20 @@ def test_python_matrix_variants() -> None:
         dockerfile = (REPO / f"generated/python-data-{short}/1.1.0/e2b.Dockerfile").read_text()
         assert f"FROM python:{version}-slim" in dockerfile
         assert f"(matrix: python={version})" in dockerfile.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    ("folder", "packages"),
+    [
+        ("python-data-311/1.1.0", "ipykernel jupyter_kernel_gateway matplotlib numpy pandas scipy"),
+        ("gradio-developer/1.0.0", "gradio matplotlib numpy pandas plotly requests seaborn"),
+        ("streamlit-developer/1.0.0", "matplotlib numpy pandas plotly requests seaborn streamlit"),
+    ],
+)
+def test_python_templates_install_with_pip_packages(folder: str, packages: str) -> None:
+    """The Python templates list their packages in `pip_packages` (one `pip install` as E2B's
+    builder runs it, the cache off through PIP_NO_CACHE_DIR), not in a raw `run` step."""
+    dockerfile = (REPO / "generated" / folder / "e2b.Dockerfile").read_text()
+    runs = [s.args for s in parse(dockerfile) if s.keyword == "RUN" and "pip" in s.args]
+    assert runs == [f"pip install {packages}"]
+    assert "PIP_NO_CACHE_DIR=1" in dockerfile
