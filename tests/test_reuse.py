@@ -98,6 +98,34 @@ def test_merge_rules(project: Path) -> None:
     assert [c.rel for c in app.context] == ["bases/files/two.txt"]
 
 
+def test_package_lists_merge_by_package(project: Path) -> None:
+    """A later item for the same package (another version) replaces the earlier one in place:
+    a spec can pin what its base installs without a 'listed twice' error."""
+    write_tree(
+        project,
+        {
+            "template_specs/bases/py.yaml": """\
+                name: py
+                abstract: true
+                base_image: python:3.11-slim
+                description: a Python base
+                pip_packages: ["numpy==2.1.*", pandas, "Scikit_Learn>=1.5"]
+                npm_packages: ["typescript@5.6.3", "@types/node"]
+                """,
+            "template_specs/app.yaml": """\
+                name: app
+                version: "1.0.0"
+                extends: py
+                pip_packages: ["numpy==2.2.*", scipy, "scikit-learn>=1.6"]
+                npm_packages: ["typescript@^5.7"]
+                """,
+        },
+    )
+    (app,) = catalog(project).templates
+    assert app.spec.pip_packages == ["numpy==2.2.*", "pandas", "scikit-learn>=1.6", "scipy"]
+    assert app.spec.npm_packages == ["typescript@^5.7", "@types/node"]
+
+
 def test_positions_follow_the_file_that_set_a_value(project: Path) -> None:
     write_tree(
         project,

@@ -338,7 +338,7 @@ def test_a_var_using_another_var_is_resolved(project: Path) -> None:
         "workdir: '{{ vars.a }}'\n"
         "env:\n  B: '{{ vars.b }}'\n  PORT: '{{ vars.port }}'\n",
     )
-    assert 'ENV B="x-/srv/app" \\\n    PORT="8001"\n' in dockerfile
+    assert "ENV B=x-/srv/app \\\n    PORT=8001\n" in dockerfile
     assert "WORKDIR /srv/app\n" in dockerfile
     assert "{{" not in dockerfile
 

@@ -4,6 +4,8 @@ Bases apply left to right, then the spec itself:
 - scalars and `ready_cmd`: the later value replaces the earlier one;
 - `env`, `labels`, `vars`, `resources`: merged by key, the later value wins per key;
 - `system_packages`, `tags`: union, earlier items first, no duplicates;
+- `pip_packages`, `npm_packages`: union by package: a later item for the same package (another
+  version) replaces the earlier one in place;
 - `files`: concatenated; a later entry with the same `dest` replaces the earlier one in place;
 - `steps`: the base's steps run first, then the spec's;
 - `smoke`: concatenated; a later check with the same `name` replaces the earlier one in place;
@@ -15,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from boxsmith._internal.spec.fields import npm_name, pip_name
 from boxsmith._internal.spec.located import LDict, LList
 
 __all__ = ["NOT_INHERITED", "merge"]
@@ -51,17 +54,28 @@ def _concat(base: Any, child: Any) -> Any:
 
 
 def _replace_by(field: str) -> Callable[[Any, Any], Any]:
+    """Entries (mappings) with the same `field` value: the later one replaces in place."""
+    return _replace_same(lambda value: value.get(field) if isinstance(value, dict) else None)
+
+
+def _replace_package(name_of: Callable[[str], str]) -> Callable[[Any, Any], Any]:
+    """Package items for the same package (by `name_of`): the later one (its version) replaces
+    the earlier in place."""
+    return _replace_same(lambda value: name_of(value) if isinstance(value, str) else None)
+
+
+def _replace_same(ident_of: Callable[[Any], object]) -> Callable[[Any, Any], Any]:
     def merge_list(base: Any, child: Any) -> Any:
         if not (isinstance(base, LList) and isinstance(child, LList)):
             return child
         entries = base.entries()
         for value, where in child.entries():
-            ident = value.get(field) if isinstance(value, dict) else None
+            ident = ident_of(value)
             hit = next(
                 (
                     i
                     for i, (old, _) in enumerate(entries)
-                    if ident is not None and isinstance(old, dict) and old.get(field) == ident
+                    if ident is not None and ident_of(old) == ident
                 ),
                 None,
             )
@@ -81,6 +95,8 @@ _RULES: dict[str, Callable[[Any, Any], Any]] = {
     "vars": _by_key,
     "resources": _by_key,
     "system_packages": _union,
+    "pip_packages": _replace_package(pip_name),
+    "npm_packages": _replace_package(npm_name),
     "tags": _union,
     "files": _replace_by("dest"),
     "steps": _concat,
