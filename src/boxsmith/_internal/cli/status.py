@@ -10,9 +10,10 @@ local backend (read from its state file, never started); and the last smoke resu
 
 Reads only: it writes no file, starts nothing and asks no network. E2B cloud's channel tags are
 not asked for (use `promote`/`rollback`, which do). A Docker engine that does not answer shows as
-`engine not reachable` in the build column; the command goes on. Exit 1 when generated/ does not
-match the specs (what `boxsmith check` exits 1 on), otherwise 0; builds, publishes and smoke
-runs that are behind are states, not failures.
+`engine not reachable` in the build column, and as `docker not installed` on the base install
+(docker is the `build` extra; the records are then trusted as they are); the command goes on.
+Exit 1 when generated/ does not match the specs (what `boxsmith check` exits 1 on), otherwise 0;
+builds, publishes and smoke runs that are behind are states, not failures.
 """
 
 from __future__ import annotations
@@ -25,13 +26,10 @@ from typing import Any, TextIO
 from boxsmith._internal.backend.datadir import data_dir
 from boxsmith._internal.backend.state_file import tag_rows
 from boxsmith._internal.build.rendered import load_unit
-from boxsmith._internal.docker.client import Engine, EngineError
+from boxsmith._internal.extras import install_hint, not_installed
 from boxsmith._internal.progress import table
-from boxsmith._internal.publish.records import CONTENT_TAG_PREFIX
-from boxsmith._internal.publish.targets import live_builds
 from boxsmith._internal.render.index import INDEX_FILE, Index, VersionEntry, load_index
 from boxsmith._internal.render.pipeline import RenderReport, check_project
-from boxsmith._internal.smoke.container_run import image_problem
 from boxsmith._internal.spec.catalog import Template
 from boxsmith._internal.spec.names import version_tag
 from boxsmith.config import Settings
@@ -42,6 +40,7 @@ __all__ = ["KINDS", "run"]
 KINDS = ("container", "local", "e2b")
 """Smoke kinds: a local container of the built image, a sandbox on the local backend, on E2B."""
 _UNREACHABLE = "engine not reachable"
+_NO_DOCKER = "docker not installed"
 
 
 def run(
@@ -59,7 +58,7 @@ def run(
     templates = report.generation.catalog.select(names, labels)
     path = settings.generated_dir / INDEX_FILE
     index = load_index(path, settings.display(path))
-    engine_problem, builds = _builds(settings, templates)
+    unknown, builds = _builds(settings, templates)
     smoke = _smoke_results(settings)
     channels = _local_channels(settings, index)
     live = _live_local(settings, index, templates)
@@ -69,7 +68,7 @@ def run(
             "version": t.version,
             "spec": t.spec_file,
             "generated": _generated(settings, report, index, t),
-            "build": builds.get(t.ref) or {"status": _UNREACHABLE, "problem": engine_problem},
+            "build": builds.get(t.ref) or dict(unknown or {}),
             "publishes": _publishes(index.entry(t.name, t.version), live),
             "channels": {"local": channels.get(t.name, {})},
             "smoke": {kind: smoke[kind].get(t.ref) for kind in KINDS},
@@ -88,8 +87,8 @@ def run(
         out.write("\n")
     else:
         _print(rows, project, out)
-    if engine_problem:
-        err.write(f"status: {_UNREACHABLE}: {engine_problem}\n")
+    if unknown:
+        err.write(f"status: {unknown['status']}: {unknown['problem']}\n")
     return EXIT_FINDINGS if report.drift or report.tampered else EXIT_OK
 
 
@@ -126,8 +125,9 @@ def _project_drift(settings: Settings, report: RenderReport, claimed: set[str]) 
 
 def _builds(
     settings: Settings, templates: Sequence[Template]
-) -> tuple[str, dict[str, dict[str, Any]]]:
-    """(why the engine did not answer, or "", {ref: the build column}) for each template."""
+) -> tuple[dict[str, str] | None, dict[str, dict[str, Any]]]:
+    """(the build column of every template whose build cannot be read: `engine not reachable` or
+    `docker not installed` and why, or None; {ref: the build column} of the others)."""
     found: dict[str, dict[str, Any]] = {}
     units = {}
     for template in templates:
@@ -136,7 +136,14 @@ def _builds(
         except UsageError:  # not rendered: nothing to build yet
             found[template.ref] = {"status": "not rendered"}
     if not units:
-        return "", found
+        return None, found
+    if not_installed("build"):
+        why = f"local builds are unknown; {install_hint(['build'])}"
+        return {"status": _NO_DOCKER, "problem": why}, found
+    # here, not at the top: docker is the build extra, and status runs on the base install
+    from boxsmith._internal.docker.client import Engine, EngineError
+    from boxsmith._internal.smoke.container_run import image_problem
+
     try:
         # No project: entering the engine would sweep the project's expired containers, and
         # status changes nothing.
@@ -155,8 +162,9 @@ def _builds(
                     )
                 found[ref] = build
     except EngineError as exc:
-        return exc.message, {ref: row for ref, row in found.items() if ref not in units}
-    return "", found
+        unreachable = {"status": _UNREACHABLE, "problem": exc.message}
+        return unreachable, {ref: row for ref, row in found.items() if ref not in units}
+    return None, found
 
 
 def _created(raw: str) -> str | None:
@@ -176,7 +184,12 @@ def _live_local(
     needed = any(
         entry.records("local") for t in templates if (entry := index.entry(t.name, t.version))
     )
-    return live_builds(settings, "local") if needed else None
+    if not needed or not_installed("build"):  # no docker to ask: unknown, the records are trusted
+        return None
+    # here, not at the top: it imports docker (the build extra); status runs on the base install
+    from boxsmith._internal.publish.targets import live_builds
+
+    return live_builds(settings, "local")
 
 
 def _publishes(entry: VersionEntry | None, live: frozenset[str] | None) -> list[dict[str, Any]]:
@@ -211,6 +224,10 @@ def _local_channels(settings: Settings, index: Index) -> dict[str, dict[str, str
                 given.setdefault(name, set()).update([version_tag(version), *p.tags])
     if not ours:
         return {}
+    # here, not at the top: publish's modules load the backend's and docker's, which status
+    # without local records (and on the base install, without docker) never needs
+    from boxsmith._internal.publish.records import CONTENT_TAG_PREFIX
+
     channels: dict[str, dict[str, str]] = {}
     for template_id, tag, build_id in tag_rows(data_dir(settings.root)):
         owner = ours.get(template_id)
