@@ -5,6 +5,9 @@ public surface is `__all__` here and `boxsmith.sandbox`, guarded by tests/test_p
 everything under `boxsmith._internal` may change without notice. The stage entry points are
 imported on first use: the spec models and Jinja take about 200 ms to import, and every CLI
 command imports this package, including a no-change `boxsmith check` that never needs them.
+
+Everything here runs on the base install (`pip install boxsmith`: pyyaml, pydantic, jinja2,
+tomlkit); `boxsmith.sandbox` needs the `e2b` extra (`pip install 'boxsmith[e2b]'`).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+__version__ = "0.1.0"  # the package's version too (pyproject.toml reads it from here)
 
 _EXPORTS = {
     "BoxsmithError": "boxsmith.errors",
