@@ -265,7 +265,9 @@ def test_the_base_install(built: dict[str, Path], project: Path, tmp_path: Path)
     key = {"E2B_API_KEY": "not-a-key", "E2B_DOMAIN": "e2b.invalid"}  # stops before the network
     needs(boxsmith(bin_dir, project, "publish", "--target", "e2b", env=key), "e2b")
     needs(boxsmith(bin_dir, project, "backend", "serve", "--port", str(free_port())), "backend")
-    needs(boxsmith(bin_dir, project, "release", "--target", "local"), "all")
+    released = boxsmith(bin_dir, project, "release", "--target", "local")
+    for extra in ("lint", "build", "e2b"):  # every stage's
+        needs(released, extra)
 
 
 @pytest.mark.slow

@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 from e2b import Sandbox, Template
 
+from boxsmith._internal.build.composite import build_key
+from boxsmith._internal.build.rendered import load_unit
 from boxsmith._internal.publish.targets import connect
 from boxsmith._internal.render.folder import RenderedFile, content_hash
 from boxsmith._internal.render.template_py import py_str
@@ -411,3 +413,28 @@ def test_turning_it_on_after_a_clean_check_is_drift(project: Path) -> None:
     stale = cli(project, "check")
     assert stale.code == 1, stale.out + stale.err
     assert "generated/pyt/1.0.0/template.py" in stale.out
+
+
+def test_importing_it_leaves_bytecode_that_is_not_drift(project: Path) -> None:
+    """`import template` (the README says it works) writes __pycache__/ beside it: neither
+    foreign output for render and check nor part of the local build key."""
+    _project(project)
+    assert cli(project, "render").code == 0
+    folder = project / "generated/pyt/1.0.0"
+    unit = load_unit(load_settings(project), load_catalog(load_settings(project)).templates[0])
+    key = build_key(unit, "sha256:parity")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    imported = subprocess.run(
+        [sys.executable, "-c", "import template"], cwd=folder, env=env, check=False
+    )
+    assert imported.returncode == 0
+    assert list((folder / "__pycache__").glob("template.*.pyc"))
+    checked = cli(project, "check")
+    assert checked.code == 0, checked.out + checked.err
+    again = cli(project, "render")
+    assert "foreign" not in again.out + again.err
+    assert build_key(unit, "sha256:parity") == key
+    # turning template_py off and on changes no build key either
+    (folder / "template.py").unlink()
+    assert build_key(unit, "sha256:parity") == key

@@ -24,7 +24,7 @@ from boxsmith._internal.build.parity import PARITY_VERSION, SCRIPT_IN_IMAGE, ca_
 from boxsmith._internal.build.rendered import BuildUnit
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.dockerfile.source_map import SourceMap
-from boxsmith._internal.render import DOCKERFILE, TOML
+from boxsmith._internal.render import DOCKERFILE, TEMPLATE_PY, TOML
 from boxsmith._internal.render.folder import render_template, unstamp_publish
 from boxsmith.errors import BoxsmithError
 
@@ -74,6 +74,8 @@ def _files_digest(folder: Path) -> str:
     digest = hashlib.sha256()
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         rel = path.relative_to(folder).as_posix()
+        if rel == TEMPLATE_PY or "__pycache__" in rel.split("/"):
+            continue  # the pair as code, and its bytecode: nothing the image is built from
         executable = int(os.access(path, os.X_OK))
         data = path.read_bytes()
         if rel == TOML:

@@ -5,7 +5,8 @@ The generated folder holds the rendered versions of the current specs, every pub
 files the index records (`owned`). Any other file in a template's folders is `foreign`: never
 deleted, reported by `render` and as drift by `check`, for a person to remove. Files beside the
 template folders (a README.md, .gitattributes) and what a checkout or a desktop leaves anywhere
-(.gitkeep, .DS_Store) are not output at all: left alone and not reported. `claim` refuses a
+(.gitkeep, .DS_Store, the __pycache__/ an `import template` leaves) are not output at all: left
+alone and not reported. `claim` refuses a
 generated folder that is not boxsmith's to write at all (the project itself, a folder holding the
 specs or a repository, a non-empty folder without an index).
 """
@@ -29,6 +30,8 @@ __all__ = ["Action", "Change", "DesiredFile", "OutputError", "apply", "claim", "
 _PLACEHOLDERS = frozenset({".gitkeep", ".keep"})
 # Files a checkout or a desktop leaves anywhere: neither boxsmith's nor a person's output.
 _LITTER = _PLACEHOLDERS | {".DS_Store", "Thumbs.db", "desktop.ini"}
+# Folders Python leaves beside a module it imported (`import template`, template_py = true).
+_CACHES = frozenset({"__pycache__"})
 
 
 class OutputError(BoxsmithError):
@@ -109,7 +112,8 @@ def plan(
         changes.append(Change(action, rel, old, want.content, want.executable))
     kept = tuple(k.rstrip("/") + "/" for k in keep)
     scoped = None if scope is None else tuple(s.rstrip("/") + "/" for s in scope)
-    for folder, _dirs, names in os.walk(base):
+    for folder, dirs, names in os.walk(base):
+        dirs[:] = [d for d in dirs if d not in _CACHES]
         prefix = os.path.relpath(folder, base).replace(os.sep, "/")
         for name in names:
             rel = name if prefix == "." else f"{prefix}/{name}"
