@@ -171,6 +171,13 @@ CASES = [
          "npm_pkgs: unknown key 'npm_pkgs'", "did you mean 'npm_packages'?"),
     case("pip-packages-hyphen", app("pip-packages: [numpy]\n"), f"{SPEC}:5:1",
          "unknown key 'pip-packages'", "did you mean 'pip_packages'?"),
+    # another tool's word for a key: what it means, not the nearest spelling (pip_packages)
+    case("apt-packages-means-system", app("apt_packages: [curl]\n"), f"{SPEC}:5:1",
+         "unknown key 'apt_packages'", "did you mean 'system_packages'?"),
+    case("python-packages-means-pip", app("python_packages: [numpy]\n"), f"{SPEC}:5:1",
+         "unknown key 'python_packages'", "did you mean 'pip_packages'?"),
+    case("node-packages-means-npm", app("node_packages: [typescript]\n"), f"{SPEC}:5:1",
+         "unknown key 'node_packages'", "did you mean 'npm_packages'?"),
     case("missing-name", app(name=None), f"{SPEC}:1:1", "required key 'name' is missing",
          "add `name:` here"),
     case("copy-whole-spec-folder", app("files:\n  - {src: ./, dest: /app}\n"), f"{SPEC}:6:11",

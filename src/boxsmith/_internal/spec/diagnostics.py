@@ -41,9 +41,27 @@ def issue_at(where: Pos, message: str, hint: str, path: str = "") -> Issue:
     return Issue(where.file, where.line, where.column, message, hint, path)
 
 
+# Words other tools use for a key of ours, which spelling alone would match to another key
+# (`apt_packages` is closest to `pip_packages`).
+_SYNONYMS = {
+    "apt_packages": "system_packages",
+    "apt": "system_packages",
+    "packages": "system_packages",
+    "python_packages": "pip_packages",
+    "pip": "pip_packages",
+    "node_packages": "npm_packages",
+    "npm": "npm_packages",
+}
+
+
 def suggest(word: str, choices: Iterable[str]) -> str:
-    """`did you mean 'x'?` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
+    """`did you mean 'x'?` for the closest choice (or the key another tool's word means), or an
+    empty string."""
+    options = sorted(set(choices))
+    meant = _SYNONYMS.get(word.lower())
+    if meant in options:
+        return f"did you mean {meant!r}?"
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else ""
 
 
