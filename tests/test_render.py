@@ -1,9 +1,13 @@
-"""Rendering: Dockerfile instructions, e2b.toml, determinism, SDK acceptance."""
+"""Rendering: Dockerfile instructions, e2b.toml, determinism, SDK acceptance.
+
+One test, marked `docker`, builds what it renders (`boxsmith build`) to see the image get it.
+"""
 
 from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import tomllib
 from pathlib import Path
 from textwrap import dedent
@@ -15,7 +19,13 @@ from boxsmith._internal.dockerfile.parse import parse
 from boxsmith._internal.render.folder import environment, render_template, stamp_publish
 from boxsmith._internal.spec.catalog import Template, load_catalog
 from boxsmith.config import load_settings
+from tests import test_build_smoke
 from tests.helpers import write_tree
+from tests.test_build_smoke import Project
+
+docker_client = test_build_smoke.docker_client  # the engine client, or a skip without one
+token = test_build_smoke.token
+built_project = test_build_smoke.project  # its images are removed after the test
 
 
 def only(root: Path) -> Template:
@@ -87,12 +97,79 @@ def test_run_as_user_switches_back_and_chmod_runs_as_root(project: Path) -> None
         "USER user",
         "COPY --chown=user:user tool.sh /usr/local/bin/tool",
         "USER root",
-        'RUN chmod 0755 "/usr/local/bin/tool"',
+        "RUN chmod 0755 /usr/local/bin/tool",
         "USER user",
         "RUN whoami",
         "WORKDIR /home/user",
         "USER user",
     ]
+
+
+# A copied file's dest, the word of the chmod after its COPY, and the path `sh` reads from that
+# word with SUB=bin: the path Docker's COPY writes (it substitutes $SUB and ${SUB} in the dest and
+# takes a backtick as it is). Bare when plain, else double-quoted with non-ASCII as it is.
+CHMOD_WORDS = {
+    "/usr/local/bin/tool": ("/usr/local/bin/tool", "/usr/local/bin/tool"),
+    "/opt/$SUB/outil-é": ('"/opt/$SUB/outil-é"', "/opt/bin/outil-é"),
+    "/srv/ça va/${SUB} `id`.sh": ('"/srv/ça va/${SUB} \\`id\\`.sh"', "/srv/ça va/bin `id`.sh"),
+    "/tmp/a&b;(c)": ('"/tmp/a&b;(c)"', "/tmp/a&b;(c)"),
+}
+
+
+def test_chmod_after_a_copy_names_its_dest_as_one_shell_word(project: Path) -> None:
+    """The chmod that gives a copied file its mode quotes the dest for the shell, not as JSON
+    (`\\u00e9` is no escape there, a backtick would run a command); `$VAR` stays live."""
+    files = "".join(
+        f"  - {{src: t.sh, dest: {json.dumps(dest, ensure_ascii=False)}, mode: '0750'}}\n"
+        for dest in CHMOD_WORDS
+    )
+    write_tree(
+        project, {"template_specs/app.yaml": APP + "files:\n" + files, "template_specs/t.sh": ""}
+    )
+    runs = [s.args for s in parse(dockerfile(project)) if s.keyword == "RUN"]
+    assert runs == [f"chmod 0750 {word}" for word, _ in CHMOD_WORDS.values()]
+    for word, path in CHMOD_WORDS.values():
+        read = subprocess.run(
+            ["sh", "-c", f"printf %s {word}"],
+            env={"SUB": "bin", "PATH": "/usr/bin:/bin"},
+            capture_output=True,
+            check=True,
+        )
+        assert (read.stdout.decode(), read.stderr) == (path, b"")
+
+
+@pytest.mark.docker
+def test_a_copied_file_gets_its_mode_in_the_image_whatever_its_dest_holds(
+    built_project: Project,
+) -> None:
+    """`boxsmith build`: each file is where Docker's COPY put it ($SUB substituted, non-ASCII
+    and a backtick as they are) with its mode, copied as root or as its owner."""
+    name = built_project.spec(
+        "modes",
+        """\
+        env: {SUB: bin}
+        files:
+          - {src: t.sh, dest: /opt/$SUB/outil-é, mode: "0750"}
+        steps:
+          - user: user
+          - copy:
+              src: t.sh
+              dest: "/home/user/ça va/${SUB} `id`.sh"
+              mode: "0700"
+              owner: user:user
+        smoke:
+          - name: modes
+            command: stat -c '%a %U %n' /opt/bin/outil-é '/home/user/ça va/bin `id`.sh'
+            stdout: "^750 root /opt/bin/outil-é\\n700 user /home/user/ça va/bin `id`.sh$"
+        """,
+        **{"t.sh": "#!/bin/sh\n"},
+    )
+    built_project.render()
+    run, entry = built_project.build(name)
+    assert run.code == 0, run.err
+    assert entry["status"] == "built"
+    smoke = built_project.cli("smoke", "--local", name)
+    assert smoke.code == 0, smoke.out + smoke.err
 
 
 def test_paths_with_spaces_use_json_copy(project: Path) -> None:

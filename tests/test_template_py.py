@@ -36,6 +36,7 @@ from boxsmith._internal.smoke.sandbox_target import SandboxTarget
 from boxsmith._internal.spec.catalog import load_catalog
 from boxsmith.config import load_settings
 from tests.helpers import MINIMAL, cli, write_tree
+from tests.test_render import CHMOD_WORDS
 
 REPO = Path(__file__).resolve().parents[1]
 RUFF = Path(sys.executable).with_name("ruff")
@@ -129,18 +130,26 @@ def _pair_template(folder: Path) -> Any:
     return template
 
 
-_CHMOD = re.compile(r'chmod ([0-7]{4}) "(.*)"')
+_CHMOD = re.compile(r'chmod ([0-7]{4}) ("(?:[^"\\]|\\.)*"|[^\s"]+)')
+
+
+def _path(word: str) -> str:
+    """The path in a chmod's word as `sh` reads it (bare, or double-quoted with `\\`, `"`
+    and a backtick escaped), `$VAR` kept as the SDK keeps it in a COPY's dest."""
+    if word.startswith('"'):
+        return re.sub(r"\\(.)", r"\1", word[1:-1])
+    return word
 
 
 def _fold_chmod(steps: list[dict[str, Any]], i: int, user: str) -> int:
     """For the COPY at `i` of the parsed steps: the chmod boxsmith writes after it (USER root,
-    RUN chmod MODE "dest", USER back when the user is not root) made its mode; the index of
+    RUN chmod MODE dest, USER back when the user is not root) made its mode; the index of
     the step after them (`i + 1` when there is no such chmod)."""
     around = user != "root"
     at = i + 2 if around else i + 1
     chmod = steps[at] if at < len(steps) and steps[at]["type"] == "RUN" else None
     match = _CHMOD.fullmatch(chmod["args"][0]) if chmod else None
-    if match is None or match[2] != steps[i]["args"][1]:
+    if match is None or _path(match[2]) != steps[i]["args"][1]:
         return i + 1
     if around:
         assert (steps[i + 1]["args"], steps[at + 1]["args"]) == (["root"], [user])
@@ -292,6 +301,27 @@ def test_long_calls_split_and_every_value_survives(project: Path) -> None:
     _tidy(folder / "template.py")
     _assert_same_steps(folder)
     assert "mode=" not in (folder / "template.py").read_text()
+
+
+def test_a_chmod_folds_into_the_copy_mode_whatever_the_dest_holds(project: Path) -> None:
+    """The chmod after a COPY is read back as the copy's `mode=` whether its dest is bare or
+    double-quoted (`$VAR`, non-ASCII, a space, a backtick), as root or around a USER."""
+    files = "".join(
+        f"  - {{src: files/hello.sh, dest: {json.dumps(dest, ensure_ascii=False)}, mode: '0750'}}\n"
+        for dest in CHMOD_WORDS
+    )
+    copy = "{src: files/hello.sh, dest: '/home/user/é $SUB', mode: '0700'}"
+    step = f"steps:\n  - user: user\n  - copy: {copy}\n"
+    _project(project, spec=MINIMAL.format(name="pyt") + "files:\n" + files + step)
+    assert cli(project, "render").code == 0
+    folder = project / "generated/pyt/1.0.0"
+    code = (folder / "template.py").read_text()
+    assert "chmod" not in code
+    for dest in CHMOD_WORDS:
+        assert f".copy({py_str('files/hello.sh')}, {py_str(dest)}, mode=0o750)" in code
+    assert '"/home/user/é $SUB", mode=0o700)' in code
+    _tidy(folder / "template.py")
+    _assert_same_steps(folder)
 
 
 def test_a_copied_file_named_template_py_is_refused(project: Path) -> None:

@@ -5,7 +5,7 @@ FROM debian:bookworm-slim
 USER root
 ENV GREETING="hello from boxsmith"
 COPY debian-minimal/heartbeat.sh /usr/local/bin/heartbeat
-RUN chmod 0755 "/usr/local/bin/heartbeat"
+RUN chmod 0755 /usr/local/bin/heartbeat
 RUN mkdir -p /opt/boxsmith && echo "$GREETING" > /opt/boxsmith/greeting
 WORKDIR /opt/boxsmith
 WORKDIR /home/user

@@ -7,7 +7,7 @@ RUN apt-get update \
     && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends curl \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 COPY nextjs-developer/compile_page.sh /compile_page.sh
-RUN chmod 0755 "/compile_page.sh"
+RUN chmod 0755 /compile_page.sh
 WORKDIR /home/user/nextjs-app
 RUN npx create-next-app@14.2.20 . --ts --tailwind --no-eslint --import-alias "@/*" --use-npm --no-app --no-src-dir
 COPY nextjs-developer/_app.tsx /home/user/nextjs-app/pages/_app.tsx

@@ -11,6 +11,6 @@ RUN apt-get update \
     && apt-get clean && rm -rf /var/lib/apt/lists/*
 RUN pip install ipykernel jupyter_kernel_gateway matplotlib numpy pandas scipy
 COPY python-data/start-kernel.sh /usr/local/bin/start-kernel
-RUN chmod 0755 "/usr/local/bin/start-kernel"
+RUN chmod 0755 /usr/local/bin/start-kernel
 WORKDIR /home/user
 USER user

@@ -11,6 +11,7 @@ starting in a folder a later step deleted. Each instruction remembers the spec p
 from __future__ import annotations
 
 import json
+import re
 import shlex
 
 from boxsmith._internal.dockerfile.quoting import env_value
@@ -19,7 +20,7 @@ from boxsmith._internal.spec.catalog import Template
 from boxsmith._internal.spec.models import TemplateSpec
 from boxsmith._internal.spec.steps import FileEntry, RunStep
 
-__all__ = ["instructions"]
+__all__ = ["chmod_command", "instructions"]
 
 ROOT = "root"
 APT_INSTALL = "DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends"
@@ -39,6 +40,17 @@ def _copy_args(src: str, dest: str, owner: str | None) -> str:
     if any(ch.isspace() for ch in src + dest):
         return flag + json.dumps([src, dest])
     return f"{flag}{src} {dest}"
+
+
+def chmod_command(mode: str, dest: str) -> str:
+    """The chmod that gives the file a COPY wrote to `dest` its mode. `dest` is one shell word:
+    bare when it is plain (`shlex.quote` leaves it as it is), else in double quotes, non-ASCII
+    as it is, `\\`, `"` and a backtick escaped. `$VAR` stays live: Docker's COPY substitutes it
+    in the destination (E2B's copy script too), so the shell must name the same path."""
+    if shlex.quote(dest) == dest:
+        return f"chmod {mode} {dest}"
+    escaped = re.sub(r'([\\"`])', r"\\\1", dest)
+    return f'chmod {mode} "{escaped}"'
 
 
 class _Builder:
@@ -64,7 +76,7 @@ class _Builder:
     def copy(self, entry: FileEntry, src: str, source: tuple[str | int, ...]) -> None:
         self.add("COPY", _copy_args(src, entry.dest, entry.owner), source)
         if entry.mode:
-            self.as_user(ROOT, "RUN", f"chmod {entry.mode} {json.dumps(entry.dest)}", source)
+            self.as_user(ROOT, "RUN", chmod_command(entry.mode, entry.dest), source)
 
 
 def _install(command: str, packages: list[str]) -> str:

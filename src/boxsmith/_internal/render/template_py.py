@@ -19,7 +19,6 @@ joining it again at any line length.
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Iterator, Sequence
@@ -27,6 +26,7 @@ from dataclasses import dataclass
 
 from boxsmith._internal.dockerfile.parse import Statement, parse
 from boxsmith._internal.dockerfile.source_map import Instruction
+from boxsmith._internal.render.instructions import chmod_command
 from boxsmith._internal.spec.catalog import Template
 from boxsmith._internal.spec.checks import ReadyCheck
 from boxsmith._internal.spec.names import version_tag
@@ -35,7 +35,7 @@ __all__ = ["Call", "Raw", "builder_calls", "chain_lines", "context", "py_str"]
 
 WIDTH = 88  # ruff's default line length
 _INDENT = "    "
-_CHMOD = re.compile(r"chmod ([0-7]{3,4}) (\".*\")")
+_CHMOD = re.compile(r"chmod ([0-7]{3,4}) ")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,15 +138,17 @@ def _run(instruction: Instruction) -> Call:
 
 
 def _mode(group: Sequence[Instruction], dest: str) -> str | None:
-    """The mode of the chmod boxsmith writes after a COPY (`USER root`, `RUN chmod MODE "dest"`,
-    `USER back` around it when needed), or None when `group` is something else."""
+    """The mode of the chmod boxsmith writes after a COPY (`USER root`, `RUN chmod MODE dest`,
+    `USER back` around it when needed; `dest` bare or double-quoted, as `chmod_command` writes
+    it), or None when `group` is something else."""
     keywords = [i.keyword for i in group]
     if keywords not in (["RUN"], ["USER", "RUN", "USER"]):
         return None
     if len(group) == 3 and (group[0].args != "root" or group[2].args == "root"):
         return None
-    match = _CHMOD.fullmatch(group[len(group) // 2].args)
-    if match is None or json.loads(match[2]) != dest:
+    command = group[len(group) // 2].args
+    match = _CHMOD.match(command)
+    if match is None or command != chmod_command(match[1], dest):
         return None
     return match[1]
 
