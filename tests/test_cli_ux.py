@@ -197,14 +197,24 @@ def test_verbose_names_the_project_root_and_times_every_line(minimal_project: Pa
 
 
 def test_verbose_says_where_the_root_was_found(
-    minimal_project: Path, monkeypatch: pytest.MonkeyPatch
+    minimal_project: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     here = minimal_project / "template_specs"
     monkeypatch.chdir(here)
     out, err = io.StringIO(), io.StringIO()
     assert main(["validate", "--verbose"], out=out, err=err) == EXIT_OK
     root = minimal_project.resolve()
-    assert f"project root {root} (found from {here.resolve()})" in err.getvalue()
+    found = f"project root {root} (found from {here.resolve()}: it holds template_specs/)"
+    assert found in err.getvalue()
+    # no project above: said so, not "found"
+    elsewhere = tmp_path_factory.mktemp("no-project")
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("BOXSMITH_SPECS_DIR", str(minimal_project / "template_specs"))
+    err = io.StringIO()
+    main(["validate", "--verbose"], out=io.StringIO(), err=err)
+    assert "(no project found from here up: the current folder)" in err.getvalue()
 
 
 class _Terminal(io.StringIO):

@@ -13,9 +13,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Mapping
@@ -73,14 +75,30 @@ def _until(condition: str, probe: object, limit: float = 180.0) -> None:
         time.sleep(0.2)
 
 
-def _line_with(stream: object, text: str) -> str:
+def _line_with(stream: object, text: str, limit: float = 60.0) -> str:
     """Read lines from `stream` until one contains `text` (it is printed before the process
-    blocks, so this returns); fail at end of stream."""
+    blocks, so this returns); fail at end of stream, or after `limit` seconds without it (a
+    bound on a hang: a process that blocks without saying so would keep the stream open)."""
     assert hasattr(stream, "readline")
-    seen = []
-    while line := stream.readline():
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        while line := stream.readline():
+            lines.put(str(line))
+        lines.put("")  # end of stream
+
+    threading.Thread(target=read, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + limit
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            line = lines.get(timeout=left)
+        except queue.Empty:
+            break
+        if not line:
+            break
         if text in line:
-            return str(line)
+            return line
         seen.append(line)
     raise AssertionError(f"{text!r} never came; stderr was:\n{''.join(seen)}")
 
@@ -88,10 +106,14 @@ def _line_with(stream: object, text: str) -> str:
 # -- the project lock --------------------------------------------------------------------------
 
 
-def test_a_second_run_waits_for_the_holder_named_on_stderr(minimal_project: Path) -> None:
+@pytest.mark.parametrize("quiet", [False, True], ids=["normal", "quiet"])
+def test_a_second_run_waits_for_the_holder_named_on_stderr(
+    minimal_project: Path, quiet: bool
+) -> None:
+    """Also under -q, which holds other lines until the end: a wait is said while it lasts."""
     settings = load_settings(minimal_project)
     with hold(settings, "test-holder"):
-        render = _start(minimal_project, "render")
+        render = _start(minimal_project, *(["-q"] if quiet else []), "render")
         assert render.stderr is not None
         line = _line_with(render.stderr, "waiting for")
         assert f"pid {os.getpid()} (test-holder) since " in line
@@ -100,7 +122,8 @@ def test_a_second_run_waits_for_the_holder_named_on_stderr(minimal_project: Path
         assert not (minimal_project / "generated").exists()
     out, rest = render.communicate(timeout=120)
     assert render.returncode == 0, rest
-    assert "create    generated/app/1.0.0/e2b.toml" in out
+    if not quiet:
+        assert "create    generated/app/1.0.0/e2b.toml" in out
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])

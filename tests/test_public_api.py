@@ -33,7 +33,7 @@ def test_config_api_does_not_drift() -> None:
     import boxsmith.config
 
     assert sorted(boxsmith.config.__all__) == [
-        "Settings", "find_root", "load_settings", "project_id",
+        "Settings", "find_root", "load_settings", "project_id", "root_marker",
     ]  # fmt: skip
 
 

@@ -40,7 +40,7 @@ from pathlib import Path
 
 from boxsmith.errors import UsageError
 
-__all__ = ["Settings", "find_root", "load_settings", "project_id"]
+__all__ = ["Settings", "find_root", "load_settings", "project_id", "root_marker"]
 
 _log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def find_root(start: Path | str | None = None) -> Path:
     """
     here = Path(start if start is not None else Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        why = _marker(folder)
+        why = root_marker(folder)
         if why:
             _log.debug("project root %s (it holds %s)", folder, why)
             return folder
@@ -128,8 +128,9 @@ def find_root(start: Path | str | None = None) -> Path:
 _TOOL_TABLE = b"[tool.boxsmith"
 
 
-def _marker(folder: Path) -> str:
-    """What makes `folder` a project root ("" when nothing does)."""
+def root_marker(folder: Path) -> str:
+    """What makes `folder` a project root ("" when nothing does): `template_specs/` or
+    `pyproject.toml with [tool.boxsmith]`."""
     if (folder / _SPECS).is_dir():
         return f"{_SPECS}/"
     pyproject = folder / "pyproject.toml"

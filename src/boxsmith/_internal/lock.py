@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from boxsmith._internal.progress import say_now
 from boxsmith.config import Settings
 from boxsmith.errors import BoxsmithError
 
@@ -108,10 +109,11 @@ def _take(path: Path, shown: str, command: str, no_wait: bool, err: TextIO | Non
             who = holder(path)
             if no_wait:
                 raise _busy(shown, who) from None
-            if err is not None:
-                err.write(
+            if err is not None:  # at once, also under -q: the command may wait a long time
+                say_now(
+                    err,
                     f"waiting for {who} to finish: it holds this project's lock ({shown}); "
-                    "Ctrl-C stops waiting\n"
+                    "Ctrl-C stops waiting\n",
                 )
                 err.flush()
             fcntl.flock(fd, fcntl.LOCK_EX)

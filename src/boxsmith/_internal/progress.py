@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from rich.progress import Progress as RichProgress
     from rich.progress import TaskID
 
-__all__ = ["Progress", "Stderr", "Verbosity", "table", "verbosity"]
+__all__ = ["Progress", "Stderr", "Verbosity", "say_now", "table", "verbosity"]
 
 
 class Verbosity(enum.IntEnum):
@@ -39,6 +39,14 @@ class Verbosity(enum.IntEnum):
     QUIET = -1
     NORMAL = 0
     VERBOSE = 1
+
+
+def say_now(stream: TextIO, text: str) -> None:
+    """`text` on `stream` at once (`Stderr.now`), whatever its verbosity."""
+    if isinstance(stream, Stderr):
+        stream.now(text)
+    else:
+        stream.write(text)
 
 
 def verbosity(stream: TextIO) -> Verbosity:
@@ -79,6 +87,12 @@ class Stderr(io.TextIOBase, TextIO):
             else:
                 self._emit(text)
         return len(text)
+
+    def now(self, text: str) -> None:
+        """Write `text` at once, also when quiet: a line a person must see while the command
+        waits (for another run's lock, say), not only once it ends."""
+        with self._lock:
+            self._emit(self._stamped(text) if self.verbosity is Verbosity.VERBOSE else text)
 
     def flush(self) -> None:
         with self._lock:

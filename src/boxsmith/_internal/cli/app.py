@@ -21,14 +21,10 @@ from boxsmith import __version__
 from boxsmith._internal.cli.outcome import run_command
 from boxsmith._internal.cli.parser import build_parser
 from boxsmith._internal.progress import Stderr, Verbosity
-from boxsmith.config import Settings, load_settings
+from boxsmith.config import Settings, load_settings, root_marker
 from boxsmith.errors import EXIT_INFRA, EXIT_OK, EXIT_STDOUT_CLOSED
 
 __all__ = ["COMMANDS", "build_parser", "entry", "main"]
-
-"""128 + SIGPIPE: what a shell reports for git or cat when the reader of their output stops
-early (`| head`), as 130 is 128 + SIGINT. Not 0, as ruff chooses: a build that failed before its
-table met a closed pipe must not pass for a success (README, "Exit codes")."""
 
 Command = Callable[[Settings, argparse.Namespace, TextIO, TextIO], int]
 """Call one command's `run()` with the parsed arguments; its exit code."""
@@ -204,9 +200,9 @@ def _backend(settings: Settings, args: argparse.Namespace, out: TextIO, err: Tex
     )
 
 
-def _init(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    """init makes a project in DIR (relative to where it runs, or -C's folder): the project
-    found from here, if any, is not the one it writes."""
+def _init(_: Settings | None, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """init makes a project in DIR (relative to where it runs, or -C's folder); it reads no
+    settings: the project found from here, if any, is not the one it writes."""
     from boxsmith._internal.cli import init  # lazy: see the note above
 
     here = Path(args.root).resolve() if args.root else Path.cwd()
@@ -240,7 +236,7 @@ def _status(settings: Settings, args: argparse.Namespace, out: TextIO, err: Text
 
 
 COMMANDS: Mapping[str, Command] = {
-    "init": _init,
+    "init": _init,  # reads no settings (`_run`)
     "validate": _validate,
     "render": _render,
     "check": _check,
@@ -311,23 +307,35 @@ def _verbosity(args: argparse.Namespace) -> Verbosity:
 
 
 def _run(command: Command, args: argparse.Namespace, out: _Stdout, err: Stderr) -> int:
-    """Call `command`; EXIT_STDOUT_CLOSED when the reader of stdout went away."""
+    """Call `command`; EXIT_STDOUT_CLOSED when the reader of stdout went away (before the
+    command ended; after, its own code stands: a failure is not hidden behind a closed pipe)."""
+    if command is _init:  # it makes a project: the one around it, if any, is not read
+        return _init(None, args, out, err)
     settings = _settings(args)
     if err.verbosity is Verbosity.VERBOSE:
-        found = "-C" if args.root else f"found from {Path.cwd()}"
+        found = "-C" if args.root else _how_found(settings.root)
         err.write(
             f"boxsmith {__version__}: {args.command}; project root {settings.root} ({found}); "
             f"specs {settings.display(settings.specs_dir)}/, generated "
             f"{settings.display(settings.generated_dir)}/\n"
         )
+    code = EXIT_STDOUT_CLOSED
     try:
         code = command(settings, args, out, err)
         out.flush()  # now, while it can still be told from a failure
     except BrokenPipeError:
         if not out.gone:
             raise
-        return EXIT_STDOUT_CLOSED
+        return code if code != EXIT_OK else EXIT_STDOUT_CLOSED
     return code
+
+
+def _how_found(root: Path) -> str:
+    """How the root of a run without -C was found, for -v."""
+    here = Path.cwd().resolve()
+    if root == here and not root_marker(root):
+        return "no project found from here up: the current folder"
+    return f"found from {here}: it holds {root_marker(root)}"
 
 
 class _Stdout(io.TextIOBase, TextIO):
