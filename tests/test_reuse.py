@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from boxsmith._internal.spec.catalog import Catalog, load_catalog
 from boxsmith.config import load_settings
+from boxsmith.errors import SpecError
 from tests.helpers import write_tree
 
 BASES = {
@@ -236,3 +239,24 @@ def test_catalog_is_reused_only_while_inputs_are_unchanged(project: Path) -> Non
     spec = project / "template_specs/app.yaml"
     spec.write_text(spec.read_text().replace('"1.0.0"', '"1.0.1"'))  # same size, same inode
     assert catalog(project).templates[0].version == "1.0.1"
+
+
+def test_a_spec_that_lists_a_package_twice_is_told_so_also_over_a_base(project: Path) -> None:
+    """Merging replaces what a base listed, never one of the spec's own items by another: the
+    spec's own duplicate stays an error, as without a base."""
+    write_tree(
+        project,
+        {
+            "template_specs/bases/py.yaml": (
+                "name: py\nabstract: true\nbase_image: python:3.11-slim\n"
+                "description: a Python base\npip_packages: [numpy]\n"
+            ),
+            "template_specs/app.yaml": (
+                'name: app\nversion: "1.0.0"\nextends: py\n'
+                'pip_packages: ["numpy==1.26.*", "numpy>=2"]\n'
+            ),
+        },
+    )
+    with pytest.raises(SpecError) as raised:
+        catalog(project)
+    assert "numpy is listed twice: 'numpy==1.26.*' and 'numpy>=2'" in raised.value.format()

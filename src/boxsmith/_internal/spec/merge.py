@@ -69,13 +69,15 @@ def _replace_same(ident_of: Callable[[Any], object]) -> Callable[[Any, Any], Any
         if not (isinstance(base, LList) and isinstance(child, LList)):
             return child
         entries = base.entries()
+        # only what the base listed is replaced, each once: the child's own stay as written
+        inherited = set(range(len(entries)))
         for value, where in child.entries():
             ident = ident_of(value)
             hit = next(
                 (
                     i
                     for i, (old, _) in enumerate(entries)
-                    if ident is not None and ident_of(old) == ident
+                    if i in inherited and ident is not None and ident_of(old) == ident
                 ),
                 None,
             )
@@ -83,6 +85,7 @@ def _replace_same(ident_of: Callable[[Any], object]) -> Callable[[Any, Any], Any
                 entries.append((value, where))
             else:
                 entries[hit] = (value, where)
+                inherited.discard(hit)
         return LList(child.pos, entries)
 
     return merge_list
