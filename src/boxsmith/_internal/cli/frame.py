@@ -113,7 +113,7 @@ def verbosity_options(parser: argparse.ArgumentParser, default: object = False) 
         action="store_true",
         default=default,
         help="on stderr only warnings and errors; when the command fails, what it said (no "
-        "progress); results on stdout as always",
+        "progress); results on stdout (render -q also leaves out identical files)",
     )
 
 
