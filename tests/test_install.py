@@ -28,8 +28,9 @@ from pathlib import Path
 import pytest
 
 from boxsmith._internal.cli.outcome import run_command
-from boxsmith._internal.extras import MODULES, missing_module
+from boxsmith._internal.extras import MODULES, missing_module, require
 from boxsmith._internal.lint.hadolint import find_hadolint
+from boxsmith._internal.render.index import INDEX_FILE, PublishRecord, load_index
 from boxsmith.errors import UsageError
 from tests.helpers import MINIMAL, free_port, write_tree
 
@@ -54,7 +55,7 @@ def dists(factory: pytest.TempPathFactory) -> dict[str, Path]:
     out = factory.getbasetemp() / "boxsmith-dist"
     if not out.is_dir():
         source = factory.mktemp("boxsmith-source")
-        for name in ("pyproject.toml", "README.md"):
+        for name in ("pyproject.toml", "README.md", "LICENSE"):  # what the build reads
             shutil.copy2(ROOT / name, source / name)
         junk = shutil.ignore_patterns("__pycache__", "*.egg-info", ".mypy_cache")
         shutil.copytree(ROOT / "src", source / "src", ignore=junk)
@@ -162,12 +163,36 @@ def _has_hadolint(folder: str) -> bool:
 
 def needs(done: Done, extra: str) -> None:
     """`done` stopped for a missing extra: exit 2, an install with `extra` named, no traceback."""
+    assert extra in named(done), done.err
+
+
+def named(done: Done) -> list[str]:
+    """The extras `done` asks to install: it stopped for them (exit 2, no traceback)."""
     assert done.code == 2, done.out + done.err
-    named = re.search(r"^  fix: pip install 'boxsmith\[([a-z0-9,]+)\]' ", done.err, re.M)
-    assert named, done.err
-    assert extra in named[1].split(","), done.err
+    hint = re.search(r"^  fix: pip install 'boxsmith\[([a-z0-9,]+)\]' ", done.err, re.M)
+    assert hint, done.err
     assert "Traceback" not in done.err
     assert "internal error" not in done.err
+    return hint[1].split(",")
+
+
+def published_to_e2b(project: Path) -> None:
+    """A publish record of lean:1.0.0 (rendered) on E2B in generated/index.json, as
+    `boxsmith publish --target e2b` writes one."""
+    path = project / "generated" / INDEX_FILE
+    index = load_index(path, INDEX_FILE)
+    entry = index.entry("lean", "1.0.0")
+    assert entry is not None
+    record = PublishRecord(
+        target="e2b",
+        template_id="lean-template-id",
+        build_id="lean-build-id",
+        tags=["1.0.0"],
+        published_at="2025-01-01T00:00:00+00:00",
+        content_hash=entry.content_hash,
+    )
+    entry.publishes.append(record)
+    path.write_bytes(index.dumps())
 
 
 @pytest.fixture
@@ -210,8 +235,11 @@ def test_the_wheel_and_the_sdist_ship_the_package_data(built: dict[str, Path]) -
     assert [rel for rel in rels if rel not in in_wheel] == []
     assert [rel for rel in rels if "src/" + rel not in in_sdist] == []
     assert [name for name in in_wheel | in_sdist if "__pycache__" in name] == []
+    assert "boxsmith-0.1.0.dist-info/licenses/LICENSE" in in_wheel
+    assert "LICENSE" in in_sdist
     for line in (
         "License-Expression: Apache-2.0",
+        "License-File: LICENSE",
         "Project-URL: Source, https://github.com/boxsmith-dev/boxsmith",
         "Classifier: Typing :: Typed",
         "Keywords: e2b,",
@@ -266,8 +294,7 @@ def test_the_base_install(built: dict[str, Path], project: Path, tmp_path: Path)
     needs(boxsmith(bin_dir, project, "publish", "--target", "e2b", env=key), "e2b")
     needs(boxsmith(bin_dir, project, "backend", "serve", "--port", str(free_port())), "backend")
     released = boxsmith(bin_dir, project, "release", "--target", "local")
-    for extra in ("lint", "build", "e2b"):  # every stage's
-        needs(released, extra)
+    assert named(released) == ["lint", "build", "e2b", "backend"]  # every stage's, at once
 
 
 @pytest.mark.slow
@@ -307,6 +334,12 @@ def test_the_build_extra_builds(built: dict[str, Path], project: Path, tmp_path:
     key = {"E2B_API_KEY": "not-a-key", "E2B_DOMAIN": "e2b.invalid"}  # stops before the network
     needs(boxsmith(bin_dir, project, "publish", "--target", "e2b", env=key), "e2b")
     needs(boxsmith(bin_dir, project, "lint"), "lint")
+    released = boxsmith(bin_dir, project, "release", "--target", "local")
+    assert named(released) == ["lint", "e2b", "backend"]  # at once, before the first stage
+    assert released.err.startswith("error: hadolint not found; no module named 'e2b'; "), released
+    assert released.err.count("\n") == 2, released.err  # the error and its fix: nothing ran
+    for args in (["smoke", "--target", "local"], ["publish"], ["promote", "lean"]):
+        assert named(boxsmith(bin_dir, project, *args)) == ["backend"], args
 
 
 @pytest.mark.slow
@@ -321,7 +354,14 @@ def test_the_e2b_extra_publishes_and_has_the_sandbox_tool(
     publish = boxsmith(bin_dir, project, "publish", "--target", "e2b")
     assert publish.code == 2, publish.out + publish.err  # past the imports: the key is asked for
     assert "error: target e2b needs E2B_API_KEY" in publish.err
+    published_to_e2b(project)
+    smoke = boxsmith(bin_dir, project, "smoke", "--target", "e2b")
+    assert smoke.code == 2, smoke.out + smoke.err  # past the imports (no Docker SDK): the key
+    assert smoke.err.startswith("error: target e2b needs E2B_API_KEY\n"), smoke.err
+    needs(boxsmith(bin_dir, project, "smoke", "--local"), "build")
     needs(boxsmith(bin_dir, project, "build"), "build")
+    remote = boxsmith(bin_dir, project, "release", "--no-build", "--target", "e2b")
+    assert named(remote) == ["lint"]  # E2B builds: no Docker SDK needed, only hadolint
 
 
 @pytest.mark.slow
@@ -392,6 +432,103 @@ def test_a_module_no_extra_installs_stays_an_internal_error() -> None:
     err = io.StringIO()
     assert run_command(lambda: _raising("e2b.envd.process"), err) == 3
     assert err.getvalue().startswith("internal error: ModuleNotFoundError")
+
+
+def test_one_error_names_every_missing_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What `release` and the targets' commands raise before their slow work: each missing
+    part said once, every extra named in one install."""
+    monkeypatch.setitem(sys.modules, "e2b", None)  # as without the `e2b` extra
+    with pytest.raises(UsageError) as info:
+        require(["build", "e2b", "backend"], lacking={"lint": "hadolint not found"})
+    assert info.value.exit_code == 2
+    assert info.value.message == (
+        "hadolint not found; no module named 'e2b': this command needs boxsmith's `lint`, `e2b`"
+        " and `backend` extras"
+    )
+    assert info.value.hint == (
+        "pip install 'boxsmith[lint,e2b,backend]' in the environment boxsmith runs in"
+    )
+    require(["build", "tasks"])  # installed here: nothing to say
+
+
+def without(modules: str, root: Path, *args: str) -> Done:
+    """`python -m boxsmith -C root args...` where `modules` (comma separated) cannot be imported,
+    as in an install without their extras (this venv has every extra)."""
+    code = (
+        "import runpy, sys\n"
+        "for name in sys.argv.pop(1).split(','):\n"
+        "    sys.modules[name] = None\n"
+        "runpy.run_module('boxsmith', run_name='__main__', alter_sys=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, modules, "-C", str(root), *args],
+        capture_output=True, text=True, timeout=120, env=_clean_env(), check=False,
+    )  # fmt: skip
+    return Done(done.returncode, done.stdout, done.stderr)
+
+
+def test_smoke_on_e2b_needs_no_docker_sdk(project: Path) -> None:
+    """The `e2b` extra alone smokes on E2B: without docker, `smoke --target e2b` gets past its
+    imports to the key it asks for; `smoke --local` asks for the `build` extra."""
+    assert without("", project, "render").code == 0
+    published_to_e2b(project)
+    smoke = without("docker", project, "smoke", "--target", "e2b")
+    assert (smoke.code, smoke.err.splitlines()[0]) == (2, "error: target e2b needs E2B_API_KEY")
+    assert named(without("docker", project, "smoke", "--local")) == ["build"]
+
+
+@pytest.mark.parametrize(
+    ("modules", "args", "problem", "extras"),
+    [
+        ("docker,e2b", ["release", "--target", "e2b"],
+         "no module named 'docker'; no module named 'e2b'", ["build", "e2b"]),
+        ("e2b", ["release", "--no-build", "--target", "local"], "no module named 'e2b'",
+         ["e2b", "backend"]),
+        ("starlette", ["smoke", "--target", "local"], "no module named 'starlette'", ["backend"]),
+        ("starlette", ["publish"], "no module named 'starlette'", ["backend"]),
+        ("starlette", ["promote", "lean"], "no module named 'starlette'", ["backend"]),
+        ("e2b", ["rollback", "lean", "--target", "e2b"], "no module named 'e2b'", ["e2b"]),
+    ],
+    ids=lambda value: "-".join(value) if isinstance(value, list) else None,
+)  # fmt: skip
+def test_missing_extras_are_asked_for_before_any_work(
+    project: Path, modules: str, args: list[str], problem: str, extras: list[str]
+) -> None:
+    """`release`, and `smoke`, `publish`, `promote` and `rollback` on a target, name every
+    extra they lack in one error before they render, lint, build or start a backend."""
+    done = without(modules, project, *args)
+    assert named(done) == extras
+    noun = "extra" if len(extras) == 1 else "extras"
+    quoted = " and ".join(f"`{extra}`" for extra in extras)
+    assert done.err == (
+        f"error: {problem}: this command needs boxsmith's {quoted} {noun}\n"
+        f"  fix: pip install 'boxsmith[{','.join(extras)}]' in the environment boxsmith runs in\n"
+    )
+    assert not (project / "generated").exists()
+    assert not (project / ".boxsmith/backend").exists()
+
+
+def test_the_backend_images_check_hides_only_a_missing_docker_sdk() -> None:
+    """Publish records of the local backend are checked against Docker's images when docker is
+    installed; without it they are trusted. A broken boxsmith install is not trusted silently."""
+    code = (
+        "import sys\n"
+        "for name in sys.argv[1:]:\n"
+        "    sys.modules[name] = None\n"
+        "from boxsmith._internal.publish.targets import _backend_images\n"
+        "print(_backend_images('no-such-backend'))\n"
+    )
+
+    def run(*modules: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-c", code, *modules],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+
+    assert run("docker").stdout == "None\n"
+    broken = run("boxsmith._internal.docker.client")
+    assert broken.returncode == 1
+    assert "ModuleNotFoundError: import of boxsmith._internal.docker.client halted" in broken.stderr
 
 
 def test_every_extra_of_the_map_is_one_of_pyprojects() -> None:

@@ -11,16 +11,19 @@ local builds unknown when docker is not installed). The rest comes in extras (py
               protobuf-py, and build and e2b
     tasks     invoke                                       boxsmith.tasks
     all       every one of them
-    release: lint, build and e2b (and backend for --target local)
+    release: lint, e2b and build (unless --no-build), and backend for --target local
 
-`cli.outcome.run_command` turns a `ModuleNotFoundError` of a module listed here into
-`missing_module`'s `UsageError` (exit 2), which names the extras of the command that was
-running; `lint.hadolint` says the same for the hadolint program.
+A command that needs several checks them all before its slow work (`require`: one error names
+every extra missing, not one after another's work is done); a sandbox or publish target needs
+its `TARGET_EXTRAS` entry. Past that, `cli.outcome.run_command` turns a `ModuleNotFoundError` of
+a module listed here into `missing_module`'s `UsageError` (exit 2), which names the extras of the
+command that was running; `lint.hadolint` says the same for the hadolint program.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import sys
 from collections.abc import Iterable, Mapping
 
 from boxsmith.errors import UsageError
@@ -28,10 +31,13 @@ from boxsmith.errors import UsageError
 __all__ = [
     "COMMANDS",
     "MODULES",
+    "TARGET_EXTRAS",
     "install_hint",
+    "installed",
     "missing",
     "missing_module",
     "not_installed",
+    "require",
 ]
 
 _BUILD = frozenset({"docker", "requests", "urllib3", "rich"})
@@ -52,14 +58,18 @@ COMMANDS: Mapping[str, tuple[str, ...]] = {
     "lint": ("lint",),
     "images": ("build",),
     "build": ("build",),
-    "smoke": ("build",),  # --target e2b or local adds e2b or backend when they are missing
-    "publish": ("e2b",),  # --target local: the backend it starts needs the backend extra
-    "promote": ("e2b",),  # promote and rollback
-    "release": ("lint", "build", "e2b"),  # --target local: and the backend it starts
+    "smoke": (),  # by where it runs (checked up front): build for --local, else TARGET_EXTRAS
+    "publish": ("e2b",),  # --target local: backend (checked up front)
+    "promote": ("e2b",),  # promote and rollback; --target local: backend (checked up front)
+    "release": ("lint", "build", "e2b"),  # the exact set is checked up front (module doc)
     "main_job": ("all",),
     "backend": ("backend",),
 }
 """Command module (`boxsmith._internal.cli.<name>`) -> the extras that command needs."""
+
+TARGET_EXTRAS: Mapping[str, str] = {"local": "backend", "e2b": "e2b"}
+"""Publish target -> the extra that publishes and boots sandboxes there: the local backend that
+boxsmith starts, or the e2b SDK."""
 
 _ORDER = tuple(MODULES)
 
@@ -74,7 +84,8 @@ def missing(problem: str, extras: Iterable[str]) -> UsageError:
     """The error for a part that is not installed (`problem`: `no module named 'docker'`,
     `hadolint not found`) and that `extras` install."""
     wanted = sorted(set(extras), key=_ORDER.index)
-    named = " and ".join(f"`{extra}`" for extra in wanted)
+    quoted = [f"`{extra}`" for extra in wanted]
+    named = " and ".join(filter(None, [", ".join(quoted[:-1]), quoted[-1]]))  # a, b and c
     noun = "extra" if len(wanted) == 1 else "extras"
     return UsageError(
         f"{problem}: this command needs boxsmith's {named} {noun}", install_hint(wanted)
@@ -95,10 +106,27 @@ def missing_module(exc: ModuleNotFoundError, command: str | None = None) -> Usag
     return missing(f"no module named {name!r}", extras)
 
 
+def installed(module: str) -> bool:
+    """Whether top-level `module` can be imported here (found on the path, not imported)."""
+    if module in sys.modules:  # imported already, or None: an import of it fails
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
+
+
 def not_installed(extra: str) -> str | None:
-    """The first module of `extra` that cannot be imported here, or None when it has them all
-    (found on the path, not imported)."""
-    for module in sorted(MODULES[extra]):
-        if importlib.util.find_spec(module) is None:
-            return module
-    return None
+    """The first module of `extra` that cannot be imported here, or None when it has them all."""
+    return next((module for module in sorted(MODULES[extra]) if not installed(module)), None)
+
+
+def require(extras: Iterable[str], *, lacking: Mapping[str, str] | None = None) -> None:
+    """Raise one `missing` error naming every extra of `extras` with a module not installed
+    here, and those of `lacking` (extra -> what the caller found missing: `hadolint not
+    found`). Called before a command's slow work, so no extra is asked for after the work that
+    did not need it."""
+    problems = dict(lacking or {})
+    for extra in extras:
+        module = not_installed(extra)
+        if module is not None and extra not in problems:
+            problems[extra] = f"no module named {module!r}"
+    if problems:
+        raise missing("; ".join(dict.fromkeys(problems.values())), problems)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from boxsmith._internal.cli.options import channel_tag
+from boxsmith._internal.extras import TARGET_EXTRAS, require
 from boxsmith._internal.lock import hold
 from boxsmith._internal.publish.channels import plan_moves
 from boxsmith.config import Settings
@@ -36,6 +37,8 @@ def run(
     """Move `channel` for each selected template; UsageError when there is nothing to move to.
     Holds the project lock (`boxsmith._internal.lock`): the channel it reads is the one it moves."""
     channel_tag(channel)
+    if target in TARGET_EXTRAS:  # the SDK moves the tag; for local, in the backend it starts
+        require([TARGET_EXTRAS[target]])
     with hold(settings, action, err=err):
         plan = plan_moves(
             settings,

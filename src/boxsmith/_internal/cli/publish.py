@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from boxsmith._internal.cli.options import at_least_one
+from boxsmith._internal.extras import TARGET_EXTRAS, require
 from boxsmith._internal.lock import hold
 from boxsmith._internal.progress import table
 from boxsmith._internal.publish.plan import PublishResult, plan_publish
@@ -54,6 +55,7 @@ def run(
     name = target.name if isinstance(target, PublishTarget) else target
     if name not in TARGETS:
         raise UsageError(f"unknown target {name!r}", f"use one of {', '.join(TARGETS)}")
+    require([TARGET_EXTRAS[name]])  # before the plan: the local backend starts in it
     with hold(settings, "publish", err=err):
         return _publish(
             settings,

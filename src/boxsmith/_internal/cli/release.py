@@ -10,7 +10,8 @@ out (the target builds anyway; E2B's remote builds scale where one machine does 
 it the container smoke: render, check, lint, publish, smoke-sandbox and promote, so a version
 whose checks fail is published but not promoted. `--allow-skip` reports templates that cannot
 build on this machine as skipped instead of failed, not smoked and not published (the main job
-uses it). Exit code: the first failing stage's (README, "Exit codes"). Progress and each
+uses it). Every extra the run needs is asked for at once, before the first stage (exit 2).
+Exit code: the first failing stage's (README, "Exit codes"). Progress and each
 stage's report go to stderr; the release summary (or `--json`) to stdout; smoke reports to
 `.boxsmith/reports/release-container.*` (container) and `release-<target>.*` (sandbox).
 """
@@ -24,8 +25,10 @@ from typing import TextIO
 
 from boxsmith._internal.cli import build, check, lint, publish, render
 from boxsmith._internal.cli.options import at_least_one, channel_tag, positive_seconds
-from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
+from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT
+from boxsmith._internal.extras import TARGET_EXTRAS, require
 from boxsmith._internal.gha import in_github_actions, write_step_summary
+from boxsmith._internal.lint.hadolint import find_hadolint
 from boxsmith._internal.lock import hold
 from boxsmith._internal.publish.targets import TARGETS
 from boxsmith._internal.release.commands import Commands
@@ -69,6 +72,7 @@ def run(
     at_least_one("--build-jobs", build_jobs, 2)
     channel_tag(channel)
     positive_seconds("--ready-timeout", ready_timeout, DEFAULT_READY_TIMEOUT)
+    _require_extras(target, build)
     with hold(settings, "release", err=err):  # one hold for every stage
         release = release_templates(
             settings,
@@ -93,6 +97,20 @@ def run(
         write_step_summary(markdown(release))
     err.write(_verdict(release) + "\n")
     return release.exit_code
+
+
+def _require_extras(target: str, build: bool) -> None:
+    """Every extra this release needs, asked for at once before it lints, builds and smokes:
+    lint (hadolint), build for the proof build and container smoke (none with --no-build) and
+    the target's (e2b, or backend for the local backend, which has build and e2b)."""
+    try:
+        find_hadolint()
+    except UsageError:
+        lacking = {"lint": "hadolint not found"}
+    else:
+        lacking = {}
+    proof = ["build"] if build else []
+    require([*proof, "e2b", TARGET_EXTRAS[target]], lacking=lacking)
 
 
 def _verdict(release: Release) -> str:

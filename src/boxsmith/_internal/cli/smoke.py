@@ -21,10 +21,10 @@ from typing import TextIO
 
 from boxsmith._internal.build.rendered import select_units
 from boxsmith._internal.cli.options import at_least_one, channel_tag, positive_seconds
-from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
+from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT
+from boxsmith._internal.extras import TARGET_EXTRAS, require
 from boxsmith._internal.lock import hold
 from boxsmith._internal.publish.channels import DEFAULT_CHANNEL
-from boxsmith._internal.smoke.container_run import smoke_in_containers
 from boxsmith._internal.smoke.sandbox_run import DEFAULT_JOBS, smoke_in_sandboxes
 from boxsmith._internal.smoke.suites import report_suites
 from boxsmith.config import Settings
@@ -68,8 +68,15 @@ def run(
     at_least_one("--jobs", jobs, DEFAULT_JOBS)
     if target is not None and promote:
         channel_tag(channel)
+    if target is None:  # every extra it needs, before the slow work
+        require(["build"])
+    elif target in TARGET_EXTRAS:
+        require([TARGET_EXTRAS[target]])
     units = select_units(settings, names, labels)
     if target is None:
+        # here, not at the top: the Docker SDK is the `build` extra's (`--target e2b` needs none)
+        from boxsmith._internal.smoke.container_run import smoke_in_containers
+
         suites = smoke_in_containers(settings, units, err=err, ready_timeout=ready_timeout)
     else:
         with hold(settings, "smoke", err=err):

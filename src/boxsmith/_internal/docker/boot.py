@@ -14,6 +14,9 @@ it.
 The caller removes the container; and since a process killed with kill -9 removes nothing, a
 container booted with a `lifetime` ends its main process by itself at that deadline, after which
 docker removes it.
+
+`DEFAULT_READY_TIMEOUT` and `OWN_MARKER` are defined in `docker.conventions`, which code without
+the Docker SDK imports (they are re-exported here).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from dataclasses import dataclass, field
 
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.docker.client import Engine, EngineError
+from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT, OWN_MARKER
 from boxsmith._internal.docker.host_ca import ca_environment, host_ca_bundle
 
 __all__ = [
@@ -43,11 +47,7 @@ __all__ = [
 ]
 
 READY_INTERVAL = 2.0  # seconds between ready_cmd attempts, as E2B
-DEFAULT_READY_TIMEOUT = 600.0  # E2B's limit: 10 minutes
 ROLE_LABEL = "dev.boxsmith.role"
-# In the command line of every process boxsmith starts in a container besides the user's own (the
-# start command's wrapper), so process checks can leave them out.
-OWN_MARKER = ": boxsmith-own;"
 _KEEPALIVE = "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"
 _DEADLINE = "trap 'exit 0' TERM INT; sleep {seconds} & wait $!"  # then the container ends
 _STATE = "/tmp/.boxsmith"  # start command log and exit status inside the container

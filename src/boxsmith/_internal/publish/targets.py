@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from boxsmith._internal.backend.control import ensure_running
 from boxsmith._internal.backend.datadir import backend_id, data_dir
 from boxsmith._internal.backend.state_file import ready_images
+from boxsmith._internal.extras import installed
 from boxsmith.config import Settings
 from boxsmith.errors import UsageError
 
@@ -70,13 +71,14 @@ def live_builds(settings: Settings, name: str) -> frozenset[str] | None:
 def _backend_images(owner: str) -> set[str] | None:
     """Ids of the images the local backend `owner` built that Docker has; None when no engine
     answers, or when docker is not installed (publishing to E2B needs only the `e2b` extra)."""
-    try:  # here, not at the top: the Docker SDK is the `build` extra's
-        from docker.errors import DockerException
-
-        from boxsmith._internal.backend.sandboxes import BACKEND_LABEL
-        from boxsmith._internal.docker.client import Engine, EngineError
-    except ModuleNotFoundError:
+    if not installed("docker"):
         return None
+    # here, not at the top: the Docker SDK is the `build` extra's (a broken one still raises)
+    from docker.errors import DockerException
+
+    from boxsmith._internal.backend.sandboxes import BACKEND_LABEL
+    from boxsmith._internal.docker.client import Engine, EngineError
+
     try:
         with Engine() as engine:
             found = engine.client.images.list(filters={"label": f"{BACKEND_LABEL}={owner}"})

@@ -44,13 +44,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from boxsmith._internal.build.rendered import BuildUnit, select_units
-from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
+from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.publish.targets import live_builds
 from boxsmith._internal.release.commands import Commands
 from boxsmith._internal.release.report import STAGES, Release, Row, counts
 from boxsmith._internal.render import stamp
 from boxsmith._internal.render.index import INDEX_FILE, load_index
-from boxsmith._internal.smoke.container_run import smoke_in_containers
 from boxsmith._internal.smoke.report import SuiteResult
 from boxsmith._internal.smoke.sandbox_run import smoke_in_sandboxes
 from boxsmith._internal.smoke.suites import report_suites
@@ -266,6 +265,9 @@ class _Stages:
         if not self.built and not self.skipped:
             self.err.write("nothing to smoke-test in a container: no new version built\n")
             return None
+        # here, not at the top: the Docker SDK is the `build` extra's (none with --no-build)
+        from boxsmith._internal.smoke.container_run import smoke_in_containers
+
         try:
             suites = smoke_in_containers(
                 self.settings,

@@ -26,8 +26,8 @@ from boxsmith._internal.build.rendered import (
     VERSION_LABEL,
     BuildUnit,
 )
-from boxsmith._internal.docker.boot import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.docker.client import Engine, EngineError, ImageInfo
+from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.progress import Progress
 from boxsmith._internal.smoke.container_target import start_sandbox
 from boxsmith._internal.smoke.report import SuiteResult

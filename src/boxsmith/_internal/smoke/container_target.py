@@ -18,7 +18,6 @@ from collections.abc import Callable, Mapping
 from boxsmith._internal.build.rendered import USER_LABEL, WORKDIR_LABEL, BuildUnit
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.docker.boot import (
-    DEFAULT_READY_TIMEOUT,
     ROLE_LABEL,
     Readiness,
     SandboxContainer,
@@ -26,6 +25,7 @@ from boxsmith._internal.docker.boot import (
     boot,
 )
 from boxsmith._internal.docker.client import LABEL, Engine, EngineError
+from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.render import TOML
 from boxsmith._internal.smoke.protocol import CommandResult, TargetError, read_with_base64
 from boxsmith._internal.smoke.runner import budget
