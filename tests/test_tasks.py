@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from boxsmith._internal.cli.outcome import run_command
+from boxsmith._internal.extras import MODULES
 from boxsmith._internal.lock import hold
 from boxsmith.config import load_settings
 from tests.helpers import MINIMAL, cli, write_tree
@@ -115,6 +117,34 @@ def test_importing_the_tasks_without_invoke_names_invoke() -> None:
         check=False,
     )
     assert (run.returncode, run.stdout, run.stderr) == (0, "invoke\n", "")
+
+
+@pytest.mark.parametrize("task", ["images", "main", "smoke", "release"])
+def test_a_task_whose_extra_is_missing_names_it(project: Path, task: str) -> None:
+    """Without the Docker SDK (the `build` extra; here: `docker` made unimportable, as in an
+    install without it), a task that needs it exits 2 with the pip hint that brings it, as its
+    command does: the command module is imported inside the step, never a traceback."""
+    write_tree(project, {"template_specs/app.yaml": MINIMAL.format(name="app")})
+    code = (
+        "import sys\n"
+        "sys.modules['docker'] = None\n"
+        "from invoke.main import program\n"
+        "program.run(['invoke', *sys.argv[1:]])\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, "--search-root", str(ROOT), task],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2, run.stderr
+    hint = re.search(r"^  fix: pip install 'boxsmith\[([a-z0-9,]+)\]' ", run.stderr, re.M)
+    assert hint, run.stderr
+    assert "docker" in set().union(*(MODULES[extra] for extra in hint[1].split(",")))
+    assert "Traceback" not in run.stderr
+    assert not (project / "generated").exists()  # asked before any work
 
 
 def test_tasks_find_the_project_root_from_a_sub_folder(project: Path) -> None:

@@ -107,19 +107,25 @@ def lint(
 @task
 def schema(c: Context) -> None:
     """Write the JSON Schema for spec files."""
-    from boxsmith._internal.cli import schema as command
 
-    _finish(_run(lambda: command.run(load_settings(), None, out=sys.stdout, err=sys.stderr)))
+    def step() -> int:  # the import inside, as in `_stage`
+        from boxsmith._internal.cli import schema as command
+
+        return command.run(load_settings(), None, out=sys.stdout, err=sys.stderr)
+
+    _finish(_run(step))
 
 
 @task(name="list", help={"json": "machine output"})
 def list_(c: Context, json: bool = False) -> None:
     """Templates, versions and status from generated/index.json."""
-    from boxsmith._internal.cli import list as command
 
-    _finish(
-        _run(lambda: command.run(load_settings(), [], out=sys.stdout, err=sys.stderr, as_json=json))
-    )
+    def step() -> int:  # the import inside, as in `_stage`
+        from boxsmith._internal.cli import list as command
+
+        return command.run(load_settings(), [], out=sys.stdout, err=sys.stderr, as_json=json)
+
+    _finish(_run(step))
 
 
 @task(help={"names": "template names or globs, comma separated", "json": "machine output"})
@@ -131,9 +137,10 @@ def status(c: Context, names: str = "", json: bool = False) -> None:
 @task(help={"refs": "images, comma separated (default: every spec's base image)"})
 def images(c: Context, refs: str = "") -> None:
     """Pull the base images the specs use, or make local stand-ins."""
-    from boxsmith._internal.cli import images as command
 
-    def step() -> int:  # settings inside: a bad [tool.boxsmith] is exit 2, as in the CLI
+    def step() -> int:  # all inside: a missing extra, a bad [tool.boxsmith] exit 2 as in the CLI
+        from boxsmith._internal.cli import images as command
+
         settings = load_settings()
         return command.run(
             settings, _names(refs), out=sys.stdout, err=sys.stderr, mirrors=settings.mirrors
@@ -209,23 +216,7 @@ def publish(
 
 
 def _channel(action: str, names: str, target: str, channel: str, version: str) -> None:
-    from boxsmith._internal.cli import promote as command
-
-    _finish(
-        _run(
-            lambda: command.run(
-                load_settings(),
-                _names(names),
-                [],
-                action=action,
-                target=target,
-                channel=channel,
-                version=version or None,
-                out=sys.stdout,
-                err=sys.stderr,
-            )
-        )
-    )
+    _stage("promote", names, action=action, target=target, channel=channel, version=version or None)
 
 
 @task(
@@ -303,9 +294,13 @@ def main(c: Context, jobs: int = 2) -> None:
     build on this machine (a base image nobody can provide, a build host that does not answer)
     are reported as skipped with the reason, never as passed.
     """
-    from boxsmith._internal.cli import main_job as command
 
-    _finish(_run(lambda: command.run(load_settings(), out=sys.stdout, err=sys.stderr, jobs=jobs)))
+    def step() -> int:  # the import inside, as in `_stage`
+        from boxsmith._internal.cli import main_job as command
+
+        return command.run(load_settings(), out=sys.stdout, err=sys.stderr, jobs=jobs)
+
+    _finish(_run(step))
 
 
 namespace = Collection(
