@@ -1,14 +1,16 @@
 """The GitHub workflows: valid against the GitHub workflow schema (check-jsonschema's vendored
 copy, offline), calling only commands boxsmith has, and usable by any repository.
 
-`boxsmith init` writes the scaffold's workflows (src/boxsmith/_internal/scaffold/workflows) as
-they are: they install boxsmith from PyPI and call no script of this repository. This
-repository's ci.yml, templates.yml and publish.yml are the same files installing from the
-checkout; tests.yml is its own (the test suite and the main job).
+`boxsmith init` writes the scaffold's workflows (src/boxsmith/_internal/scaffold/workflows) with
+boxsmith pinned and the project's folders filled in: they install boxsmith from PyPI and call
+no script of this repository. This repository's ci.yml, templates.yml and publish.yml are the
+scaffold's files installing from the checkout; tests.yml is its own (the test suite and the
+main job).
 """
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import stat
@@ -20,7 +22,9 @@ from typing import Any
 import pytest
 import yaml
 
+from boxsmith import __version__
 from boxsmith._internal import extras
+from boxsmith._internal.cli import init
 from boxsmith._internal.cli.app import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +64,10 @@ def test_the_workflows_are_found() -> None:
 
 @pytest.mark.parametrize("workflow", EVERY, ids=_id)
 def test_workflow_matches_the_github_schema(workflow: Path) -> None:
+    _assert_valid(workflow)
+
+
+def _assert_valid(workflow: Path) -> None:
     done = subprocess.run(
         [
             sys.executable,
@@ -102,6 +110,10 @@ def test_workflow_calls_only_existing_commands(workflow: Path) -> None:
 def test_each_job_installs_the_extras_its_commands_need(workflow: Path) -> None:
     """A job that runs `boxsmith X` installs the extras `X` needs (`extras.COMMANDS`; without
     them it would exit 2 asking for them, in CI, after the merge)."""
+    _assert_installs_what_it_runs(workflow)
+
+
+def _assert_installs_what_it_runs(workflow: Path) -> None:
     for name, job in _load(workflow)["jobs"].items():
         runs = "\n".join(step.get("run", "") for step in job.get("steps", []))
         installed = {
@@ -126,6 +138,45 @@ def test_the_scaffold_needs_nothing_of_this_repository(workflow: Path) -> None:
     assert ".venv" not in text
     assert "-e ." not in text
     assert INSTALL.search(text), "no `pip install boxsmith` in a workflow that runs it"
+
+
+WRITTEN = [f"{where}/{name}" for where in ("top", "sub-folder") for name in SHARED]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The workflows `boxsmith init` writes: for a project at the top of a new folder, and for
+    one in a sub-folder (with a space) of a git repository, its specs_dir and generated_dir
+    set, keyed `<where>/<name>`."""
+    top = tmp_path_factory.mktemp("top")
+    repository = tmp_path_factory.mktemp("repository")
+    (repository / ".git").mkdir()  # what init looks for; no git needed
+    project = repository / "apps/my templates"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text(
+        '[tool.boxsmith]\nspecs_dir = "specs"\ngenerated_dir = "out"\n'
+    )
+    for folder in (top, project):
+        out, err = io.StringIO(), io.StringIO()
+        assert init.run(folder, out=out, err=err) == 0, err.getvalue()
+    return {
+        f"{where}/{name}": base / ".github/workflows" / f"boxsmith-{name}"
+        for where, base in (("top", top), ("sub-folder", repository))
+        for name in SHARED
+    }
+
+
+@pytest.mark.parametrize("key", WRITTEN)
+def test_the_workflows_init_writes_are_valid(written: dict[str, Path], key: str) -> None:
+    """Valid for GitHub, each job installing the extras its commands need, boxsmith pinned."""
+    workflow = written[key]
+    _assert_valid(workflow)
+    _assert_installs_what_it_runs(workflow)
+    installs = re.findall(r"pip install .*", workflow.read_text())
+    pinned = {f"boxsmith=={__version__}", f"'boxsmith[lint,build]=={__version__}'"}
+    pinned.add(f"'boxsmith[lint,build,e2b]=={__version__}'")
+    assert installs
+    assert {line.removeprefix("pip install ") for line in installs} <= pinned
 
 
 @pytest.mark.parametrize("name", SHARED)
@@ -186,8 +237,10 @@ def test_two_publishes_never_overlap() -> None:
     assert concurrency == {"group": "boxsmith-publish", "cancel-in-progress": False}
 
 
-def _script(job: str, step_id: str | None = None, name: str | None = None) -> str:
-    jobs = _load(PUBLISH)["jobs"]
+def _script(
+    job: str, step_id: str | None = None, name: str | None = None, workflow: Path = PUBLISH
+) -> str:
+    jobs = _load(workflow)["jobs"]
     (step,) = [
         s
         for s in jobs[job]["steps"]
@@ -195,6 +248,13 @@ def _script(job: str, step_id: str | None = None, name: str | None = None) -> st
     ]
     script: str = step["run"]
     return script
+
+
+def job_folder(workflow: Path, job: str) -> str:
+    """Where a job's `run:` steps run, relative to the checkout: its `working-directory`."""
+    defaults = _load(workflow)["jobs"][job].get("defaults", {})
+    folder: str = defaults.get("run", {}).get("working-directory", ".")
+    return folder
 
 
 def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -208,6 +268,24 @@ def _bash(script: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPr
         check=False,
         env={**os.environ, **env},
     )
+
+
+def run_job(workflow: Path, job: str, top: Path, env: dict[str, str]) -> list[str]:
+    """A job's `run:` steps in order, as GitHub runs them: `bash -e` in the job's
+    `working-directory` under the checkout `top`, with `env` for the expressions of the steps'
+    own env. The installs are left out: this checkout's boxsmith is first on PATH. Returns each
+    step's stdout; a failed step fails the test."""
+    folder = top / job_folder(workflow, job)
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
+    outputs = []
+    for step in _load(workflow)["jobs"][job]["steps"]:
+        script = step.get("run", "")
+        if not script or script.startswith("pip install"):
+            continue
+        done = _bash(script, folder, {**env, "PATH": path})
+        assert done.returncode == 0, f"{step.get('name')}: {done.stdout}{done.stderr}"
+        outputs.append(done.stdout)
+    return outputs
 
 
 @pytest.mark.parametrize(
@@ -258,35 +336,69 @@ def _git(cwd: Path, *args: str) -> str:
     return done.stdout
 
 
+def _project(work: Path, where: str) -> tuple[Path, str]:
+    """The project in the clone `work` and its publish workflow: the scaffold's at the top, or
+    the one `boxsmith init` writes for a project in a sub-folder with generated_dir = "out"
+    (it writes it at the clone's top); its generated folder relative to the top."""
+    if where == "top":
+        (work / "generated").mkdir()
+        (work / "generated/index.json").write_text('{"templates": {}}\n')
+        return PUBLISH, "generated"
+    project = work / "apps/templates"
+    project.mkdir(parents=True)
+    (project / "pyproject.toml").write_text('[tool.boxsmith]\ngenerated_dir = "out"\n')
+    out, err = io.StringIO(), io.StringIO()
+    assert init.run(project, out=out, err=err) == 0, err.getvalue()
+    assert not (project / ".github").exists()
+    return work / ".github/workflows/boxsmith-publish.yml", "apps/templates/out"
+
+
+@pytest.mark.parametrize("where", ["top", "sub-folder"])
 @pytest.mark.parametrize("has_token", ["true", "false"])
-def test_the_records_come_back_through_a_pull_request(tmp_path: Path, has_token: str) -> None:
+def test_the_records_come_back_through_a_pull_request(
+    tmp_path: Path, has_token: str, where: str
+) -> None:
     """The publish job's patch of generated/ (an executable copied file stays executable) is
     applied in the records job, pushed to a branch of its own and opened as a pull request
     against the branch that was published (`gh` stands in for GitHub's CLI); without
-    BOXSMITH_PR_TOKEN a warning says that no check starts on it."""
+    BOXSMITH_PR_TOKEN a warning says that no check starts on it. Each step runs where its job
+    runs (`working-directory`): also for a project in a sub-folder of the repository whose
+    generated folder is not `generated`, as `boxsmith init` writes the workflow for it."""
     origin = tmp_path / "origin.git"
     _git(tmp_path, "init", "--bare", str(origin))
     work = tmp_path / "work"
     _git(tmp_path, "clone", str(origin), str(work))
-    (work / "generated/app/1.0.0").mkdir(parents=True)
-    (work / "generated/index.json").write_text('{"templates": {}}\n')
-    tool = work / "generated/app/1.0.0/run.sh"
+    workflow, generated = _project(work, where)
+    (work / generated / "app/1.0.0").mkdir(parents=True)
+    tool = work / generated / "app/1.0.0/run.sh"
     tool.write_text("#!/bin/sh\n")
     tool.chmod(0o755)
-    _git(work, "add", "generated")
+    _git(work, "add", "-A")
     _git(work, "commit", "-m", "render")
     _git(work, "push", "origin", "HEAD:main")
     published = _git(work, "rev-parse", "HEAD").strip()
-    (work / "generated/index.json").write_text('{"templates": {"app": "published"}}\n')
+    recorded = '{"templates": {"app": "published"}}\n'
+    (work / generated / "index.json").write_text(recorded)
 
     output = tmp_path / "publish-output"
-    made = _bash(_script("publish", step_id="records"), work, {"GITHUB_OUTPUT": str(output)})
+    publishing = work / job_folder(workflow, "publish")
+    made = _bash(
+        _script("publish", step_id="records", workflow=workflow),
+        publishing,
+        {"GITHUB_OUTPUT": str(output)},
+    )
     assert made.returncode == 0, made.stderr
     assert output.read_text() == "records=true\n"
 
     records = tmp_path / "records"
     _git(tmp_path, "clone", str(origin), str(records))
-    (work / "records.patch").rename(records / "records.patch")
+    (kept,) = [
+        s
+        for s in _load(workflow)["jobs"]["publish"]["steps"]
+        if s.get("with", {}).get("name") == "publish-records"
+    ]
+    uploaded = kept["with"]["path"]
+    (work / uploaded).rename(records / "records.patch")  # download-artifact: the checkout's top
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     gh = bin_dir / "gh"
@@ -300,7 +412,9 @@ def test_the_records_come_back_through_a_pull_request(tmp_path: Path, has_token:
         "GH_TOKEN": "unused",
     }
     opened = _bash(
-        _script("records", name="Bring the publish records back (pull request)"), records, env
+        _script("records", name="Bring the publish records back (pull request)", workflow=workflow),
+        records / job_folder(workflow, "records"),
+        env,
     )
     assert opened.returncode == 0, opened.stderr
     assert ("::warning title=no checks on the records pull request::" in opened.stdout) is (
@@ -308,10 +422,8 @@ def test_the_records_come_back_through_a_pull_request(tmp_path: Path, has_token:
     )
     branch = "boxsmith/publish-7-1"
     assert _git(origin, "rev-parse", f"{branch}~1").strip() == published
-    assert _git(origin, "show", f"{branch}:generated/index.json") == (
-        '{"templates": {"app": "published"}}\n'
-    )
+    assert _git(origin, "show", f"{branch}:{generated}/index.json") == recorded
     changed = _git(origin, "diff", "--name-only", published, branch).split()
-    assert changed == ["generated/index.json"]  # run.sh kept its mode
+    assert changed == [f"{generated}/index.json"]  # run.sh kept its mode
     args = (tmp_path / "gh-args").read_text().splitlines()
     assert args[:6] == ["pr", "create", "--base", "main", "--head", branch]
