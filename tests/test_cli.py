@@ -433,3 +433,13 @@ def test_a_ready_timeout_must_be_positive_and_finite(minimal_project: Path, valu
         refused = cli(minimal_project, *command, "--ready-timeout", value)
         assert refused.code == 2, refused.err
         assert "--ready-timeout must be a positive number of seconds" in refused.err
+
+
+def test_the_schema_lives_with_the_specs_unless_set(tmp_path: Path) -> None:
+    write_tree(tmp_path, {"pyproject.toml": '[tool.boxsmith]\nspecs_dir = "specs"\n'})
+    assert load_settings(tmp_path).schema_path == tmp_path.resolve() / "specs/boxsmith.schema.json"
+    write_tree(tmp_path, {"pyproject.toml": '[tool.boxsmith]\nschema_path = "s.json"\n'})
+    assert load_settings(tmp_path).schema_path == tmp_path.resolve() / "s.json"
+    (tmp_path / "pyproject.toml").unlink()
+    default = load_settings(tmp_path).schema_path
+    assert default == tmp_path.resolve() / "template_specs/boxsmith.schema.json"

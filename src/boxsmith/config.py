@@ -178,8 +178,11 @@ def load_settings(
                 f"pyproject.toml: [tool.boxsmith] {key} must be a string, got {value!r}",
                 f'write {key} = "{default}"',
             )
-        raw = overrides.get(key) or environ.get(_ENV.get(key, ""), "") or value or default
-        path = Path(raw)
+        raw = overrides.get(key) or environ.get(_ENV.get(key, ""), "") or value
+        if not raw and key == "schema_path":  # unset: the schema lives with the specs
+            values[key] = values["specs_dir"] / Path(default).name
+            continue
+        path = Path(raw or default)
         values[key] = path if path.is_absolute() else base / path
     return Settings(
         root=base,
