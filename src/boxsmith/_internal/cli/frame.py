@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, cast
 
+from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT
 from boxsmith.errors import EXIT_USAGE
 
 __all__ = [
@@ -151,14 +152,12 @@ def allow_skip(parser: argparse.ArgumentParser) -> None:
 
 def ready_timeout(p: argparse.ArgumentParser, what: str) -> None:
     """`--ready-timeout` for `what`."""
-    # docker/boot.DEFAULT_READY_TIMEOUT, written out: importing it would load the Docker SDK for
-    # every command (tests/test_cli.py checks they agree)
     p.add_argument(
         "--ready-timeout",
         type=float,
-        default=600.0,
+        default=DEFAULT_READY_TIMEOUT,
         metavar="S",
-        help=f"seconds {what} waits for ready_cmd (default: 600, as E2B)",
+        help=f"seconds {what} waits for ready_cmd (default: {DEFAULT_READY_TIMEOUT:g}, as E2B)",
     )
 
 

@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
-from boxsmith._internal.docker.boot import OWN_MARKER
+from boxsmith._internal.docker.conventions import OWN_MARKER
 from boxsmith._internal.smoke.protocol import CheckTarget, CommandResult
 from boxsmith._internal.spec.checks import (
     CommandCheck,
