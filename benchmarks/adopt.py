@@ -7,21 +7,23 @@ what `pip install boxsmith[...]` from an index would give, with the dependencies
 installed Python packages before, as a CI runner with a pip cache has).
 
 (a) Install size: for the base install and for `[all]`, a fresh venv, `pip install
-    <wheel>[extra]`, then the packages in it (`pip list`, pip itself left out) and the size of
-    its site-packages. The baseline is `[all]`; the ratio says how much less the base install
+    <wheel>[extra]`, then the packages in it (`pip list`, pip itself left out) and what it
+    added on disk (the venv's bytes beyond a bare venv's: installed programs such as hadolint
+    too). The baseline is `[all]`; the ratio says how much less the base install
     (validate, render, check, list, schema: what a render-only CI job needs) brings.
 (b) Adoption: `--rounds` rounds of the whole way in, each in a fresh folder: a fresh venv and
     `pip install <wheel>[all]`, `boxsmith init repo`, `boxsmith -C repo release` (to a local
     backend of the round's own, on a free port, its data in the repository), then `backend
-    reset --yes`. The first round runs with a cold engine cache: the parity base of the
-    starter's base image (debian:bookworm-slim) is removed first, so the parity layer and the
-    starter are built from scratch (the base image itself stays: pulling it is the registry's
-    time, not boxsmith's). Later rounds are warm: what the engine kept from the round before.
-    Each step is timed on its own, and the total.
+    reset --yes`. The engine starts cold for this run: the starter's base image
+    (debian:bookworm-slim) is given a run-unique id first (`FROM debian:bookworm-slim` plus a
+    label with the run's id, tagged `boxsmith-bench/base:<run>`), and each round's starter spec
+    names that tag, so no parity base, build cache or image of any earlier run or other project
+    matches: the first round builds the parity layer and the starter from scratch (apt
+    downloads included; pulling the base image is the registry's time, not boxsmith's). Later
+    rounds are warm: what the engine kept from the round before. Each step is timed on its own,
+    and the total. The run removes its base tag, its parity bases and its images at the end.
 
-Run it alone on the machine: the cold round removes the shared parity base (boxsmith makes it
-again when it is needed, but a test running at that moment would have to wait for it). With
-`--keep` the folders stay and no backend is reset.
+With `--keep` the folders stay and no backend is reset.
 """
 
 from __future__ import annotations
@@ -31,11 +33,14 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from common import at_least, child_env, free_port, main_of, new_parser, run
+
+from boxsmith.config import project_id
 
 REPO = Path(__file__).resolve().parents[1]
 STARTER_BASE = "debian:bookworm-slim"
@@ -97,45 +102,62 @@ def _install(folder: Path, wheel: Path, extra: str) -> Install:
         child_env(None),
     )
     packages = [p["name"] for p in json.loads(listed) if p["name"].lower() != "pip"]
-    (site,) = folder.glob("lib/python3*/site-packages")
-    size = sum(p.stat().st_size for p in site.rglob("*") if p.is_file() and not p.is_symlink())
-    pip_size = sum(
-        p.stat().st_size for p in site.glob("pip*/**/*") if p.is_file() and not p.is_symlink()
-    )
-    return Install(extra or "base", seconds, len(packages), (size - pip_size) / 1e6)
+    bare = folder.with_name(folder.name + "-bare")  # what the venv has before the install
+    run([sys.executable, "-m", "venv", str(bare)], folder.parent, child_env(None))
+    return Install(extra or "base", seconds, len(packages), (_size(folder) - _size(bare)) / 1e6)
 
 
-def _remove_parity_bases() -> None:
-    """The cold start: the parity bases made FROM the starter's base image go (boxsmith's own
-    images, made again on demand); `docker rmi` refuses any a container still uses."""
+def _size(folder: Path) -> int:
+    """Bytes of the files under `folder` (the installed programs too, such as hadolint)."""
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def _private_base(folder: Path, run_id: str) -> str:
+    """The starter's base image under a run-unique id (module doc): its tag."""
+    tag = f"boxsmith-bench/base:{run_id}"
+    dockerfile = f"FROM {STARTER_BASE}\nLABEL dev.boxsmith.bench-run={run_id}\n"
+    (folder / "Dockerfile").write_text(dockerfile)
+    run(["docker", "build", "-q", "-t", tag, str(folder)], folder, child_env(None))
+    return tag
+
+
+def _remove(base: str) -> None:
+    """The run's parity bases, then its base tag (the rounds removed their own images)."""
+    _remove_images(f"{PARITY_LABEL}={base}")
+    subprocess.run(["docker", "rmi", base], capture_output=True, check=False)
+
+
+def _remove_images(label: str) -> None:
+    """`docker rmi` of the images labelled `label` (one refused while in use stays)."""
     found = subprocess.run(
-        ["docker", "images", "-q", "--filter", f"label={PARITY_LABEL}={STARTER_BASE}"],
+        ["docker", "images", "-q", "--filter", f"label={label}"],
         capture_output=True,
         text=True,
         check=False,
-    )
-    ids = sorted(set(found.stdout.split()))
-    if ids:
-        subprocess.run(["docker", "rmi", *ids], capture_output=True, check=False)
+    ).stdout.split()
+    if found:
+        subprocess.run(["docker", "rmi", *sorted(set(found))], capture_output=True, check=False)
 
 
-def _round(folder: Path, wheel: Path, cold: bool, keep: bool) -> Round:
+def _round(folder: Path, wheel: Path, base: str, cold: bool, keep: bool) -> Round:
     folder.mkdir()
     result = Round(cold)
-    if cold:
-        _remove_parity_bases()
     python, result.steps["pip install [all]"] = _venv(folder / "venv", wheel, "all")
     boxsmith = str(python.parent / "boxsmith")
     env = child_env(None, {"BOXSMITH_BACKEND_PORT": str(free_port())})
     result.steps["boxsmith init"], _ = run([boxsmith, "init", "repo"], folder, env)
     repo = folder / "repo"
+    (spec,) = (repo / "template_specs").glob("*.yaml")  # the starter, on the run's base
+    spec.write_text(spec.read_text().replace(f"base_image: {STARTER_BASE}", f"base_image: {base}"))
+    run([boxsmith, "-C", str(repo), "render"], folder, env)
     try:
         result.steps["boxsmith release"], _ = run(
             [boxsmith, "-C", str(repo), "release"], folder, env
         )
     finally:
-        if not keep:
+        if not keep:  # the backend's images and containers, then the round's proof build
             run([boxsmith, "-C", str(repo), "backend", "reset", "--yes"], folder, env)
+            _remove_images(f"dev.boxsmith.project={project_id(repo)}")
     return result
 
 
@@ -144,8 +166,13 @@ def measure(args: argparse.Namespace, project: Path) -> Results:
     wheel = _wheel(project)
     for extra in ("", "all"):
         results.installs.append(_install(project / f"install-{extra or 'base'}", wheel, extra))
-    for n in range(args.rounds):
-        results.rounds.append(_round(project / f"round-{n}", wheel, n == 0, args.keep))
+    base = _private_base(project, uuid.uuid4().hex[:12])
+    try:
+        for n in range(args.rounds):
+            results.rounds.append(_round(project / f"round-{n}", wheel, base, n == 0, args.keep))
+    finally:
+        if not args.keep:
+            _remove(base)
     return results
 
 
