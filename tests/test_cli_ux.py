@@ -302,3 +302,24 @@ def _version() -> str:
     from boxsmith import __version__
 
     return __version__
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_debug_goes_before_or_after_the_command_and_through_the_verbosity(
+    minimal_project: Path, where: str
+) -> None:
+    """--debug is accepted where -v and -q are, and its log lines go through the same stderr:
+    stamped with -v, held with -q until the end."""
+    flags = ["--debug", "-v"]
+    args = [*flags, "validate"] if where == "before" else ["validate", *flags]
+    done = subprocess.run(  # no -C: finding the root is what logs
+        [sys.executable, "-m", "boxsmith", *args],
+        cwd=minimal_project,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    debug = [line for line in done.stderr.splitlines() if "debug: boxsmith." in line]
+    assert debug, done.stderr
+    assert all(STAMPED.match(line) for line in debug), debug

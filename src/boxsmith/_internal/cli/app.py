@@ -283,8 +283,8 @@ def main(
     args = build_parser().parse_args(argv)
     stderr = Stderr(err or sys.stderr, _verbosity(args))
     if args.debug:
-        logging.basicConfig(
-            level=logging.DEBUG, stream=stderr.stream, format="debug: %(name)s: %(message)s"
+        logging.basicConfig(  # through stderr: held by -q, stamped by -v, as every line
+            level=logging.DEBUG, stream=stderr, format="debug: %(name)s: %(message)s"
         )
     command = COMMANDS[args.command]
     code = EXIT_INFRA  # unless run_command returns: something it does not catch went through

@@ -98,7 +98,14 @@ def subcommands(parser: argparse.ArgumentParser, dest: str) -> Commands:
 
 
 def verbosity_options(parser: argparse.ArgumentParser, default: object = False) -> None:
-    """`-v/--verbose` and `-q/--quiet` (`boxsmith._internal.progress`, "verbosity")."""
+    """`-v/--verbose` and `-q/--quiet` (`boxsmith._internal.progress`, "verbosity"), and
+    `--debug`."""
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=default,
+        help="boxsmith's internal log on stderr, and the traceback of an internal error",
+    )
     group = parser.add_mutually_exclusive_group()
     group.add_argument(
         "-v",

@@ -52,7 +52,6 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--specs", default=None, help="spec folder (default: template_specs)")
     parser.add_argument("--generated", default=None, help="output folder (default: generated)")
     verbosity_options(parser)
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument(
         "--no-wait",
         action="store_true",
