@@ -41,14 +41,20 @@ from boxsmith._internal.backend.wire import (
     field_str,
     iso,
     json_object,
+    page_token,
+    query_int,
+    query_time,
     resolve_build,
+    split_name,
     template_ref,
+    token_position,
 )
 
 __all__ = ["SandboxAPI"]
 
 DEFAULT_TIMEOUT = 300  # seconds, as E2B
 CLIENT_ID = "local"
+_STATES = {"running", "paused"}  # E2B's states; no sandbox of this backend is ever paused
 INSECURE_REFUSED = (
     "secure: false is refused: every sandbox of this backend (as on E2B) needs its envd access "
     "token, because an open data plane lets any user of this machine run commands in it; start "
@@ -224,17 +230,40 @@ class SandboxAPI:
         return JSONResponse(self._sandbox_json(*running, detail=True))
 
     async def list_sandboxes(self, request: Request) -> Response:
-        """GET /v2/sandboxes?metadata=k=v&...: running sandboxes whose metadata match."""
-        wanted = dict(urllib.parse.parse_qsl(request.query_params.get("metadata", "")))
-        states = request.query_params.get("state", "running").split(",")
+        """GET /v2/sandboxes: sandboxes filtered as E2B's API does (`metadata` as `k=v&...`,
+        `state`, `template` id or name, `startedAfter`), ordered by start time (`order`, newest
+        first by default), at most `limit` (1-100, default 100) a page; `x-next-token` names the
+        next page, passed back as `nextToken`."""
+        query = request.query_params
+        limit = query_int(request, "limit", 100, low=1, high=100)
+        states = {s.strip() for s in query.get("state", "running").split(",") if s.strip()}
+        if not states <= _STATES:
+            raise BadRequest(f"state must be running or paused, got {query.get('state')!r}")
+        order = query.get("order", "desc")
+        if order not in ("asc", "desc"):
+            raise BadRequest(f"order must be asc or desc, got {order[:20]!r}")
+        wanted = dict(urllib.parse.parse_qsl(query.get("metadata", "")))
+        template = split_name(query["template"])[0] if query.get("template") else None
+        after = query_time(request, "startedAfter")
+        token = query.get("nextToken")
+        cursor = token_position(token) if token else None
         rows = [
             row
             for row in self.store.sandboxes("running")
             if "running" in states
             and self.sandboxes.running(row.id) is not None
             and all(row.metadata.get(k) == v for k, v in wanted.items())
+            and template in (None, row.template_id, row.alias)
+            and (after is None or row.started_at >= after)
         ]
-        return JSONResponse([self._sandbox_json(row, None, detail=True) for row in rows])
+        rows.sort(key=lambda row: (row.started_at, row.id), reverse=order == "desc")
+        if cursor is not None:  # the rows after the previous page's last, in this order
+            rows = [r for r in rows if _beyond((r.started_at, r.id), cursor, order)]
+        page = rows[:limit]
+        response = JSONResponse([self._sandbox_json(row, None, detail=True) for row in page])
+        if len(rows) > limit:
+            response.headers["x-next-token"] = page_token(page[-1].started_at, page[-1].id)
+        return response
 
     async def kill_sandbox(self, request: Request) -> Response:
         """DELETE /sandboxes/{sid}: 204, or 404 when it is not running."""
@@ -266,6 +295,11 @@ async def _client_left(request: Request) -> None:
     message is the disconnect)."""
     while (await request.receive())["type"] != "http.disconnect":
         pass
+
+
+def _beyond(key: tuple[Any, str], cursor: tuple[Any, str], order: str) -> bool:
+    """Whether a row at `key` comes after `cursor` in a listing of `order`."""
+    return key > cursor if order == "asc" else key < cursor
 
 
 def _no_ready(ref: str, build: Build | None) -> str:

@@ -9,10 +9,13 @@ raises its own exception type.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 import urllib.parse
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +40,14 @@ __all__ = [
     "iso",
     "json_object",
     "normalized_tags",
+    "page_token",
     "query_int",
+    "query_time",
     "resolve_build",
     "scrub",
     "split_name",
     "template_ref",
+    "token_position",
 ]
 
 DEFAULT_TAG = "default"  # what a bare template name means, as on E2B
@@ -153,6 +159,39 @@ def query_int(request: Request, name: str, default: int, *, low: int, high: int)
     if not low <= value <= high:
         raise BadRequest(f"query parameter {name} must be between {low} and {high}, got {value}")
     return value
+
+
+def query_time(request: Request, name: str) -> datetime | None:
+    """Query parameter `name` as an ISO 8601 time (UTC when it names no zone); BadRequest for
+    another value, None when absent."""
+    raw = request.query_params.get(name)
+    if raw is None or not raw.strip():
+        return None
+    try:
+        when = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise BadRequest(f"query parameter {name}={raw[:40]!r} is not an ISO 8601 time") from exc
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def page_token(started_at: datetime, item_id: str) -> str:
+    """The opaque `x-next-token` of a listing: the position (start time, id) of the last item
+    of the page, which the next page starts after."""
+    raw = f"{started_at.isoformat()}|{item_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def token_position(token: str) -> tuple[datetime, str]:
+    """The (start time, id) a `page_token` holds; BadRequest for a token it did not make."""
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+        when, sep, item_id = raw.partition("|")
+        position = datetime.fromisoformat(when)
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        sep = ""
+    if not sep or not item_id or position.tzinfo is None:
+        raise BadRequest("invalid nextToken: pass the x-next-token of the previous page")
+    return position, item_id
 
 
 # Docker's own folders on the host: a layer's root (`.../overlay2/<id>/merged/etc` is `/etc`
