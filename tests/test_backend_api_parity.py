@@ -1,17 +1,23 @@
 """The local backend's REST control plane against E2B's API as the unchanged e2b SDK calls it:
-`Sandbox.list` paging (`limit`, `x-next-token`) and filters, over real HTTP against
-`boxsmith backend serve` (a real process) with sandboxes as containers.
+`Sandbox.list` paging (`limit`, `x-next-token`) and filters, the v1 routes older SDK lines call,
+over real HTTP against `boxsmith backend serve` (a real process) with sandboxes as containers.
 
 Marked `docker`. One backend serves the module.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
-from e2b import Sandbox, SandboxQuery, SandboxState, Template
+from e2b import ConnectionConfig, Sandbox, SandboxQuery, SandboxState, Template
+from e2b.api.client.api.sandboxes import post_sandboxes, post_sandboxes_sandbox_id_connect
+from e2b.api.client.models import ConnectSandbox, NewSandbox
+from e2b.api.client.models import Sandbox as ApiSandbox
+from e2b.api.client_sync import get_api_client
 
 from tests.helpers import Backend
 
@@ -82,3 +88,33 @@ def test_list_filters(template: str, three: tuple[str, list[Sandbox]]) -> None:
     assert ids(template="parity-no-such-template") == []
     later = started[1].get_info().started_at
     assert ids(started_after=later) == [started[2].sandbox_id, started[1].sandbox_id]
+
+
+def test_v1_create_and_connect_routes(backend: Backend, template: str) -> None:
+    """Older SDK lines create with POST /sandboxes and connect with POST /sandboxes/{id}/connect."""
+    client = get_api_client(ConnectionConfig())
+    created = post_sandboxes.sync_detailed(
+        client=client, body=NewSandbox(template_id=template, timeout=60)
+    )
+    assert created.status_code == 201, created.content
+    assert isinstance(created.parsed, ApiSandbox)
+    sid = created.parsed.sandbox_id
+    try:
+        connected = post_sandboxes_sandbox_id_connect.sync_detailed(
+            sid, client=client, body=ConnectSandbox(timeout=120)
+        )
+        assert connected.status_code == 200, connected.content
+        assert isinstance(connected.parsed, ApiSandbox)
+        assert connected.parsed.envd_access_token == created.parsed.envd_access_token
+        assert Sandbox.connect(sid).commands.run("echo v1").stdout == "v1\n"
+        missing = post_sandboxes_sandbox_id_connect.sync_detailed(
+            "inosuchsandbox", client=client, body=ConnectSandbox(timeout=60)
+        )
+        assert missing.status_code == 404
+        assert json.loads(missing.content)["code"] == 404
+        for path in ("/sandboxes", f"/sandboxes/{sid}/connect"):  # the key is checked
+            answer = httpx.post(backend.url + path, json={"templateID": template, "timeout": 60})
+            assert answer.status_code == 401
+            assert answer.json()["code"] == 401
+    finally:
+        assert Sandbox.kill(sid)

@@ -190,6 +190,9 @@ class ControlPlane:
                 r("/v2/sandboxes", sb.create_sandbox, ["POST"]),
                 r("/v2/sandboxes", sb.list_sandboxes, ["GET"]),
                 r("/v2/sandboxes/{sid}/connect", sb.connect_sandbox, ["POST"]),
+                # the v1 routes older SDK lines call: the same bodies and answers
+                r("/sandboxes", sb.create_sandbox, ["POST"]),
+                r("/sandboxes/{sid}/connect", sb.connect_sandbox, ["POST"]),
                 r("/sandboxes/{sid}", sb.get_sandbox, ["GET"]),
                 r("/sandboxes/{sid}", sb.kill_sandbox, ["DELETE"]),
                 r("/sandboxes/{sid}/timeout", sb.set_timeout, ["POST"]),

@@ -113,7 +113,8 @@ class SandboxAPI:
             return None
 
     async def create_sandbox(self, request: Request) -> Response:
-        """POST /v2/sandboxes: boot a sandbox; returns once its ready command passed."""
+        """POST /v2/sandboxes (and v1's POST /sandboxes): boot a sandbox; returns once its ready
+        command passed."""
         body = await json_object(request)
         ref = field_str(body, "templateID", required=True) or ""
         timeout = self._timeout(body) or DEFAULT_TIMEOUT
@@ -209,7 +210,8 @@ class SandboxAPI:
         return field_int(body, "timeout", low=1, high=self.limits.max_timeout)
 
     async def connect_sandbox(self, request: Request) -> Response:
-        """POST /v2/sandboxes/{sid}/connect: a running sandbox (its timeout extended if asked)."""
+        """POST /v2/sandboxes/{sid}/connect (and v1's): a running sandbox (its timeout extended if
+        asked)."""
         body = await json_object(request, empty_ok=True)
         timeout = self._timeout(body)
         running = self._running(request.path_params["sid"])
