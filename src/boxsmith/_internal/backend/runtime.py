@@ -44,6 +44,7 @@ __all__ = [
     "send_json",
     "signature_error",
     "signed_by",
+    "stream_ended",
     "token_matches",
 ]
 
@@ -114,6 +115,13 @@ def not_found(sandbox_id: str) -> str:
     """The message E2B's proxy gives for a sandbox that is not running; the SDK maps "was not
     found" to SandboxNotRunningException (RPCs and /files alike)."""
     return f"The sandbox {sandbox_id} was not found"
+
+
+def stream_ended(sandbox_id: str) -> str:
+    """What E2B says when a sandbox stops under a running stream (a command's): neither "was
+    not found" nor "port is not open", so the SDK probes the sandbox and, finding it gone,
+    raises its "killed or reached its end of life" SandboxNotRunningException."""
+    return f"the connection to sandbox {sandbox_id} ended before the stream completed"
 
 
 def new_access_token() -> str:

@@ -61,7 +61,7 @@ class ProcessService(process_connect.Process):
 
     def __init__(self, sandboxes: Sandboxes, client: docker.DockerClient) -> None:
         self._sandboxes = sandboxes
-        self._table = ProcessTable(client)
+        self._table = ProcessTable(client, self._gone)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # -- RPCs ----------------------------------------------------------------------------------
@@ -91,6 +91,10 @@ class ProcessService(process_connect.Process):
             await self._table.spawn(proc, handle, user)
             yield process_pb.StartResponse(event=start_event(proc.pid))
             async for event in self._table.follow(proc, queue, _keepalive(ctx), None):
+                if proc.expired and _killed(event):
+                    # envd ends the Start stream with its context's error when the request's
+                    # deadline (the command's timeout) kills the process: the SDK's timeout.
+                    raise ConnectError(Code.DEADLINE_EXCEEDED, "context deadline exceeded")
                 yield process_pb.StartResponse(event=event)
         finally:
             proc.subscribers.discard(queue)
@@ -176,6 +180,13 @@ class ProcessService(process_connect.Process):
 
     # -- lookups -------------------------------------------------------------------------------
 
+    def _gone(self, sandbox_id: str) -> bool:
+        try:
+            self._sandboxes.get(sandbox_id)
+        except SandboxGone:
+            return True
+        return False
+
     def _handle(self, ctx: RequestContext[Any, Any]) -> SandboxHandle:
         self._loop = asyncio.get_running_loop()
         sandbox_id = ctx.request_headers.get("e2b-sandbox-id", "")
@@ -212,6 +223,14 @@ def _user(ctx: RequestContext[Any, Any], default: str) -> str:
     except (ValueError, UnicodeDecodeError) as exc:
         raise ConnectError(Code.UNAUTHENTICATED, "invalid Authorization header") from exc
     return decoded.partition(":")[0] or default
+
+
+def _killed(event: process_pb.ProcessEvent) -> bool:
+    """Whether `event` is an end by a signal."""
+    match event.event:
+        case Oneof(field="end", value=process_pb.ProcessEvent.EndEvent() as end):
+            return not end.exited
+    return False
 
 
 def _keepalive(ctx: RequestContext[Any, Any]) -> float:

@@ -19,7 +19,7 @@ import posixpath
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,7 +31,7 @@ from protobuf import Oneof
 
 from boxsmith._internal.backend.envd import docker_exec as envd_exec
 from boxsmith._internal.backend.envd.events import KEEPALIVE, data_event, end_event
-from boxsmith._internal.backend.runtime import SandboxHandle, not_found
+from boxsmith._internal.backend.runtime import SandboxHandle, not_found, stream_ended
 from boxsmith._internal.docker import buildenv
 
 __all__ = ["Process", "ProcessTable"]
@@ -63,6 +63,7 @@ class Process:
     timer: asyncio.TimerHandle | None = None
     write_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     forgotten: bool = False
+    expired: bool = False  # its lifetime ran out and it was sent SIGKILL
 
 
 class ProcessTable:
@@ -71,10 +72,13 @@ class ProcessTable:
 
     Args:
         client: a docker client, used from worker threads.
+        gone: whether a sandbox is no longer running (killed, or past its end): a process that
+            ends then ended with it, and its followers' streams break as envd's do.
     """
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, gone: Callable[[str], bool]) -> None:
         self._client = client
+        self._gone = gone
         self._procs: dict[str, dict[int, Process]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -152,6 +156,7 @@ class ProcessTable:
 
     def _expire(self, proc: Process) -> None:
         # envd treats the Start deadline as the process lifetime (infra envd process/start.go).
+        proc.expired = True
         task = asyncio.get_running_loop().create_task(self.kill(proc, "KILL"))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -167,8 +172,11 @@ class ProcessTable:
         procs = self._procs.get(proc.sandbox_id, {})
         if procs.get(proc.pid) is proc:
             del procs[proc.pid]
-        if not proc.forgotten:
-            self._publish(proc, end_event(code))
+        if proc.forgotten:
+            return
+        # The sandbox was killed under it (its registry entry goes before its container): the
+        # stream breaks, as envd's does, instead of reporting the signal as an exit.
+        self._publish(proc, _GONE if self._gone(proc.sandbox_id) else end_event(code))
 
     def drop(self, sandbox_id: str) -> None:
         """Forget a stopped sandbox's processes: followers get "was not found", the reader
@@ -202,10 +210,18 @@ class ProcessTable:
                     yield KEEPALIVE
                 continue
             if item is _GONE:
-                raise ConnectError(Code.UNAVAILABLE, not_found(proc.sandbox_id))
+                raise self._broken(proc.sandbox_id)
             yield item
             if item.event is not None and item.event.field == "end":
                 return
+
+    def _broken(self, sandbox_id: str) -> ConnectError:
+        """A follower's stream when its sandbox stopped: E2B's proxy cuts it, which the SDK
+        tells apart by probing the sandbox (gone: "killed or reached its end of life"); a
+        sandbox forgotten while still registered says "was not found" outright."""
+        if self._gone(sandbox_id):
+            return ConnectError(Code.UNAVAILABLE, stream_ended(sandbox_id))
+        return ConnectError(Code.UNAVAILABLE, not_found(sandbox_id))
 
     async def kill(self, proc: Process, signal_name: str) -> None:
         """Send signal `signal_name` (KILL, TERM) to the process's group, as root."""

@@ -1,0 +1,80 @@
+"""The envd data plane as E2B's envd behaves, seen through the unchanged e2b SDK over real HTTP
+against `boxsmith backend serve` (a real process), sandboxes as containers of a template built
+through the SDK: how a command's end by its timeout or by the sandbox's kill surfaces, reading
+files whose `stat` size says nothing (`/proc`), symlinks in `get_info`, and unknown users.
+
+Marked `docker`. One backend and one template serve the module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+
+import pytest
+from e2b import (
+    AsyncSandbox,
+    CommandExitException,
+    Sandbox,
+    SandboxException,
+    Template,
+    TimeoutException,
+)
+
+from tests.helpers import Backend
+
+pytestmark = pytest.mark.docker
+
+BASE = "debian:bookworm-slim"
+
+
+@pytest.fixture(scope="module")
+def template(backend: Backend) -> str:
+    name = f"parity-{uuid.uuid4().hex[:8]}"
+    Template.build(Template().from_image(BASE).set_user("user").set_workdir("/home/user"), name)
+    return name
+
+
+@pytest.fixture
+def sandbox(template: str) -> Iterator[Sandbox]:
+    sbx = Sandbox.create(template, timeout=120)
+    yield sbx
+    sbx.kill()
+
+
+def test_a_commands_own_timeout_is_a_timeout_not_an_exit(template: str) -> None:
+    async def scenario() -> None:
+        sbx = await AsyncSandbox.create(template, timeout=120)
+        try:
+            with pytest.raises(TimeoutException, match="timeout") as raised:
+                await sbx.commands.run("sleep 10", timeout=2)
+            assert not isinstance(raised.value, CommandExitException)
+            # the process was ended with its timeout, as envd ends it
+            assert (await sbx.commands.list()) == []
+        finally:
+            await sbx.kill()
+
+    asyncio.run(scenario())
+
+
+def test_a_command_ended_by_the_sandboxs_kill_is_a_timeout(template: str) -> None:
+    async def scenario() -> None:
+        sbx = await AsyncSandbox.create(template, timeout=120)
+        handle = await sbx.commands.run("sleep 60", background=True)
+        await sbx.kill()
+        with pytest.raises(TimeoutException) as raised:
+            await handle.wait()
+        assert "sandbox was killed or reached its end of life" in str(raised.value)
+
+    asyncio.run(scenario())
+
+
+def test_the_sync_sdk_sees_the_kill_the_same_way(template: str) -> None:
+    sbx = Sandbox.create(template, timeout=120)
+    handle = sbx.commands.run("sleep 60", background=True)
+    sbx.kill()
+    with pytest.raises(SandboxException) as raised:
+        handle.wait()
+    assert isinstance(raised.value, TimeoutException)
+    assert "sandbox was killed or reached its end of life" in str(raised.value)
