@@ -1,6 +1,7 @@
 """The local backend's REST control plane against E2B's API as the unchanged e2b SDK calls it:
 `Sandbox.list` paging (`limit`, `x-next-token`) and filters, the v1 routes older SDK lines call,
-over real HTTP against `boxsmith backend serve` (a real process) with sandboxes as containers.
+and E2B's JSON error shape for what no route serves (404, 405 with every allowed method), over real
+HTTP against `boxsmith backend serve` (a real process) with sandboxes as containers.
 
 Marked `docker`. One backend serves the module.
 """
@@ -14,7 +15,11 @@ from collections.abc import Iterator
 import httpx
 import pytest
 from e2b import ConnectionConfig, Sandbox, SandboxQuery, SandboxState, Template
-from e2b.api.client.api.sandboxes import post_sandboxes, post_sandboxes_sandbox_id_connect
+from e2b.api.client.api.sandboxes import (
+    get_sandboxes,
+    post_sandboxes,
+    post_sandboxes_sandbox_id_connect,
+)
 from e2b.api.client.models import ConnectSandbox, NewSandbox
 from e2b.api.client.models import Sandbox as ApiSandbox
 from e2b.api.client_sync import get_api_client
@@ -118,3 +123,55 @@ def test_v1_create_and_connect_routes(backend: Backend, template: str) -> None:
             assert answer.json()["code"] == 401
     finally:
         assert Sandbox.kill(sid)
+
+
+def test_v1_list_route(backend: Backend, three: tuple[str, list[Sandbox]]) -> None:
+    marker, started = three
+    client = get_api_client(ConnectionConfig())
+    listed = get_sandboxes.sync_detailed(client=client, metadata=f"marker={marker}")
+    assert listed.status_code == 200, listed.content
+    assert isinstance(listed.parsed, list)
+    assert {s.sandbox_id for s in listed.parsed} == {s.sandbox_id for s in started}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/nope"),
+        ("POST", "/v2/nope"),
+        ("GET", "/templates/a/b/c/d/e"),
+        ("GET", "/v9/sandboxes"),
+        ("DELETE", "/_uploads"),
+    ],
+)
+def test_unknown_routes_answer_e2bs_error_shape(backend: Backend, method: str, path: str) -> None:
+    answer = httpx.request(method, backend.url + path, headers={"X-API-KEY": backend.key})
+    assert answer.status_code == 404
+    assert answer.headers["content-type"] == "application/json"
+    assert answer.json() == {
+        "code": 404,
+        "message": f"the local backend has no route {method} {path}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allowed"),
+    [
+        ("DELETE", "/v2/sandboxes", "GET, HEAD, POST"),
+        ("PUT", "/sandboxes", "GET, HEAD, POST"),
+        ("PATCH", "/templates/some-id", "DELETE, GET, HEAD"),
+        ("PUT", "/sandboxes/some-id", "DELETE, GET, HEAD"),
+        ("GET", "/_uploads/some-token", "PUT"),
+    ],
+)
+def test_wrong_methods_answer_405_naming_every_allowed_one(
+    backend: Backend, method: str, path: str, allowed: str
+) -> None:
+    answer = httpx.request(method, backend.url + path, headers={"X-API-KEY": backend.key})
+    assert answer.status_code == 405
+    assert answer.json()["code"] == 405
+    named = sorted(m.strip() for m in answer.headers["allow"].split(","))
+    assert ", ".join(named) == allowed
+    assert answer.json()["message"].startswith(f"method {method} is not allowed on {path} (")
+    for each in allowed.split(", "):
+        assert each in answer.json()["message"]

@@ -67,6 +67,9 @@ async def _unrouted(request: Request, exc: Exception) -> Response:
         headers = exc.headers if isinstance(exc, HTTPException) else None
         allowed = (headers or {}).get("Allow", "")
         message = f"method {request.method} is not allowed on {request.url.path} ({allowed})"
+        refused = error(status, message)
+        refused.headers["Allow"] = allowed
+        return refused
     else:
         _log.error("%s failed", where, exc_info=exc)
         status, message = 500, INTERNAL
@@ -137,16 +140,18 @@ class ControlPlane:
     def _route(
         self,
         path: str,
-        handler: Callable[[Request], Awaitable[Response]],
-        methods: list[str],
+        handlers: dict[str, Callable[[Request], Awaitable[Response]]],
         *,
         key: bool = True,
     ) -> Route:
+        """One route for `path`, each method to its handler (a 405 names them all)."""
+
         async def guarded(request: Request) -> Response:
             if key and not self._authorized(request):
                 return error(
                     401, "Invalid API key, it must be the key `boxsmith backend env` prints"
                 )
+            handler = handlers["GET" if request.method == "HEAD" else request.method]
             try:
                 response = await handler(request)
             except ValueError as exc:  # BadRequest, BuildRequestError, a refused value
@@ -158,7 +163,7 @@ class ControlPlane:
                 response = error(500, INTERNAL)
             return self._scrubbed(response)
 
-        return Route(path, guarded, methods=methods)
+        return Route(path, guarded, methods=list(handlers))
 
     def _scrubbed(self, response: Response) -> Response:
         """An error response without host paths in its message."""
@@ -176,29 +181,25 @@ class ControlPlane:
         sb = SandboxAPI(self.store, self.sandboxes, self.limits)
         return Starlette(
             routes=[
-                r("/v3/templates", b.request_build, ["POST"]),
-                r("/templates", t.list_templates, ["GET"]),
-                r("/templates/tags", t.assign_tags, ["POST"]),
-                r("/templates/tags", t.delete_tags, ["DELETE"]),
-                r("/templates/aliases/{alias:path}", t.alias, ["GET"]),
-                r("/templates/{tid}/files/{hash}", b.file_link, ["GET"]),
-                r("/templates/{tid}/builds/{bid}/status", b.build_status, ["GET"]),
-                r("/templates/{tid}/tags", t.list_tags, ["GET"]),
-                r("/templates/{tid}", t.delete_template, ["DELETE"]),
-                r("/templates/{tid}", t.list_builds, ["GET"]),
-                r("/v2/templates/{tid}/builds/{bid}", b.start_build, ["POST"]),
-                r("/v2/sandboxes", sb.create_sandbox, ["POST"]),
-                r("/v2/sandboxes", sb.list_sandboxes, ["GET"]),
-                r("/v2/sandboxes/{sid}/connect", sb.connect_sandbox, ["POST"]),
+                r("/v3/templates", {"POST": b.request_build}),
+                r("/templates", {"GET": t.list_templates}),
+                r("/templates/tags", {"POST": t.assign_tags, "DELETE": t.delete_tags}),
+                r("/templates/aliases/{alias:path}", {"GET": t.alias}),
+                r("/templates/{tid}/files/{hash}", {"GET": b.file_link}),
+                r("/templates/{tid}/builds/{bid}/status", {"GET": b.build_status}),
+                r("/templates/{tid}/tags", {"GET": t.list_tags}),
+                r("/templates/{tid}", {"DELETE": t.delete_template, "GET": t.list_builds}),
+                r("/v2/templates/{tid}/builds/{bid}", {"POST": b.start_build}),
+                r("/v2/sandboxes", {"POST": sb.create_sandbox, "GET": sb.list_sandboxes}),
+                r("/v2/sandboxes/{sid}/connect", {"POST": sb.connect_sandbox}),
                 # the v1 routes older SDK lines call: the same bodies and answers
-                r("/sandboxes", sb.create_sandbox, ["POST"]),
-                r("/sandboxes/{sid}/connect", sb.connect_sandbox, ["POST"]),
-                r("/sandboxes/{sid}", sb.get_sandbox, ["GET"]),
-                r("/sandboxes/{sid}", sb.kill_sandbox, ["DELETE"]),
-                r("/sandboxes/{sid}/timeout", sb.set_timeout, ["POST"]),
-                r("/sandboxes/{sid}/metrics", sb.metrics, ["GET"]),
-                r("/_uploads/{token}", b.receive_upload, ["PUT"], key=False),
-                r("/health", self.health, ["GET"], key=False),
+                r("/sandboxes", {"POST": sb.create_sandbox, "GET": sb.list_sandboxes}),
+                r("/sandboxes/{sid}/connect", {"POST": sb.connect_sandbox}),
+                r("/sandboxes/{sid}", {"GET": sb.get_sandbox, "DELETE": sb.kill_sandbox}),
+                r("/sandboxes/{sid}/timeout", {"POST": sb.set_timeout}),
+                r("/sandboxes/{sid}/metrics", {"GET": sb.metrics}),
+                r("/_uploads/{token}", {"PUT": b.receive_upload}, key=False),
+                r("/health", {"GET": self.health}, key=False),
             ],
             exception_handlers={HTTPException: _unrouted, Exception: _unrouted},
         )
