@@ -78,3 +78,19 @@ def test_the_sync_sdk_sees_the_kill_the_same_way(template: str) -> None:
         handle.wait()
     assert isinstance(raised.value, TimeoutException)
     assert "sandbox was killed or reached its end of life" in str(raised.value)
+
+
+def test_proc_files_read_as_cat_shows_them(sandbox: Sandbox) -> None:
+    for path in ("/proc/cpuinfo", "/proc/sys/kernel/random/boot_id", "/proc/self/status"):
+        text = sandbox.files.read(path)
+        assert text, path
+        if path != "/proc/self/status":  # a different process each time
+            assert text == sandbox.commands.run(f"cat {path}").stdout, path
+    assert "processor" in sandbox.files.read("/proc/cpuinfo")
+    assert len(sandbox.files.read("/proc/sys/kernel/random/boot_id").strip()) == 36
+    assert sandbox.files.read("/proc/cpuinfo", format="bytes").startswith(b"processor")
+
+
+def test_an_empty_file_still_reads_empty(sandbox: Sandbox) -> None:
+    sandbox.files.write("empty.txt", b"")
+    assert sandbox.files.read("empty.txt") == ""

@@ -1,8 +1,9 @@
 """envd's `/files` endpoint, served host-side on a sandbox's container (`files_app`): GET
-downloads a file, streamed from docker's `get_archive` (symlinks followed, gzip when the SDK
-asks for exactly that); POST uploads multipart or octet-stream bodies (gunzipped when sent so),
-spooled to temporary files and then streamed into `put_archive` as a tar owned by the
-requesting user (`?username=`, else the sandbox's user), keeping an overwritten file's mode.
+downloads a file (`download`: docker's `get_archive`, or `cat` where that sees nothing or a
+`stat` size says nothing, as in `/proc`); POST uploads multipart or octet-stream bodies
+(gunzipped when sent so), spooled to temporary files and then streamed into `put_archive` as
+a tar owned by the requesting user (`?username=`, else the sandbox's user), keeping an
+overwritten file's mode.
 Errors are envd's JSON `{"code", "message"}`.
 
 Access is envd's: the sandbox's token in `X-Access-Token`, or a v1 signature of the path, the
@@ -21,7 +22,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from typing import IO, Any
+from typing import IO
 
 import anyio.to_thread
 import docker
@@ -29,9 +30,10 @@ from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from boxsmith._internal.backend.envd.download import download
 from boxsmith._internal.backend.envd.shell import CHUNK, Identity, Shell, resolve
 from boxsmith._internal.backend.runtime import (
     FileRequest,
@@ -44,7 +46,6 @@ from boxsmith._internal.backend.runtime import (
 __all__ = ["files_app"]
 
 _SPOOL_IN_MEMORY = 4 << 20  # larger uploads spill to a temporary file
-_GO_DIR, _GO_SYMLINK = 1 << 31, 1 << 27  # Go FileMode bits in Docker's path stat
 _HTTP_STATUS = {
     Code.INVALID_ARGUMENT: 400,
     Code.UNAUTHENTICATED: 401,
@@ -82,82 +83,6 @@ class _TooLarge(Exception):
             f"the upload is larger than this backend's limit of {limit >> 20} MiB "
             "(BOXSMITH_BACKEND_MAX_UPLOAD_MB)"
         )
-
-
-class _ChunkReader(io.RawIOBase):
-    """A readable file over an iterator of byte chunks (docker's archive stream)."""
-
-    def __init__(self, chunks: Iterator[bytes]) -> None:
-        self._chunks, self._rest = chunks, b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self._rest:
-            self._rest = next(self._chunks, b"")
-            if not self._rest:
-                return 0
-        size = min(len(buffer), len(self._rest))
-        buffer[:size], self._rest = self._rest[:size], self._rest[size:]
-        return size
-
-
-class _Download:
-    """The file at a path (symlinks followed), streamed out of `get_archive`."""
-
-    def __init__(self, shell: Shell, handle: SandboxHandle, path: str) -> None:
-        for _ in range(16):
-            self._stream, stat = shell.get_archive(handle, path)
-            if not stat["mode"] & (_GO_DIR | _GO_SYMLINK):
-                break
-            self._stream.close()  # drops the response, so the daemon stops sending
-            if stat["mode"] & _GO_DIR:
-                raise ConnectError(Code.INVALID_ARGUMENT, f"path '{path}' is a directory")
-            path = stat["linkTarget"]
-        else:
-            raise ConnectError(Code.INVALID_ARGUMENT, f"too many levels of symbolic links: {path}")
-        reader = io.BufferedReader(_ChunkReader(self._stream), CHUNK)
-        self._tar = tarfile.open(fileobj=reader, mode="r|")  # noqa: SIM115 - closed in close()
-        member = self._tar.next()
-        file = self._tar.extractfile(member) if member else None
-        if member is None or file is None:
-            self.close()
-            raise ConnectError(Code.INTERNAL, f"docker sent no file for '{path}'")
-        self.file, self.size = file, member.size
-
-    def close(self) -> None:
-        self._tar.close()
-        self._stream.close()
-
-
-def _wants_gzip(accept: str) -> bool:
-    # The SDK's `gzip=True` replaces httpx's default "gzip, deflate" with exactly "gzip"; only
-    # then compress (identity is always acceptable, and compressing costs CPU on loopback).
-    return [c.split(";")[0].strip().lower() for c in accept.split(",")] == ["gzip"]
-
-
-async def _download(shell: Shell, handle: SandboxHandle, path: str, accept: str) -> Response:
-    download = await anyio.to_thread.run_sync(_Download, shell, handle, path)
-    gzip = zlib.compressobj(1, zlib.DEFLATED, 31) if _wants_gzip(accept) else None
-
-    def read() -> tuple[bytes, bool]:
-        chunk = download.file.read(CHUNK)
-        if gzip is None:
-            return chunk, not chunk
-        return (gzip.compress(chunk), False) if chunk else (gzip.flush(), True)
-
-    async def body() -> AsyncIterator[bytes]:
-        try:
-            done = False
-            while not done:
-                chunk, done = await anyio.to_thread.run_sync(read)
-                yield chunk
-        finally:
-            await anyio.to_thread.run_sync(download.close)
-
-    headers = {"Content-Encoding": "gzip"} if gzip else {"Content-Length": str(download.size)}
-    return StreamingResponse(body(), media_type="application/octet-stream", headers=headers)
 
 
 async def _bounded(request: Request, limit: int) -> AsyncIterator[bytes]:
@@ -350,7 +275,7 @@ def files_app(
             if request.method == "POST":
                 return JSONResponse(await _upload(request, shell, handle, who, max_upload_bytes))
             path = resolve(signed.path, who.home)
-            return await _download(shell, handle, path, request.headers.get("accept-encoding", ""))
+            return await download(shell, handle, path, request.headers.get("accept-encoding", ""))
         except ConnectError as exc:
             return _error(_HTTP_STATUS.get(exc.code, 500), exc.message)
         except _TooLarge as exc:
