@@ -1,7 +1,8 @@
 """The local backend's REST control plane against E2B's API as the unchanged e2b SDK calls it:
-`Sandbox.list` paging (`limit`, `x-next-token`) and filters, the v1 routes older SDK lines call,
-and E2B's JSON error shape for what no route serves (404, 405 with every allowed method), over real
-HTTP against `boxsmith backend serve` (a real process) with sandboxes as containers.
+`Sandbox.list` paging (`limit`, `x-next-token`) and filters, the v1 routes older SDK lines call, and
+E2B's JSON error shape for what no route serves (404, 405 with every allowed method), and the API
+key's form (one every SDK line accepts; an old key file kept; `backend reset` trusts both), over
+real HTTP against `boxsmith backend serve` (a real process) with sandboxes as containers.
 
 Marked `docker`. One backend serves the module.
 """
@@ -9,8 +10,10 @@ Marked `docker`. One backend serves the module.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,7 +27,7 @@ from e2b.api.client.models import ConnectSandbox, NewSandbox
 from e2b.api.client.models import Sandbox as ApiSandbox
 from e2b.api.client_sync import get_api_client
 
-from tests.helpers import Backend
+from tests.helpers import Backend, cli, serving_backend
 
 pytestmark = pytest.mark.docker
 
@@ -175,3 +178,44 @@ def test_wrong_methods_answer_405_naming_every_allowed_one(
     assert answer.json()["message"].startswith(f"method {method} is not allowed on {path} (")
     for each in allowed.split(", "):
         assert each in answer.json()["message"]
+
+
+SDK_KEY_FORM = re.compile(r"^e2b_[0-9a-f]+$")  # what another e2b SDK line checks client-side
+
+
+def test_a_new_key_has_the_form_every_sdk_line_accepts(backend: Backend) -> None:
+    assert re.fullmatch(r"e2b_[0-9a-f]{40}", backend.key)
+    assert SDK_KEY_FORM.match(backend.key)
+
+
+def test_a_key_file_of_the_old_form_is_kept_and_served(tmp_path: Path) -> None:
+    old = "e2b_local_" + "0123456789" * 4
+    (tmp_path / "data").mkdir(mode=0o700)
+    (tmp_path / "data/api_key").write_text(old + "\n")
+    with serving_backend(tmp_path) as server:
+        assert server.key == old
+        assert Sandbox.list().next_items() == []  # the SDK authenticates with it
+        refused = httpx.get(server.url + "/v2/sandboxes", headers={"X-API-KEY": "e2b_" + "0" * 40})
+        assert refused.status_code == 401
+
+
+@pytest.mark.parametrize("key", ["e2b_" + "ab" * 20, "e2b_local_" + "ab" * 20])
+def test_reset_trusts_a_key_of_either_form(tmp_path: Path, key: str) -> None:
+    """A damaged state file: the key's form proves the folder."""
+    folder = tmp_path / "data"
+    (folder / "uploads").mkdir(parents=True)
+    (folder / "api_key").write_text(key + "\n")
+    (folder / "state.sqlite3").write_bytes(b"SQLite format 3\0" + b"\x07" * 40)
+    reset = cli(tmp_path, "backend", "reset", "--yes", "--data-dir", str(folder))
+    assert reset.code == 0, reset.err
+    assert list(folder.iterdir()) == []
+
+
+def test_reset_refuses_a_key_of_neither_form(tmp_path: Path) -> None:
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "api_key").write_text("e2b_" + "ab" * 19 + "\n")  # 38 hex digits
+    refused = cli(tmp_path, "backend", "reset", "--yes", "--data-dir", str(folder))
+    assert refused.code == 2
+    assert "e2b_<40 hex digits> or e2b_local_<40 hex digits>" in refused.err
+    assert (folder / "api_key").exists()

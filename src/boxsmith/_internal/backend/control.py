@@ -284,7 +284,8 @@ def reset(
     return ResetDone(stopped, containers, images)
 
 
-_KEY_FORM = re.compile(rb"e2b_local_[0-9a-f]{40}")
+# the key the backend makes (`datadir.api_key`), or the one older versions made
+_KEY_FORM = re.compile(rb"e2b_(?:local_)?[0-9a-f]{40}")
 
 
 def _check_resettable(settings: Settings, folder: Path) -> None:
@@ -303,7 +304,8 @@ def _check_resettable(settings: Settings, folder: Path) -> None:
     if not (_key_of_form(folder) or has_backend_tables(folder)):
         raise UsageError(
             f"{folder} does not look like a backend's data folder (no {KEY_FILE} of the form "
-            "e2b_local_<40 hex digits>, no state file with the backend's tables)",
+            "e2b_<40 hex digits> or e2b_local_<40 hex digits>, no state file with the backend's "
+            "tables)",
             where,
         )
     held = _project_folder(settings, folder)

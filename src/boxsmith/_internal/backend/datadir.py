@@ -2,14 +2,16 @@
 holds it.
 
 The data folder (default `.boxsmith/backend` in the project) holds the API key (`api_key`, made on
-first start; its form, `e2b_local_<40 hex digits>`, is what `boxsmith backend reset` trusts), the
-state (`state.sqlite3` and SQLite's `-wal`/`-shm`), build-context uploads (`uploads/`), the log of a
-backend started in the background (`server.log`) and, while the server runs, `server.json` (pid,
-URL, limits). All of it is the owner's only: the folders 0700, the files 0600. `make_private`
-creates the folder that way (and any parent it has to create, such as `.boxsmith`) and, at every
-start, puts back those modes on what the backend keeps there (a folder made by an older version, or
-loosened by hand), never following a symlink and never touching what another user owns; the serving
-process runs with umask 077 (`owner_only_umask`), so files it creates later are private too.
+first start as `e2b_<40 hex digits>`, the form every e2b SDK line accepts; a key file of the form
+older versions made, `e2b_local_<40 hex digits>`, is kept and served; either form is what `boxsmith
+backend reset` trusts), the state (`state.sqlite3` and SQLite's `-wal`/`-shm`), build-context
+uploads (`uploads/`), the log of a backend started in the background (`server.log`) and, while the
+server runs, `server.json` (pid, URL, limits). All of it is the owner's only: the folders 0700, the
+files 0600. `make_private` creates the folder that way (and any parent it has to create, such as
+`.boxsmith`) and, at every start, puts back those modes on what the backend keeps there (a folder
+made by an older version, or loosened by hand), never following a symlink and never touching what
+another user owns; the serving process runs with umask 077 (`owner_only_umask`), so files it creates
+later are private too.
 
 One data folder has one backend: the server holds an exclusive lock (flock) on `server.lock` in
 the folder for its whole life (the kernel releases it when the process ends, kill -9 too) and
@@ -99,7 +101,7 @@ def api_key(folder: Path) -> str:
     with contextlib.suppress(FileNotFoundError):
         return path.read_text(encoding="utf-8").strip()
     _mkdir_private(folder)
-    key = "e2b_local_" + secrets.token_hex(20)
+    key = "e2b_" + secrets.token_hex(20)  # some SDK lines check `^e2b_[0-9a-f]+$` themselves
     with _private_file(path.with_suffix(".tmp"), os.O_TRUNC) as handle:
         handle.write(key.encode() + b"\n")
     os.replace(path.with_suffix(".tmp"), path)
