@@ -16,6 +16,7 @@ import pytest
 from e2b import (
     AsyncSandbox,
     CommandExitException,
+    FileType,
     Sandbox,
     SandboxException,
     Template,
@@ -94,3 +95,37 @@ def test_proc_files_read_as_cat_shows_them(sandbox: Sandbox) -> None:
 def test_an_empty_file_still_reads_empty(sandbox: Sandbox) -> None:
     sandbox.files.write("empty.txt", b"")
     assert sandbox.files.read("empty.txt") == ""
+
+
+def test_get_info_of_a_symlink_names_its_absolute_target(sandbox: Sandbox) -> None:
+    sandbox.files.write("links/dir/test.txt", "Hello, World!")
+    sandbox.commands.run("ln -s test.txt link.txt", cwd="links/dir")
+    sandbox.commands.run("ln -s dir/link.txt chain.txt && ln -s dir dirlink", cwd="links")
+    home = sandbox.commands.run("pwd").stdout.strip()
+
+    file = sandbox.files.get_info("links/dir/link.txt")
+    assert file.type == FileType.SYMLINK  # envd marks the link itself (is_symlink)
+    assert file.symlink_target == f"{home}/links/dir/test.txt"
+    assert file.path == f"{home}/links/dir/link.txt"
+    assert file.name == "link.txt"
+
+    chained = sandbox.files.get_info("links/chain.txt")  # followed to the end, as envd does
+    assert chained.symlink_target == f"{home}/links/dir/test.txt"
+
+    listed = {e.name: e for e in sandbox.files.list("links", depth=2)}
+    assert listed["link.txt"].symlink_target == f"{home}/links/dir/test.txt"
+    assert listed["chain.txt"].symlink_target == f"{home}/links/dir/test.txt"
+    assert listed["dirlink"].symlink_target == f"{home}/links/dir"
+    assert listed["test.txt"].symlink_target is None
+    assert (listed["test.txt"].type, listed["dir"].type) == (FileType.FILE, FileType.DIR)
+
+
+def test_the_link_entrys_own_type_is_its_targets(sandbox: Sandbox) -> None:
+    """The EntryInfo on the wire: `type` is the target's, `is_symlink` marks the link."""
+    from e2b.envd.filesystem import filesystem_pb
+
+    sandbox.commands.run("mkdir -p d && ln -sfn d dl")
+    rpc = sandbox.files._rpc  # the SDK's own generated client
+    entry = rpc.stat(filesystem_pb.StatRequest(path="/home/user/dl")).entry
+    assert entry is not None
+    assert (entry.type, entry.is_symlink) == (filesystem_pb.FileType.DIRECTORY, True)

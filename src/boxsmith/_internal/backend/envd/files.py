@@ -44,7 +44,8 @@ from boxsmith._internal.backend.runtime import Sandboxes, SandboxHandle
 
 __all__ = ["FilesystemService", "filesystem_app"]
 
-_FIND_FORMAT = r"%y\0%s\0%m\0%u\0%g\0%T@\0%l\0%p\0"
+_FIND_FORMAT = r"%y\0%s\0%m\0%u\0%g\0%T@\0%Y\0%p\0"  # %Y: a symlink's target's type
+_FIELDS = 8
 _STAT = r"""exists "$2" || die 10 "file not found: $2"
 exec find "$2" -maxdepth 0 -printf "$1"
 """
@@ -67,6 +68,9 @@ exec find "$5" -maxdepth 0 -printf "$3"
 """
 _REMOVE = r"""exec rm -rf -- "$1"
 """
+# envd's symlink target: followed to the end, absolute (one per path, in order; "" on a loop).
+_REALPATHS = r"""for p; do realpath -z -m -- "$p" 2>/dev/null || printf '\0'; done
+"""
 
 
 def _go_permissions(kind: str, bits: int) -> str:
@@ -81,21 +85,28 @@ def _go_permissions(kind: str, bits: int) -> str:
 _TYPES = {"f": FileType.FILE, "d": FileType.DIRECTORY, "l": FileType.SYMLINK}
 
 
-def _entries(out: bytes) -> list[EntryInfo]:
-    """EntryInfos from `find -printf _FIND_FORMAT`, in envd's (lexical, depth-first) order."""
+Row = list[bytes]  # the _FIND_FORMAT fields of one path
+
+
+def _rows(out: bytes) -> list[Row]:
+    """The paths `find -printf _FIND_FORMAT` printed, in envd's (lexical, depth-first) order."""
     fields = out.split(b"\0")[:-1]
-    rows = sorted(
-        (fields[i : i + 8] for i in range(0, len(fields) - 7, 8)), key=lambda r: r[7].split(b"/")
-    )
+    rows = (fields[i : i + _FIELDS] for i in range(0, len(fields) - _FIELDS + 1, _FIELDS))
+    return sorted(rows, key=lambda r: r[7].split(b"/"))
+
+
+def _entries(rows: list[Row], targets: dict[bytes, str]) -> list[EntryInfo]:
+    """EntryInfos as envd gives them: a symlink's `type` is its target's, `is_symlink` marks
+    it, `symlink_target` is `targets[path]` (absolute, resolved)."""
     entries = []
-    for kind_b, size, mode, owner, group, mtime, target, path_b in rows:
+    for kind_b, size, mode, owner, group, mtime, target_kind, path_b in rows:
         kind, path, bits = kind_b.decode(), path_b.decode(errors="replace"), int(mode, 8)
         seconds, _, fraction = mtime.partition(b".")
         symlink = kind == "l"
         entries.append(
             EntryInfo(
                 name=posixpath.basename(path) or path,
-                type=_TYPES.get(kind, FileType.UNSPECIFIED),
+                type=_TYPES.get(target_kind.decode(), FileType.UNSPECIFIED),
                 path=path,
                 size=int(size),
                 mode=bits & 0o777,
@@ -105,15 +116,14 @@ def _entries(out: bytes) -> list[EntryInfo]:
                 modified_time=Timestamp(
                     seconds=int(seconds), nanos=int(fraction[:9].ljust(9, b"0"))
                 ),
-                symlink_target=target.decode(errors="replace") if symlink else None,
+                symlink_target=targets.get(path_b, "") if symlink else None,
                 is_symlink=symlink,
             )
         )
     return entries
 
 
-def _entry(out: bytes, path: str) -> EntryInfo:
-    entries = _entries(out)
+def _first(entries: list[EntryInfo], path: str) -> EntryInfo:
     if not entries:  # removed between the test and find
         raise ConnectError(Code.NOT_FOUND, f"file not found: {path}")
     return entries[0]
@@ -148,13 +158,27 @@ class FilesystemService(filesystem_connect.Filesystem):
         user = _basic_user(ctx.request_headers.get("authorization")) or handle.user
         return handle, await self._shell.identity(handle, user)
 
+    async def _found(self, handle: SandboxHandle, out: bytes) -> list[EntryInfo]:
+        """The entries of a `find -printf _FIND_FORMAT`, symlinks' targets resolved in one more
+        exec when there are any."""
+        rows = _rows(out)
+        links = [row[7] for row in rows if row[0] == b"l"]
+        targets: dict[bytes, str] = {}
+        if links:
+            names = [link.decode(errors="replace") for link in links]
+            resolved = (await self._shell.run(handle, _REALPATHS, *names)).split(b"\0")
+            targets = {
+                link: t.decode(errors="replace") for link, t in zip(links, resolved, strict=False)
+            }
+        return _entries(rows, targets)
+
     async def stat(
         self, request: StatRequest, ctx: RequestContext[StatRequest, StatResponse], /
     ) -> StatResponse:
         handle, who = await self._caller(ctx)
         path = resolve(request.path, who.home)
         out = await self._shell.run(handle, _STAT, _FIND_FORMAT, path)
-        return StatResponse(entry=_entry(out, path))
+        return StatResponse(entry=_first(await self._found(handle, out), path))
 
     async def list_dir(
         self, request: ListDirRequest, ctx: RequestContext[ListDirRequest, ListDirResponse], /
@@ -162,7 +186,7 @@ class FilesystemService(filesystem_connect.Filesystem):
         handle, who = await self._caller(ctx)
         path, depth = resolve(request.path, who.home), str(request.depth or 1)
         out = await self._shell.run(handle, _LIST, _FIND_FORMAT, path, depth)
-        return ListDirResponse(entries=_entries(out))
+        return ListDirResponse(entries=await self._found(handle, out))
 
     async def make_dir(
         self, request: MakeDirRequest, ctx: RequestContext[MakeDirRequest, MakeDirResponse], /
@@ -182,7 +206,7 @@ class FilesystemService(filesystem_connect.Filesystem):
         ids = (str(who.uid), str(who.gid))
         parent = posixpath.dirname(target)
         out = await self._shell.run(handle, _MOVE, *ids, _FIND_FORMAT, source, target, parent)
-        return MoveResponse(entry=_entry(out, target))
+        return MoveResponse(entry=_first(await self._found(handle, out), target))
 
     async def remove(
         self, request: RemoveRequest, ctx: RequestContext[RemoveRequest, RemoveResponse], /
