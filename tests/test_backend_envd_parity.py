@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import pytest
 from e2b import (
     AsyncSandbox,
+    AuthenticationException,
     CommandExitException,
     FileType,
     Sandbox,
@@ -129,3 +130,10 @@ def test_the_link_entrys_own_type_is_its_targets(sandbox: Sandbox) -> None:
     entry = rpc.stat(filesystem_pb.StatRequest(path="/home/user/dl")).entry
     assert entry is not None
     assert (entry.type, entry.is_symlink) == (filesystem_pb.FileType.DIRECTORY, True)
+
+
+def test_an_unknown_user_is_envds_invalid_username(sandbox: Sandbox) -> None:
+    with pytest.raises(AuthenticationException, match=r"invalid username: 'root123'"):
+        sandbox.commands.run("whoami", user="root123")
+    # a known user still runs
+    assert sandbox.commands.run("whoami", user="root").stdout == "root\n"

@@ -139,6 +139,9 @@ class ProcessTable:
         try:
             await started
         except _StartFailed as exc:
+            if f"unable to find user {user}:" in exc.output:  # docker's words
+                # envd's: the user is looked up before anything starts (as /files does).
+                raise ConnectError(Code.UNAUTHENTICATED, f"invalid username: '{user}'") from exc
             detail = f": {exc.output.strip()}" if exc.output.strip() else ""
             raise ConnectError(
                 Code.INVALID_ARGUMENT,
