@@ -304,7 +304,7 @@ def test_build_status_query_of_the_wrong_type_is_400(
         ("POST", "/v9/sandboxes", 404, "no route POST /v9/sandboxes"),
         ("GET", "/v3/templates", 405, "method GET is not allowed on /v3/templates (POST)"),
         ("PUT", "/templates/tags", 405, "not allowed on /templates/tags"),
-        ("PATCH", "/templates/abc", 405, "not allowed on /templates/abc (GET, HEAD, DELETE)"),
+        ("PATCH", "/templates/abc", 405, "not allowed on /templates/abc (DELETE, GET, HEAD)"),
         ("POST", "/sandboxes/abc/pause", 501, "pausing and resuming sandboxes"),
         ("POST", "/sandboxes/abc/resume", 501, "pausing and resuming sandboxes"),
         ("POST", "/sandboxes/abc/snapshots", 501, "snapshots"),

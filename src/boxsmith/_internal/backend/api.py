@@ -65,7 +65,10 @@ async def _unrouted(request: Request, exc: Exception) -> Response:
         message = f"the local backend has no route {where}"
     elif status == 405:
         headers = exc.headers if isinstance(exc, HTTPException) else None
-        allowed = (headers or {}).get("Allow", "")
+        # sorted: starlette builds the header from a set, whose order varies between processes
+        allowed = ", ".join(
+            sorted(m.strip() for m in (headers or {}).get("Allow", "").split(",") if m.strip())
+        )
         message = f"method {request.method} is not allowed on {request.url.path} ({allowed})"
         refused = error(status, message)
         refused.headers["Allow"] = allowed

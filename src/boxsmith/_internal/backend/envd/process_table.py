@@ -139,14 +139,28 @@ class ProcessTable:
         try:
             await started
         except _StartFailed as exc:
-            if f"unable to find user {user}:" in exc.output:  # docker's words
-                # envd's: the user is looked up before anything starts (as /files does).
+            # docker's words, when its output came in time; else ask the container itself
+            unknown = f"unable to find user {user}:" in exc.output or not await envd_exec.in_thread(
+                self._user_exists, handle.container_id, user
+            )
+            if unknown:  # envd's: the user is looked up before anything starts (as /files does)
                 raise ConnectError(Code.UNAUTHENTICATED, f"invalid username: '{user}'") from exc
             detail = f": {exc.output.strip()}" if exc.output.strip() else ""
             raise ConnectError(
                 Code.INVALID_ARGUMENT,
                 f"cannot start {config.cmd!r} as {user!r} in {cwd!r} (exit {exc.code}){detail}",
             ) from exc
+
+    def _user_exists(self, container_id: str, user: str) -> bool:
+        """Whether `user` is a user (a name or a uid) of the container, asked as root; True
+        when the container cannot be asked (then the start's own failure is said)."""
+        api = self._client.api
+        try:
+            created = api.exec_create(container_id, ["id", "-u", "--", user], user="root")
+            api.exec_start(created["Id"])
+            return int(api.exec_inspect(created["Id"])["ExitCode"] or 0) == 0
+        except envd_exec.DOCKER_ERRORS:
+            return True
 
     def _started(self, proc: Process, pid: int, started: asyncio.Future[int]) -> None:
         proc.pid = pid
