@@ -36,8 +36,8 @@ import yaml
 
 from boxsmith import __version__
 from boxsmith._internal.cli import render, schema
-from boxsmith._internal.render.index import INDEX_FILE, load_index
-from boxsmith._internal.render.outputs import claim, write_atomic
+from boxsmith._internal.render.outputs import write_atomic
+from boxsmith._internal.render.pipeline import claimed_index
 from boxsmith._internal.spec.catalog import spec_files
 from boxsmith._internal.spec.loader import load
 from boxsmith.config import Settings, load_settings
@@ -274,16 +274,9 @@ def _preflight(settings: Settings, name: str) -> None:
     generated folder that is not boxsmith's or holds a broken index, an invalid spec (every
     issue of every file, as `validate` reports them) and another spec of the starter's name.
     The starter itself is init's own, valid by construction."""
-    index, starter = settings.generated_dir / INDEX_FILE, settings.specs_dir / STARTER
+    starter = settings.specs_dir / STARTER
     try:
-        claim(
-            settings.generated_dir,
-            project=settings.root,
-            specs=settings.specs_dir,
-            index=INDEX_FILE,
-            shown=settings.display(settings.generated_dir),
-        )
-        load_index(index, settings.display(index))
+        claimed_index(settings)
     except UsageError as exc:
         raise UsageError(f"{exc.message}; nothing was written", exc.hint) from exc
     others = (

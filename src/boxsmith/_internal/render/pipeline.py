@@ -28,7 +28,14 @@ from boxsmith._internal.spec.catalog import Catalog, Template, load_catalog
 from boxsmith.config import Settings
 from boxsmith.errors import Issue, SpecError
 
-__all__ = ["Generation", "RenderReport", "check_project", "generate", "render_project"]
+__all__ = [
+    "Generation",
+    "RenderReport",
+    "check_project",
+    "claimed_index",
+    "generate",
+    "render_project",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +170,20 @@ def _keep_published(old: Index, templates: dict[str, dict[str, VersionEntry]]) -
     return sorted(keep)
 
 
+def claimed_index(settings: Settings) -> Index:
+    """The index of the project's generated folder, once the folder is proved boxsmith's to
+    write in (`outputs.claim`; UsageError otherwise, as for a broken index)."""
+    claim(
+        settings.generated_dir,
+        project=settings.root,
+        specs=settings.specs_dir,
+        index=INDEX_FILE,
+        shown=settings.display(settings.generated_dir),
+    )
+    path = settings.generated_dir / INDEX_FILE
+    return load_index(path, settings.display(path))
+
+
 def generate(
     settings: Settings, names: Sequence[str] = (), labels: Sequence[str] = ()
 ) -> Generation:
@@ -173,16 +194,7 @@ def generate(
     """
     catalog = load_catalog(settings)
     selected = catalog.select(names, labels)
-    claim(
-        settings.generated_dir,
-        project=settings.root,
-        specs=settings.specs_dir,
-        index=INDEX_FILE,
-        shown=settings.display(settings.generated_dir),
-    )
-    old = load_index(
-        settings.generated_dir / INDEX_FILE, settings.display(settings.generated_dir / INDEX_FILE)
-    )
+    old = claimed_index(settings)
     chosen = {t.name for t in selected}
     filtered = bool(names or labels)
     templates: dict[str, dict[str, VersionEntry]] = {
