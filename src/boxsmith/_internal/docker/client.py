@@ -409,6 +409,21 @@ class Engine:
             except docker.errors.NotFound:
                 return "gone"
 
+    def container_address(self, container_id: str) -> str | None:
+        """The container's IP address (on Docker's default bridge when it has one there);
+        None when it has none or is gone."""
+        with translated(f"inspecting container {container_id[:12]}"):
+            try:
+                attrs = self._docker.api.inspect_container(container_id)
+            except docker.errors.NotFound:
+                return None
+        networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+        for name in sorted(networks, key=lambda name: name != "bridge"):
+            address = (networks[name] or {}).get("IPAddress")
+            if address:
+                return str(address)
+        return None
+
     def remove_container(self, container_id: str) -> None:
         """Remove a container (running or not); a missing one is no error."""
         self._log(f"rm -f {container_id[:12]}")
