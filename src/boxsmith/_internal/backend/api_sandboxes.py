@@ -11,6 +11,11 @@ unless the backend allows insecure sandboxes (`Limits.allow_insecure`), because 
 plane lets every local user into the sandbox. At most `Limits.max_sandboxes` sandboxes run or
 start at once; past it a create gets 429.
 
+Create, connect and get answer the backend's `domain` (`Limits.domain`, `localhost:<port>` by
+default), from which the SDK makes preview hosts (`get_host`, served by `backend.preview`). A
+create with `network: {allowPublicTraffic: false}` gets a `trafficAccessToken` that those hosts
+then require; every other sandbox's ports are public, as on E2B.
+
 A create whose build's image was removed behind the backend's back gets 404 naming the build
 (which is marked broken, so the next publish publishes it again). A create whose client goes
 away while it waits for ready (a disconnect, a killed process) is cancelled: its container is
@@ -77,16 +82,18 @@ class SandboxAPI:
         self.limits = limits
         self._starting = 0  # creates in flight, counted against limits.max_sandboxes
 
-    def _sandbox_json(self, row: SandboxRow, token: str | None, *, detail: bool) -> dict[str, Any]:
+    def _sandbox_json(
+        self, row: SandboxRow, token: str | None, traffic: str | None = None, *, detail: bool
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "templateID": row.template_id,
             "sandboxID": row.id,
             "clientID": CLIENT_ID,
             "envdVersion": ENVD_VERSION,
             "alias": row.alias,
-            "domain": None,
-            # E2B gives one only to sandboxes whose ports are not public; none are served here
-            "trafficAccessToken": None,
+            "domain": self.limits.domain or None,
+            # E2B gives one only to sandboxes whose ports are not public
+            "trafficAccessToken": traffic,
         }
         if token is not None:  # E2B leaves it out for an insecure sandbox
             body["envdAccessToken"] = token
@@ -104,13 +111,15 @@ class SandboxAPI:
             )
         return body
 
-    def _running(self, sandbox_id: str) -> tuple[SandboxRow, str | None] | None:
-        """(record, access token) of a running sandbox."""
+    def _running(self, sandbox_id: str) -> tuple[SandboxRow, str | None, str | None] | None:
+        """(record, access token, traffic token) of a running sandbox."""
         row = self.sandboxes.running(sandbox_id)
+        route = self.sandboxes.route(sandbox_id)
         try:
-            return None if row is None else (row, self.sandboxes.get(sandbox_id).access_token)
+            token = self.sandboxes.get(sandbox_id).access_token
         except SandboxGone:  # killed in between
             return None
+        return None if row is None or route is None else (row, token, route.traffic_token)
 
     async def create_sandbox(self, request: Request) -> Response:
         """POST /v2/sandboxes (and v1's POST /sandboxes): boot a sandbox; returns once its ready
@@ -121,6 +130,7 @@ class SandboxAPI:
         metadata = _strings(body, "metadata")
         env = _env_vars(body)
         secure = _flag(body, "secure", default=True)
+        public_traffic = _public_traffic(body)
         if not secure and not self.limits.allow_insecure:
             return error(400, INSECURE_REFUSED)
         try:
@@ -136,7 +146,13 @@ class SandboxAPI:
         template = self.store.template(tid)
         alias = template.name if template else tid
         return await self._start(
-            request, build, alias, timeout=timeout, metadata=metadata, env=env, secure=secure
+            request,
+            build,
+            alias,
+            timeout=timeout,
+            metadata=metadata,
+            env=env,
+            access=(secure, public_traffic),
         )
 
     async def _start(
@@ -148,10 +164,11 @@ class SandboxAPI:
         timeout: int,
         metadata: dict[str, str],
         env: dict[str, str],
-        secure: bool,
+        access: tuple[bool, bool],
     ) -> Response:
-        """Boot a sandbox of `build` within the limit of sandboxes; cancelled (its container
-        removed) when the client of `request` goes away before it is ready."""
+        """Boot a sandbox of `build` within the limit of sandboxes, `access` its (secure,
+        public traffic); cancelled (its container removed) when the client of `request` goes
+        away before it is ready."""
         # Counted and reserved with no await in between: concurrent creates cannot both pass.
         if self.sandboxes.count() + self._starting >= self.limits.max_sandboxes:
             refused = error(429, self._too_many())
@@ -169,7 +186,8 @@ class SandboxAPI:
                     timeout=timeout,
                     metadata=metadata,
                     env=env,
-                    secure=secure,
+                    secure=access[0],
+                    public_traffic=access[1],
                     cancel=cancel,
                 )
             )
@@ -217,7 +235,7 @@ class SandboxAPI:
         running = self._running(request.path_params["sid"])
         if running is None:
             return error(404, f"sandbox {request.path_params['sid']} not found")
-        row, _ = running
+        row = running[0]
         if timeout is not None:
             end = now() + timedelta(seconds=timeout)
             if end > row.end_at:
@@ -318,6 +336,17 @@ def _flag(body: Mapping[str, Any], name: str, *, default: bool) -> bool:
     if not isinstance(value, bool):
         raise BadRequest(f"{name} must be true or false")
     return value
+
+
+def _public_traffic(body: Mapping[str, Any]) -> bool:
+    """`network.allowPublicTraffic` (default true, as on E2B); the other network options
+    (egress rules) are not enforced by this backend."""
+    network = body.get("network")
+    if network is None:
+        return True
+    if not isinstance(network, dict):
+        raise BadRequest("network must be an object")
+    return _flag(network, "allowPublicTraffic", default=True)
 
 
 def _strings(body: Mapping[str, Any], name: str) -> dict[str, str]:

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from boxsmith._internal.backend.records import Build, SandboxRow, now
 from boxsmith._internal.backend.runtime import (
@@ -34,11 +35,24 @@ from boxsmith._internal.docker.boot import ROLE_LABEL, SandboxSettings, boot
 from boxsmith._internal.docker.client import LABEL, Engine, EngineError
 from boxsmith._internal.docker.engine_errors import FOREIGN
 
-__all__ = ["BACKEND_LABEL", "CreateCancelled", "CreateFailed", "SandboxManager"]
+__all__ = ["BACKEND_LABEL", "CreateCancelled", "CreateFailed", "Route", "SandboxManager"]
 
 BACKEND_LABEL = "dev.boxsmith.backend"
 SANDBOX_LABEL = "dev.boxsmith.sandbox"
 _log = logging.getLogger(__name__)
+
+
+class Route(NamedTuple):
+    """Where a running sandbox's preview traffic goes (`backend.preview`), and who may send it.
+
+    Attributes:
+        address: the container's IP address on Docker's bridge (None: it has none).
+        traffic_token: the `e2b-traffic-access-token` a sandbox created with
+            `allowPublicTraffic: false` requires; None: its ports are public, as on E2B.
+    """
+
+    address: str | None
+    traffic_token: str | None
 
 
 class CreateFailed(Exception):
@@ -108,6 +122,7 @@ class SandboxManager:
         self._ready_timeout = ready_timeout
         self._lock = threading.Lock()
         self._running: dict[str, SandboxHandle] = {}
+        self._routes: dict[str, Route] = {}  # in memory only, as the access tokens
         self._build_envs: dict[str, dict[str, str | None]] = {}  # build id -> buildenv label
         self._stop = threading.Event()
         self._reaper: threading.Thread | None = None
@@ -126,6 +141,11 @@ class SandboxManager:
         """Every running sandbox."""
         with self._lock:
             return list(self._running.values())
+
+    def route(self, sandbox_id: str) -> Route | None:
+        """The preview route of a running sandbox; None when it does not run."""
+        with self._lock:
+            return self._routes.get(sandbox_id)
 
     def count(self) -> int:
         """How many sandboxes run."""
@@ -219,10 +239,12 @@ class SandboxManager:
         metadata: Mapping[str, str],
         env: Mapping[str, str],
         secure: bool = True,
+        public_traffic: bool = True,
         cancel: threading.Event | None = None,
     ) -> SandboxRow:
         """Start a sandbox of `build` and return once its ready command passed; with `secure`
-        (the default) its envd plane needs a fresh access token (`get(id).access_token`).
+        (the default) its envd plane needs a fresh access token (`get(id).access_token`), and
+        without `public_traffic` its ports a traffic token (`route(id).traffic_token`).
 
         `cancel` set (its client went away) ends the wait for ready: the container is removed
         and CreateCancelled raised, within one ready attempt.
@@ -242,8 +264,13 @@ class SandboxManager:
                 metadata=metadata,
                 timeout=timeout,
             )
+            route = Route(
+                self._engine.container_address(container_id),
+                None if public_traffic else new_access_token(),
+            )
             self._store.add_sandbox(row)  # StateDamaged, "database is locked", ...
             with self._lock:
+                self._routes[sandbox_id] = route
                 self._running[sandbox_id] = SandboxHandle(
                     id=sandbox_id,
                     container_id=container_id,
@@ -353,6 +380,7 @@ class SandboxManager:
         """Remove a sandbox's container; False when it was not running."""
         with self._lock:
             handle = self._running.pop(sandbox_id, None)
+            self._routes.pop(sandbox_id, None)
         if handle is None:
             return False
         self._engine.remove_container(handle.container_id)
