@@ -1,8 +1,10 @@
 """`boxsmith backend serve`: the backend's server process, in the foreground until a signal.
 
-One uvicorn listener on 127.0.0.1 serves both planes: envd paths (`/process.Process/*`,
-`/filesystem.Filesystem/*`, `/files`, and `/health` with an `E2b-Sandbox-Id` header) go to the
-envd shim, everything else to the REST control plane.
+One uvicorn listener on 127.0.0.1 serves both planes and the preview URLs: a request whose
+Host is a sandbox's preview host (`<port>-<sandbox id>.<domain>`, HTTP or WebSocket) goes to
+the preview proxy (`preview`), envd paths (`/process.Process/*`, `/filesystem.Filesystem/*`,
+`/files`, and `/health` with an `E2b-Sandbox-Id` header) to the envd shim, everything else to
+the REST control plane.
 
 The server locks its data folder (`datadir`) for its whole life: a second server for the same
 folder refuses to start, whatever its port, so its start-up never touches the first one's
@@ -17,6 +19,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -36,6 +39,7 @@ from boxsmith._internal.backend.datadir import (
     write_info,
 )
 from boxsmith._internal.backend.limits import Limits
+from boxsmith._internal.backend.preview import preview_target
 from boxsmith._internal.backend.runtime import ASGIApp, Receive, Scope, Send
 from boxsmith.errors import EXIT_OK, UsageError
 
@@ -63,11 +67,18 @@ def _envd_path(scope: Scope) -> bool:
     return False
 
 
-def dispatcher(control: ASGIApp, envd: ASGIApp) -> ASGIApp:
-    """One ASGI app: envd paths to `envd`, the rest to `control`; lifespan to `control`."""
+def dispatcher(control: ASGIApp, envd: ASGIApp, preview: ASGIApp | None = None) -> ASGIApp:
+    """One ASGI app: preview hosts to `preview` (by the Host header alone, whatever the path),
+    envd paths to `envd`, the rest to `control`; lifespan to `control`."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and _envd_path(scope):
+        if (
+            preview is not None
+            and scope["type"] in ("http", "websocket")
+            and preview_target(scope) is not None
+        ):
+            await preview(scope, receive, send)
+        elif scope["type"] == "http" and _envd_path(scope):
             await envd(scope, receive, send)
         else:
             await control(scope, receive, send)
@@ -94,6 +105,8 @@ def serve(
     """
     _check_host(host)
     limits = Limits.from_env(os.environ)
+    # `localhost` names resolve to loopback in browsers and curl, with no DNS set up
+    limits = replace(limits, domain=limits.domain or f"localhost:{port}")
     with owner_only_umask():
         make_private(folder)
         lock = _lock_folder(folder)
@@ -167,6 +180,7 @@ def _assemble(
     from boxsmith._internal.backend.api import ControlPlane
     from boxsmith._internal.backend.build_uploads import UploadStore
     from boxsmith._internal.backend.envd.app import envd_app
+    from boxsmith._internal.backend.preview import PreviewProxy
     from boxsmith._internal.backend.reconcile import reconcile
     from boxsmith._internal.backend.sandboxes import SandboxManager
     from boxsmith._internal.backend.state_file import STATE_FILE
@@ -200,7 +214,9 @@ def _assemble(
     envd, services = envd_app(manager, engine.client, limits)
     envd_services.extend(services)
     manager.start_reaper()
-    return manager, control, _uvicorn(dispatcher(control.app(), envd), host, port), reconciled
+    preview = PreviewProxy(manager, max_connections=limits.max_proxy_connections)
+    app = dispatcher(control.app(), envd, preview)
+    return manager, control, _uvicorn(app, host, port), reconciled
 
 
 def _uvicorn(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
@@ -208,7 +224,16 @@ def _uvicorn(app: ASGIApp, host: str, port: int) -> uvicorn.Server:
     import uvicorn  # 85-150 ms to import, for a serving process only
 
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", lifespan="off", timeout_graceful_shutdown=5
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        timeout_graceful_shutdown=5,
+        server_header=False,  # a preview answer carries its own server's
+        # the client's address as it connected: a client's X-Forwarded-For is not believed
+        # (uvicorn would for 127.0.0.1), the preview proxy appends to it
+        proxy_headers=False,
     )
     return uvicorn.Server(config)
 
