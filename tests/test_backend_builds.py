@@ -28,11 +28,11 @@ from e2b.template.consts import GZIP
 from e2b.template.types import InstructionType
 from e2b.template.utils import read_dockerignore, tar_file_stream
 
-from boxsmith._internal.backend.build_dockerfile import create_user, dockerfile_for
 from boxsmith._internal.backend.build_request import BuildRequest, BuildRequestError
 from boxsmith._internal.backend.build_uploads import UploadStore
 from boxsmith._internal.backend.builds import LogEntry, StepFailed, run_build
 from boxsmith._internal.build.base_images import resolve_mirrors
+from boxsmith._internal.build.e2b_dockerfile import create_user, dockerfile_for
 from boxsmith._internal.build.parity import PARITY_OF_LABEL
 from boxsmith._internal.docker.client import LABEL, Engine, EngineUnavailable
 from boxsmith._internal.docker.host_ca import host_ca_bundle
@@ -213,6 +213,22 @@ def test_failing_step_is_named_as_e2b_names_it(engine: Engine, tmp_path: Path, r
         engine.client.images.get(f"{repo}:bad")
 
 
+def test_unknown_run_user_fails_with_e2bs_wording(
+    engine: Engine, tmp_path: Path, repo: str
+) -> None:
+    """E2B's envd refuses a command for a user that does not exist: the build fails at that
+    step with envd's words, which the SDK raises as its BuildException."""
+    uploads = UploadStore(tmp_path / "uploads")
+    template = Template().from_image(BASE).run_cmd("echo fine").run_cmd("whoami", user="root123")
+    error, _ = build(engine, sdk_request(template, uploads), uploads, f"{repo}:nouser")
+    assert isinstance(error, StepFailed)
+    assert error.step == "2"
+    assert str(error) == (
+        "failed to run command 'whoami': command failed: unauthenticated: "
+        "invalid username: 'root123'"
+    )
+
+
 def test_base_and_upload_failures(engine: Engine, tmp_path: Path, repo: str) -> None:
     uploads = UploadStore(tmp_path / "uploads")
     missing = BuildRequest.from_json({"fromImage": f"{repo}-nobody:v1", "steps": []})
@@ -275,13 +291,15 @@ def test_dockerfile_mirrors_e2b_step_semantics() -> None:
             ],
         }
     )
-    text, origins = dockerfile_for(request, base_ref="parity:x", ca=False, nonce="n0")
+    text, origins = dockerfile_for(
+        request.steps, title="FROM debian:bookworm-slim", base_ref="parity:x", ca=False, nonce="n0"
+    )
     run = 'RUN ["/bin/sh", "-c", "exec \\"$(command -v bash || echo /bin/sh)\\" -c \\"$0\\"", '
     assert text.splitlines() == [
         "FROM parity:x",
         "USER root",
         "WORKDIR /",
-        f'COPY --chown=root:root ["{HASH}-0755/src", "app/"]',
+        'COPY --chown=root:root ["copy-1/src", "app/"]',
         'RUN ["/bin/sh", "-c", "' + _create_user_script("bob") + '"]',
         "USER bob",
         'RUN ["/bin/sh", "-c", "mkdir -p -- \\"/srv/$NAME\\""]',

@@ -14,9 +14,10 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from boxsmith._internal.build.e2b_steps import BuildStep, short
 from boxsmith.errors import UsageError
 
-__all__ = ["FILES_HASH", "LOGIN", "BuildRequest", "BuildRequestError", "BuildStep", "short"]
+__all__ = ["FILES_HASH", "BuildRequest", "BuildRequestError", "BuildStep", "short"]
 
 _TYPES = {  # what the build server accepts, and how it runs it
     **{"COPY": "COPY", "ADD": "COPY", "ENV": "ENV", "ARG": "ENV"},
@@ -24,34 +25,10 @@ _TYPES = {  # what the build server accepts, and how it runs it
 }
 FILES_HASH = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _MODE = re.compile(r"[0-7]{1,6}")
-LOGIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
 
 
 class BuildRequestError(UsageError, ValueError):
     """The build request (or a files hash) is invalid: an HTTP 400 for the SDK (exit 2)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BuildStep:
-    """One step of the request; ADD is read as COPY and ARG as ENV, as E2B does."""
-
-    type: str
-    args: tuple[str, ...]
-    files_hash: str | None = None
-    force: bool = False
-    force_upload: bool = False
-
-    def arg(self, index: int) -> str:
-        """The argument at `index`, "" when absent."""
-        return self.args[index] if index < len(self.args) else ""
-
-    def title(self) -> str:
-        """The step as E2B's logs show it, e.g. `RUN echo hi`."""
-        if self.type == "ENV":
-            pairs = zip(self.args[::2], self.args[1::2], strict=True)
-            return short("ENV " + " ".join(f"{k}={v}" for k, v in pairs))
-        shown = self.args[:1] if self.type == "RUN" else self.args[:2]  # not RUN's user
-        return short(f"{self.type} {' '.join(shown)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,10 +163,3 @@ _ARG_CHECKS: dict[str, Callable[[BuildStep], str]] = {
     "WORKDIR": _check_path,
     "USER": _check_user,
 }
-
-
-def short(text: str, limit: int = 120) -> str:
-    """The first line of `text` (" ..." when there are more), cut to `limit` characters."""
-    lines = text.strip().splitlines() or [""]
-    first = lines[0] + (" ..." if len(lines) > 1 else "")
-    return first if len(first) <= limit else first[: limit - 3] + "..."

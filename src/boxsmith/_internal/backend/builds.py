@@ -3,10 +3,13 @@
 The SDK asks for a build (`POST /v3/templates`), uploads one tar (gzipped by default) per COPY step
 whose files the backend lacks, then posts the steps (`POST /v2/templates/{id}/builds/{b}`),
 validated in `build_request`. `run_build` makes sure the parity base of the request's base image
-exists (`boxsmith._internal.build.parity.parity_base`), writes the Dockerfile (`build_dockerfile`),
-packs it with the uploads into one build context (`build_context`) and builds it on the legacy
-builder, turning Docker's output into E2B's log entries and a failure into E2B's `reason` (the step
-and its message).
+exists (`boxsmith._internal.build.parity.parity_base`), writes the Dockerfile
+(`boxsmith._internal.build.e2b_dockerfile`), packs it with the uploads into one build context
+(`build_context`: each COPY step's files in the step's folder) and builds it on the legacy
+builder, turning Docker's output into E2B's log entries and a failure into E2B's `reason` (the
+step and its message). A local proof build of the same steps (`boxsmith build` of the version a
+publish sends) writes the same Dockerfile with the same files at the same paths, so the
+engine's cache answers this build with the proof build's layers and builds nothing again.
 
 A template's ENV is build-time only, as on E2B: the names it sets (and the base image's values
 for them) are recorded in the image label `buildenv.LABEL`, and sandbox commands run after
@@ -29,18 +32,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO
 
-from boxsmith._internal.backend.build_dockerfile import (
+from boxsmith._internal.backend.build_request import BuildRequest, BuildStep, short
+from boxsmith._internal.backend.build_uploads import UploadStore
+from boxsmith._internal.build.e2b_dockerfile import (
     BASE,
     DEFAULT_USER,
     DEFAULT_WORKDIR,
     FINALIZE,
     StepOrigin,
+    copy_dir,
     dockerfile_for,
     static_prefix,
-    upload_dir,
 )
-from boxsmith._internal.backend.build_request import BuildRequest, BuildStep, short
-from boxsmith._internal.backend.build_uploads import UploadStore
 from boxsmith._internal.build.parity import Parity, parity_base
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.docker.client import BuildFailed, Engine
@@ -48,9 +51,10 @@ from boxsmith.errors import BoxsmithError
 
 __all__ = ["LogEntry", "StepFailed", "build_context", "run_build"]
 
-DOCKERFILE = "Dockerfile"  # its name in the build context; upload folders are hashes
+DOCKERFILE = "Dockerfile"  # its name in the build context; the uploads are in copy-<step>/
 _STEP_LINE = re.compile(r"^Step (\d+)/\d+ : ")
 _NONZERO = re.compile(r"returned a non-zero code: (\d+)")
+_NO_USER = re.compile(r"unable to find user ([^:\s]+): no matching entries in passwd file")
 _NOISE = re.compile(r"^ ---> |^Removing intermediate container |^Successfully (built|tagged) ")
 
 
@@ -139,14 +143,11 @@ def build_context(request: BuildRequest, uploads: UploadStore, dockerfile: str) 
             info = tarfile.TarInfo(DOCKERFILE)
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
-            done: set[str] = set()
             for number, step in enumerate(request.steps, 1):
-                folder = upload_dir(step)
-                if step.type != "COPY" or folder in done:
+                if step.type != "COPY":
                     continue
-                done.add(folder)
                 try:
-                    _add_upload(tar, uploads, step, folder)
+                    _add_upload(tar, uploads, step, copy_dir(str(number)))
                 except FileNotFoundError as exc:
                     raise _missing(number, step) from exc
                 except (tarfile.TarError, OSError, EOFError) as exc:
@@ -220,6 +221,14 @@ class _Tracker:
     def failure(self, exc: BuildFailed) -> StepFailed:
         origin = self.origin
         reason = exc.reason or exc.message
+        unknown = _NO_USER.search(reason)
+        if unknown and origin.command:  # E2B's envd refuses the user before running anything
+            return StepFailed(
+                f"failed to run command '{short(origin.command, 200)}': command failed: "
+                f"unauthenticated: invalid username: '{unknown.group(1)}'",
+                origin.step,
+                tail=exc.tail,
+            )
         code = _NONZERO.search(reason)
         if code and origin.command:
             reason = (
@@ -338,7 +347,15 @@ def _dockerfile(
         user = str(config.get("User") or user)
         workdir = str(config.get("WorkingDir") or workdir)
         inherited = buildenv.parse(config.get("Labels"))  # and its ENV stays build-time only
-    text, origins = dockerfile_for(request, base_ref=parity_tag, ca=ca, user=user, workdir=workdir)
+    text, origins = dockerfile_for(
+        request.steps,
+        title=f"FROM {request.from_image or request.from_template}",
+        base_ref=parity_tag,
+        ca=ca,
+        force=request.force,
+        user=user,
+        workdir=workdir,
+    )
     names = [k for step in request.steps if step.type == "ENV" for k in step.args[::2]]
     base_env = buildenv.config_env(engine.image_config(parity_tag))
     return text, origins, buildenv.label_value(names, base_env, inherited)

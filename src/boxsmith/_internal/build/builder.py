@@ -1,8 +1,10 @@
 """Local builds: each `generated/<name>/<version>/` on the Docker engine, as E2B would build it.
 
 Each template is built FROM its parity base (`boxsmith._internal.build.parity`: what E2B's
-provisioning adds, made once per base image) with E2B's finalize appended
-(`boxsmith._internal.build.composite`), never changing the generated files.
+provisioning adds, made once per base image) as E2B's build server runs the steps the e2b SDK
+sends for it, with E2B's finalize appended (`boxsmith._internal.build.composite`), never
+changing the generated files. The local backend's build of the same version, when it is
+published, is the same Dockerfile over the same files: the engine's cache answers it.
 
 Each template's image is the project's own (`rendered.image_ref`: the project id in its name and
 label). Skip unchanged: an image whose build-key label matches (`composite.build_key`) is not
@@ -15,7 +17,6 @@ and fails otherwise.
 
 from __future__ import annotations
 
-import io
 import socket
 import threading
 import time
@@ -25,13 +26,15 @@ from pathlib import Path
 
 from boxsmith._internal.build.base_images import ImageUnavailable, resolve_mirrors
 from boxsmith._internal.build.composite import (
+    DOCKERFILE_NAME,
     STEP_LINE,
     Step,
+    build_context,
     build_key,
     composite,
     step_of,
 )
-from boxsmith._internal.build.parity import Parity, context_tar, parity_base
+from boxsmith._internal.build.parity import Parity, parity_base
 from boxsmith._internal.build.rendered import (
     BUILD_KEY_LABEL,
     PARITY_ID_LABEL,
@@ -52,7 +55,6 @@ from boxsmith.errors import BoxsmithError
 
 __all__ = ["build_templates", "probe_host"]
 
-_BUILD_DOCKERFILE = ".boxsmith.Dockerfile"
 _UNBUILDABLE_HINT = (
     "make it reachable (a base image: `boxsmith images ensure` or an entry in "
     "[tool.boxsmith.mirrors]), or pass --allow-skip to report it as skipped"
@@ -232,8 +234,8 @@ class _Builder:
         }
 
     def _build(self, unit: BuildUnit, result: BuildResult, parity: Parity) -> None:
-        steps = composite(unit, parity.tag, self.ca is not None)
-        context = _context(unit, steps)
+        plan = composite(unit, parity.tag, self.ca is not None)
+        steps, context = plan.steps, build_context(unit, plan)
         self.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.logs / f"{unit.template.name}-{unit.template.version}.build.log"
         result.log, result.log_file = self.settings.display(log_path), log_path
@@ -244,7 +246,7 @@ class _Builder:
                     context,
                     unit.image,
                     labels=self._labels(unit, result.key, parity),
-                    dockerfile=_BUILD_DOCKERFILE,
+                    dockerfile=DOCKERFILE_NAME,
                     on_line=self._on_line(unit, steps, log.write),
                 )
             except BuildFailed as exc:
@@ -278,20 +280,6 @@ class _Builder:
                 )
 
         return on_line
-
-
-def _context(unit: BuildUnit, steps: list[Step]) -> io.BytesIO:
-    """The build context: the rendered folder plus the composite Dockerfile, which a
-    .dockerignore (the template's own lines, then the Dockerfile's) keeps out of the image."""
-    dockerfile = "\n".join(step.text for step in steps) + "\n"
-    ignore = b""
-    user_ignore = unit.folder / ".dockerignore"
-    if user_ignore.is_file():
-        ignore = user_ignore.read_bytes().rstrip(b"\n") + b"\n"
-    ignore += f"{_BUILD_DOCKERFILE}\n.dockerignore\n".encode()
-    return context_tar(
-        unit.folder, {_BUILD_DOCKERFILE: dockerfile.encode(), ".dockerignore": ignore}
-    )
 
 
 def build_templates(

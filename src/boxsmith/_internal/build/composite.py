@@ -1,9 +1,16 @@
-"""The Dockerfile a local build runs, its build key, and where a failing step came from.
+"""The Dockerfile a local build runs, its build context, its build key, and where a failing step
+came from.
 
-A template is built FROM its parity base (`boxsmith._internal.build.parity`) with E2B's finalize
-appended, never changing the generated files: after the template's steps, /home/user owned by
-`user`, `chmod -R 777 /usr/local`, /code, then the template's final USER and WORKDIR again. The
-host CA, when there is one, is trusted through build ARGs (`ca_args`).
+A template is built as E2B's build server runs the steps the e2b SDK sends for its
+e2b.Dockerfile (`e2b_steps.read_dockerfile`, then `e2b_dockerfile.dockerfile_for`), FROM its
+parity base (`boxsmith._internal.build.parity`) with E2B's finalize appended, never changing the
+generated files: after the template's steps, /home/user owned by `user`, `chmod -R 777
+/usr/local`, /code, then the template's final USER and WORKDIR again. The host CA, when there is
+one, is trusted through build ARGs (`ca_args`). Each COPY step's files go into the step's own
+folder of the build context (`copy_dir`), with their modes, as the SDK uploads them: the local
+backend's build of the published version is the same Dockerfile over the same files, which the
+engine's cache answers with this build's layers (a file that changed misses the cache from its
+COPY on, since the engine hashes the files' content, mode and path).
 
 The build key hashes the rendered folder, the parity layer and the parity base's image id (so a
 new base image rebuilds); it is stored as a label on the template's image, beside the parity
@@ -14,13 +21,20 @@ a version neither rebuilds its image nor makes its local smoke refuse it.
 
 from __future__ import annotations
 
+import glob
 import hashlib
+import io
 import os
+import posixpath
 import re
+import stat
+import tarfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from boxsmith._internal.build.parity import PARITY_VERSION, SCRIPT_IN_IMAGE, ca_args
+from boxsmith._internal.build.e2b_dockerfile import copy_dir, dockerfile_for, static_prefix
+from boxsmith._internal.build.e2b_steps import BuildStep, read_dockerfile
+from boxsmith._internal.build.parity import PARITY_VERSION
 from boxsmith._internal.build.rendered import BuildUnit
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.dockerfile.source_map import SourceMap
@@ -28,9 +42,22 @@ from boxsmith._internal.render import DOCKERFILE, TEMPLATE_PY, TOML
 from boxsmith._internal.render.folder import render_template, unstamp_publish
 from boxsmith.errors import BoxsmithError
 
-__all__ = ["STEP_LINE", "Step", "build_key", "composite", "spec_position", "step_of"]
+__all__ = [
+    "DOCKERFILE_NAME",
+    "STEP_LINE",
+    "Composite",
+    "Step",
+    "build_context",
+    "build_key",
+    "composite",
+    "spec_position",
+    "step_of",
+]
 
 STEP_LINE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")  # the legacy builder's step header
+DOCKERFILE_NAME = ".boxsmith.Dockerfile"  # in the build context, beside the copy-<n>/ folders
+_WRITER = "e2b-steps-1"  # how the Dockerfile is written: a new way builds every image again
+_GLOB = re.compile(r"[*?\[{]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,40 +75,111 @@ class Step:
     line: int = 0
 
 
-def composite(unit: BuildUnit, parity: str, ca: bool) -> list[Step]:
-    """The Dockerfile actually built: FROM the parity base, the template, then finalize."""
+@dataclass(frozen=True, slots=True)
+class Composite:
+    """What a local build sends: the Dockerfile's instructions and the COPY steps by folder."""
+
+    steps: list[Step]
+    copies: dict[str, BuildStep]
+
+    @property
+    def dockerfile(self) -> str:
+        """The Dockerfile's text."""
+        return "\n".join(step.text for step in self.steps) + "\n"
+
+
+def composite(unit: BuildUnit, parity: str, ca: bool) -> Composite:
+    """The Dockerfile actually built: the SDK's steps of e2b.Dockerfile, as E2B runs them."""
     name = f"{unit.display}/{DOCKERFILE}"
+    read = read_dockerfile((unit.folder / DOCKERFILE).read_text(encoding="utf-8"))
+    _, origins = dockerfile_for(read.steps, title=f"FROM {read.from_image}", base_ref=parity, ca=ca)
     steps: list[Step] = []
-    for statement in unit.statements:
-        origin = f"{name}:{statement.line}"
-        if statement.keyword == "FROM":
-            rest = statement.rest.strip().split(maxsplit=1)
-            stage = f" {rest[1]}" if len(rest) > 1 else ""
-            steps.append(Step(f"FROM {parity}{stage}", origin, statement.line))
-            steps.extend(Step(line, "parity layer (host CA)") for line in ca_args(ca))
-        else:
-            steps.append(Step(f"{statement.keyword} {statement.args}", origin, statement.line))
-    steps += [
-        Step("USER root", "parity layer (finalize)"),
-        Step(f"RUN sh {SCRIPT_IN_IMAGE} finalize", "parity layer (finalize)"),
-        Step(f"USER {unit.user}", "parity layer (finalize)"),
-        Step(f"WORKDIR {unit.workdir}", "parity layer (finalize)"),
-    ]
-    return steps
+    for origin in origins:
+        line = read.lines[int(origin.step) - 1] if origin.step.isdigit() else 0
+        where = f"{name}:{line}" if line else f"parity layer ({origin.step})"
+        steps.append(Step(origin.instruction, where, line))
+    copies = {
+        copy_dir(str(number)): step
+        for number, step in enumerate(read.steps, 1)
+        if step.type == "COPY"
+    }
+    return Composite(steps, copies)
+
+
+def _entry(tar: tarfile.TarFile, path: Path, name: str, mode: int | None) -> None:
+    """One file, folder or symlink as the SDK's upload holds it (its own mode, `mode` when the
+    step sets one), owned by root, with a fixed mtime (the engine's cache ignores mtimes)."""
+    info = tarfile.TarInfo(name)
+    info.mtime = 946684800
+    st = path.lstat()
+    info.mode = stat.S_IMODE(st.st_mode)
+    if stat.S_ISLNK(st.st_mode):
+        info.type, info.linkname = tarfile.SYMTYPE, os.readlink(path)
+        tar.addfile(info)
+    elif stat.S_ISDIR(st.st_mode):
+        info.type, info.mode = tarfile.DIRTYPE, info.mode if mode is None else mode
+        tar.addfile(info)
+    elif stat.S_ISREG(st.st_mode):
+        info.size, info.mode = st.st_size, info.mode if mode is None else mode
+        with path.open("rb") as data:
+            tar.addfile(info, data)
+
+
+def _sources(folder: Path, src: str) -> dict[str, Path]:
+    """What the SDK uploads for COPY `src`: the matches (a folder with all under it), by their
+    path relative to `folder`."""
+    if _GLOB.search(src):
+        matches = glob.glob(src, root_dir=folder, recursive=True, include_hidden=True)
+    else:
+        matches = [src] if os.path.lexists(folder / src) else []
+    found: dict[str, Path] = {}
+    for match in matches:
+        rel = posixpath.normpath(match)
+        path = folder / rel
+        found[rel] = path
+        if path.is_dir() and not path.is_symlink():
+            for inner in path.rglob("*"):
+                found[inner.relative_to(folder).as_posix()] = inner
+    return found
+
+
+def build_context(unit: BuildUnit, plan: Composite) -> io.BytesIO:
+    """The build context: the Dockerfile, and each COPY step's files in its folder laid out as
+    the local backend lays out the SDK's upload (`boxsmith._internal.backend.builds`)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        data = plan.dockerfile.encode()
+        info = tarfile.TarInfo(DOCKERFILE_NAME)
+        info.size, info.mode = len(data), 0o644
+        tar.addfile(info, io.BytesIO(data))
+        for folder, step in plan.copies.items():
+            top = tarfile.TarInfo(folder)
+            top.type, top.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(top)
+            base = static_prefix(step.arg(0))
+            mode = int(step.arg(3), 8) & 0o7777 if step.arg(3) else None
+            for rel, path in sorted(_sources(unit.folder, step.arg(0)).items()):
+                in_scope = base in (".", rel) or rel.startswith(base + "/")
+                _entry(tar, path, f"{folder}/{rel}", mode if in_scope else None)
+    buffer.seek(0)
+    return buffer
 
 
 def _files_digest(folder: Path) -> str:
     digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+    for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder).as_posix()
         if rel == TEMPLATE_PY or "__pycache__" in rel.split("/"):
             continue  # the pair as code, and its bytecode: nothing the image is built from
-        executable = int(os.access(path, os.X_OK))
-        data = path.read_bytes()
-        if rel == TOML:
-            data = unstamp_publish(data.decode("utf-8", "replace")).encode()
-        digest.update(f"{rel}\0{executable}\0".encode())
-        digest.update(hashlib.sha256(data).digest())
+        mode = path.lstat().st_mode  # copied with their modes (folders' too), as E2B does
+        digest.update(f"{rel}\0{mode:o}\0".encode())
+        if path.is_symlink():
+            digest.update(os.readlink(path).encode())
+        elif path.is_file():
+            data = path.read_bytes()
+            if rel == TOML:
+                data = unstamp_publish(data.decode("utf-8", "replace")).encode()
+            digest.update(hashlib.sha256(data).digest())
     return digest.hexdigest()
 
 
@@ -91,6 +189,7 @@ def build_key(unit: BuildUnit, parity_id: str) -> str:
         "\0".join(
             [
                 PARITY_VERSION,
+                _WRITER,
                 buildenv.LABEL,  # images from before that label are built again (cached)
                 parity_id,
                 _files_digest(unit.folder),

@@ -1,19 +1,25 @@
-"""The Dockerfile of an SDK build request, each step written the way E2B's build server runs it.
+"""The Dockerfile of E2B's build steps, each step written the way E2B's build server runs it.
 
-`dockerfile_for` writes, on boxsmith's parity base (`boxsmith._internal.build.parity`):
+Both builds of a template write it: the local backend's build of the SDK's steps
+(`boxsmith._internal.backend.builds`) and the local proof build (`boxsmith build`, which reads
+the steps from e2b.Dockerfile as the SDK does: `e2b_steps.read_dockerfile`). The same steps on
+the same parity base give the same Dockerfile and, with each COPY step's files at the same place
+in the build context (`copy_dir`), the engine's cache answers the second build with the first
+one's layers. `dockerfile_for` writes, on boxsmith's parity base
+(`boxsmith._internal.build.parity`):
 
 - E2B's prefix `USER root` + `WORKDIR /`; its finalize (`parity.sh finalize`), then the last USER
   and WORKDIR set (`user` and `/home/user` when never set, the parent's for `fromTemplate`);
 - RUN with bash (sh when the image has none) as the step's user, USER switched around it;
 - COPY owned by the step's user or else the current one (`u` means `u:u`), sources resolved like
-  E2B's copy script (the path before the first glob; a directory's contents are copied); the
-  mode is set in the build context (`builds.build_context`), since the legacy builder has no
-  `COPY --chmod`;
+  E2B's copy script (the path before the first glob; a directory's contents are copied) from the
+  step's folder of the build context, `copy_dir(n)`; the mode is set in the build context, since
+  the legacy builder has no `COPY --chmod`;
 - WORKDIR created by the current user (Docker alone would create it as root);
 - USER creating a missing user with passwordless sudo;
 - `force` (skip_cache) busts Docker's RUN cache from that step on with a unique ARG.
 
-Each instruction keeps its origin (`StepOrigin`): the SDK step it comes from, so a failed build
+Each instruction keeps its origin (`StepOrigin`): the step it comes from, so a failed build
 names E2B's `reason.step` and the command that failed.
 """
 
@@ -24,10 +30,10 @@ import posixpath
 import re
 import shlex
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from boxsmith._internal.backend.build_request import LOGIN, BuildRequest, BuildStep
+from boxsmith._internal.build.e2b_steps import BuildStep
 from boxsmith._internal.build.parity import SCRIPT_IN_IMAGE, ca_args
 from boxsmith._internal.dockerfile.quoting import env_quoted
 
@@ -36,16 +42,18 @@ __all__ = [
     "DEFAULT_USER",
     "DEFAULT_WORKDIR",
     "FINALIZE",
+    "LOGIN",
     "StepOrigin",
+    "copy_dir",
     "create_user",
     "dockerfile_for",
     "static_prefix",
-    "upload_dir",
 ]
 
 BASE, FINALIZE = "base", "finalize"  # E2B's reason.step for the phases around the steps
 DEFAULT_USER, DEFAULT_WORKDIR = "user", "/home/user"
 SKIP_CACHE_ARG = "BOXSMITH_SKIP_CACHE"
+LOGIN = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")  # a user name the USER step may create
 # E2B runs every command with /bin/bash; `sh -c RUNNER cmd` does so where bash exists.
 _RUNNER = 'exec "$(command -v bash || echo /bin/sh)" -c "$0"'
 
@@ -84,11 +92,11 @@ def static_prefix(src: str) -> str:
     return posixpath.normpath(pattern[:split]) if split > 0 else "."
 
 
-def upload_dir(step: BuildStep) -> str:
-    """The step's folder in the build context; the mode is in the name because the files hash
-    does not cover it, and the files carry it."""
-    mode = step.arg(3)
-    return f"{step.files_hash}-{mode}" if mode else str(step.files_hash)
+def copy_dir(step: str) -> str:
+    """The folder of COPY step `step` ("1", "2", ...) in the build context: named by the step,
+    not by the files hash (which only the SDK computes), so a local build and the backend's build
+    of the same steps put the same files at the same path, as the engine's cache needs."""
+    return f"copy-{step}"
 
 
 def _sh_quoted(text: str) -> str:
@@ -139,7 +147,7 @@ class _Writer:
         owner = step.arg(2) or self.user
         owner = owner if ":" in owner else f"{owner}:{owner}"
         base = static_prefix(step.arg(0))
-        source = upload_dir(step) + ("" if base == "." else f"/{base}")
+        source = copy_dir(self.step) + ("" if base == "." else f"/{base}")
         self.add(f"COPY --chown={owner} {json.dumps([source, step.arg(1)])}")
 
     def env_step(self, step: BuildStep) -> None:
@@ -174,32 +182,36 @@ _STEPS: dict[str, Callable[[_Writer, BuildStep], None]] = {
 
 
 def dockerfile_for(
-    request: BuildRequest,
+    steps: Sequence[BuildStep],
     *,
+    title: str,
     base_ref: str,
     ca: bool,
+    force: bool = False,
     user: str = DEFAULT_USER,
     workdir: str = DEFAULT_WORKDIR,
     nonce: str | None = None,
 ) -> tuple[str, list[StepOrigin]]:
-    """The Dockerfile of `request` and the origin of each of its instructions, in order.
+    """The Dockerfile of `steps` and the origin of each of its instructions, in order.
 
     Args:
-        request: the build request.
+        steps: the build steps.
+        title: the base as E2B's log names it (`FROM debian:bookworm-slim`).
         base_ref: the parity base to build FROM.
         ca: add the ARGs that point tools at the parity base's host CA (`ca_args`).
+        force: rebuild every step (the request's `force`).
         user, workdir: the final USER and WORKDIR when the steps set none.
         nonce: the value of the cache-busting ARG for `force` (default: a random one).
     """
-    out = _Writer(user, workdir, title=f"FROM {request.from_image or request.from_template}")
+    out = _Writer(user, workdir, title=title)
     out.add(f"FROM {base_ref}")
     for line in [*ca_args(ca), "USER root", "WORKDIR /"]:
         out.add(line)
     bust = f"ARG {SKIP_CACHE_ARG}={nonce or uuid.uuid4().hex}"
-    busted = request.force
+    busted = force
     if busted:
         out.add(bust)
-    for number, step in enumerate(request.steps, 1):
+    for number, step in enumerate(steps, 1):
         out.step, out.title = str(number), step.title()
         if step.force and not busted:
             out.add(bust)

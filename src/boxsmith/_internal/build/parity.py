@@ -18,12 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import re
 import tarfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from boxsmith._internal.build.base_images import (
     SOURCE_LABEL,
@@ -42,7 +40,6 @@ __all__ = [
     "SCRIPT_IN_IMAGE",
     "Parity",
     "ca_args",
-    "context_tar",
     "parity_base",
 ]
 
@@ -107,29 +104,6 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes, mode: int = 0o644) -> Non
     info.mode = mode
     info.mtime = _EPOCH
     tar.addfile(info, io.BytesIO(data))
-
-
-def context_tar(folder: Path, extra: Mapping[str, bytes]) -> io.BytesIO:
-    """The folder as an uncompressed tar with fixed owners and mtimes, plus `extra` files."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path in sorted(folder.rglob("*")):
-            rel = path.relative_to(folder).as_posix()
-            if rel in extra:
-                continue
-            if path.is_dir() and not path.is_symlink():
-                info = tarfile.TarInfo(rel)
-                info.type = tarfile.DIRTYPE
-                info.mode = 0o755
-                info.mtime = _EPOCH
-                tar.addfile(info)
-            elif path.is_file():
-                mode = 0o755 if os.access(path, os.X_OK) else 0o644
-                _add(tar, rel, path.read_bytes(), mode)
-        for name, data in extra.items():
-            _add(tar, name, data)
-    buffer.seek(0)
-    return buffer
 
 
 def _parity_tag(base: str, key: str) -> str:
