@@ -68,11 +68,13 @@ class Step:
         text: the instruction.
         origin: `generated/x/1.0.0/e2b.Dockerfile:12`, or `parity layer (...)`.
         line: its line in e2b.Dockerfile (0 for the parity layer's).
+        shown: what a failure names: the e2b.Dockerfile instruction it runs ("": `text`).
     """
 
     text: str
     origin: str
     line: int = 0
+    shown: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +95,12 @@ def composite(unit: BuildUnit, parity: str, ca: bool) -> Composite:
     name = f"{unit.display}/{DOCKERFILE}"
     read = read_dockerfile((unit.folder / DOCKERFILE).read_text(encoding="utf-8"))
     _, origins = dockerfile_for(read.steps, title=f"FROM {read.from_image}", base_ref=parity, ca=ca)
+    written = {s.line: f"{s.keyword} {s.args}" for s in unit.statements}
     steps: list[Step] = []
     for origin in origins:
         line = read.lines[int(origin.step) - 1] if origin.step.isdigit() else 0
         where = f"{name}:{line}" if line else f"parity layer ({origin.step})"
-        steps.append(Step(origin.instruction, where, line))
+        steps.append(Step(origin.instruction, where, line, written.get(line, "")))
     copies = {
         copy_dir(str(number)): step
         for number, step in enumerate(read.steps, 1)
@@ -209,7 +212,7 @@ def step_of(unit: BuildUnit, steps: list[Step], header: str) -> str:
     step = steps[int(match.group(1)) - 1]
     spec = spec_position(unit, step.line) if step.line else ""
     where = f"{spec} ({step.origin})" if spec else step.origin
-    return f"{where}: {step.text}"
+    return f"{where}: {step.shown or step.text}"
 
 
 def spec_position(unit: BuildUnit, line: int) -> str:
