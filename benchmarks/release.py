@@ -25,6 +25,14 @@ that cannot build here are skipped by every run, with their reason, as in the ma
     release that one template (built, passed in a container, published, passed in a sandbox,
     channel moved) and leave the others unchanged or skipped.
 
+(c) With `--first`: a first release instead, of the bundled catalog into a fresh project and a
+    fresh backend, the engine's cache cold for both builds of each template (every spec gets an
+    env variable with a per-run nonce, which changes its first layer: neither the proof build
+    nor the backend's build can use an earlier run's layers). Reported: the build and publish
+    stages' seconds (the release's JSON) and publish/build; target: at most 0.10. With
+    `--before-src <checkout>/src` the same runs first with that code (PYTHONPATH), in its own
+    fresh project, nonce and backend. Each run's backend is reset and its proof images removed.
+
 Children get a private bytecode cache filled by the untimed release. At the end the benchmark
 runs `boxsmith backend reset --yes` in the project (stops its backend, removes the images and
 containers it made, clears its data) and removes the proof builds of debian-minimal 1.0.<n>
@@ -33,6 +41,7 @@ only stops the backend. The script reports and never gates: it exits 0 whatever 
 and 2 only when the setup fails. Reports: stdout and benchmarks/out/.
 
     .venv/bin/python benchmarks/release.py [--repeat 5] [--changed 3] [--json] [--keep]
+    .venv/bin/python benchmarks/release.py --first [--before-src /tmp/old/src]
 """
 
 from __future__ import annotations
@@ -44,11 +53,13 @@ import shlex
 import statistics
 import sys
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from catalog import copy_bundled, remove_images
 from common import (
     Conditions,
@@ -70,6 +81,7 @@ from common import (
 
 CHANGED = "debian-minimal"
 TARGET_S = 2.0
+FIRST_RATIO = 0.10  # publish stage / build stage of a first release
 
 
 @dataclass
@@ -274,8 +286,79 @@ def as_table(res: Results) -> str:
     return "\n".join(lines)
 
 
+def _nonced(project: Path, nonce: str) -> None:
+    """Each spec sets BOXSMITH_BENCH_NONCE: its first layer (ENV) is new to the engine."""
+    for spec in sorted((project / "template_specs").glob("*.yaml")):
+        data = yaml.safe_load(spec.read_text())
+        data.setdefault("env", {})["BOXSMITH_BENCH_NONCE"] = nonce
+        spec.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
+
+
+def first_release(args: argparse.Namespace, project: Path, src: str | None) -> dict[str, Any]:
+    """Stage seconds of one first release in a fresh project (code from `src` when given)."""
+    copy_bundled(project)
+    _nonced(project, uuid.uuid4().hex)
+    extra = {"BOXSMITH_BACKEND_PORT": str(free_port()), **({"PYTHONPATH": src} if src else {})}
+    box, env = children(args, project, extra)
+    env.pop("BOXSMITH_BACKEND_DIR", None)
+    report: dict[str, Any] = {"templates": []}
+    try:
+        run([box, "-C", str(project), "render"], project, env)
+        elapsed, out = run(
+            [box, "-C", str(project), "release", "--allow-skip", "--json"], project, env
+        )
+        report = json.loads(out)
+    finally:
+        try:
+            run([box, "-C", str(project), "backend", "reset", "--yes"], project, env)
+        except SetupError as exc:
+            sys.stderr.write(f"clean-up: {exc}\n")
+        rows = report["templates"]
+        remove_images([template_image(project, t["name"], t["version"]) for t in rows])
+    stages = {stage["name"]: stage["seconds"] for stage in report["stages"]}
+    return {
+        "code": src or "this checkout",
+        "templates": {t["name"]: _outcome(t) for t in report["templates"]},
+        "build_s": round(stages["build"], 1),
+        "publish_s": round(stages["publish"], 1),
+        "ratio": round(stages["publish"] / stages["build"], 3),
+        "wall_s": round(elapsed, 1),
+    }
+
+
+def measure_first(args: argparse.Namespace, project: Path) -> list[dict[str, Any]]:
+    runs = [("before", args.before_src)] if args.before_src else []
+    results = []
+    for label, src in [*runs, ("after", None)]:
+        (project / label).mkdir()
+        results.append({"run": label, **first_release(args, project / label, src)})
+        sys.stderr.write(f"{label}: {results[-1]}\n")
+    return results
+
+
+def first_json(results: list[dict[str, Any]]) -> dict[str, Any]:
+    after = results[-1]
+    target = f"first release: publish stage at most {FIRST_RATIO:g} x the build stage"
+    met = after["ratio"] <= FIRST_RATIO
+    return {"runs": results, "targets": [{"target": target, "value": after["ratio"], "met": met}]}
+
+
+def first_table(results: list[dict[str, Any]]) -> str:
+    lines = ["boxsmith release, first release (bundled catalog, cold engine cache per run)", ""]
+    lines.append(f"  {'run':<8} {'build s':>8} {'publish s':>10} {'publish/build':>14}  code")
+    for r in results:
+        row = f"{r['build_s']:8.1f} {r['publish_s']:10.1f} {r['ratio']:14.3f}"
+        lines.append(f"  {r['run']:<8} {row}  {r['code']}")
+    lines += ["", "templates (after):"]
+    lines += [f"  {name:<22} {outcome}" for name, outcome in results[-1]["templates"].items()]
+    verdict = "PASS" if results[-1]["ratio"] <= FIRST_RATIO else "FAIL"
+    return "\n".join([*lines, "", f"{verdict}: publish/build at most {FIRST_RATIO:g}"])
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = new_parser(__doc__)
+    parser.add_argument("--first", action="store_true", help="(c): a first release, cold cache")
+    parser.add_argument("--before-src", default=None, help="with --first: old code's src/ too")
     parser.add_argument("--repeat", type=at_least(1), default=5, help="rounds of (a) (default 5)")
     parser.add_argument("--changed", type=at_least(0), default=3, help="rounds of (b) (default 3)")
     return parser.parse_args(argv)
@@ -292,7 +375,10 @@ def measure_in(args: argparse.Namespace, project: Path) -> Results:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return main_of(parse_args(argv), measure_in, as_json, as_table, name="release")
+    args = parse_args(argv)
+    if args.first:
+        return main_of(args, measure_first, first_json, first_table, name="release-first")
+    return main_of(args, measure_in, as_json, as_table, name="release")
 
 
 if __name__ == "__main__":
