@@ -39,6 +39,7 @@ from e2b.envd.filesystem.filesystem_pb import (
 )
 from protobuf.wkt import Timestamp
 
+from boxsmith._internal.backend.envd import metadata
 from boxsmith._internal.backend.envd.shell import Identity, Shell, resolve
 from boxsmith._internal.backend.runtime import Sandboxes, SandboxHandle
 
@@ -68,9 +69,6 @@ exec find "$5" -maxdepth 0 -printf "$3"
 """
 _REMOVE = r"""exec rm -rf -- "$1"
 """
-# envd's symlink target: followed to the end, absolute (one per path, in order; "" on a loop).
-_REALPATHS = r"""for p; do realpath -z -m -- "$p" 2>/dev/null || printf '\0'; done
-"""
 
 
 def _go_permissions(kind: str, bits: int) -> str:
@@ -95,19 +93,23 @@ def _rows(out: bytes) -> list[Row]:
     return sorted(rows, key=lambda r: r[7].split(b"/"))
 
 
-def _entries(rows: list[Row], targets: dict[bytes, str]) -> list[EntryInfo]:
+def _entries(
+    rows: list[Row], targets: dict[str, str], metadata: dict[str, dict[str, str]]
+) -> list[EntryInfo]:
     """EntryInfos as envd gives them: a symlink's `type` is its target's, `is_symlink` marks
-    it, `symlink_target` is `targets[path]` (absolute, resolved)."""
+    it, `symlink_target` is `targets[path]` (absolute, resolved); `metadata[path]` (the
+    `user.e2b.*` xattrs) when there is any."""
     entries = []
     for kind_b, size, mode, owner, group, mtime, target_kind, path_b in rows:
-        kind, path, bits = kind_b.decode(), path_b.decode(errors="replace"), int(mode, 8)
+        kind, bits = kind_b.decode(), int(mode, 8)
+        path = path_b.decode(errors="surrogateescape")
         seconds, _, fraction = mtime.partition(b".")
         symlink = kind == "l"
         entries.append(
             EntryInfo(
-                name=posixpath.basename(path) or path,
+                name=_text(posixpath.basename(path) or path),
                 type=_TYPES.get(target_kind.decode(), FileType.UNSPECIFIED),
-                path=path,
+                path=_text(path),
                 size=int(size),
                 mode=bits & 0o777,
                 permissions=_go_permissions(kind, bits),
@@ -116,11 +118,17 @@ def _entries(rows: list[Row], targets: dict[bytes, str]) -> list[EntryInfo]:
                 modified_time=Timestamp(
                     seconds=int(seconds), nanos=int(fraction[:9].ljust(9, b"0"))
                 ),
-                symlink_target=targets.get(path_b, "") if symlink else None,
+                symlink_target=targets.get(path, "") if symlink else None,
+                metadata=metadata.get(path) or None,
                 is_symlink=symlink,
             )
         )
     return entries
+
+
+def _text(name: str) -> str:
+    """A name for the wire: bytes that are not UTF-8 replaced, as before."""
+    return name.encode(errors="surrogateescape").decode(errors="replace")
 
 
 def _first(entries: list[EntryInfo], path: str) -> EntryInfo:
@@ -159,18 +167,18 @@ class FilesystemService(filesystem_connect.Filesystem):
         return handle, await self._shell.identity(handle, user)
 
     async def _found(self, handle: SandboxHandle, out: bytes) -> list[EntryInfo]:
-        """The entries of a `find -printf _FIND_FORMAT`, symlinks' targets resolved in one more
-        exec when there are any."""
+        """The entries of a `find -printf _FIND_FORMAT`, with their symlinks' targets and their
+        metadata read in one more exec."""
         rows = _rows(out)
-        links = [row[7] for row in rows if row[0] == b"l"]
-        targets: dict[bytes, str] = {}
-        if links:
-            names = [link.decode(errors="replace") for link in links]
-            resolved = (await self._shell.run(handle, _REALPATHS, *names)).split(b"\0")
-            targets = {
-                link: t.decode(errors="replace") for link, t in zip(links, resolved, strict=False)
-            }
-        return _entries(rows, targets)
+        kinds = [
+            ((row[0] + row[6]).decode(), row[7].decode(errors="surrogateescape")) for row in rows
+        ]
+        if not kinds:
+            return []
+        found = await self._shell.run(handle, metadata.READ_SCRIPT, *metadata.read_args(kinds))
+        resolved, metadatas = metadata.parse(found, kinds)
+        links = [path for kind, path in kinds if kind.startswith("l")]
+        return _entries(rows, dict(zip(links, resolved, strict=False)), metadatas)
 
     async def stat(
         self, request: StatRequest, ctx: RequestContext[StatRequest, StatResponse], /

@@ -22,7 +22,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
-from typing import IO
+from typing import IO, Any
 
 import anyio.to_thread
 import docker
@@ -33,6 +33,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from boxsmith._internal.backend.envd import metadata
 from boxsmith._internal.backend.envd.download import download
 from boxsmith._internal.backend.envd.shell import CHUNK, Identity, Shell, resolve
 from boxsmith._internal.backend.runtime import (
@@ -46,6 +47,7 @@ from boxsmith._internal.backend.runtime import (
 __all__ = ["files_app"]
 
 _SPOOL_IN_MEMORY = 4 << 20  # larger uploads spill to a temporary file
+_DRAIN = 256 << 10  # Go's http server reads this much of a body its handler did not
 _HTTP_STATUS = {
     Code.INVALID_ARGUMENT: 400,
     Code.UNAUTHENTICATED: 401,
@@ -179,13 +181,16 @@ async def _multipart(
             parts.append((params.get("filename", ""), sink))
 
 
-def _tar(members: list[tuple[str, IO[bytes], int, Identity]]) -> Iterator[bytes]:
-    """A tar of spooled files, streamed (put_archive sends it chunked)."""
+def _tar(
+    members: list[tuple[str, IO[bytes], int, Identity]], xattrs: dict[str, str]
+) -> Iterator[bytes]:
+    """A tar of spooled files, streamed (put_archive sends it chunked); each member carries
+    `xattrs` as PAX records (Docker sets them on the file)."""
     now = int(time.time())
     for name, spool, mode, who in members:
         info = tarfile.TarInfo(name.lstrip("/"))
         info.size, info.mode, info.mtime = spool.seek(0, io.SEEK_END), mode, now
-        info.uid, info.gid = who.uid, who.gid
+        info.uid, info.gid, info.pax_headers = who.uid, who.gid, xattrs
         spool.seek(0)
         yield info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
         while chunk := spool.read(CHUNK):
@@ -195,8 +200,12 @@ def _tar(members: list[tuple[str, IO[bytes], int, Identity]]) -> Iterator[bytes]
 
 
 async def _write(
-    shell: Shell, handle: SandboxHandle, who: Identity, files: list[tuple[str, IO[bytes]]]
-) -> list[dict[str, str]]:
+    shell: Shell,
+    handle: SandboxHandle,
+    who: Identity,
+    files: list[tuple[str, IO[bytes]]],
+    written: dict[str, str],
+) -> list[dict[str, Any]]:
     paths = [resolve(name, who.home) for name, _ in files]
     if len(set(paths)) < len(paths):
         message = "you cannot upload multiple files to the same path in one upload request"
@@ -208,15 +217,31 @@ async def _write(
         (real, spool, 0o644 if mode == "-" else int(mode, 8), who)
         for real, mode, (_, spool) in zip(fields[0::2], fields[1::2], files, strict=False)
     ]
-    await anyio.to_thread.run_sync(shell.put_archive, handle, _tar(members))
-    return [{"name": posixpath.basename(p), "type": "file", "path": p} for p in paths]
+    tar = _tar(members, metadata.pax_headers(written))
+    await anyio.to_thread.run_sync(shell.put_archive, handle, tar)
+    answer: list[dict[str, Any]] = [
+        {"name": posixpath.basename(p), "type": "file", "path": p} for p in paths
+    ]
+    if written:  # envd answers what the files now carry, read back
+        kinds = [("ff", real) for real, *_ in members]
+        out = await shell.run(handle, metadata.READ_SCRIPT, *metadata.read_args(kinds))
+        persisted = metadata.parse(out, kinds)[1]
+        for entry, (_, real) in zip(answer, kinds, strict=False):
+            if persisted.get(real):
+                entry["metadata"] = persisted[real]
+    return answer
 
 
 async def _upload(
     request: Request, shell: Shell, handle: SandboxHandle, who: Identity, limit: int
-) -> list[dict[str, str]]:
+) -> list[dict[str, Any]]:
     kind, _, rest = request.headers.get("content-type", "").partition(";")
     kind, path = kind.strip().lower(), request.query_params.get("path")
+    try:
+        written = metadata.from_headers(request.headers.raw)  # before the body, as envd
+    except ConnectError:
+        await _drain(request)
+        raise
     files: list[tuple[str, IO[bytes]]] = []
     try:
         if kind == "application/octet-stream":
@@ -236,10 +261,20 @@ async def _upload(
         else:
             message = f"unsupported content type: {kind}, expected multipart/form-data or "
             raise ConnectError(Code.INVALID_ARGUMENT, message + "application/octet-stream")
-        return await _write(shell, handle, who, files)
+        return await _write(shell, handle, who, files, written)
     finally:
         for _, spool in files:
             spool.close()
+
+
+async def _drain(request: Request) -> None:
+    """Read (and drop) up to _DRAIN bytes of a refused request's body, as Go's server does, so
+    the client, still sending, reads the answer instead of a reset connection."""
+    received = 0
+    async for chunk in request.stream():
+        received += len(chunk)
+        if received > _DRAIN:
+            return
 
 
 def files_app(
