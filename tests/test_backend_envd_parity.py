@@ -1,7 +1,8 @@
 """The envd data plane as E2B's envd behaves, seen through the unchanged e2b SDK over real HTTP
 against `boxsmith backend serve` (a real process), sandboxes as containers of a template built
 through the SDK: how a command's end by its timeout or by the sandbox's kill surfaces, reading
-files whose `stat` size says nothing (`/proc`), symlinks in `get_info`, and unknown users.
+files whose `stat` size says nothing (`/proc`), symlinks in `get_info`, unknown users, and the
+envd version the backend advertises (0.6.2) with what it turns on in the SDK: file metadata.
 
 Marked `docker`. One backend and one template serve the module.
 """
@@ -9,6 +10,7 @@ Marked `docker`. One backend and one template serve the module.
 from __future__ import annotations
 
 import asyncio
+import io
 import uuid
 from collections.abc import Iterator
 
@@ -18,11 +20,15 @@ from e2b import (
     AuthenticationException,
     CommandExitException,
     FileType,
+    InvalidArgumentException,
     Sandbox,
     SandboxException,
     Template,
+    TemplateException,
     TimeoutException,
 )
+from e2b.sandbox.filesystem.filesystem import WriteEntry
+from packaging.version import Version
 
 from tests.helpers import Backend
 
@@ -137,3 +143,89 @@ def test_an_unknown_user_is_envds_invalid_username(sandbox: Sandbox) -> None:
         sandbox.commands.run("whoami", user="root123")
     # a known user still runs
     assert sandbox.commands.run("whoami", user="root").stdout == "root\n"
+
+
+def test_the_sandbox_reports_envd_0_6_2(sandbox: Sandbox) -> None:
+    assert sandbox._envd_version == Version("0.6.2")
+    assert sandbox.get_info().envd_version == "0.6.2"
+
+
+def test_metadata_written_comes_back_from_write_get_info_list_and_rename(
+    sandbox: Sandbox,
+) -> None:
+    written = sandbox.files.write("meta/a.txt", "hello", metadata={"Author": "mish", "k": "v 1"})
+    expected = {"author": "mish", "k": "v 1"}  # envd lowercases the keys (HTTP headers)
+    assert written.metadata == expected
+    assert sandbox.files.get_info("meta/a.txt").metadata == expected
+    sandbox.files.write("meta/plain.txt", "no metadata")
+    listed = {e.name: e.metadata for e in sandbox.files.list("meta")}
+    assert listed == {"a.txt": expected, "plain.txt": None}
+    assert sandbox.files.get_info("meta/plain.txt").metadata is None
+    assert sandbox.files.read("meta/a.txt") == "hello"
+    moved = sandbox.files.rename("meta/a.txt", "meta/b.txt")
+    assert moved.metadata == expected
+    # a copy that keeps xattrs keeps the metadata: it is the file's, not the backend's
+    sandbox.commands.run("cp --preserve=xattr meta/b.txt meta/copy.txt")
+    assert sandbox.files.get_info("meta/copy.txt").metadata == expected
+
+
+def test_an_overwrite_replaces_the_whole_set(sandbox: Sandbox) -> None:
+    sandbox.files.write("over.txt", "1", metadata={"a": "1", "b": "2"})
+    assert sandbox.files.write("over.txt", "2", metadata={"a": "3"}).metadata == {"a": "3"}
+    assert sandbox.files.get_info("over.txt").metadata == {"a": "3"}
+    assert sandbox.files.write("over.txt", "3").metadata is None
+    assert sandbox.files.get_info("over.txt").metadata is None
+
+
+def test_every_upload_form_carries_metadata(sandbox: Sandbox) -> None:
+    meta = {"source": "test"}
+    many = sandbox.files.write_files(
+        [WriteEntry(path="forms/one.txt", data="1"), WriteEntry(path="forms/two.txt", data="2")],
+        metadata=meta,
+    )  # one multipart request
+    assert [w.metadata for w in many] == [meta, meta]
+    streamed = sandbox.files.write("forms/stream.bin", io.BytesIO(b"x" * 100_000), metadata=meta)
+    gzipped = sandbox.files.write("forms/gz.txt", "z" * 1000, gzip=True, metadata=meta)
+    assert (streamed.metadata, gzipped.metadata) == (meta, meta)  # octet-stream, gzip
+    listed = {e.name: e.metadata for e in sandbox.files.list("forms")}
+    assert listed == dict.fromkeys(["one.txt", "two.txt", "stream.bin", "gz.txt"], meta)
+    assert sandbox.files.read("forms/stream.bin", format="bytes") == b"x" * 100_000
+
+
+def test_metadata_through_a_symlink_is_the_targets(sandbox: Sandbox) -> None:
+    sandbox.files.write("sl/target.txt", "t")
+    sandbox.commands.run("ln -s target.txt link.txt", cwd="sl")
+    written = sandbox.files.write("sl/link.txt", "through", metadata={"via": "link"})
+    assert written.metadata == {"via": "link"}
+    assert sandbox.files.get_info("sl/target.txt").metadata == {"via": "link"}
+    assert sandbox.files.get_info("sl/link.txt").metadata == {"via": "link"}
+
+
+def test_the_async_sdk_writes_and_reads_metadata(template: str) -> None:
+    async def scenario() -> None:
+        sbx = await AsyncSandbox.create(template, timeout=120)
+        try:
+            info = await sbx.files.write("async.txt", b"a", metadata={"x": "y"})
+            assert info.metadata == {"x": "y"}
+            assert (await sbx.files.get_info("async.txt")).metadata == {"x": "y"}
+        finally:
+            await sbx.kill()
+
+    asyncio.run(scenario())
+
+
+def test_metadata_past_envds_limits_is_refused_and_nothing_is_written(sandbox: Sandbox) -> None:
+    too_much = {f"k{i}": "v" * 200 for i in range(20)}  # > 4096 bytes with the names
+    with pytest.raises(InvalidArgumentException, match=r"invalid metadata: total metadata size"):
+        sandbox.files.write("limits.txt", "x", metadata=too_much)
+    with pytest.raises(InvalidArgumentException, match=r"invalid metadata: metadata key"):
+        sandbox.files.write("limits.txt", "x", metadata={"k" * 247: "v"})
+    assert not sandbox.files.exists("limits.txt")
+
+
+def test_watch_features_past_0_6_2_stay_refused_by_the_sdk(sandbox: Sandbox) -> None:
+    """0.6.3 (entry info in watch events) is not advertised: the SDK says so before asking."""
+    with pytest.raises(TemplateException, match="include entry info in watch events"):
+        sandbox.files.watch_dir("/home/user", include_entry=True)
+    with pytest.raises(TemplateException, match="watch directories on network mounts"):
+        sandbox.files.watch_dir("/home/user", allow_network_mounts=True)

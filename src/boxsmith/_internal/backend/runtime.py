@@ -55,8 +55,10 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 ENVD_PORT = 49983
 # The highest envd version whose client-side features this backend implements (stdin close,
-# octet-stream and gzip uploads); newer features then fail loudly in the SDK instead of silently.
-ENVD_VERSION = "0.5.7"
+# octet-stream and gzip uploads, file metadata as `user.e2b.*` xattrs: 0.6.2); newer features
+# then fail loudly in the SDK instead of silently: 0.6.3 adds the entry to watch events and
+# 0.6.4 watches on network mounts, and this backend has no watch.
+ENVD_VERSION = "0.6.2"
 # envd's words for a request without the right token, so users see what E2B would tell them.
 UNAUTHORIZED = (
     "unauthorized access, please provide a valid access token or method signing if supported"
