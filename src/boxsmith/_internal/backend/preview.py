@@ -26,10 +26,8 @@ import contextlib
 import hmac
 import logging
 import re
-from collections.abc import AsyncIterator
 
 import anyio
-import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -41,6 +39,12 @@ from boxsmith._internal.backend.preview_errors import (
     token_refused,
     too_many,
     upstream_failed,
+)
+from boxsmith._internal.backend.preview_http import (
+    ClientLeft,
+    UpstreamFailed,
+    exchange,
+    open_upstream,
 )
 from boxsmith._internal.backend.runtime import ENVD_PORT, Receive, Scope, Send
 from boxsmith._internal.backend.sandboxes import SandboxManager
@@ -65,16 +69,15 @@ _HOP = frozenset(
         "upgrade",
     }
 )
+# an answer's headers not passed on: hop-by-hop ones (uvicorn frames the answer itself) and the
+# Date uvicorn adds
+_DOWNSTREAM_DROP = _HOP | {"date"}
 _FORWARDED = frozenset({"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", TOKEN_HEADER})
 # made by the websockets client itself for its own handshake
 _HANDSHAKE = frozenset(
     {"host", "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
      "sec-websocket-protocol"}
 )  # fmt: skip
-
-
-class _ClientLeft(Exception):
-    """The client went away while its request's body was sent on."""
 
 
 def preview_target(scope: Scope) -> tuple[int, str] | None:
@@ -97,7 +100,6 @@ class PreviewProxy:
         self._sandboxes = sandboxes
         self._max = max_connections
         self._active = 0
-        self._client: httpx.AsyncClient | None = None  # made in the server's event loop
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         target = preview_target(scope)
@@ -134,53 +136,33 @@ class PreviewProxy:
             return too_many(sandbox_id, self._max)
         return route.address
 
-    def _http_client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(None, connect=CONNECT_TIMEOUT, pool=CONNECT_TIMEOUT),
-                limits=httpx.Limits(max_connections=self._max),
-                trust_env=False,  # no HTTP_PROXY between the backend and its containers
-            )
-        return self._client
-
     async def _http(
         self, scope: Scope, receive: Receive, send: Send, sandbox_id: str, where: tuple[str, int]
     ) -> None:
         """Proxy one HTTP request to `where` (address, port), the answer streamed back."""
         address, port = where
-        body_read = anyio.Event()
-        has_body = any(_header(scope, name) for name in ("content-length", "transfer-encoding"))
-
-        async def body() -> AsyncIterator[bytes]:
-            more = True
-            while more:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    raise _ClientLeft
-                more = bool(message.get("more_body"))
-                if message.get("body"):
-                    yield bytes(message["body"])
-            body_read.set()
-
-        if not has_body:
-            body_read.set()
-        request = httpx.Request(
-            scope["method"],
-            f"http://{address}:{port}{_target(scope)}",
-            headers=_upstream_headers(scope),
-            content=body() if has_body else None,
-        )
         try:
-            response = await self._http_client().send(request, stream=True)
-        except _ClientLeft:
-            return
-        except httpx.HTTPError as exc:
-            await _refuse(scope, send, _failure(sandbox_id, port, exc))
+            upstream = await open_upstream(address, port, CONNECT_TIMEOUT)
+        except (OSError, TimeoutError):
+            await _refuse(scope, send, port_closed(sandbox_id, port))
             return
         try:
-            await _stream(response, receive, send, body_read)
+            await exchange(
+                upstream,
+                scope,
+                receive,
+                send,
+                target=_target(scope),
+                headers=_upstream_headers(scope),
+                drop=_DOWNSTREAM_DROP,
+            )
+        except ClientLeft:
+            return
+        except UpstreamFailed as exc:
+            _log.info("preview: port %d of %s: %s", port, sandbox_id, exc)
+            await _refuse(scope, send, upstream_failed(sandbox_id, port))
         finally:
-            await response.aclose()
+            upstream.close()
 
     async def _websocket(
         self, scope: Scope, receive: Receive, send: Send, sandbox_id: str, where: tuple[str, int]
@@ -217,37 +199,6 @@ class PreviewProxy:
             await _pump(upstream, receive, send)
         finally:
             await upstream.close()
-
-
-async def _stream(
-    response: httpx.Response, receive: Receive, send: Send, body_read: anyio.Event
-) -> None:
-    """Send `response` on chunk by chunk; stop when its client goes away."""
-    await send(
-        {
-            "type": "http.response.start",
-            "status": response.status_code,
-            "headers": _downstream_headers(response.headers.raw),
-        }
-    )
-    async with anyio.create_task_group() as group:
-
-        async def watch() -> None:
-            await body_read.wait()  # the request's body is httpx's to read until then
-            while (await receive())["type"] != "http.disconnect":
-                pass
-            group.cancel_scope.cancel()
-
-        group.start_soon(watch)
-        try:
-            async for chunk in response.aiter_raw():
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except httpx.HTTPError as exc:  # the answer is half sent: its connection is cut
-            _log.info("preview: the upstream answer broke off: %s", exc)
-        except OSError:  # the client went away
-            pass
-        group.cancel_scope.cancel()
 
 
 async def _pump(upstream: ClientConnection, receive: Receive, send: Send) -> None:
@@ -287,7 +238,7 @@ async def _pump(upstream: ClientConnection, receive: Receive, send: Send) -> Non
 
 def _failure(sandbox_id: str, port: int, exc: Exception) -> Refusal:
     """E2B's port-closed answer when the port could not be reached, else a 502 (logged)."""
-    if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout, OSError, TimeoutError)):
+    if isinstance(exc, (OSError, TimeoutError)):
         return port_closed(sandbox_id, port)
     _log.info("preview: port %d of %s: %s", port, sandbox_id, exc)
     return upstream_failed(sandbox_id, port)
@@ -362,9 +313,3 @@ def _upstream_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
         (b"x-forwarded-proto", b"https" if scope.get("scheme") in ("https", "wss") else b"http"),
         (b"x-forwarded-host", _header(scope, "host").encode("latin-1")),
     ]
-
-
-def _downstream_headers(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """The upstream answer's headers without hop-by-hop ones, nor the Date the server adds."""
-    drop = _hop_by_hop(headers) | {"date"}
-    return [(k, v) for k, v in headers if k.lower().decode("latin-1") not in drop]
