@@ -19,6 +19,14 @@ it starts, and with the docker Python SDK as the baseline, each call timed with
     (`--concurrent-timeout`). Reported: errors, wall time of each phase, creates/s, commands/s and
     the per-call p50 and max; the same with the docker SDK for context. Target: no errors.
 
+(d) port routing (preview URLs): an HTTP GET through `sandbox.get_host(port)` (to the backend's
+    listener with that Host header, as a browser sends it; Python's resolver does not resolve
+    `*.localhost`) against the same GET to the container's address directly, `--route-repeat`
+    times (default 200) after 10 untimed pairs, each side with its own keep-alive httpx client.
+    The server in the sandbox is a few lines of Perl (perl-base is in every Debian image) that
+    answers each request and closes the connection, so both sides open one upstream connection
+    per request. Target: p50 through the preview URL / p50 direct at most 1.5.
+
 Repeats of the compared calls are interleaved (sandbox, container, sandbox, ...), so load changes
 on a shared machine hit both sides; `--warmup` untimed pairs of (a) come first.
 
@@ -62,6 +70,7 @@ from typing import Any, TypeVar
 
 import docker
 import docker.errors
+import httpx
 from common import (
     Conditions,
     Figure,
@@ -82,6 +91,17 @@ T = TypeVar("T")
 TARGET_CREATE_S = 0.5  # (a): p50 of create + first command
 TARGET_CREATE_RATIO = 1.5  # (a): p50 sandbox / p50 docker run + exec
 TARGET_RUN_RATIO = 1.3  # (b): p50 commands.run / p50 docker exec
+TARGET_ROUTE_RATIO = 1.5  # (d): p50 GET through get_host / p50 GET to the container directly
+ROUTE_PORT = 8080  # (d): where the sandbox's HTTP server listens
+ROUTE_WARMUP = 10  # (d): untimed GETs per side before the timed ones
+# (d): an HTTP server in perl-base only: one request per connection, a 2-byte answer
+ROUTE_SERVER = (
+    "perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => "
+    f"{ROUTE_PORT}, Listen => 64, ReuseAddr => 1) or die $!; "
+    "while ($c = $s->accept) { while (<$c>) { last if /^\\r?$/ } "
+    'print $c "HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\nConnection: close\\r\\n\\r\\nok"; '
+    "close $c }'"
+)
 TARGET_CONCURRENT = (20, 10)  # (c): the sandboxes and commands each the target is stated for
 RUN_WARMUP = 3  # (b): untimed commands per side before the timed ones
 START_TIMEOUT_S = 60  # the backend answering /health
@@ -92,6 +112,7 @@ CALL_TIMEOUT_S = 60  # every SDK request and command
 BACKEND_LABEL = "dev.boxsmith.backend"
 PARITY_OF_LABEL = "dev.boxsmith.parity-of"
 RUN_LABEL = "dev.boxsmith.bench-run"
+SANDBOX_LABEL = "dev.boxsmith.sandbox"
 PRIVATE_BASE_REPO = "bench-base"
 COMMAND = ["/bin/bash", "-l", "-c", "true"]  # what commands.run("true") runs in the sandbox
 
@@ -170,6 +191,8 @@ class Results:
     create: list[Figure]  # sandbox: total, create, first run; docker: total, run, exec
     run: list[Figure]  # sandbox command, docker exec
     crowds: list[Crowd]  # sandboxes, containers
+    route_repeat: int
+    route: list[Figure]  # through get_host, direct to the container
     leftover_containers: int
 
 
@@ -187,6 +210,7 @@ class Bench:
         self.private_base = f"{PRIVATE_BASE_REPO}/{base_name}:backend-{self.run_id}"
         self.log = project / "backend.log"
         self.process: subprocess.Popen[bytes] | None = None
+        self.url = ""  # the backend's, once it answers
         self.backend_id = ""  # from the template image's label
         self.image = ""  # the template image (id)
         self.limits: dict[str, Any] = {}  # the sandbox containers' cpu and memory limits
@@ -221,6 +245,7 @@ class Bench:
                     raise SetupError(f"the backend did not answer in {START_TIMEOUT_S} s") from None
                 time.sleep(0.1)
         key = (self.data / "api_key").read_text(encoding="utf-8").strip()
+        self.url = url
         os.environ.update({"E2B_API_URL": url, "E2B_SANDBOX_URL": url, "E2B_API_KEY": key})
 
     def tail(self) -> str:
@@ -321,6 +346,38 @@ class Bench:
             return created - start, time.perf_counter() - created
         finally:
             container.remove(force=True)
+
+    # -- (d) ---------------------------------------------------------------------------------
+
+    def route(self, route: list[Figure]) -> None:
+        """`--route-repeat` GETs through the sandbox's preview host and straight to its
+        container's address, interleaved, into `route` (through, direct)."""
+        sandbox = self.create()
+        try:
+            sandbox.commands.run(ROUTE_SERVER, background=True, request_timeout=CALL_TIMEOUT_S)
+            (container,) = self.docker.containers.list(
+                filters={"label": f"{SANDBOX_LABEL}={sandbox.sandbox_id}"}
+            )
+            address = container.attrs["NetworkSettings"]["IPAddress"]
+            host = sandbox.get_host(ROUTE_PORT)
+            with (
+                httpx.Client(base_url=self.url, headers={"Host": host}) as through,
+                httpx.Client(base_url=f"http://{address}:{ROUTE_PORT}") as direct,
+            ):
+                _until_served(direct)
+                for index in range(ROUTE_WARMUP + self.args.route_repeat):
+                    for figure, client in zip(route, (through, direct), strict=True):
+                        start = time.perf_counter()
+                        answer = client.get("/", timeout=CALL_TIMEOUT_S)
+                        elapsed = time.perf_counter() - start
+                        if answer.status_code != 200 or answer.text != "ok":
+                            raise RuntimeError(
+                                f"{figure.label}: {answer.status_code} {answer.text[:300]!r}"
+                            )
+                        if index >= ROUTE_WARMUP:
+                            figure.times.append(elapsed)
+        finally:
+            self.kill(sandbox)
 
     # -- (c) ---------------------------------------------------------------------------------
 
@@ -424,6 +481,19 @@ class Bench:
                 sys.stderr.write(f"clean-up: remove image {ref}: {exc}\n")
 
 
+def _until_served(client: httpx.Client) -> None:
+    """Wait (up to START_TIMEOUT_S) for the sandbox's HTTP server to accept connections."""
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while True:
+        try:
+            client.get("/", timeout=1)
+            return
+        except httpx.TransportError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
 def measure(bench: Bench) -> Results:
     args = bench.args
     watch = Watch(bench.env)
@@ -447,6 +517,10 @@ def measure(bench: Bench) -> Results:
     run = [
         Figure("commands.run(true)", command_call),
         Figure("exec_run(bash -l -c true) (docker SDK)", exec_call),
+    ]
+    route = [
+        Figure("GET / through get_host (Host header)", ["GET", f"{ROUTE_PORT}-<id>.<domain>"]),
+        Figure("GET / to the container directly", ["GET", f"<container ip>:{ROUTE_PORT}"]),
     ]
 
     def record(side: list[Figure], parts: tuple[float, float]) -> None:
@@ -477,6 +551,7 @@ def measure(bench: Bench) -> Results:
         finally:
             bench.kill(sandbox)
             container.remove(force=True)
+        bench.route(route)
     except Exception as exc:  # a timed call failed: the figures would not mean anything
         raise SetupError(f"a timed call failed: {_short(exc)}\n{bench.tail()}") from exc
 
@@ -504,6 +579,8 @@ def measure(bench: Bench) -> Results:
         create=create,
         run=run,
         crowds=crowds,
+        route_repeat=args.route_repeat,
+        route=route,
         leftover_containers=leftovers,
     )
 
@@ -515,6 +592,7 @@ def goals(res: Results) -> list[Goal]:
     p50 = res.create[0].median
     create_ratio = p50 / res.create[3].median
     run_ratio = res.run[0].median / res.run[1].median
+    route_ratio = res.route[0].median / res.route[1].median
     sandboxes = res.crowds[0]
     note = ""
     if (res.concurrent, res.commands) != TARGET_CONCURRENT:
@@ -559,6 +637,15 @@ def goals(res: Results) -> list[Goal]:
             note,
             stat="count",
         ),
+        Goal(
+            f"(d) p50 GET through get_host / p50 GET direct at most {TARGET_ROUTE_RATIO:g}",
+            route_ratio,
+            "x",
+            TARGET_ROUTE_RATIO,
+            route_ratio <= TARGET_ROUTE_RATIO,
+            f"needs a routed GET <= {res.route[1].median * TARGET_ROUTE_RATIO * 1000:.2f} ms here",
+            stat="p50",
+        ),
     ]
 
 
@@ -590,6 +677,13 @@ def as_json(res: Results) -> dict[str, Any]:
             "commands_each": res.commands,
             "backend": res.crowds[0].as_json(),
             "docker": res.crowds[1].as_json(),
+        },
+        "port_routing": {
+            "repeat": res.route_repeat,
+            "warmup": ROUTE_WARMUP,
+            "through_get_host": figure_json(res.route[0]),
+            "direct": figure_json(res.route[1]),
+            "ratio_p50": round(res.route[0].median / res.route[1].median, 3),
         },
         "containers_left_behind": res.leftover_containers,
         "targets": [t.as_json() for t in goals(res)],
@@ -642,6 +736,10 @@ def as_table(res: Results) -> str:
     lines += [
         "  (creates, commands, cleanup: wall time of each phase, all calls at once)",
         "",
+        f"{'(d) port routing, ' + str(res.route_repeat) + ' GETs per side':48} {head}",
+        *(row(f) for f in res.route),
+        ratio(res.route[0], res.route[1]),
+        "",
         f"containers left behind by the backend after SIGTERM: {res.leftover_containers}",
         "",
         *verdict_lines(goals(res)),
@@ -677,6 +775,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         type=float,
         default=300.0,
         help="seconds each phase of (c) may take (default 300)",
+    )
+    parser.add_argument(
+        "--route-repeat",
+        type=at_least(1),
+        default=200,
+        help="timed GETs per side, (d) (default 200)",
     )
     args = parser.parse_args(argv)
     if args.concurrent_timeout <= 0:
