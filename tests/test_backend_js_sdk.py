@@ -5,8 +5,9 @@ tests/js/backend_sdk.mjs builds a template with the JS `Template` builder (COPY 
 context, RUN, ENV, WORKDIR, USER, start command with a ready check), creates a sandbox from it
 (with envs), runs commands (stdout, stderr, envs and cwd, a failing command's CommandExitError),
 writes, reads (text and bytes), lists, makes, renames and removes files, connects to the sandbox
-again, reads its info and kills it; it prints what it saw as one JSON object, asserted here.
-`getHost` is not exercised: the backend does not route ports yet (issue 15's port routing).
+again, serves HTTP from the sandbox and reaches it through `getHost(port)` (a preview URL: the
+backend's listener, by the Host header), reads its info and kills it; it prints what it saw as
+one JSON object, asserted here.
 
 Node: the pinned e2b needs Node >=20.18.1 (its `engines`); Debian bookworm's `nodejs` is 18.20
 and Ubuntu 24.04's 18.19, so the test does not use the system's. It fetches a pinned Node.js
@@ -144,3 +145,15 @@ def test_js_sdk_builds_creates_runs_files_and_kills(
     assert out["killed"] is True
     assert out["runningAfterKill"] is False
     assert out["listedAfterKill"] is False
+
+    port = backend.url.rsplit(":", 1)[1]
+    assert out["host"] == f"8080-{out['sandboxId']}.localhost:{port}"
+    # the server in the sandbox answers with the Host header it saw: the preview host, kept
+    assert out["served"] == {"status": 200, "body": out["host"]}
+    closed = json.loads(out["closedPort"]["body"])
+    assert (out["closedPort"]["status"], closed["port"]) == (502, 8081)
+    assert closed["message"] == "The sandbox is running but port is not open"
+    gone = json.loads(out["servedAfterKill"]["body"])
+    assert out["servedAfterKill"]["status"] == 502
+    assert gone["message"] == "The sandbox was not found"
+    assert gone["sandboxId"] == out["sandboxId"]

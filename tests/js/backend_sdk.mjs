@@ -3,10 +3,39 @@
 // Usage: node backend_sdk.mjs <template name> <build context folder>
 // The connection comes from the environment, as a user's would: E2B_API_KEY, E2B_API_URL and
 // E2B_SANDBOX_URL (what `boxsmith backend env` prints).
+import { request } from 'node:http'
 import { CommandExitError, Sandbox, Template, waitForFile } from 'e2b'
 
 const [name, context] = process.argv.slice(2)
 const out = {}
+
+// An HTTP server in perl-base (in every Debian image): answers each request with the Host header
+// it saw, then closes the connection.
+const PORT = 8080
+const SERVER =
+  `perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalPort => ${PORT}, Listen => 8, ` +
+  'ReuseAddr => 1) or die $!; while ($c = $s->accept) { $h = ""; while (<$c>) { ' +
+  '$h = $1 if /^Host: *(\\S+)/i; last if /^\\r?$/ } ' +
+  'print $c "HTTP/1.1 200 OK\\r\\nContent-Length: " . length($h) . "\\r\\nConnection: close\\r\\n\\r\\n$h"; ' +
+  "close $c }'"
+
+// GET / of a preview host: to the backend's listener with that Host header, as a browser sends
+// it (Node's resolver, like Python's, does not resolve `*.localhost`).
+function viaPreviewHost(host) {
+  const api = new URL(process.env.E2B_API_URL)
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host: api.hostname, port: api.port, path: '/', headers: { Host: host } },
+      (res) => {
+        let body = ''
+        res.on('data', (chunk) => (body += chunk))
+        res.on('end', () => resolve({ status: res.statusCode, body }))
+      },
+    )
+    req.on('error', reject)
+    req.end()
+  })
+}
 
 const template = Template({ fileContextPath: context })
   .fromImage('debian:bookworm-slim')
@@ -70,9 +99,20 @@ try {
   const sandboxInfo = await sandbox.getInfo()
   out.info = { sandboxId: sandboxInfo.sandboxId, templateId: sandboxInfo.templateId }
   out.exists = [await sandbox.files.exists('/home/user/notes/a.txt'), await sandbox.files.exists('/nope')]
+
+  await sandbox.commands.run(SERVER, { background: true })
+  out.host = sandbox.getHost(PORT)
+  let served = await viaPreviewHost(out.host)
+  for (let tries = 0; served.status === 502 && tries < 50; tries++) {
+    await new Promise((done) => setTimeout(done, 100)) // until the server listens
+    served = await viaPreviewHost(out.host)
+  }
+  out.served = served
+  out.closedPort = await viaPreviewHost(sandbox.getHost(PORT + 1))
 } finally {
   out.killed = await sandbox.kill()
 }
 out.runningAfterKill = await sandbox.isRunning()
+out.servedAfterKill = await viaPreviewHost(out.host)
 out.listedAfterKill = (await Sandbox.list().nextItems()).some((s) => s.sandboxId === out.sandboxId)
 console.log(JSON.stringify(out))
