@@ -23,6 +23,7 @@ import pytest
 from e2b import Sandbox, Template
 from websockets.sync.client import connect
 
+from tests.browser import artifacts, chromium
 from tests.helpers import Backend, cli, serving_backend
 
 pytestmark = pytest.mark.docker
@@ -324,6 +325,8 @@ def test_connection_cap_and_domain_override(tmp_path: Path) -> None:
             sandbox.kill()
 
 
+# the title Streamlit gives an app that sets no page_title (the bundled one does not)
+STREAMLIT_TITLE = "Streamlit"
 # the bundled templates, their app's port and a path that answers 200 once it runs
 BUNDLED = {
     "streamlit-developer:1.0.0": (8501, "/_stcore/health"),
@@ -349,6 +352,7 @@ def test_bundled_templates_answer_through_their_preview_url(
             assert got.status_code == 200, (ref, got.status_code, got.text[:500])
             if ref.startswith("streamlit"):
                 _streamlit_stream_opens(backend, sandbox.get_host(port))
+                _streamlit_page_renders(sandbox.get_host(port))
         finally:
             sandbox.kill()
 
@@ -359,6 +363,24 @@ def _streamlit_stream_opens(backend: Backend, host: str) -> None:
     origin = {"Origin": f"http://{host}"}
     with connect(f"ws://{host}/_stcore/stream", sock=sock, additional_headers=origin) as ws:
         assert ws.protocol.state.name == "OPEN"
+
+
+def _streamlit_page_renders(host: str) -> None:
+    """Headless Chromium opens the real preview URL (it resolves `*.localhost` itself), the
+    app renders over its WebSocket and the page has the app's title; the screenshot is kept
+    in the test artifacts."""
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        answer = page.goto(f"http://{host}/", wait_until="load", timeout=60_000)
+        assert answer is not None
+        assert answer.status == 200
+        # the script's output arrives over /_stcore/stream: through the proxy's WebSocket
+        page.get_by_text("Hello, world").wait_for(state="visible", timeout=60_000)
+        page.screenshot(path=artifacts() / "preview-streamlit.png", full_page=True)
+        assert page.title() == STREAMLIT_TITLE
+        assert errors == []
 
 
 def test_status_lists_the_new_settings(backend: Backend) -> None:
