@@ -11,9 +11,11 @@ Marked `docker`: templates are built on the real engine, sandboxes are container
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import socket
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -321,8 +323,53 @@ def test_connection_cap_and_domain_override(tmp_path: Path) -> None:
                 sandbox.files.write("/tmp/go", "")
                 assert list(lines) == ["second", "third"]
             assert _get(limited, host).status_code == 200
+            _a_client_leaving_a_silent_server_frees_its_slot(limited, sandbox, host)
         finally:
             sandbox.kill()
+
+
+# accepts connections (the kernel completes them) and never reads or answers
+SILENT = (
+    "import socket, time; s = socket.socket(); s.bind(('0.0.0.0', 8001)); s.listen(); "
+    "time.sleep(10**6)"
+)
+
+
+def _a_client_leaving_a_silent_server_frees_its_slot(
+    limited: Backend, sandbox: Sandbox, host: str
+) -> None:
+    """With one proxied connection allowed: a client that gives up on a port whose server never
+    answers gives its connection back (the proxy hears it leave before any answer)."""
+    sandbox.commands.run(f"python3 -c {shlex.quote(SILENT)}", background=True)
+    wait = "import socket; socket.create_connection(('127.0.0.1', 8001), 1).close()"
+    sandbox.commands.run(  # until the silent server listens
+        f"for i in $(seq 100); do python3 -c {shlex.quote(wait)} 2>/dev/null && exit; "
+        "sleep 0.05; done; exit 1",
+        timeout=30,
+    )
+    with (
+        httpx.Client(timeout=1, trust_env=False) as client,
+        pytest.raises(httpx.ReadTimeout),  # held by the server: the client gives up and closes
+    ):
+        client.get(f"{limited.url}/", headers={"Host": sandbox.get_host(8001)})
+    # the backend hears the close on its own time: until it has, the one slot is taken (503)
+    for _ in range(100):
+        answer = _get(limited, host)
+        if answer.status_code != 503:
+            break
+        time.sleep(0.1)
+    assert answer.status_code == 200, answer.text
+
+
+def test_only_the_sandboxes_domain_reaches_their_ports(backend: Backend, web: Sandbox) -> None:
+    """A name other than the sandboxes' domain (a DNS-rebinding page, say) is not routed."""
+    port = backend.url.rsplit(":", 1)[1]
+    for other in (f"evil.example:{port}", "evil.example", f"localhost.evil.example:{port}"):
+        foreign = f"{HTTP_PORT}-{web.sandbox_id}.{other}"
+        answer = _get(backend, foreign)
+        assert answer.status_code == 404, (foreign, answer.status_code, answer.text[:200])
+        assert "no route" in answer.json()["message"]
+    assert _get(backend, web.get_host(HTTP_PORT)).status_code == 200
 
 
 # the title Streamlit gives an app that sets no page_title (the bundled one does not)

@@ -55,7 +55,7 @@ CONNECT_TIMEOUT = 5.0  # seconds to reach a port of a container on the same mach
 WS_MAX_SIZE = 16 << 20  # the largest WebSocket message from a sandbox (uvicorn's from a client)
 _log = logging.getLogger(__name__)
 # `<port>-<sandbox id>.<domain>`, the id of this backend's form (sandboxes.create)
-_HOST = re.compile(r"(?P<port>\d{1,5})-(?P<sid>i[0-9a-f]{20})\.[a-z0-9.-]+(:\d{1,5})?")
+_HOST = re.compile(r"(?P<port>\d{1,5})-(?P<sid>i[0-9a-f]{20})\.(?P<domain>[a-z0-9.-]+(:\d{1,5})?)")
 _HOP = frozenset(
     {
         "connection",
@@ -80,10 +80,13 @@ _HANDSHAKE = frozenset(
 )  # fmt: skip
 
 
-def preview_target(scope: Scope) -> tuple[int, str] | None:
-    """(port, sandbox id) when the request's Host is a preview host, else None."""
+def preview_target(scope: Scope, domain: str) -> tuple[int, str] | None:
+    """(port, sandbox id) when the request's Host is a preview host of `domain`, else None.
+
+    Only the sandboxes' own domain counts: a page on another name that resolves to loopback
+    (DNS rebinding) does not reach a sandbox's ports through this backend."""
     match = _HOST.fullmatch(_header(scope, "host").lower())
-    if match is None or not 0 < int(match["port"]) < 65536:
+    if match is None or match["domain"] != domain.lower() or not 0 < int(match["port"]) < 65536:
         return None
     return int(match["port"]), match["sid"]
 
@@ -94,15 +97,17 @@ class PreviewProxy:
     Args:
         sandboxes: the running sandboxes, with their addresses and traffic tokens (`route`).
         max_connections: proxied HTTP requests and WebSockets open at once; past it 503.
+        domain: the sandboxes' domain (`Limits.domain`): only its preview hosts are served.
     """
 
-    def __init__(self, sandboxes: SandboxManager, *, max_connections: int) -> None:
+    def __init__(self, sandboxes: SandboxManager, *, max_connections: int, domain: str) -> None:
         self._sandboxes = sandboxes
+        self.domain = domain
         self._max = max_connections
         self._active = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        target = preview_target(scope)
+        target = preview_target(scope, self.domain)
         if target is None or scope["type"] not in ("http", "websocket"):
             return
         port, sandbox_id = target
@@ -225,6 +230,9 @@ async def _pump(upstream: ClientConnection, receive: Receive, send: Send) -> Non
                     await send({"type": "websocket.send", kind: data})
             except websockets.ConnectionClosed:
                 pass
+            except OSError:  # the client went away (uvicorn's ClientDisconnected)
+                group.cancel_scope.cancel()
+                return
             code = _sendable(upstream.close_code or 1000)
             with contextlib.suppress(OSError):  # the client may have gone first
                 await send(

@@ -7,8 +7,9 @@ arrives and the answer streamed down event by event: a server-sent event stream 
 HEAD, a 204 or a close-delimited body each end where HTTP says they do. A full HTTP client
 (httpx) cost over a millisecond per request here, more than the request itself.
 
-An answer without a Content-Length may never end (server-sent events, a long poll): while it
-streams, the client's disconnect is watched for and ends it. One with a length ends on its own.
+Once the request is sent, the client's disconnect is watched for until the answer ends: a
+client that leaves ends the exchange at once, whether the server has not answered yet (a stuck
+dev server, a long poll) or streams without end (server-sent events).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from typing import cast
 
 import anyio
@@ -100,21 +102,12 @@ async def exchange(
             await _send_body(upstream, receive)
         else:
             await upstream.send(request, h11.EndOfMessage())
-        response = await _answer(upstream)
     except (h11.ProtocolError, OSError) as exc:
         raise UpstreamFailed(str(exc) or type(exc).__name__) from exc
-    named = {  # what the answer's Connection header names is hop-by-hop too
-        token.strip().lower().decode("latin-1")
-        for k, v in response.headers
-        if k == b"connection"
-        for token in v.split(b",")
-    }
-    kept = [(k, v) for k, v in response.headers if k.decode("latin-1") not in drop | named]
-    await send({"type": "http.response.start", "status": response.status_code, "headers": kept})
-    if any(k == b"content-length" for k, _ in response.headers):
-        await _stream(upstream, send)
-        return
-    async with anyio.create_task_group() as group:  # may never end: watch the client
+    # from here the client's only message is its disconnect: watched for the whole exchange,
+    # so a client that leaves a server that never answers frees its connection at once
+    failed: Exception | None = None
+    async with anyio.create_task_group() as group:
 
         async def watch() -> None:
             while (await receive())["type"] != "http.disconnect":
@@ -122,8 +115,36 @@ async def exchange(
             group.cancel_scope.cancel()
 
         group.start_soon(watch)
-        await _stream(upstream, send)
+        try:
+            response = await _answer(upstream)
+        except (h11.ProtocolError, OSError, UpstreamFailed) as exc:
+            failed = exc
+        else:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": _kept(response.headers, drop),
+                }
+            )
+            await _stream(upstream, send)
         group.cancel_scope.cancel()
+    if failed is not None:
+        raise UpstreamFailed(str(failed) or type(failed).__name__) from failed
+
+
+Headers = list[tuple[bytes, bytes]]
+
+
+def _kept(headers: Sequence[tuple[bytes, bytes]], drop: frozenset[str]) -> Headers:
+    """An answer's headers without those in `drop` and those its Connection header names."""
+    named = {
+        token.strip().lower().decode("latin-1")
+        for k, v in headers
+        if k == b"connection"
+        for token in v.split(b",")
+    }
+    return [(k, v) for k, v in headers if k.decode("latin-1") not in drop | named]
 
 
 async def _send_body(upstream: _Upstream, receive: Receive) -> None:

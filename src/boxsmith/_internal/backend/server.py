@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     import uvicorn
 
     from boxsmith._internal.backend.api import ControlPlane
+    from boxsmith._internal.backend.preview import PreviewProxy
     from boxsmith._internal.backend.reconcile import Reconciled
     from boxsmith._internal.backend.sandboxes import SandboxManager
     from boxsmith._internal.docker.client import Engine
@@ -67,15 +68,16 @@ def _envd_path(scope: Scope) -> bool:
     return False
 
 
-def dispatcher(control: ASGIApp, envd: ASGIApp, preview: ASGIApp | None = None) -> ASGIApp:
-    """One ASGI app: preview hosts to `preview` (by the Host header alone, whatever the path),
-    envd paths to `envd`, the rest to `control`; lifespan to `control`."""
+def dispatcher(control: ASGIApp, envd: ASGIApp, preview: PreviewProxy | None = None) -> ASGIApp:
+    """One ASGI app: preview hosts of the sandboxes' domain to `preview` (by the Host header
+    alone, whatever the path), envd paths to `envd`, the rest to `control`; lifespan to
+    `control`."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if (
             preview is not None
             and scope["type"] in ("http", "websocket")
-            and preview_target(scope) is not None
+            and preview_target(scope, preview.domain) is not None
         ):
             await preview(scope, receive, send)
         elif scope["type"] == "http" and _envd_path(scope):
@@ -214,7 +216,9 @@ def _assemble(
     envd, services = envd_app(manager, engine.client, limits)
     envd_services.extend(services)
     manager.start_reaper()
-    preview = PreviewProxy(manager, max_connections=limits.max_proxy_connections)
+    preview = PreviewProxy(
+        manager, max_connections=limits.max_proxy_connections, domain=limits.domain
+    )
     app = dispatcher(control.app(), envd, preview)
     return manager, control, _uvicorn(app, host, port), reconciled
 
