@@ -276,6 +276,14 @@ def test_request_validation_names_the_problem() -> None:
     assert "relative path inside" in problem({"fromImage": "x", "steps": [escape]})
     env = {"type": "ENV", "args": ["A"]}
     assert "key1, value1" in problem({"fromImage": "x", "steps": [env]})
+    # a user that would end COPY's line and start another instruction, or continue it
+    for user in ("root\nRUN echo injected #", "root\\", "a b"):
+        chown = {**copy, "args": ["a", "/a", user, ""], "filesHash": HASH}
+        assert "must be one word" in problem({"fromImage": "x", "steps": [chown]})
+        run = {"type": "RUN", "args": ["true", user]}
+        assert "[command, user]" in problem({"fromImage": "x", "steps": [run]})
+    newline_src = {**copy, "args": ["a\nRUN x", "/a", "", ""], "filesHash": HASH}
+    assert "one-line src" in problem({"fromImage": "x", "steps": [newline_src]})
 
 
 def test_dockerfile_mirrors_e2b_step_semantics() -> None:

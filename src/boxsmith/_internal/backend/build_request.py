@@ -116,13 +116,20 @@ def _line_safe(value: str) -> bool:
     return bool(value) and "\n" not in value and "\r" not in value and not value.endswith("\\")
 
 
+def _one_word(value: str) -> bool:
+    """Empty, or one word that fits one Dockerfile line (a user name, `user:group`)."""
+    return not value or (value.split() == [value] and _line_safe(value))
+
+
 def _check_copy(step: BuildStep) -> str:
-    src, dest, mode = step.arg(0), step.arg(1), step.arg(3)
+    src, dest, user, mode = step.arg(0), step.arg(1), step.arg(2), step.arg(3)
     normalized = posixpath.normpath(src)
     if not src or src.startswith("/") or normalized == ".." or normalized.startswith("../"):
         return f"source {src!r} must be a relative path inside the context"
-    if not _line_safe(dest) or len(step.args) > 4:
-        return "args must be [src, dest, user, mode] with a one-line dest"
+    if not _line_safe(src) or not _line_safe(dest) or len(step.args) > 4:
+        return "args must be [src, dest, user, mode] with a one-line src and dest"
+    if not _one_word(user):
+        return f"user {user!r} must be one word (a user name, or user:group)"
     if mode and not _MODE.fullmatch(mode):
         return f"mode {mode!r} is not octal"
     if step.files_hash is None or not FILES_HASH.fullmatch(step.files_hash):
@@ -132,7 +139,7 @@ def _check_copy(step: BuildStep) -> str:
 
 def _check_run(step: BuildStep) -> str:
     user = step.arg(1)
-    ok = len(step.args) <= 2 and step.arg(0).strip() and (not user or user.split() == [user])
+    ok = len(step.args) <= 2 and step.arg(0).strip() and _one_word(user)
     return "" if ok else "args must be [command] or [command, user]"
 
 

@@ -56,7 +56,6 @@ __all__ = [
 
 STEP_LINE = re.compile(r"^Step (\d+)/(\d+) : (.*)$")  # the legacy builder's step header
 DOCKERFILE_NAME = ".boxsmith.Dockerfile"  # in the build context, beside the copy-<n>/ folders
-_WRITER = "e2b-steps-1"  # how the Dockerfile is written: a new way builds every image again
 _GLOB = re.compile(r"[*?\[{]")
 
 
@@ -139,7 +138,8 @@ def _sources(folder: Path, src: str) -> dict[str, Path]:
     for match in matches:
         rel = posixpath.normpath(match)
         path = folder / rel
-        found[rel] = path
+        if rel != ".":  # `COPY .`: the folder's contents, as the SDK uploads them
+            found[rel] = path
         if path.is_dir() and not path.is_symlink():
             for inner in path.rglob("*"):
                 found[inner.relative_to(folder).as_posix()] = inner
@@ -192,7 +192,7 @@ def build_key(unit: BuildUnit, parity_id: str) -> str:
         "\0".join(
             [
                 PARITY_VERSION,
-                _WRITER,
+                _written(unit),
                 buildenv.LABEL,  # images from before that label are built again (cached)
                 parity_id,
                 _files_digest(unit.folder),
@@ -201,6 +201,13 @@ def build_key(unit: BuildUnit, parity_id: str) -> str:
             ]
         ).encode()
     ).hexdigest()
+
+
+def _written(unit: BuildUnit) -> str:
+    """The digest of the instructions written for `unit` (the parity base left out: its id is
+    in the key): any change to how steps are written builds the image again."""
+    steps = composite(unit, "<parity base>", ca=False).steps
+    return hashlib.sha256("\n".join(step.text for step in steps).encode()).hexdigest()
 
 
 def step_of(unit: BuildUnit, steps: list[Step], header: str) -> str:
