@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
         "boxsmith._internal.lock",
         "boxsmith._internal.dockerfile",
         "boxsmith._internal.extras",  # which pip extra brings a missing module: a leaf
+        "boxsmith._internal.history",  # build and smoke append to it: a leaf
     ),
     ("boxsmith._internal.spec", "boxsmith._internal.docker"),
     ("boxsmith._internal.render",),
@@ -47,7 +48,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("boxsmith._internal.publish",),
     ("boxsmith._internal.smoke",),
     ("boxsmith._internal.release",),
-    ("boxsmith._internal.cli", "boxsmith.__main__", "boxsmith.tasks"),
+    # report reads what `status` reads (cli/status.py): the cli's layer
+    ("boxsmith._internal.cli", "boxsmith._internal.report", "boxsmith.__main__", "boxsmith.tasks"),
 ]
 # The public sandbox tool stands beside the pipeline: it may use the shared leaves only.
 SANDBOX_MAY_USE = (

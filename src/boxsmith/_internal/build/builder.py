@@ -49,6 +49,7 @@ from boxsmith._internal.build.results import BuildResult, final_text
 from boxsmith._internal.docker import buildenv
 from boxsmith._internal.docker.client import BuildFailed, Engine, EngineError, ImageInfo
 from boxsmith._internal.docker.host_ca import host_ca_bundle
+from boxsmith._internal.history import record_build
 from boxsmith._internal.progress import Progress
 from boxsmith.config import Settings
 from boxsmith.errors import BoxsmithError
@@ -320,6 +321,7 @@ def build_templates(
             result.status, result.reason = "failed", "interrupted"
             return
         builder.build(unit, result)
+        _record(settings, result)
         progress.finish(unit.ref, final_text(result))
         if on_done is not None:
             on_done(result)
@@ -338,3 +340,17 @@ def build_templates(
             engine.abort()
             raise
     return results
+
+
+def _record(settings: Settings, result: BuildResult) -> None:
+    """A build that ran (built or failed): its time and image size into the history file."""
+    if result.status in ("built", "failed"):
+        record_build(
+            settings,
+            name=result.name,
+            version=result.version,
+            status=result.status,
+            seconds=result.seconds,
+            size=result.size,
+            image_id=result.image_id,
+        )
