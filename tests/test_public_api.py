@@ -52,7 +52,7 @@ def test_tasks_api_does_not_drift() -> None:
     assert sorted(boxsmith.tasks.__all__) == ["namespace", "ns"]
     assert sorted(boxsmith.tasks.namespace.task_names) == [
         "build", "check", "images", "lint", "list", "main", "promote", "publish", "release",
-        "render", "rollback", "schema", "smoke", "status", "validate",
+        "render", "report", "rollback", "schema", "smoke", "status", "validate",
     ]  # fmt: skip
 
 

@@ -60,7 +60,7 @@ def test_every_stage_and_release_is_a_task(project: Path) -> None:
 
 STAGES = {
     "validate", "render", "check", "lint", "images", "build", "smoke", "publish", "promote",
-    "rollback", "release", "main", "status", "schema", "list",
+    "rollback", "release", "main", "status", "report", "schema", "list",
 }  # fmt: skip
 
 

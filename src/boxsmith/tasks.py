@@ -8,6 +8,7 @@ file). The tasks call boxsmith's commands, never a second copy, and exit with it
 build/engine/backend/publish failure, 130 interrupted.
 
     invoke validate | render | check | lint | images | build | smoke | schema | list | status
+    invoke report
     invoke publish | promote | rollback | release | main
 
 Add a project's own tasks to a copy, leaving this one as shipped:
@@ -25,6 +26,7 @@ ModuleNotFoundError for `invoke`.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -132,6 +134,19 @@ def list_(c: Context, json: bool = False) -> None:
 def status(c: Context, names: str = "", json: bool = False) -> None:
     """Per template: generated/, the local build, publishes, channels, the last smoke results."""
     _stage("status", names, as_json=json)
+
+
+@task(help={"out": "folder to write (default: .boxsmith/report)", "json": "machine output"})
+def report(c: Context, out: str = "", json: bool = False) -> None:
+    """Write the catalog site (static HTML) and print the path of its index.html."""
+
+    def step() -> int:  # the import inside, as in `_stage`
+        from boxsmith._internal.cli import report as command
+
+        folder = os.path.abspath(out) if out else None  # relative to here, as in the CLI
+        return command.run(load_settings(), folder, out=sys.stdout, err=sys.stderr, as_json=json)
+
+    _finish(_run(step))
 
 
 @task(help={"refs": "images, comma separated (default: every spec's base image)"})
@@ -317,10 +332,11 @@ namespace = Collection(
     release,
     main,
     status,
+    report,
     schema,
     list_,
 )
-"""boxsmith's stages, validate ... release, and main, status, images, schema, list."""
+"""boxsmith's stages, validate ... release, and main, status, report, images, schema, list."""
 
 ns = namespace
 """The same Collection by invoke's other name for it."""

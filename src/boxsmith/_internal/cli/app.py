@@ -235,6 +235,12 @@ def _status(settings: Settings, args: argparse.Namespace, out: TextIO, err: Text
     return status.run(settings, args.names, args.label, out=out, err=err, as_json=args.json)
 
 
+def _report(settings: Settings, args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from boxsmith._internal.cli import report  # lazy: see the note above
+
+    return report.run(settings, args.output, out=out, err=err, as_json=args.json)
+
+
 COMMANDS: Mapping[str, Command] = {
     "init": _init,  # reads no settings (`_run`)
     "validate": _validate,
@@ -252,6 +258,7 @@ COMMANDS: Mapping[str, Command] = {
     "schema": _schema,
     "list": _list,
     "status": _status,
+    "report": _report,
 }
 """Subcommand name -> the function that calls its `run()`."""
 

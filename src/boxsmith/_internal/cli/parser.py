@@ -75,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         _add_schema,
         _add_list,
         _add_status,
+        _add_report,
     ):
         add(sub)
     return parser
@@ -375,4 +376,21 @@ def _add_status(sub: _Sub) -> None:
         example="boxsmith status python-dev  # one template, every stage",
     )
     selection(p)
+    json_flag(p)
+
+
+def _add_report(sub: _Sub) -> None:
+    p = sub.add_parser(
+        "report",
+        help="write the catalog site (static HTML: every template, its status, versions, "
+        "charts, smoke results, lint, spec) and print the path of its index.html",
+        example="boxsmith report --out site  # the folder GitHub Pages publishes",
+    )
+    p.add_argument(
+        "--out",
+        dest="output",
+        default=None,
+        metavar="DIR",
+        help="folder to write (default: .boxsmith/report; replaced whole, if boxsmith wrote it)",
+    )
     json_flag(p)
