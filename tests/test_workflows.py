@@ -4,8 +4,8 @@ copy, offline), calling only commands boxsmith has, and usable by any repository
 `boxsmith init` writes the scaffold's workflows (src/boxsmith/_internal/scaffold/workflows) with
 boxsmith pinned and the project's folders filled in: they install boxsmith from PyPI and call
 no script of this repository. This repository's ci.yml, templates.yml and publish.yml are the
-scaffold's files installing from the checkout; tests.yml is its own (the test suite and the
-main job).
+scaffold's files installing from the checkout; tests.yml (the test suite and the main job) and
+pages.yml (the main job, then the catalog site on GitHub Pages) are its own.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def _from_checkout(scaffold: str) -> str:
 
 def test_the_workflows_are_found() -> None:
     assert [p.name for p in SCAFFOLD] == sorted(SHARED)
-    assert [p.name for p in REPOSITORY] == sorted([*SHARED, "tests.yml"])
+    assert [p.name for p in REPOSITORY] == sorted([*SHARED, "tests.yml", "pages.yml"])
 
 
 @pytest.mark.parametrize("workflow", EVERY, ids=_id)
@@ -211,6 +211,8 @@ def test_permissions_are_granted_per_job_and_minimal(workflow: Path) -> None:
         writes = {scope for scope, level in granted.items() if level == "write"}
         if (workflow.name, name) == ("publish.yml", "records"):
             assert writes == {"contents", "pull-requests"}
+        elif (workflow.name, name) == ("pages.yml", "deploy"):
+            assert granted == {"pages": "write", "id-token": "write"}  # what deploy-pages needs
         else:
             assert writes == set(), f"{workflow.name}: job {name} writes {writes}"
 
@@ -238,6 +240,26 @@ def test_the_e2b_key_is_only_in_the_steps_that_use_it(workflow: Path) -> None:
                 assert re.search(r"boxsmith (release|publish|smoke) .*--target e2b", step["run"])
             else:
                 assert "secrets.E2B_API_KEY" not in str(step) or step.get("id") == "decide"
+
+
+PAGES = ROOT / ".github/workflows/pages.yml"
+
+
+def test_pages_publishes_the_report_of_the_main_job_with_the_official_actions() -> None:
+    """On a push to main: the main job, then `boxsmith report --out site`, uploaded and deployed
+    by GitHub's own Pages actions; only the deploy job may write, and only to Pages."""
+    loaded = _load(PAGES)
+    assert loaded[True] == {"push": {"branches": ["main"]}, "workflow_dispatch": None}  # `on:`
+    build, deploy = loaded["jobs"]["build"], loaded["jobs"]["deploy"]
+    runs = [step.get("run", "") for step in build["steps"]]
+    main = runs.index("scripts/main")
+    assert runs.index("boxsmith report --out site") > main
+    uses = [step["uses"].split("@")[0] for step in build["steps"] if "uses" in step]
+    assert uses[-2:] == ["actions/configure-pages", "actions/upload-pages-artifact"]
+    assert build["steps"][-1]["with"]["path"] == "site/"
+    assert deploy["needs"] == "build"
+    assert [step["uses"].split("@")[0] for step in deploy["steps"]] == ["actions/deploy-pages"]
+    assert deploy["environment"]["name"] == "github-pages"
 
 
 PUBLISH = ROOT / "src/boxsmith/_internal/scaffold/workflows/publish.yml"
