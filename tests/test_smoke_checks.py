@@ -32,6 +32,7 @@ from boxsmith._internal.smoke import (
     write_json,
     write_junit,
 )
+from boxsmith._internal.smoke.protocol import PortUrl
 from boxsmith._internal.spec.models import (
     CommandCheck,
     FileCheck,
@@ -95,6 +96,9 @@ class LocalTarget:
         except (FileNotFoundError, NotADirectoryError):
             return None
 
+    def port_url(self, port: int) -> PortUrl:
+        return PortUrl(f"http://127.0.0.1:{port}", {})
+
 
 class GoneTarget:
     """A target whose container vanished: every call raises TargetError."""
@@ -119,6 +123,10 @@ class GoneTarget:
     def read_file(
         self, path: str, *, user: str | None = None, timeout: float = 30.0
     ) -> bytes | None:
+        self.calls += 1
+        raise TargetError("container 3f2a1c is not running")
+
+    def port_url(self, port: int) -> PortUrl:
         self.calls += 1
         raise TargetError("container 3f2a1c is not running")
 

@@ -10,14 +10,17 @@ local builds unknown when docker is not installed). The rest comes in extras (py
     backend   starlette, uvicorn, anyio, connectrpc,       backend, --target local
               protobuf-py, and build and e2b
     tasks     invoke                                       boxsmith.tasks
-    all       every one of them
+    page      playwright (drives the system's Chromium;     smoke and release of a spec with
+              it downloads no browser)                     page checks (`CHECK_EXTRAS`)
+    all       every one of them but page
     release: lint, e2b and build (unless --no-build), and backend for --target local
 
 A command that needs several checks them all before its slow work (`require`: one error names
 every extra missing, not one after another's work is done); a sandbox or publish target needs
-its `TARGET_EXTRAS` entry. Past that, `cli.outcome.run_command` turns a `ModuleNotFoundError` of
-a module listed here into `missing_module`'s `UsageError` (exit 2), which names the extras of the
-command that was running; `lint.hadolint` says the same for the hadolint program.
+its `TARGET_EXTRAS` entry, a smoke check kind its `CHECK_EXTRAS` entry (`check_extras`). Past
+that, `cli.outcome.run_command` turns a `ModuleNotFoundError` of a module listed here into
+`missing_module`'s `UsageError` (exit 2), which names the extras of the command that was
+running; `lint.hadolint` says the same for the hadolint program.
 """
 
 from __future__ import annotations
@@ -29,9 +32,11 @@ from collections.abc import Iterable, Mapping
 from boxsmith.errors import UsageError
 
 __all__ = [
+    "CHECK_EXTRAS",
     "COMMANDS",
     "MODULES",
     "TARGET_EXTRAS",
+    "check_extras",
     "install_hint",
     "installed",
     "missing",
@@ -50,6 +55,7 @@ MODULES: Mapping[str, frozenset[str]] = {
     "e2b": _E2B,
     "backend": _BACKEND,
     "tasks": frozenset({"invoke"}),
+    "page": frozenset({"playwright"}),
     "all": _BACKEND | {"invoke"},
 }
 """Extra -> the top-level modules it installs (with the extras it includes)."""
@@ -71,7 +77,17 @@ TARGET_EXTRAS: Mapping[str, str] = {"local": "backend", "e2b": "e2b"}
 """Publish target -> the extra that publishes and boots sandboxes there: the local backend that
 boxsmith starts, or the e2b SDK."""
 
+CHECK_EXTRAS: Mapping[str, str] = {"page": "page"}
+"""Smoke check kind -> the extra that runs it (a page check drives a browser with Playwright);
+kinds not listed need none."""
+
 _ORDER = tuple(MODULES)
+
+
+def check_extras(kinds: Iterable[str]) -> list[str]:
+    """The extras a smoke run of checks of these `kinds` needs (`["page"]` with a page check),
+    for `require` before the run's slow work."""
+    return sorted({CHECK_EXTRAS[kind] for kind in kinds if kind in CHECK_EXTRAS})
 
 
 def install_hint(extras: Iterable[str]) -> str:

@@ -3,8 +3,9 @@
 `start_sandbox` boots a container of `boxsmith/<project>/<name>:<version>` (`docker.boot`:
 the template's start command, then its ready command until it passes) with the settings of the
 rendered e2b.toml; `ContainerTarget` is that container as a `CheckTarget`, so the spec's checks run
-in it through `docker exec`. The caller removes the container, also after a failure or Ctrl-C; a
-boxsmith killed with kill -9 removes nothing, so the container ends by itself at a deadline
+in it through `docker exec` (a page check's browser opens its ports at its address on Docker's
+bridge). The caller removes the container, also after a failure or Ctrl-C; a boxsmith killed
+with kill -9 removes nothing, so the container ends by itself at a deadline
 (`container_lifetime`: the ready timeout plus the checks' `budget` plus a margin, or
 BOXSMITH_CONTAINER_LIFETIME), after which docker removes it.
 """
@@ -27,7 +28,12 @@ from boxsmith._internal.docker.boot import (
 from boxsmith._internal.docker.client import LABEL, Engine, EngineError
 from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT
 from boxsmith._internal.render import TOML
-from boxsmith._internal.smoke.protocol import CommandResult, TargetError, read_with_base64
+from boxsmith._internal.smoke.protocol import (
+    CommandResult,
+    PortUrl,
+    TargetError,
+    read_with_base64,
+)
 from boxsmith._internal.smoke.runner import budget
 
 __all__ = ["ContainerTarget", "container_lifetime", "sandbox_settings", "start_sandbox"]
@@ -41,8 +47,9 @@ class ContainerTarget:
     A container that can no longer run commands (gone, stopped) is a `TargetError`.
     """
 
-    def __init__(self, container: SandboxContainer) -> None:
+    def __init__(self, container: SandboxContainer, engine: Engine) -> None:
         self._container = container
+        self._engine = engine
 
     @property
     def container_id(self) -> str:
@@ -75,6 +82,18 @@ class ContainerTarget:
     ) -> bytes | None:
         """The file's bytes through `base64` (works for /proc files), None when it is missing."""
         return read_with_base64(self, path, user=user, timeout=timeout)
+
+    def port_url(self, port: int) -> PortUrl:
+        """`http://<the container's address on Docker's bridge>:<port>`: the host reaches a
+        container's ports there without publishing them."""
+        try:
+            address = self._engine.container_address(self.container_id)
+        except EngineError as exc:
+            raise TargetError(exc.message) from exc
+        if address is None:
+            raise TargetError(f"{self.description} has no network address (is it still running?)")
+        host = f"[{address}]" if ":" in address else address
+        return PortUrl(f"http://{host}:{port}", {})
 
 
 def sandbox_settings(unit: BuildUnit) -> SandboxSettings:
@@ -124,4 +143,4 @@ def start_sandbox(
         on_status=on_status,
         clock=clock,
     )
-    return ContainerTarget(container), readiness
+    return ContainerTarget(container, engine), readiness

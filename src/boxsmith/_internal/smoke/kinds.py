@@ -3,7 +3,9 @@
 Each kind is a small class with `expected(check)` (what passing means, in words) and
 `attempt(target, check)` (run once, say what came); `KINDS` is the one registry the runner reads.
 Nothing here touches the host's network: ports come from /proc/net, HTTP requests and process
-listings run inside the target, so the same checks work in a container and in an E2B sandbox.
+listings run inside the target, so the same checks work in a container and in an E2B sandbox. The
+one exception is the page check (`boxsmith._internal.smoke.page`): a browser on the host opens
+the port at the URL the target names for it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import math
 import re
 import shlex
 import uuid
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 from boxsmith._internal.docker.conventions import OWN_MARKER
-from boxsmith._internal.smoke.protocol import CheckTarget, CommandResult
+from boxsmith._internal.smoke.page import PageKind
+from boxsmith._internal.smoke.protocol import Attempt, CheckTarget, CommandResult
 from boxsmith._internal.spec.checks import (
     CommandCheck,
     FileCheck,
     HttpCheck,
+    PageCheck,
     PortCheck,
     ProcessCheck,
 )
@@ -37,29 +40,12 @@ __all__ = [
     "trim",
 ]
 
-Check = CommandCheck | FileCheck | PortCheck | HttpCheck | ProcessCheck
+Check = CommandCheck | FileCheck | PortCheck | HttpCheck | ProcessCheck | PageCheck
 
 C_contra = TypeVar("C_contra", contravariant=True)
 
 OUTPUT_LIMIT = 4096
 NO_HTTP_CLIENT = "no HTTP client (curl, wget or python3) in the image"
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """What one attempt of a check saw.
-
-    Attributes:
-        passed: the check passed.
-        actual: what came, in words (`exit 1, stdout: 'x'`).
-        output: the raw output behind it (stdout/stderr, body, file content), trimmed.
-        final: retrying cannot change the outcome (no HTTP client in the image).
-    """
-
-    passed: bool
-    actual: str
-    output: str = ""
-    final: bool = False
 
 
 class CheckKind(Protocol[C_contra]):
@@ -376,4 +362,5 @@ KINDS: dict[str, CheckKind[Any]] = {
     "port": PortKind(),
     "http": HttpKind(),
     "process": ProcessKind(),
+    "page": PageKind(),
 }

@@ -1,10 +1,11 @@
-"""The small protocol smoke checks run against: run a command, read a file.
+"""The small protocol smoke checks run against: run a command, read a file, name a port's URL.
 
 A `CheckTarget` is where checks run: a local Docker container
 (`boxsmith._internal.smoke.container_target`), a sandbox of the local E2B-compatible backend or
 of E2B cloud (`boxsmith._internal.smoke.sandbox_target`, through the `e2b` SDK). The checks
-themselves (`boxsmith._internal.smoke.runner`) only use these two calls, so the very same checks
-run everywhere.
+themselves (`boxsmith._internal.smoke.runner`) only use these calls, so the very same checks
+run everywhere. Only the page check (`boxsmith._internal.smoke.page`) reaches into the target from
+the host, through `port_url`: a container's address on Docker's bridge, a sandbox's preview URL.
 """
 
 from __future__ import annotations
@@ -12,10 +13,17 @@ from __future__ import annotations
 import base64
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
-__all__ = ["CheckTarget", "CommandResult", "TargetError", "read_with_base64"]
+__all__ = [
+    "Attempt",
+    "CheckTarget",
+    "CommandResult",
+    "PortUrl",
+    "TargetError",
+    "read_with_base64",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +47,40 @@ class CommandResult:
     def timed_out(self) -> bool:
         """True when the command did not end within its timeout."""
         return self.exit_code is None
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What one attempt of a check saw (a check kind's answer; `boxsmith._internal.smoke.kinds`).
+
+    Attributes:
+        passed: the check passed.
+        actual: what came, in words (`exit 1, stdout: 'x'`).
+        output: the raw output behind it (stdout/stderr, body, file content), trimmed.
+        final: retrying cannot change the outcome (no HTTP client in the image).
+        screenshot: a PNG of what the page check's browser showed, else None.
+    """
+
+    passed: bool
+    actual: str
+    output: str = ""
+    final: bool = False
+    screenshot: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PortUrl:
+    """How the host reaches a port of the target over HTTP.
+
+    Attributes:
+        url: the port's root, without a trailing slash (`http://172.17.0.3:8501`,
+            `https://8501-<sandbox id>.e2b.app`).
+        headers: headers every request to that origin needs (E2B's
+            `e2b-traffic-access-token` for a sandbox whose ports are private), else empty.
+    """
+
+    url: str
+    headers: Mapping[str, str]
 
 
 class TargetError(Exception):
@@ -79,6 +121,13 @@ class CheckTarget(Protocol):
         """The contents of the file at absolute `path`, or None when it does not exist.
 
         Works for pseudo-files like /proc/net/tcp. Raises TargetError when the target is gone.
+        """
+        ...
+
+    def port_url(self, port: int) -> PortUrl:
+        """How the host reaches `port` of the target (whether anything listens there or not).
+
+        Raises TargetError when the target is gone or has no address the host can reach.
         """
         ...
 

@@ -4,7 +4,9 @@ One suite per template (`name:version`), one test case per check. A suite that c
 checks records why in a `SuiteResult`: `error` when a step before the checks failed (start or
 ready), `skipped` when the template was not run at all (its build was skipped). Either shows up
 as one extra test case named after that step, since JUnit has no suite-level verdict that CI
-viewers display. Reports are deterministic for equal input (no host names; the one timestamp,
+viewers display. A page check's screenshot (saved by the caller, `smoke/suites.py`) is linked by
+its path: the `screenshot` field in JSON, an `[[ATTACHMENT|path]]` line in the test case's
+system-out in JUnit. Reports are deterministic for equal input (no host names; the one timestamp,
 the JSON report's top-level `finished_at`, only when the caller passes it).
 """
 
@@ -128,8 +130,10 @@ def _check_case(parent: ET.Element, suite: str, check: CheckResult) -> None:
         _element(case, "failure", detail, message=message, type=check.kind)
     elif check.status == "error":
         _element(case, "error", detail, message=check.actual, type="TargetError")
-    if check.output:
-        _element(case, "system-out", check.output)
+    # JUnit has no attachment element: GitHub's and Jenkins' JUnit readers take this line
+    attachment = f"[[ATTACHMENT|{check.screenshot}]]\n" if check.screenshot else ""
+    if check.output or attachment:
+        _element(case, "system-out", check.output + attachment)
 
 
 def _time(item: CheckResult | SuiteResult) -> str:

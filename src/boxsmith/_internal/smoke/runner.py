@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
-from boxsmith._internal.smoke.kinds import KINDS, Attempt, Check
-from boxsmith._internal.smoke.protocol import CheckTarget, TargetError
+from boxsmith._internal.smoke.kinds import KINDS, Check
+from boxsmith._internal.smoke.protocol import Attempt, CheckTarget, TargetError
 from boxsmith._internal.spec.checks import check_name
 
 __all__ = ["CheckResult", "Status", "budget", "run_check", "run_checks"]
@@ -28,13 +28,17 @@ class CheckResult:
 
     Attributes:
         name: the check's `name`, or one derived from it (`command: python --version`).
-        kind: command, file, port, http or process.
+        kind: command, file, port, http, process or page.
         status: "passed", "failed", or "error" when the target failed (not the check).
         expected: what passing means, in words (`exit 0, stdout matching /3\\.11/`).
         actual: what came, in words (`exit 0, stdout: 'Python 3.12.1'`), from the last attempt.
         attempts: how many attempts ran (0 when the target was gone before this check).
         seconds: wall time of all attempts and the pauses between them.
         output: the last attempt's output (stdout/stderr, body, file content), trimmed to 4 KB.
+        png: the page check's screenshot of its last attempt (PNG bytes), until the report
+            writer saves it (`boxsmith._internal.smoke.suites`).
+        screenshot: where the report writer saved `png` (relative to the project when inside
+            it), else None.
     """
 
     name: str
@@ -45,6 +49,8 @@ class CheckResult:
     attempts: int
     seconds: float
     output: str = ""
+    png: bytes | None = field(default=None, repr=False)
+    screenshot: str | None = None
 
     @property
     def passed(self) -> bool:
@@ -62,7 +68,7 @@ class CheckResult:
             "attempts": self.attempts,
             "seconds": round(self.seconds, 3),
             "output": self.output,
-        }
+        } | ({"screenshot": self.screenshot} if self.kind == "page" else {})
 
 
 def run_check(
@@ -105,6 +111,7 @@ def run_check(
         attempts=attempts,
         seconds=clock() - start,
         output=attempt.output,
+        png=attempt.screenshot,
     )
 
 

@@ -3,7 +3,9 @@
 The same checks that run in a local container (`boxsmith._internal.smoke.container_target`) run
 here: commands through `sandbox.commands.run` (E2B runs them as `bash -l -c`, as the template's
 default user in its default workdir), files read with `base64` in a command, so pseudo-files such
-as /proc/net/tcp read the same way on every backend.
+as /proc/net/tcp read the same way on every backend. A page check opens a port at the sandbox's
+preview URL (`get_host`): plain HTTP on the local backend (`*.localhost`, which browsers resolve
+themselves), HTTPS on E2B cloud.
 
 The SDK's errors are translated here. A sandbox that is gone is a `TargetError` (the checks'
 error, exit 1); a backend that stopped answering altogether (its process died, the network
@@ -17,9 +19,11 @@ This module loads the e2b SDK (about 0.5 s): the sandbox runs import it when the
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from e2b import (
@@ -30,10 +34,30 @@ from e2b import (
 )
 from e2b.exceptions import SandboxUnreachableException
 
-from boxsmith._internal.smoke.protocol import CommandResult, TargetError, read_with_base64
+from boxsmith._internal.smoke.protocol import (
+    CommandResult,
+    PortUrl,
+    TargetError,
+    read_with_base64,
+)
 from boxsmith.errors import BoxsmithError
 
-__all__ = ["BackendGone", "SandboxTarget"]
+__all__ = ["TRAFFIC_TOKEN_HEADER", "BackendGone", "SandboxTarget", "preview_scheme"]
+
+TRAFFIC_TOKEN_HEADER = "e2b-traffic-access-token"  # E2B's proxy asks for it on private ports
+
+
+def preview_scheme(domain: str, *, debug: bool = False) -> str:
+    """`http` for a sandbox domain on this machine (the local backend's `localhost:<port>`, a
+    loopback address) or the SDK's debug mode, as the SDK's own URLs do; `https` otherwise
+    (E2B cloud's `e2b.app`)."""
+    host = urlsplit(f"//{domain}").hostname or ""
+    if debug or host == "localhost" or host.endswith(".localhost"):
+        return "http"
+    try:
+        return "http" if ipaddress.ip_address(host).is_loopback else "https"
+    except ValueError:
+        return "https"
 
 
 class BackendGone(BoxsmithError):
@@ -113,3 +137,17 @@ class SandboxTarget:
     ) -> bytes | None:
         """The file's bytes, None when it does not exist."""
         return read_with_base64(self, path, user=user, timeout=timeout)
+
+    def port_url(self, port: int) -> PortUrl:
+        """The port's preview URL (`sandbox.get_host`), with the sandbox's traffic access token
+        as E2B's header when its ports are private."""
+        sandbox = self._sandbox
+        try:
+            host = sandbox.get_host(port)
+        except SandboxException as exc:
+            raise TargetError(f"{self._label}: {exc}") from exc
+        config = getattr(sandbox, "connection_config", None)
+        scheme = preview_scheme(sandbox.sandbox_domain, debug=bool(getattr(config, "debug", 0)))
+        token = getattr(sandbox, "traffic_access_token", None)
+        headers = {TRAFFIC_TOKEN_HEADER: token} if isinstance(token, str) and token else {}
+        return PortUrl(f"{scheme}://{host}", headers)

@@ -1,22 +1,26 @@
 """What the two smoke runs (`container_run`, `sandbox_run`) share: a suite's progress line while
-its checks run, and at the end the report files (JUnit XML, JSON), each failure and a summary.
+its checks run, and at the end the report files (JUnit XML, JSON, page checks' screenshots), each
+failure and a summary.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 from boxsmith._internal.progress import Progress
+from boxsmith._internal.render.outputs import write_atomic
 from boxsmith._internal.smoke.report import SuiteResult, write_json, write_junit
 from boxsmith._internal.smoke.runner import CheckResult
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_FINDINGS, EXIT_OK
 
-__all__ = ["check_counter", "report_suites"]
+__all__ = ["check_counter", "report_suites", "save_screenshots"]
 
 
 def check_counter(progress: Progress, key: str) -> Callable[[CheckResult], None]:
@@ -51,6 +55,9 @@ def report_suites(
     reports = settings.state_dir / "reports"
     junit_path = _path(settings, junit) if junit else reports / f"{prefix}.xml"
     json_path = _path(settings, json_report) if json_report else reports / f"{prefix}.json"
+    suites = save_screenshots(settings, suites, json_path.parent, prefix)
+    # HERE a smoke run is finished: `suites` holds every suite, its checks and the paths of the
+    # page checks' saved screenshots. Whatever records finished runs is called at this place.
     write_junit(suites, junit_path)
     write_json(suites, json_path, finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
     problems = [line for suite in suites for line in _describe(suite)]
@@ -75,6 +82,43 @@ def report_suites(
         f"{settings.display(json_path)}\n"
     )
     return EXIT_FINDINGS if bad else EXIT_OK
+
+
+def save_screenshots(
+    settings: Settings, suites: Sequence[SuiteResult], folder: Path, prefix: str
+) -> list[SuiteResult]:
+    """Write each page check's screenshot to `folder` as
+    `<prefix>-<template>-<version>-<check>.png`; the suites with each check's `screenshot` path
+    set (as `settings.display` shows it) and the PNG bytes let go."""
+    saved: list[SuiteResult] = []
+    for suite in suites:
+        checks: list[CheckResult] = []
+        taken: set[str] = set()
+        for check in suite.checks:
+            if check.png is None:
+                checks.append(check)
+                continue
+            name = _unique(_slug(f"{prefix}-{suite.name}-{check.name}"), taken)
+            path = folder / f"{name}.png"
+            write_atomic(str(path), check.png)
+            checks.append(dataclasses.replace(check, png=None, screenshot=settings.display(path)))
+        saved.append(dataclasses.replace(suite, checks=tuple(checks)))
+    return saved
+
+
+def _slug(text: str) -> str:
+    """A file name part: letters, digits, dots, dashes and underscores (`app:1.0.0` ->
+    `app-1.0.0`), at most 120 characters."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.")[:120] or "check"
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    candidate, number = name, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{name}-{number}"
+    taken.add(candidate)
+    return candidate
 
 
 def _describe(suite: SuiteResult) -> list[str]:

@@ -1,12 +1,12 @@
 """The readiness and smoke check models of a spec: E2B's `wait_for_*` ready helpers and the
-command, file, port, http and process checks that `boxsmith smoke` runs (the smoke stage).
+command, file, port, http, process and page checks that `boxsmith smoke` runs (the smoke stage).
 """
 
 from __future__ import annotations
 
 import re
 import shlex
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
 
@@ -26,6 +26,8 @@ __all__ = [
     "CommandCheck",
     "FileCheck",
     "HttpCheck",
+    "PageCheck",
+    "PagePort",
     "PortCheck",
     "ProcessCheck",
     "ReadyCheck",
@@ -207,7 +209,46 @@ class ProcessCheck(_Check):
         return _regex(value, "process") or value
 
 
-CHECK_KINDS = ("command", "file", "port", "http", "process")
+class PagePort(SpecModel):
+    """Where a page check's page is: a port of the sandbox and a path on it."""
+
+    port: int = Field(ge=1, le=65535)
+    path: OneLine = Field("/", description="Path (and query) on the port, starting with /.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise fail(f"path must start with /, got {value!r}", f"write /{value}")
+        return value
+
+
+class PageCheck(_Check):
+    """A page on a port renders in a headless Chromium: its title, a selector, visible text,
+    and no JavaScript errors."""
+
+    kind: ClassVar[str] = "page"
+    page: PagePort = Field(description="The port and path to open, e.g. {port: 8501, path: /}.")
+    title: str | None = Field(None, description="Regex searched in the page's title.")
+    selector: str | None = Field(None, description="A CSS selector that must match an element.")
+    text: str | None = Field(None, description="Text that must be visible on the page.")
+    wait_for: str | None = Field(
+        None,
+        description="A CSS selector to wait for instead of network idle before the assertions.",
+    )
+    console_errors: Literal["fail", "allow"] = Field(
+        "fail",
+        description="fail: an uncaught exception or a console.error message fails the check; "
+        "allow: they are reported but do not count.",
+    )
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str | None) -> str | None:
+        return _regex(value, "title")
+
+
+CHECK_KINDS = ("command", "file", "port", "http", "process", "page")
 
 
 def _check_tag(value: Any) -> str | None:
@@ -224,21 +265,24 @@ SmokeCheck = Annotated[
     | Annotated[FileCheck, Tag("file-check")]
     | Annotated[PortCheck, Tag("port-check")]
     | Annotated[HttpCheck, Tag("http-check")]
-    | Annotated[ProcessCheck, Tag("process-check")],
+    | Annotated[ProcessCheck, Tag("process-check")]
+    | Annotated[PageCheck, Tag("page-check")],
     Discriminator(
         _check_tag,
         custom_error_type="boxsmith",
         custom_error_message=(
-            "a smoke check needs exactly one of command, file, port, http, process"
+            "a smoke check needs exactly one of command, file, port, http, process, page"
         ),
         custom_error_context={
-            "hint": "start the check with one of command:, file:, port:, http:, process:"
+            "hint": "start the check with one of command:, file:, port:, http:, process:, page:"
         },
     ),
 ]
 
 
-def check_name(check: CommandCheck | FileCheck | PortCheck | HttpCheck | ProcessCheck) -> str:
+def check_name(
+    check: CommandCheck | FileCheck | PortCheck | HttpCheck | ProcessCheck | PageCheck,
+) -> str:
     """A check's display name: its `name`, or derived from what it checks."""
     if check.name:
         return check.name
@@ -250,4 +294,6 @@ def check_name(check: CommandCheck | FileCheck | PortCheck | HttpCheck | Process
         return f"port: {check.port}"
     if isinstance(check, HttpCheck):
         return f"http: {check.http}"
+    if isinstance(check, PageCheck):
+        return f"page: {check.page.port}{check.page.path}"
     return f"process: {check.process}"
