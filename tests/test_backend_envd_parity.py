@@ -229,3 +229,26 @@ def test_watch_features_past_0_6_2_stay_refused_by_the_sdk(sandbox: Sandbox) -> 
         sandbox.files.watch_dir("/home/user", include_entry=True)
     with pytest.raises(TemplateException, match="watch directories on network mounts"):
         sandbox.files.watch_dir("/home/user", allow_network_mounts=True)
+
+
+def test_a_long_listing_in_a_sandbox_with_metadata_is_read_in_batches(sandbox: Sandbox) -> None:
+    """Past what one exec's arguments hold (2 MiB here), a listing of a sandbox whose files got
+    metadata still answers, each entry with its own metadata (one long name carries some)."""
+    stem = "a-file-name-long-enough-to-fill-the-arguments-of-one-exec-quickly-" + "x" * 150
+    sandbox.commands.run(
+        f"mkdir -p /tmp/many && cd /tmp/many && seq 11000 | sed 's/^/{stem}-/' | xargs touch"
+    )
+    marked = f"/tmp/many/{stem}-7"
+    sandbox.files.write(marked, "kept\n", metadata={"owner": "agent"})
+    entries = sandbox.files.list("/tmp/many")
+    assert len(entries) == 11000
+    with_metadata = {entry.path: entry.metadata for entry in entries if entry.metadata}
+    assert with_metadata == {marked: {"owner": "agent"}}
+
+
+def test_a_sandbox_without_metadata_lists_without_reading_it(sandbox: Sandbox) -> None:
+    """No write with metadata in this sandbox: entries come with no metadata field at all
+    (and a listing pays no exec to look for it)."""
+    sandbox.files.write("/tmp/plain.txt", "plain\n")
+    (entry,) = [e for e in sandbox.files.list("/tmp") if e.name == "plain.txt"]
+    assert entry.metadata is None

@@ -39,6 +39,7 @@ from e2b.sandbox_async.filesystem.filesystem import Filesystem as AsyncFilesyste
 from e2b.sandbox_sync.filesystem.filesystem import Filesystem
 from packaging.version import Version
 
+from boxsmith._internal.backend.envd import metadata
 from boxsmith._internal.backend.envd.files import filesystem_app
 from boxsmith._internal.backend.envd.transfer import files_app
 from boxsmith._internal.backend.runtime import (
@@ -114,8 +115,9 @@ def env() -> Iterator[Env]:
     try:
         home = "/home/user"
         registry = Registry(SandboxHandle(SANDBOX, str(container.id), "user", home, home))
-        rpc = guard_sandbox(filesystem_app(registry, client), registry)
-        files = files_app(registry, client, max_upload_bytes=1 << 30)
+        ledger = metadata.Ledger()
+        rpc = guard_sandbox(filesystem_app(registry, client, ledger), registry)
+        files = files_app(registry, client, max_upload_bytes=1 << 30, ledger=ledger)
 
         async def app(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["path"].startswith("/filesystem.Filesystem/"):

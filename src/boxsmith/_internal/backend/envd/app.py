@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import docker
 
+from boxsmith._internal.backend.envd import metadata
 from boxsmith._internal.backend.envd.files import filesystem_app
 from boxsmith._internal.backend.envd.process import ProcessService, process_app
 from boxsmith._internal.backend.envd.transfer import files_app
@@ -40,19 +41,20 @@ async def _health(scope: Scope, receive: Receive, send: Send) -> None:
 
 def envd_app(
     sandboxes: Sandboxes, client: docker.DockerClient, limits: Limits
-) -> tuple[ASGIApp, list[ProcessService]]:
+) -> tuple[ASGIApp, list[ProcessService | metadata.Ledger]]:
     """(the envd ASGI app, its services that keep per-sandbox state: call `forget(id)` on them
     when a sandbox stops), within the backend's `limits`."""
     process = process_app(sandboxes, client)
-    filesystem = filesystem_app(sandboxes, client)
-    files = files_app(sandboxes, client, max_upload_bytes=limits.max_upload_bytes)
+    ledger = metadata.Ledger()  # the sandboxes whose files got metadata
+    filesystem = filesystem_app(sandboxes, client, ledger)
+    files = files_app(sandboxes, client, max_upload_bytes=limits.max_upload_bytes, ledger=ledger)
     # envd lets GET /health in without a token (the SDK probes it after a failed request); it
     # tells no more than whether the sandbox runs, which the 502 of every other path tells too.
     health = guard_sandbox(_health, sandboxes, auth=False)
     other = guard_sandbox(_health, sandboxes)  # other methods on /health need the token
     guarded_process = guard_sandbox(process, sandboxes)
     guarded_filesystem = guard_sandbox(filesystem, sandboxes)
-    services: list[ProcessService] = [process.service]  # the files service keeps no state
+    services: list[ProcessService | metadata.Ledger] = [process.service, ledger]
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         path = str(scope.get("path", ""))

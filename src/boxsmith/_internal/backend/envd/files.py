@@ -158,8 +158,11 @@ class FilesystemService(filesystem_connect.Filesystem):
         client: a docker client (thread-safe; used from worker threads).
     """
 
-    def __init__(self, sandboxes: Sandboxes, client: docker.DockerClient) -> None:
+    def __init__(
+        self, sandboxes: Sandboxes, client: docker.DockerClient, ledger: metadata.Ledger
+    ) -> None:
         self._shell = Shell(sandboxes, client)
+        self._ledger = ledger
 
     async def _caller(self, ctx: RequestContext[Any, Any]) -> tuple[SandboxHandle, Identity]:
         handle = self._shell.handle(ctx.request_headers.get("e2b-sandbox-id", ""))
@@ -167,17 +170,23 @@ class FilesystemService(filesystem_connect.Filesystem):
         return handle, await self._shell.identity(handle, user)
 
     async def _found(self, handle: SandboxHandle, out: bytes) -> list[EntryInfo]:
-        """The entries of a `find -printf _FIND_FORMAT`, with their symlinks' targets and their
-        metadata read in one more exec."""
+        """The entries of a `find -printf _FIND_FORMAT`, with their symlinks' targets and, in a
+        sandbox whose files got metadata here, their metadata: read in one more exec (a batch
+        of them for a long listing)."""
         rows = _rows(out)
         kinds = [
             ((row[0] + row[6]).decode(), row[7].decode(errors="surrogateescape")) for row in rows
         ]
-        if not kinds:
-            return []
-        found = await self._shell.run(handle, metadata.READ_SCRIPT, *metadata.read_args(kinds))
-        resolved, metadatas = metadata.parse(found, kinds)
         links = [path for kind, path in kinds if kind.startswith("l")]
+        if not self._ledger.has(handle.id):
+            kinds = [entry for entry in kinds if entry[0].startswith("l")]
+        if not kinds:
+            return _entries(rows, {}, {})
+
+        async def run(*args: str) -> bytes:
+            return await self._shell.run(handle, *args)
+
+        resolved, metadatas = await metadata.read(run, kinds)
         return _entries(rows, dict(zip(links, resolved, strict=False)), metadatas)
 
     async def stat(
@@ -225,7 +234,8 @@ class FilesystemService(filesystem_connect.Filesystem):
 
 
 def filesystem_app(
-    sandboxes: Sandboxes, client: docker.DockerClient
+    sandboxes: Sandboxes, client: docker.DockerClient, ledger: metadata.Ledger
 ) -> filesystem_connect.FilesystemASGIApplication:
     """The Connect app serving `/filesystem.Filesystem/*` (mount at `app.path`)."""
-    return filesystem_connect.FilesystemASGIApplication(FilesystemService(sandboxes, client))
+    service = FilesystemService(sandboxes, client, ledger)
+    return filesystem_connect.FilesystemASGIApplication(service)

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 import io
 import tarfile
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
 
-__all__ = ["READ_SCRIPT", "from_headers", "parse", "pax_headers", "read_args"]
+__all__ = ["READ_SCRIPT", "Ledger", "from_headers", "parse", "pax_headers", "read", "read_args"]
 
 PREFIX = "user.e2b."
 _HEADER = b"x-metadata-"
@@ -59,6 +60,57 @@ tar -c -f - -P -h --format=posix --no-recursion --xattrs --xattrs-include='user.
   --null --no-unquote -T "$tmp/names" 2>/dev/null
 exit 0
 """
+
+
+# the most argument bytes one READ_SCRIPT exec gets: far below the kernel's limit on an exec's
+# arguments (2 MiB with the environment), so a listing of any size reads in batches
+_BATCH_BYTES = 256 * 1024
+
+
+class Ledger:
+    """The sandboxes whose files got metadata through this backend: only their listings and
+    stats pay READ_SCRIPT's exec for it (one with symlinks pays it anyway, for their targets).
+
+    A sandbox whose files carry `user.e2b.*` xattrs it did not get from here (set inside the
+    sandbox, or baked into its template) shows them once a write with metadata marked it.
+    """
+
+    def __init__(self) -> None:
+        self._marked: set[str] = set()
+        self._lock = threading.Lock()
+
+    def mark(self, sandbox_id: str) -> None:
+        with self._lock:
+            self._marked.add(sandbox_id)
+
+    def has(self, sandbox_id: str) -> bool:
+        with self._lock:
+            return sandbox_id in self._marked
+
+    def forget(self, sandbox_id: str) -> None:
+        """The sandbox stopped."""
+        with self._lock:
+            self._marked.discard(sandbox_id)
+
+
+async def read(
+    run: Callable[..., Awaitable[bytes]], entries: list[tuple[str, str]]
+) -> tuple[list[str], dict[str, dict[str, str]]]:
+    """(symlink targets in order, {path: metadata}) of `entries` (kind, path), READ_SCRIPT run
+    by `run(script, *args)` once per batch of at most _BATCH_BYTES of arguments."""
+    targets: list[str] = []
+    found: dict[str, dict[str, str]] = {}
+    batch: list[tuple[str, str]] = []
+    size = 0
+    for number, entry in enumerate(entries, 1):
+        batch.append(entry)
+        size += len(entry[0]) + len(entry[1].encode(errors="surrogateescape")) + 2
+        if size >= _BATCH_BYTES or number == len(entries):
+            more_targets, more_found = parse(await run(READ_SCRIPT, *read_args(batch)), batch)
+            targets += more_targets
+            found.update(more_found)
+            batch, size = [], 0
+    return targets, found
 
 
 def read_args(entries: Iterable[tuple[str, str]]) -> list[str]:

@@ -205,6 +205,8 @@ async def _write(
     who: Identity,
     files: list[tuple[str, IO[bytes]]],
     written: dict[str, str],
+    *,
+    ledger: metadata.Ledger,
 ) -> list[dict[str, Any]]:
     paths = [resolve(name, who.home) for name, _ in files]
     if len(set(paths)) < len(paths):
@@ -218,14 +220,19 @@ async def _write(
         for real, mode, (_, spool) in zip(fields[0::2], fields[1::2], files, strict=False)
     ]
     tar = _tar(members, metadata.pax_headers(written))
+    if written:  # from now on this sandbox's listings read metadata
+        ledger.mark(handle.id)
     await anyio.to_thread.run_sync(shell.put_archive, handle, tar)
     answer: list[dict[str, Any]] = [
         {"name": posixpath.basename(p), "type": "file", "path": p} for p in paths
     ]
     if written:  # envd answers what the files now carry, read back
         kinds = [("ff", real) for real, *_ in members]
-        out = await shell.run(handle, metadata.READ_SCRIPT, *metadata.read_args(kinds))
-        persisted = metadata.parse(out, kinds)[1]
+
+        async def run(*args: str) -> bytes:
+            return await shell.run(handle, *args)
+
+        persisted = (await metadata.read(run, kinds))[1]
         for entry, (_, real) in zip(answer, kinds, strict=False):
             if persisted.get(real):
                 entry["metadata"] = persisted[real]
@@ -233,7 +240,13 @@ async def _write(
 
 
 async def _upload(
-    request: Request, shell: Shell, handle: SandboxHandle, who: Identity, limit: int
+    request: Request,
+    shell: Shell,
+    handle: SandboxHandle,
+    who: Identity,
+    *,
+    limit: int,
+    ledger: metadata.Ledger,
 ) -> list[dict[str, Any]]:
     kind, _, rest = request.headers.get("content-type", "").partition(";")
     kind, path = kind.strip().lower(), request.query_params.get("path")
@@ -261,7 +274,7 @@ async def _upload(
         else:
             message = f"unsupported content type: {kind}, expected multipart/form-data or "
             raise ConnectError(Code.INVALID_ARGUMENT, message + "application/octet-stream")
-        return await _write(shell, handle, who, files, written)
+        return await _write(shell, handle, who, files, written, ledger=ledger)
     finally:
         for _, spool in files:
             spool.close()
@@ -278,13 +291,18 @@ async def _drain(request: Request) -> None:
 
 
 def files_app(
-    sandboxes: Sandboxes, client: docker.DockerClient, *, max_upload_bytes: int
+    sandboxes: Sandboxes,
+    client: docker.DockerClient,
+    *,
+    max_upload_bytes: int,
+    ledger: metadata.Ledger,
 ) -> Starlette:
     """The `/files` endpoint: GET downloads `?path=`, POST uploads (multipart or octet-stream).
 
     Errors are envd's JSON `{"code", "message"}`: 401 without the token or a valid signature,
     404 missing, 400 a directory or a bad request, 401 an unknown user, 413 an upload over
-    `max_upload_bytes`, 502 an unknown sandbox.
+    `max_upload_bytes`, 502 an unknown sandbox. A write with metadata marks its sandbox in
+    `ledger`.
     """
     shell = Shell(sandboxes, client)
 
@@ -308,7 +326,10 @@ def files_app(
                 return _error(413, str(_TooLarge(max_upload_bytes)))
             who = await shell.identity(handle, signed.username or handle.user)
             if request.method == "POST":
-                return JSONResponse(await _upload(request, shell, handle, who, max_upload_bytes))
+                uploaded = await _upload(
+                    request, shell, handle, who, limit=max_upload_bytes, ledger=ledger
+                )
+                return JSONResponse(uploaded)
             path = resolve(signed.path, who.home)
             return await download(shell, handle, path, request.headers.get("accept-encoding", ""))
         except ConnectError as exc:
