@@ -240,6 +240,13 @@ def test_smoke_local_runs_page_checks_in_a_container(project: Path) -> None:
         smoke = cli(project, "smoke", "pagecheck", "--local")
         report = project / ".boxsmith/reports/smoke-container.json"
         _assert_checked(project, report, smoke.code, smoke.err)
+        # the run is kept in the history the catalog site reads (one line per suite)
+        lines = (project / ".boxsmith/history.jsonl").read_text().splitlines()
+        smokes = [json.loads(line) for line in lines if '"smoke"' in line]
+        assert [(r["template"], r["run"], r["status"]) for r in smokes] == [
+            ("pagecheck", "smoke-container", "failed")
+        ]
+        assert {c["name"] for c in smokes[0]["checks"]} >= {"the page renders"}
     finally:
         remove_proof_builds(project, "pagecheck")
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from boxsmith._internal.history import record_smoke
 from boxsmith._internal.progress import Progress
 from boxsmith._internal.render.outputs import write_atomic
 from boxsmith._internal.smoke.report import SuiteResult, write_json, write_junit
@@ -56,8 +57,7 @@ def report_suites(
     junit_path = _path(settings, junit) if junit else reports / f"{prefix}.xml"
     json_path = _path(settings, json_report) if json_report else reports / f"{prefix}.json"
     suites = save_screenshots(settings, suites, json_path.parent, prefix)
-    # HERE a smoke run is finished: `suites` holds every suite, its checks and the paths of the
-    # page checks' saved screenshots. Whatever records finished runs is called at this place.
+    record_smoke(settings, suites, run=prefix)  # the catalog site's results over time
     write_junit(suites, junit_path)
     write_json(suites, json_path, finished_at=datetime.now(UTC).isoformat(timespec="seconds"))
     problems = [line for suite in suites for line in _describe(suite)]
