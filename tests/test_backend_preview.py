@@ -376,8 +376,8 @@ def test_only_the_sandboxes_domain_reaches_their_ports(backend: Backend, web: Sa
 STREAMLIT_TITLE = "Streamlit"
 # the bundled templates, their app's port and a path that answers 200 once it runs
 BUNDLED = {
-    "streamlit-developer:1.0.0": (8501, "/_stcore/health"),
-    "gradio-developer:1.0.0": (7860, "/"),
+    "streamlit-developer:1.0.1": (8501, "/_stcore/health"),
+    "gradio-developer:1.0.1": (7860, "/"),
     "python-data-311:1.1.0": (49999, "/api"),
 }
 

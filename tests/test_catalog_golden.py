@@ -38,7 +38,7 @@ def test_bundled_templates() -> None:
 
 
 def test_nextjs_port_does_what_the_original_does() -> None:
-    folder = REPO / "generated/nextjs-developer/1.0.0"
+    folder = REPO / "generated/nextjs-developer/1.0.1"
     toml = tomllib.loads((folder / "e2b.toml").read_text())
     assert toml["template_name"] == "nextjs-developer"
     assert toml["start_cmd"] == "/compile_page.sh"
@@ -81,8 +81,8 @@ def test_python_matrix_variants() -> None:
     ("folder", "packages"),
     [
         ("python-data-311/1.1.0", "ipykernel jupyter_kernel_gateway matplotlib numpy pandas scipy"),
-        ("gradio-developer/1.0.0", "gradio matplotlib numpy pandas plotly requests seaborn"),
-        ("streamlit-developer/1.0.0", "matplotlib numpy pandas plotly requests seaborn streamlit"),
+        ("gradio-developer/1.0.1", "gradio matplotlib numpy pandas plotly requests seaborn"),
+        ("streamlit-developer/1.0.1", "matplotlib numpy pandas plotly requests seaborn streamlit"),
     ],
 )
 def test_python_templates_install_with_pip_packages(folder: str, packages: str) -> None:
