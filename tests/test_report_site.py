@@ -3,13 +3,15 @@ width; and the history file (`.boxsmith/history.jsonl`) that build and smoke app
 
 The site is made for a copy of the bundled templates (rendered, never built) with a history file
 and a smoke report written here, so that its charts and a page check's screenshot show. The
-screenshots go to the test artifacts; the desktop catalog's is also docs/catalog.png (README).
+screenshots go to the test artifacts; with BOXSMITH_UPDATE_SCREENSHOTS=1 the desktop catalog's
+also replaces docs/catalog.png (README's), which a plain run leaves alone.
 """
 
 from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import shutil
 import struct
 import zlib
@@ -145,8 +147,8 @@ def test_the_catalog_shows_every_template_and_filters_them(
     assert _fits(page)
     shot = artifacts() / f"report-catalog-{viewport}.png"
     page.screenshot(path=str(shot), full_page=True)
-    if viewport == "desktop":
-        shutil.copyfile(shot, ROOT / "docs/catalog.png")
+    if viewport == "desktop" and os.environ.get("BOXSMITH_UPDATE_SCREENSHOTS") == "1":
+        shutil.copyfile(shot, ROOT / "docs/catalog.png")  # README's, refreshed on request
 
     python = [t.name for t in templates if t.spec.labels.get("runtime") == "python"]
     assert 0 < len(python) < len(names)
