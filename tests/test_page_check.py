@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import struct
+import sys
 import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -34,6 +36,9 @@ PAGES = {
     "<body><h1 id='hello'>Hello from the page</h1></body></html>",
     "broken.html": "<html><head><title>Broken</title></head><body><p>rendered</p>"
     "<script>throw new Error('kaboom in the browser')</script></body></html>",
+    # loads, then its script spins for ever: the browser's answers stop
+    "busy.html": "<html><head><title>Busy</title></head><body><p>almost</p>"
+    "<script>setTimeout(() => { for (;;) {} }, 300)</script></body></html>",
 }
 
 
@@ -108,6 +113,22 @@ def test_a_selector_that_never_appears_fails_at_its_timeout(site: int) -> None:
         "failed",
         "HTTP 200, title 'Boxsmith page'; no element matches '.absent'",
     )
+
+
+def test_a_page_whose_script_never_yields_fails_and_does_not_hang(site: int) -> None:
+    """A page that froze its JavaScript answers nothing; the check says so instead of waiting
+    for it for ever (Playwright's title and count calls have no timeout of their own)."""
+    busy = _check(site, page={"path": "/busy.html"}, text="never", timeout=3)
+    result = run_check(LocalTarget(), busy)
+    assert result.status == "failed"
+    assert "stopped answering" in result.actual
+
+
+def test_an_error_status_fails_without_waiting_for_the_timeout(site: int) -> None:
+    result = run_check(LocalTarget(), _check(site, page={"path": "/nope.html"}, timeout=600))
+    assert result.status == "failed"
+    assert "the page answered HTTP 404" in result.actual
+    assert result.seconds < 600  # it did not poll a page whose answer cannot change
 
 
 def test_no_browser_fails_with_how_to_install_one(
@@ -263,3 +284,19 @@ def test_smoke_target_local_runs_page_checks_in_a_sandbox(backend_project: Path)
         _assert_checked(backend_project, report, smoke.code, smoke.err)
     finally:
         remove_proof_builds(backend_project, "pagebox")
+
+
+@pytest.mark.parametrize("command", [["smoke", "--local"], ["release"]])
+def test_a_page_check_without_playwright_stops_before_any_work(
+    project: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    """smoke and release of a spec with a page check ask for the `page` extra up front (exit
+    2 naming the pip install), before building, booting or writing a report."""
+    _template(project, "nobrowser")
+    monkeypatch.setitem(sys.modules, "playwright", None)  # as if it were not installed
+    done = cli(project, *command[:1], "nobrowser", *command[1:])
+    assert done.code == 2, done.err
+    hint = re.search(r"pip install 'boxsmith\[([a-z,]+)\]'", done.err)
+    assert hint is not None, done.err
+    assert hint[1] == "page"  # every other extra is installed here
+    assert not (project / ".boxsmith/reports").exists()

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from playwright.sync_api import Browser, Page
 
 from boxsmith._internal import history
@@ -35,6 +36,8 @@ from tests.test_tasks import _invoke as invoke
 ROOT = Path(__file__).resolve().parents[1]
 VIEWPORTS = {"desktop": (1280, 800), "phone": (360, 740)}
 CHARTED = "streamlit-developer"  # the template given builds, a smoke report and a screenshot
+# its version in the bundled specs: the report matches smoke results by name:version
+CURRENT = str(yaml.safe_load((ROOT / f"template_specs/{CHARTED}.yaml").read_text())["version"])
 SHOT = (64, 40)  # the page check's screenshot, width x height
 
 
@@ -66,21 +69,21 @@ def _history_and_reports(project: Path) -> None:
     lines = [
         _line(event="build", at="2026-11-02T09:00:00+00:00", template=CHARTED, version="0.9.0",
               status="built", seconds=212.5, size=1_310_000_000, image_id="sha256:a"),
-        _line(event="build", at="2026-12-01T09:00:00+00:00", template=CHARTED, version="1.0.0",
+        _line(event="build", at="2026-12-01T09:00:00+00:00", template=CHARTED, version=CURRENT,
               status="built", seconds=95.0, size=1_420_000_000, image_id="sha256:b"),
         _line(event="build", at="2026-12-01T09:05:00+00:00", template="python-data-311",
               version="1.1.0", status="built", seconds=95.0, size=980_000_000, image_id="sha256:c"),
-        _line(event="smoke", at="2026-12-01T09:10:00+00:00", template=CHARTED, version="1.0.0",
+        _line(event="smoke", at="2026-12-01T09:10:00+00:00", template=CHARTED, version=CURRENT,
               run="smoke-container", target="container", status="failed",
               checks=[{"name": "app renders", "kind": "page", "status": "failed"}]),
-        _line(event="smoke", at="2026-12-01T09:20:00+00:00", template=CHARTED, version="1.0.0",
+        _line(event="smoke", at="2026-12-01T09:20:00+00:00", template=CHARTED, version=CURRENT,
               run="smoke-container", target="container", status="passed",
               checks=[{"name": "app renders", "kind": "page", "status": "passed"}]),
     ]  # fmt: skip
     write_tree(state, {"history.jsonl": "".join(lines)})
     write_tree(state / "reports", {"page-app-renders.png": _png(*SHOT)})
     suite = {
-        "name": f"{CHARTED}:1.0.0",
+        "name": f"{CHARTED}:{CURRENT}",
         "status": "passed",
         "checks": [
             {"name": "health answers", "kind": "http", "status": "passed",
@@ -175,7 +178,7 @@ def test_a_template_page_shows_charts_smoke_screenshots_lint_and_sources(
     assert page.locator("svg.chart").count() == 2  # build time and image size
     assert page.locator("svg.chart").first.locator("rect.bar").count() == 2  # two versions
     labels = page.locator("svg.chart").first.locator("text").all_text_contents()
-    assert labels == ["3.5 min", "0.9.0", "95 s", "1.0.0"]
+    assert labels == ["3.5 min", "0.9.0", "95 s", CURRENT]
     width = page.locator("img.shot").evaluate("img => img.complete && img.naturalWidth")
     assert width == SHOT[0]
     lint = page.locator("h2:text('Lint') + *").inner_text()

@@ -12,7 +12,7 @@ local builds unknown when docker is not installed). The rest comes in extras (py
     tasks     invoke                                       boxsmith.tasks
     page      playwright (drives the system's Chromium;     smoke and release of a spec with
               it downloads no browser)                     page checks (`CHECK_EXTRAS`)
-    all       every one of them but page
+    all       every one of them
     release: lint, e2b and build (unless --no-build), and backend for --target local
 
 A command that needs several checks them all before its slow work (`require`: one error names
@@ -56,7 +56,7 @@ MODULES: Mapping[str, frozenset[str]] = {
     "backend": _BACKEND,
     "tasks": frozenset({"invoke"}),
     "page": frozenset({"playwright"}),
-    "all": _BACKEND | {"invoke"},
+    "all": _BACKEND | {"invoke", "playwright"},
 }
 """Extra -> the top-level modules it installs (with the extras it includes)."""
 

@@ -26,7 +26,7 @@ from typing import TextIO
 from boxsmith._internal.cli import build, check, lint, publish, render
 from boxsmith._internal.cli.options import at_least_one, channel_tag, positive_seconds
 from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT
-from boxsmith._internal.extras import TARGET_EXTRAS, require
+from boxsmith._internal.extras import TARGET_EXTRAS, check_extras, require
 from boxsmith._internal.gha import in_github_actions, write_step_summary
 from boxsmith._internal.lint.hadolint import find_hadolint
 from boxsmith._internal.lock import hold
@@ -34,8 +34,9 @@ from boxsmith._internal.publish.targets import TARGETS
 from boxsmith._internal.release.commands import Commands
 from boxsmith._internal.release.report import Release, counts, markdown, summary
 from boxsmith._internal.release.stages import release_templates
+from boxsmith._internal.spec.catalog import load_catalog
 from boxsmith.config import Settings
-from boxsmith.errors import UsageError
+from boxsmith.errors import BoxsmithError, UsageError
 
 __all__ = ["run"]
 
@@ -72,7 +73,7 @@ def run(
     at_least_one("--build-jobs", build_jobs, 2)
     channel_tag(channel)
     positive_seconds("--ready-timeout", ready_timeout, DEFAULT_READY_TIMEOUT)
-    _require_extras(target, build)
+    _require_extras(target, build, _check_kinds(settings, names, labels))
     with hold(settings, "release", err=err):  # one hold for every stage
         release = release_templates(
             settings,
@@ -99,10 +100,21 @@ def run(
     return release.exit_code
 
 
-def _require_extras(target: str, build: bool) -> None:
+def _check_kinds(settings: Settings, names: Sequence[str], labels: Sequence[str]) -> list[str]:
+    """The smoke check kinds of the selected templates; none when the specs do not load (the
+    release's render stage reports why, in the release's own output)."""
+    try:
+        selected = load_catalog(settings).select(names, labels)
+    except BoxsmithError:
+        return []
+    return [check.kind for template in selected for check in template.spec.smoke]
+
+
+def _require_extras(target: str, build: bool, kinds: list[str]) -> None:
     """Every extra this release needs, asked for at once before it lints, builds and smokes:
     lint (hadolint), build for the proof build and container smoke (none with --no-build) and
-    the target's (e2b, or backend for the local backend, which has build and e2b)."""
+    the target's (e2b, or backend for the local backend, which has build and e2b), and those
+    of the selected templates' smoke check `kinds` (page: a browser)."""
     try:
         find_hadolint()
     except UsageError:
@@ -110,7 +122,7 @@ def _require_extras(target: str, build: bool) -> None:
     else:
         lacking = {}
     proof = ["build"] if build else []
-    require([*proof, "e2b", TARGET_EXTRAS[target]], lacking=lacking)
+    require([*proof, "e2b", TARGET_EXTRAS[target], *check_extras(kinds)], lacking=lacking)
 
 
 def _verdict(release: Release) -> str:

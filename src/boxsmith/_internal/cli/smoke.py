@@ -22,7 +22,7 @@ from typing import TextIO
 from boxsmith._internal.build.rendered import select_units
 from boxsmith._internal.cli.options import at_least_one, channel_tag, positive_seconds
 from boxsmith._internal.docker.conventions import DEFAULT_READY_TIMEOUT
-from boxsmith._internal.extras import TARGET_EXTRAS, require
+from boxsmith._internal.extras import TARGET_EXTRAS, check_extras, require
 from boxsmith._internal.lock import hold
 from boxsmith._internal.publish.channels import DEFAULT_CHANNEL
 from boxsmith._internal.smoke.sandbox_run import DEFAULT_JOBS, smoke_in_sandboxes
@@ -68,11 +68,12 @@ def run(
     at_least_one("--jobs", jobs, DEFAULT_JOBS)
     if target is not None and promote:
         channel_tag(channel)
-    if target is None:  # every extra it needs, before the slow work
-        require(["build"])
-    elif target in TARGET_EXTRAS:
-        require([TARGET_EXTRAS[target]])
     units = select_units(settings, names, labels)
+    kinds = [check.kind for unit in units for check in unit.template.spec.smoke]
+    if target is None:  # every extra it needs, before the slow work
+        require(["build", *check_extras(kinds)])
+    elif target in TARGET_EXTRAS:
+        require([TARGET_EXTRAS[target], *check_extras(kinds)])
     if target is None:
         # here, not at the top: the Docker SDK is the `build` extra's (`--target e2b` needs none)
         from boxsmith._internal.smoke.container_run import smoke_in_containers

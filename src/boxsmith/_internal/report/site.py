@@ -64,7 +64,7 @@ def _write(site: Site, folder: Path, settings: Settings) -> None:
         if source is None:
             return None
         if source not in copies:
-            copies[source] = f"shots/{len(copies) + 1}-{source.name}"
+            copies[source] = f"shots/{len(copies) + 1}.png"  # nothing a URL must escape
             (folder / "shots").mkdir(exist_ok=True)
             shutil.copyfile(source, folder / copies[source])
         return copies[source]

@@ -18,7 +18,12 @@ from typing import Any, Protocol, TypeVar
 
 from boxsmith._internal.docker.conventions import OWN_MARKER
 from boxsmith._internal.smoke.page import PageKind
-from boxsmith._internal.smoke.protocol import Attempt, CheckTarget, CommandResult
+from boxsmith._internal.smoke.protocol import (
+    Attempt,
+    CheckTarget,
+    CommandResult,
+    trim,
+)
 from boxsmith._internal.spec.checks import (
     CommandCheck,
     FileCheck,
@@ -44,7 +49,6 @@ Check = CommandCheck | FileCheck | PortCheck | HttpCheck | ProcessCheck | PageCh
 
 C_contra = TypeVar("C_contra", contravariant=True)
 
-OUTPUT_LIMIT = 4096
 NO_HTTP_CLIENT = "no HTTP client (curl, wget or python3) in the image"
 
 
@@ -58,13 +62,6 @@ class CheckKind(Protocol[C_contra]):
     def attempt(self, target: CheckTarget, check: C_contra) -> Attempt:
         """Run the check once. Raises TargetError when the target is gone."""
         ...
-
-
-def trim(text: str, limit: int = OUTPUT_LIMIT) -> str:
-    """The last `limit` characters of `text`, saying how much was cut."""
-    if len(text) <= limit:
-        return text
-    return f"[... {len(text) - limit} characters cut]\n{text[-limit:]}"
 
 
 def _quote(text: str, *, tail: bool = False, limit: int = 100) -> str:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from boxsmith._internal.extras import missing
-from boxsmith._internal.smoke.protocol import Attempt, CheckTarget
+from boxsmith._internal.smoke.protocol import Attempt, CheckTarget, trim
 from boxsmith._internal.spec.checks import PageCheck
 
 if TYPE_CHECKING:
@@ -40,6 +40,8 @@ BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome")
 INSTALL_HINT = f"install Chromium (`apt-get install chromium`) or set {BROWSER_ENV} to one"
 VIEWPORT = {"width": 1280, "height": 800}
 POLL_MS = 250  # between two looks at the assertions
+LOOK_MS = 100  # one look for a selector or a text
+BUSY_MS = 5_000  # the least time the page's JavaScript gets to answer a look, past the timeout
 LAUNCH_MS = 30_000  # starting Chromium, before the check's timeout starts
 SCREENSHOT_MS = 10_000  # the screenshot's own bound, past the check's timeout
 _FAVICON = "/favicon.ico"
@@ -115,7 +117,8 @@ def _verdict(seen: _Seen, check: PageCheck) -> Attempt:
     passed = not seen.problem and not seen.unmet and not counted
     lines = [f"url: {seen.url}", f"status: {seen.status}", f"title: {seen.title!r}"]
     lines += [f"console {line}" for line in seen.log[-40:]]
-    return Attempt(passed, actual, "\n".join(lines) + "\n", screenshot=seen.screenshot)
+    output = trim("\n".join(lines) + "\n")  # the last OUTPUT_LIMIT characters, as other kinds
+    return Attempt(passed, actual, output, screenshot=seen.screenshot)
 
 
 def _open(browser: str, seen: _Seen, headers: Mapping[str, str], check: PageCheck) -> str:
@@ -175,29 +178,55 @@ def _look(page: Page, seen: _Seen, check: PageCheck, deadline: float, error: typ
         seen.log.append(f"network not idle within {check.timeout:g}s; asserting anyway")
     try:
         while True:
-            seen.unmet = _unmet(page, seen, check)
+            seen.unmet = _unmet(page, seen, check, deadline)
             counted = seen.errors and check.console_errors == "fail"
-            if not seen.unmet or counted or time.monotonic() >= deadline:
+            answered = seen.status is not None and seen.status >= 400  # a reload's to change
+            if not seen.unmet or counted or answered or time.monotonic() >= deadline:
                 break
             page.wait_for_timeout(POLL_MS)
+    except _Busy:
+        seen.problem = "the page stopped answering: its JavaScript does not yield"
     except error as exc:  # an invalid selector, the page gone
         seen.problem = f"cannot check the page: {_first_line(exc.message)}"
 
 
-def _unmet(page: Page, seen: _Seen, check: PageCheck) -> list[str]:
+class _Busy(Exception):
+    """The page's main thread did not answer (a script that never yields)."""
+
+
+def _unmet(page: Page, seen: _Seen, check: PageCheck, deadline: float) -> list[str]:
+    """What does not hold yet. Every look at the page is bounded: a page whose script spins
+    answers nothing, and Playwright's title and count calls would wait for it for ever."""
+    try:  # the page answers at all (bounded), before the calls that have no timeout
+        page.wait_for_function("() => true", timeout=max(_left(deadline), BUSY_MS))
+    except Exception as exc:
+        if type(exc).__name__ == "TimeoutError":
+            raise _Busy from exc
+        raise
     seen.title = page.title()
     unmet = []
     if seen.status is not None and seen.status >= 400:
         unmet.append(f"the page answered HTTP {seen.status}")
     if check.title is not None and not re.search(check.title, seen.title):
         unmet.append(f"title not matching /{check.title}/")
-    if check.selector is not None and page.locator(check.selector).count() == 0:
+    if check.selector is not None and not _present(page.locator(check.selector).first):
         unmet.append(f"no element matches {check.selector!r}")
-    if check.text is not None and not any(
-        match.is_visible() for match in page.get_by_text(check.text).all()
+    if check.text is not None and not _present(
+        page.get_by_text(check.text).filter(visible=True).first
     ):
         unmet.append(f"text {check.text!r} not visible")
     return unmet
+
+
+def _present(locator: Any) -> bool:
+    """The locator matches an element now (a short, bounded wait)."""
+    try:
+        locator.wait_for(state="attached", timeout=LOOK_MS)
+    except Exception as exc:
+        if type(exc).__name__ == "TimeoutError":
+            return False
+        raise
+    return True
 
 
 def _console(seen: _Seen, message: Any) -> None:

@@ -17,13 +17,24 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 __all__ = [
+    "OUTPUT_LIMIT",
     "Attempt",
     "CheckTarget",
     "CommandResult",
     "PortUrl",
     "TargetError",
     "read_with_base64",
+    "trim",
 ]
+
+OUTPUT_LIMIT = 4096  # characters of a check's output kept in its result and the reports
+
+
+def trim(text: str, limit: int = OUTPUT_LIMIT) -> str:
+    """The last `limit` characters of `text`, saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"[... {len(text) - limit} characters cut]\n{text[-limit:]}"
 
 
 @dataclass(frozen=True, slots=True)

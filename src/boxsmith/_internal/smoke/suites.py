@@ -91,9 +91,9 @@ def save_screenshots(
     `<prefix>-<template>-<version>-<check>.png`; the suites with each check's `screenshot` path
     set (as `settings.display` shows it) and the PNG bytes let go."""
     saved: list[SuiteResult] = []
+    taken: set[str] = set()  # across suites: two long names may slug alike
     for suite in suites:
         checks: list[CheckResult] = []
-        taken: set[str] = set()
         for check in suite.checks:
             if check.png is None:
                 checks.append(check)
