@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import time
 import uuid
@@ -20,6 +21,12 @@ from tests.helpers import (
     serving_backend,
     write_tree,
 )
+
+# A suite started with SIGINT ignored (a background job of a shell without job control) passes
+# that on to every child it starts, and the tests that interrupt a child would wait for nothing:
+# children of a process that handles SIGINT start with the default again.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture

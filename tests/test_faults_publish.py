@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ import docker
 import pytest
 from e2b import Template
 
+from boxsmith._internal.cli import publish
 from boxsmith._internal.publish.targets import connect
 from boxsmith._internal.render.index import INDEX_FILE, load_index
 from boxsmith._internal.retry import RetryPolicy
@@ -34,14 +36,45 @@ from tests.test_publish import DEMO, _fake_target, _project, _publish
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
 BUILD_ID = "0b9f7a9e-0000-4000-8000-000000000001"
 
-SLOW = """\
+# a build whose step runs until the test lets it end (touches /tmp/go in the step's container),
+# five minutes at most; {nonce} makes the step the test's own (no cache, a container to find)
+GATED = """\
 name: slow
 version: "1.0.0"
-description: a build that takes a while
+description: a build that runs until it is let go
 base_image: debian:bookworm-slim
 steps:
-  - run: echo starting && sleep 25 && echo done > /opt/done.txt
+  - run: >-
+      echo starting {nonce}; for i in $(seq 3000); do [ -e /tmp/go ] && break; sleep 0.1;
+      done; echo done > /opt/done.txt
 """
+
+
+def _let_go(nonce: str) -> None:
+    """End the gated step of the build whose command holds `nonce`."""
+    client = docker.from_env()
+    try:
+        for container in client.containers.list():
+            if nonce in " ".join(container.attrs["Config"]["Cmd"] or []):
+                container.exec_run(["touch", "/tmp/go"])
+                return
+    finally:
+        client.close()
+    raise AssertionError(f"no build container runs the step of {nonce}")
+
+
+class _LetGoWhenWaited(io.StringIO):
+    """stderr of a publish: once it says it waits for the earlier build, that build may end."""
+
+    def __init__(self, nonce: str) -> None:
+        super().__init__()
+        self.nonce = nonce
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if "waiting for it instead of starting another" in text:
+            _let_go(self.nonce)
+        return written
 
 
 class StuckE2B(FakeE2B):
@@ -342,7 +375,8 @@ def test_a_lost_record_of_other_content_is_refused_not_adopted(backend_project: 
 
 @pytest.mark.docker
 def test_an_interrupted_publish_is_waited_for_not_built_twice(backend_project: Path) -> None:
-    root = _project(backend_project, slow=SLOW)
+    nonce = uuid.uuid4().hex
+    root = _project(backend_project, slow=GATED.format(nonce=nonce))
     marker = root / ".boxsmith/publish/publish-local-slow-1.0.0.json"
     log = root / ".boxsmith/logs/publish-local-slow-1.0.0.log"
     process = subprocess.Popen(
@@ -351,7 +385,7 @@ def test_an_interrupted_publish_is_waited_for_not_built_twice(backend_project: P
         stderr=subprocess.PIPE,
     )
     try:
-        deadline = time.monotonic() + 180  # a bound on a hang, not a race: the build is 25 s
+        deadline = time.monotonic() + 180  # a bound on a hang, not a race: the step waits
         while not (log.is_file() and "starting" in log.read_text()):
             assert process.poll() is None, process.communicate()[1].decode()
             assert time.monotonic() < deadline, "the build never started"
@@ -366,12 +400,13 @@ def test_an_interrupted_publish_is_waited_for_not_built_twice(backend_project: P
     build_id = json.loads(marker.read_text())["build_id"]
     assert [(b["buildID"], b["status"]) for b in _builds(root, "slow")] == [(build_id, "building")]
 
-    again = _publish(root)
-    assert again.code == 0, again.err
+    waited = _LetGoWhenWaited(nonce)
+    code = publish.run(load_settings(root), [], [], out=io.StringIO(), err=waited)
+    assert code == 0, waited.getvalue()
     assert (
         f"slow:1.0.0: build {build_id} of this version already runs on local (an earlier "
         "publish was interrupted); waiting for it instead of starting another"
-    ) in again.err
+    ) in waited.getvalue()
     assert [(b["buildID"], b["status"]) for b in _builds(root, "slow")] == [(build_id, "ready")]
     entry = load_index(root / "generated" / INDEX_FILE, INDEX_FILE).entry("slow", "1.0.0")
     assert entry is not None

