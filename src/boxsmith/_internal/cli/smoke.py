@@ -68,12 +68,12 @@ def run(
     at_least_one("--jobs", jobs, DEFAULT_JOBS)
     if target is not None and promote:
         channel_tag(channel)
-    units = select_units(settings, names, labels)
-    kinds = [check.kind for unit in units for check in unit.template.spec.smoke]
     if target is None:  # every extra it needs, before the slow work
-        require(["build", *check_extras(kinds)])
+        require(["build"])
     elif target in TARGET_EXTRAS:
-        require([TARGET_EXTRAS[target], *check_extras(kinds)])
+        require([TARGET_EXTRAS[target]])
+    units = select_units(settings, names, labels)
+    require(check_extras(check.kind for unit in units for check in unit.template.spec.smoke))
     if target is None:
         # here, not at the top: the Docker SDK is the `build` extra's (`--target e2b` needs none)
         from boxsmith._internal.smoke.container_run import smoke_in_containers
