@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -35,7 +36,7 @@ from boxsmith._internal.spec.names import version_tag
 from boxsmith.config import Settings
 from boxsmith.errors import EXIT_FINDINGS, EXIT_OK, UsageError
 
-__all__ = ["KINDS", "run"]
+__all__ = ["KINDS", "Status", "collect", "run"]
 
 KINDS = ("container", "local", "e2b")
 """Smoke kinds: a local container of the built image, a sandbox on the local backend, on E2B."""
@@ -43,17 +44,30 @@ _UNREACHABLE = "engine not reachable"
 _NO_DOCKER = "docker not installed"
 
 
-def run(
-    settings: Settings,
-    names: Sequence[str],
-    labels: Sequence[str],
-    *,
-    out: TextIO,
-    err: TextIO,
-    as_json: bool = False,
-) -> int:
-    """Print the status of the selected templates (a table, or `as_json` everything); exit 1
-    when generated/ does not match the specs."""
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What `status` found (`collect`).
+
+    Attributes:
+        rows: one per selected template, in catalog order: name, version, spec, generated,
+            build, publishes, channels, smoke (the `--json` rows).
+        project: generated/ files no template renders or claims (drift outside a template).
+        templates: the selected templates.
+        index: generated/index.json as read.
+        note: why local builds are unknown (docker missing, the engine not answering), or "".
+        drift: generated/ does not match the specs (`check`'s exit 1).
+    """
+
+    rows: list[dict[str, Any]]
+    project: list[str]
+    templates: list[Template]
+    index: Index
+    note: str
+    drift: bool
+
+
+def collect(settings: Settings, names: Sequence[str] = (), labels: Sequence[str] = ()) -> Status:
+    """The status of the selected templates (all by default); reads only."""
     report = check_project(settings, names, labels)
     templates = report.generation.catalog.select(names, labels)
     path = settings.generated_dir / INDEX_FILE
@@ -76,20 +90,35 @@ def run(
         for t in templates
     ]
     project = _project_drift(settings, report, {f for r in rows for f in r["generated"]["files"]})
+    note = f"status: {unknown['status']}: {unknown['problem']}\n" if unknown else ""
+    return Status(rows, project, templates, index, note, bool(report.drift or report.tampered))
+
+
+def run(
+    settings: Settings,
+    names: Sequence[str],
+    labels: Sequence[str],
+    *,
+    out: TextIO,
+    err: TextIO,
+    as_json: bool = False,
+) -> int:
+    """Print the status of the selected templates (a table, or `as_json` everything); exit 1
+    when generated/ does not match the specs."""
+    found = collect(settings, names, labels)
     if as_json:
         data = {
             "root": str(settings.root),
             "project_id": settings.project_id,
-            "templates": rows,
-            "drift": project,
+            "templates": found.rows,
+            "drift": found.project,
         }
         json.dump(data, out, indent=2)
         out.write("\n")
     else:
-        _print(rows, project, out)
-    if unknown:
-        err.write(f"status: {unknown['status']}: {unknown['problem']}\n")
-    return EXIT_FINDINGS if report.drift or report.tampered else EXIT_OK
+        _print(found.rows, found.project, out)
+    err.write(found.note)
+    return EXIT_FINDINGS if found.drift else EXIT_OK
 
 
 # -- generated/ --------------------------------------------------------------------------------

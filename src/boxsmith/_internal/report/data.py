@@ -3,7 +3,6 @@ file, the latest smoke reports and (when hadolint is there) lint's findings."""
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Mapping, Sequence
@@ -14,8 +13,7 @@ from typing import Any
 from boxsmith._internal.cli import status
 from boxsmith._internal.history import read_history
 from boxsmith._internal.lint import lint_project
-from boxsmith._internal.render.index import INDEX_FILE, load_index
-from boxsmith._internal.spec.catalog import Template, load_catalog
+from boxsmith._internal.spec.catalog import Template
 from boxsmith._internal.spec.checks import check_name
 from boxsmith.config import Settings
 from boxsmith.errors import BoxsmithError
@@ -62,17 +60,14 @@ class Site:
 
 def collect(settings: Settings) -> Site:
     """Gather the site's data; reads only (as `boxsmith status` does)."""
-    buffer, notes = io.StringIO(), io.StringIO()
-    status.run(settings, [], [], out=buffer, err=notes, as_json=True)  # exit 1 on drift: shown
-    rows = {(r["name"], r["version"]): r for r in json.loads(buffer.getvalue())["templates"]}
-    catalog = load_catalog(settings)
-    path = settings.generated_dir / INDEX_FILE
-    index = load_index(path, settings.display(path))
+    found = status.collect(settings)  # drift is shown, not an error here
+    rows = {(r["name"], r["version"]): r for r in found.rows}
+    index = found.index
     history = read_history(settings)
     findings, lint_note = _lint(settings)
     reports: dict[Path, Any] = {}
     views = []
-    for template in catalog.templates:
+    for template in found.templates:
         entries = index.templates.get(template.name, {})
         builds = _last_builds(history, template.name)
         row = rows[(template.name, template.version)]
@@ -102,7 +97,7 @@ def collect(settings: Settings) -> Site:
                 declared=[check_name(c) for c in template.spec.smoke],
             )
         )
-    return Site(views, lint_note, notes.getvalue(), settings.root.name)
+    return Site(views, lint_note, found.note, settings.root.name)
 
 
 def _lint(settings: Settings) -> tuple[dict[str, list[Mapping[str, Any]]] | None, str]:
