@@ -106,10 +106,17 @@ class PreviewProxy:
         self._max = max_connections
         self._active = 0
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        target = preview_target(scope, self.domain)
-        if target is None or scope["type"] not in ("http", "websocket"):
-            return
+    def target(self, scope: Scope) -> tuple[int, str] | None:
+        """(port, sandbox id) when `scope` is an HTTP or WebSocket request to a preview host of
+        the sandboxes' domain, else None (`dispatcher` asks, once per request)."""
+        if scope["type"] not in ("http", "websocket"):
+            return None
+        return preview_target(scope, self.domain)
+
+    async def serve(
+        self, scope: Scope, receive: Receive, send: Send, target: tuple[int, str]
+    ) -> None:
+        """Proxy the request of `scope` to `target` (`self.target(scope)`), or refuse it."""
         port, sandbox_id = target
         admitted = self._admit(scope, sandbox_id, port)
         if isinstance(admitted, Refusal):

@@ -39,7 +39,6 @@ from boxsmith._internal.backend.datadir import (
     write_info,
 )
 from boxsmith._internal.backend.limits import Limits
-from boxsmith._internal.backend.preview import preview_target
 from boxsmith._internal.backend.runtime import ASGIApp, Receive, Scope, Send
 from boxsmith.errors import EXIT_OK, UsageError
 
@@ -74,12 +73,9 @@ def dispatcher(control: ASGIApp, envd: ASGIApp, preview: PreviewProxy | None = N
     `control`."""
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            preview is not None
-            and scope["type"] in ("http", "websocket")
-            and preview_target(scope, preview.domain) is not None
-        ):
-            await preview(scope, receive, send)
+        target = preview.target(scope) if preview is not None else None
+        if preview is not None and target is not None:
+            await preview.serve(scope, receive, send, target)
         elif scope["type"] == "http" and _envd_path(scope):
             await envd(scope, receive, send)
         else:
