@@ -182,11 +182,7 @@ class FilesystemService(filesystem_connect.Filesystem):
             kinds = [entry for entry in kinds if entry[0].startswith("l")]
         if not kinds:
             return _entries(rows, {}, {})
-
-        async def run(*args: str) -> bytes:
-            return await self._shell.run(handle, *args)
-
-        resolved, metadatas = await metadata.read(run, kinds)
+        resolved, metadatas = await metadata.read(self._shell, handle, kinds)
         return _entries(rows, dict(zip(links, resolved, strict=False)), metadatas)
 
     async def stat(

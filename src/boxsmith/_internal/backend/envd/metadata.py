@@ -22,10 +22,15 @@ from __future__ import annotations
 import io
 import tarfile
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from connectrpc.code import Code
 from connectrpc.errors import ConnectError
+
+if TYPE_CHECKING:
+    from boxsmith._internal.backend.envd.shell import Shell
+    from boxsmith._internal.backend.runtime import SandboxHandle
 
 __all__ = ["READ_SCRIPT", "Ledger", "from_headers", "parse", "pax_headers", "read", "read_args"]
 
@@ -94,10 +99,10 @@ class Ledger:
 
 
 async def read(
-    run: Callable[..., Awaitable[bytes]], entries: list[tuple[str, str]]
+    shell: Shell, handle: SandboxHandle, entries: list[tuple[str, str]]
 ) -> tuple[list[str], dict[str, dict[str, str]]]:
     """(symlink targets in order, {path: metadata}) of `entries` (kind, path), READ_SCRIPT run
-    by `run(script, *args)` once per batch of at most _BATCH_BYTES of arguments."""
+    in `handle`'s container once per batch of at most _BATCH_BYTES of arguments."""
     targets: list[str] = []
     found: dict[str, dict[str, str]] = {}
     batch: list[tuple[str, str]] = []
@@ -106,7 +111,8 @@ async def read(
         batch.append(entry)
         size += len(entry[0]) + len(entry[1].encode(errors="surrogateescape")) + 2
         if size >= _BATCH_BYTES or number == len(entries):
-            more_targets, more_found = parse(await run(READ_SCRIPT, *read_args(batch)), batch)
+            out = await shell.run(handle, READ_SCRIPT, *read_args(batch))
+            more_targets, more_found = parse(out, batch)
             targets += more_targets
             found.update(more_found)
             batch, size = [], 0

@@ -228,11 +228,7 @@ async def _write(
     ]
     if written:  # envd answers what the files now carry, read back
         kinds = [("ff", real) for real, *_ in members]
-
-        async def run(*args: str) -> bytes:
-            return await shell.run(handle, *args)
-
-        persisted = (await metadata.read(run, kinds))[1]
+        persisted = (await metadata.read(shell, handle, kinds))[1]
         for entry, (_, real) in zip(answer, kinds, strict=False):
             if persisted.get(real):
                 entry["metadata"] = persisted[real]
