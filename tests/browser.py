@@ -3,8 +3,8 @@
 Playwright's own browser builds are never downloaded (this machine and CI machines without
 internet access cannot, and a test must use what a user's machine has): the tests launch the
 Chromium of the system's packages (Debian's `chromium`, which `scripts/test` installs) or the
-one named by `BOXSMITH_TEST_BROWSER`. Without one, the browser tests fail, never skip, naming
-how to install it.
+one named by `BOXSMITH_BROWSER`, found as the page check finds it. Without one, the browser
+tests fail, never skip, naming how to install it.
 
 What the browser sees is kept: screenshots go to `test-artifacts/` at the repository's top (or
 `BOXSMITH_TEST_ARTIFACTS`), which the tests workflow uploads.
@@ -13,29 +13,21 @@ What the browser sees is kept: screenshots go to `test-artifacts/` at the reposi
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from playwright.sync_api import Browser, sync_playwright
 
-_CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+from boxsmith._internal.smoke.page import INSTALL_HINT, find_browser
 
 
 def browser_path() -> str:
-    """The Chromium to launch: `BOXSMITH_TEST_BROWSER`, else the first of the usual names."""
-    chosen = os.environ.get("BOXSMITH_TEST_BROWSER")
-    if chosen:
-        return chosen
-    for name in _CANDIDATES:
-        found = shutil.which(name)
-        if found:
-            return found
-    raise AssertionError(
-        "no Chromium on PATH: install Debian's (`apt-get install chromium`; scripts/test does it "
-        "as root) or name one with BOXSMITH_TEST_BROWSER"
-    )
+    """The Chromium to launch, as the page check finds it (`find_browser`)."""
+    found, why = find_browser()
+    if found is None:
+        raise AssertionError(f"{why}: {INSTALL_HINT} (scripts/test installs one as root)")
+    return found
 
 
 def artifacts() -> Path:
